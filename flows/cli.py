@@ -1,0 +1,169 @@
+"""`emoforge` command line: run the pipeline, build and run the demo."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from flows.prefect_env import configure_prefect
+
+MEDIA_EXTENSIONS = {".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".wav", ".mp3", ".flac", ".m4a", ".ogg", ".opus", ".aac"}
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Turn raw video into explainable emotion datasets.")
+err = Console(stderr=True)
+out = Console()
+
+
+class UserError(Exception):
+    """A mistake on the command line: reported in one line, no traceback."""
+
+
+class RichProgress:
+    def __init__(self, console: Console):
+        self.progress = Progress(
+            TextColumn("[bold]{task.description:<10}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[note]}"),
+            TimeElapsedColumn(), console=console, transient=False,
+        )
+        self.tasks: dict[str, int] = {}
+        self.reused: dict[str, int] = {}
+
+    def start(self, stage: str, total: int) -> None:
+        self.progress.start()
+        self.reused[stage] = 0
+        self.tasks[stage] = self.progress.add_task(stage, total=total, note="")
+
+    def advance(self, stage: str, item: str, reused: bool) -> None:
+        self.reused[stage] += reused
+        note = Path(item).name + (f"  ({self.reused[stage]} reused)" if self.reused[stage] else "")
+        self.progress.update(self.tasks[stage], advance=1, note=note)
+
+    def finish(self, stage: str) -> None:
+        self.progress.update(self.tasks[stage], note=f"{self.reused[stage]} reused" if self.reused[stage] else "")
+        self.progress.stop()
+
+
+def expand_inputs(inputs: list[Path]) -> list[str]:
+    files: list[str] = []
+    for p in inputs:
+        if not p.exists():
+            raise UserError(f"{p}: no such file or directory")
+        if p.is_dir():
+            found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in MEDIA_EXTENSIONS)
+            if not found:
+                raise UserError(f"{p}: directory holds no media files ({', '.join(sorted(MEDIA_EXTENSIONS))})")
+            files.extend(str(f) for f in found)
+        else:
+            files.append(str(p))
+    return files
+
+
+def print_summary(summary) -> None:
+    table = Table(title=f"emoforge run {summary.run_id}", title_justify="left")
+    for col in ("stage", "items", "computed", "reused", "outputs", "rejects", "seconds"):
+        table.add_column(col, justify="left" if col == "stage" else "right")
+    for s in summary.stages:
+        table.add_row(s.stage, str(s.items), str(s.computed), str(s.reused), str(s.outputs), str(s.rejects), f"{s.seconds:.1f}")
+    out.print(table)
+    if summary.rejects:
+        rt = Table(title="rejects and warnings", title_justify="left")
+        rt.add_column("severity")
+        rt.add_column("stage")
+        rt.add_column("reason", overflow="fold")
+        for r in summary.rejects:
+            rt.add_row(r.severity, r.stage, r.reason)
+        out.print(rt)
+    out.print(f"tables: {summary.out_dir}/tables  (clips.parquet, sources.parquet, rejects.parquet)")
+
+
+def _run(inputs: list[str], out_dir: Path, config_file: Optional[Path], overrides: list[str]):
+    from schemas.config import ConfigError, load_config
+
+    try:
+        config = load_config(config_file, overrides)
+    except ConfigError as exc:
+        raise UserError(str(exc)) from None
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserError(f"{out_dir}: output path exists and is not a directory")
+    configure_prefect()
+    from flows import progress
+    from flows.pipeline_flow import run_pipeline
+
+    progress.set_hook(RichProgress(err))
+    try:
+        summary = run_pipeline(inputs, str(out_dir), config)
+    finally:
+        progress.set_hook(None)
+    print_summary(summary)
+    return summary
+
+
+@app.command()
+def run(
+    inputs: Annotated[list[Path], typer.Argument(help="media files or directories")],
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="run directory (created; reruns resume)")],
+    config: Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML configuration file")] = None,
+    overrides: Annotated[Optional[list[str]], typer.Option("--set", help="override, e.g. sampling.clips.max_clip_s=10")] = None,
+) -> None:
+    """Run the pipeline on media files."""
+    _run(expand_inputs(inputs), out_dir, config, overrides or [])
+
+
+@app.command()
+def demo(
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="run directory")] = Path("emoforge-demo"),
+    config: Annotated[Optional[Path], typer.Option("--config", "-c")] = None,
+    overrides: Annotated[Optional[list[str]], typer.Option("--set")] = None,
+) -> None:
+    """Build demo media from recordings inside installed packages and run the pipeline on them."""
+    from flows.demo import DemoMediaError, build_demo_media
+
+    try:
+        media = build_demo_media(out_dir / "demo-media")
+    except DemoMediaError as exc:
+        raise UserError(str(exc)) from None
+    err.print(f"demo media: {out_dir / 'demo-media'} ({len(media)} files, see SOURCES.md)")
+    _run([str(m) for m in media], out_dir, config, overrides or [])
+
+
+def main() -> None:
+    code = 0
+    try:
+        app(standalone_mode=False)
+    except UserError as exc:
+        err.print(f"[red]emoforge: error:[/red] {exc}")
+        code = 2
+    except typer.Abort:
+        code = 130
+    except Exception as exc:  # click usage errors carry their own exit code and message
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            code = exc.exit_code
+        else:
+            raise
+    hard_exit(code)
+
+
+def hard_exit(code: int) -> None:
+    """Exit without interpreter teardown: native libraries (ctranslate2/oneDNN) can crash there after
+    all work is done. atexit handlers still run first, so Prefect stops its temporary API server."""
+    import atexit
+
+    try:
+        atexit._run_exitfuncs()
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
+if __name__ == "__main__":
+    main()

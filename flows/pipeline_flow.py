@@ -1,0 +1,150 @@
+"""The emoforge Prefect flow: the six stages in order. Stage 1 (sampling) runs here; stages 2-6
+join as they are built. Each source's sampling is a cached task keyed by the file's content hash,
+the stage configuration and the code version, so a rerun (or a run resumed after a crash)
+recomputes only what did not finish."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import yaml
+from prefect import flow, task
+from prefect.futures import as_completed
+from prefect.task_runners import ThreadPoolTaskRunner
+from pydantic import BaseModel
+
+import pipeline.sampling as sampling_pkg
+from flows.progress import hook
+from pipeline.sampling.media import file_sha256
+from pipeline.sampling.stage import sample_source
+from schemas import EmoforgeConfig, Reject, SourceSampling
+from schemas.provenance import emoforge_version
+from storage import RunDir
+
+
+def code_version(package) -> str:
+    """emoforge version + hash of a stage package's source: editing the code invalidates its cache."""
+    h = hashlib.sha256()
+    for f in sorted(Path(package.__file__).parent.rglob("*.py")):
+        h.update(f.read_bytes())
+    return f"{emoforge_version()}+{h.hexdigest()[:12]}"
+
+
+SAMPLING_CODE = code_version(sampling_pkg)
+
+
+def _sampling_key(context, parameters) -> str:
+    return f"sampling-{parameters['sha256']}-{parameters['config'].stage_hash('sampling')}-{SAMPLING_CODE}"
+
+
+@task(name="sample-source", cache_key_fn=_sampling_key, persist_result=True, retries=0)
+def sample_source_task(path: str, sha256: str, config: EmoforgeConfig, run_root: str, run_id: str) -> SourceSampling:
+    return sample_source(Path(path), sha256, config, RunDir(Path(run_root)), run_id)
+
+
+class StageCounts(BaseModel):
+    stage: str
+    items: int = 0
+    computed: int = 0
+    reused: int = 0
+    outputs: int = 0
+    rejects: int = 0
+    seconds: float = 0.0
+
+
+class RunSummary(BaseModel):
+    run_id: str
+    out_dir: str
+    inputs: int
+    stages: list[StageCounts]
+    rejects: list[Reject]
+    seconds: float
+
+
+@flow(name="emoforge", validate_parameters=False)
+def emoforge_flow(inputs: list[str], out_dir: str, config: EmoforgeConfig, run_id: str) -> RunSummary:
+    t0 = time.perf_counter()
+    run = RunDir.create(out_dir)
+    counts = StageCounts(stage="sampling", items=len(inputs))
+    rejects: list[Reject] = []
+    results: list[SourceSampling] = []
+    sampler = sample_source_task.with_options(result_storage=run.cache_dir / "results")
+
+    progress = hook()
+    progress.start("sampling", len(inputs))
+    futures = {}
+    seen: dict[str, str] = {}
+    for raw in inputs:
+        path = Path(raw)
+        try:
+            sha = file_sha256(path)
+        except OSError as exc:
+            rejects.append(Reject(run_id=run_id, stage="sampling", path=raw, reason=f"{raw}: cannot read file ({exc.strerror or exc})", error_type=type(exc).__name__))
+            progress.advance("sampling", raw, reused=False)
+            continue
+        if sha in seen:
+            rejects.append(Reject(run_id=run_id, stage="sampling", path=raw, severity="warning", reason=f"{raw}: same content as {seen[sha]}; sampled once", error_type="DuplicateInput"))
+            progress.advance("sampling", raw, reused=True)
+            continue
+        seen[sha] = raw
+        fut = sampler.submit(str(path.resolve()), sha, config, str(run.root), run_id)
+        futures[fut] = raw
+    for fut in as_completed(list(futures)):
+        raw = futures[fut]
+        try:
+            res: SourceSampling = fut.result()
+        except Exception as exc:  # infrastructure failure around the task (e.g. result storage)
+            rejects.append(Reject(run_id=run_id, stage="sampling", path=raw, reason=f"{raw}: {type(exc).__name__}: {exc}", error_type=type(exc).__name__))
+            progress.advance("sampling", raw, reused=False)
+            continue
+        producer = res.source.provenance.run_id if res.source else (res.rejects[0].run_id if res.rejects else run_id)
+        reused = producer != run_id
+        counts.reused += reused
+        counts.computed += not reused
+        results.append(res)
+        progress.advance("sampling", raw, reused=reused)
+    progress.finish("sampling")
+
+    order = {str(Path(p).resolve()): i for i, p in enumerate(inputs)}
+    results.sort(key=lambda r: order.get(r.source.path, 0) if r.source else 0)
+    sources = [r.source for r in results if r.source is not None and r.clips]
+    clips = [c for r in results for c in r.clips]
+    rejects.extend(x for r in results for x in r.rejects)
+    run.write("sources", sources)
+    run.write("clips", clips)
+    run.write("rejects", rejects)
+    counts.outputs = len(clips)
+    counts.rejects = sum(1 for r in rejects if r.severity == "error")
+    counts.seconds = round(time.perf_counter() - t0, 3)
+
+    (run.root / "config.yaml").write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
+    summary = RunSummary(
+        run_id=run_id, out_dir=str(run.root), inputs=len(inputs), stages=[counts], rejects=rejects,
+        seconds=round(time.perf_counter() - t0, 3),
+    )
+    run.write_manifest(
+        {
+            "run_id": run_id,
+            "finished_at": datetime.now(UTC).isoformat(),
+            "emoforge_version": emoforge_version(),
+            "inputs": inputs,
+            "stages": [c.model_dump() for c in summary.stages],
+            "tables": {"sources": len(sources), "clips": len(clips), "rejects": len(rejects)},
+        }
+    )
+    return summary
+
+
+def new_run_id() -> str:
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
+
+
+def run_pipeline(inputs: list[str], out_dir: str, config: EmoforgeConfig, run_id: str | None = None) -> RunSummary:
+    runner = ThreadPoolTaskRunner(max_workers=config.runtime.workers)
+    return emoforge_flow.with_options(task_runner=runner)(
+        inputs=[str(i) for i in inputs], out_dir=str(out_dir), config=config, run_id=run_id or new_run_id()
+    )

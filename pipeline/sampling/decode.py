@@ -1,0 +1,127 @@
+"""One pass over a media file: audio resampled for VAD, and every video frame handed to the
+frame consumers (shot detector, key-frame selector) at analysis size. Nothing decodes twice."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import av
+import cv2
+import numpy as np
+
+
+class FrameConsumer(Protocol):
+    def on_frame(self, frame: "DecodedFrame") -> None: ...
+
+    def finish(self, end_time: float) -> None: ...
+
+
+@dataclass
+class DecodedFrame:
+    index: int
+    time: float  # seconds from the start of the source
+    pts: int
+    time_base: object  # Fraction of the stream's clock
+    small_bgr: np.ndarray  # analysis size
+    small_gray: np.ndarray
+    av_frame: av.VideoFrame  # full size, converted only by consumers that keep this frame
+
+    def full_bgr(self, max_width: int | None = None) -> np.ndarray:
+        if max_width and self.av_frame.width > max_width:
+            h = int(round(self.av_frame.height * max_width / self.av_frame.width / 2)) * 2
+            return self.av_frame.to_ndarray(format="bgr24", width=max_width, height=h)
+        return self.av_frame.to_ndarray(format="bgr24")
+
+
+@dataclass
+class DecodeResult:
+    audio: np.ndarray | None  # float32 mono at the requested rate
+    sample_rate: int
+    frames: int = 0
+    last_frame_time: float = 0.0
+    seconds: float = 0.0
+    time_base: object = None
+    fps: float | None = None
+    error: str | None = None  # decoding stopped early (truncated or damaged file)
+    audio_error: str | None = None
+    video_stream: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+def analysis_size(width: int, height: int, target_width: int) -> tuple[int, int]:
+    w = min(target_width, width)
+    h = max(2, int(round(height * w / width / 2)) * 2)
+    return w, h
+
+
+def decode_once(
+    path: Path,
+    consumers: list[FrameConsumer],
+    sample_rate: int = 16000,
+    analysis_width: int = 160,
+    want_audio: bool = True,
+) -> DecodeResult:
+    t0 = time.perf_counter()
+    result = DecodeResult(audio=None, sample_rate=sample_rate)
+    chunks: list[np.ndarray] = []
+    with av.open(str(path)) as container:
+        video = next(
+            (s for s in container.streams.video if not (s.disposition & av.stream.Disposition.attached_pic)), None
+        )
+        audio = next(iter(container.streams.audio), None) if want_audio else None
+        streams = [s for s in (video, audio) if s is not None]
+        origin = (container.start_time or 0) / av.time_base
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate) if audio is not None else None
+        size = None
+        if video is not None:
+            video.thread_type = "AUTO"  # frame threads: decoding is the floor of this stage
+            result.video_stream = True
+            result.time_base = video.time_base
+            result.fps = float(video.average_rate) if video.average_rate else None
+            size = analysis_size(video.codec_context.width, video.codec_context.height, analysis_width)
+        index = 0
+        try:
+            for packet in container.demux(streams):
+                if packet.stream is audio:
+                    try:
+                        for frame in packet.decode():
+                            for rf in resampler.resample(frame):
+                                chunks.append(rf.to_ndarray().reshape(-1))
+                    except av.FFmpegError as exc:  # a damaged audio packet must not lose the video
+                        result.audio_error = f"audio decoding failed at packet {packet.pts}: {exc}"
+                    continue
+                for frame in packet.decode():
+                    t = frame.time if frame.time is not None else index / (result.fps or 25.0)
+                    small = frame.to_ndarray(format="bgr24", width=size[0], height=size[1])
+                    decoded = DecodedFrame(
+                        index=index,
+                        time=max(0.0, t - origin),
+                        pts=frame.pts if frame.pts is not None else index,
+                        time_base=frame.time_base or video.time_base,
+                        small_bgr=small,
+                        small_gray=cv2.cvtColor(small, cv2.COLOR_BGR2GRAY),
+                        av_frame=frame,
+                    )
+                    for c in consumers:
+                        c.on_frame(decoded)
+                    result.last_frame_time = decoded.time
+                    index += 1
+        except av.FFmpegError as exc:
+            result.error = f"decoding stopped at {result.last_frame_time:.2f} s: {exc.strerror or exc}"
+        if resampler is not None:
+            try:
+                for rf in resampler.resample(None):
+                    chunks.append(rf.to_ndarray().reshape(-1))
+            except av.FFmpegError:
+                pass
+        result.frames = index
+    if audio is not None:
+        result.audio = np.concatenate(chunks).astype(np.float32, copy=False) if chunks else np.zeros(0, np.float32)
+    frame_step = 1.0 / result.fps if result.fps else 0.0
+    for c in consumers:
+        c.finish(result.last_frame_time + frame_step)
+    result.seconds = time.perf_counter() - t0
+    return result

@@ -1,0 +1,77 @@
+"""Probe a media file: what streams it has, how long it is, and its content hash."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import av
+
+from schemas import Provenance, SourceMedia
+
+
+class MediaError(ValueError):
+    """A file that cannot be used as media; the message names the file and the problem."""
+
+
+def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _is_cover_art(stream: av.stream.Stream) -> bool:
+    # an mp3/m4a with album art has a one-frame "video" stream that is not video
+    return bool(stream.disposition & av.stream.Disposition.attached_pic)
+
+
+def probe(path: Path, sha256: str, provenance: Provenance) -> SourceMedia:
+    path = Path(path)
+    if not path.exists():
+        raise MediaError(f"{path}: file not found")
+    if not path.is_file():
+        raise MediaError(f"{path}: not a regular file")
+    size = path.stat().st_size
+    if size == 0:
+        raise MediaError(f"{path}: empty file (0 bytes)")
+    try:
+        container = av.open(str(path))
+    except av.FFmpegError as exc:
+        raise MediaError(f"{path}: not a media file that can be decoded ({exc.strerror or exc})") from None
+    with container:
+        video = next((s for s in container.streams.video if not _is_cover_art(s)), None)
+        audio = next(iter(container.streams.audio), None)
+        if video is None and audio is None:
+            raise MediaError(f"{path}: contains no audio or video stream")
+        durations = []
+        if container.duration:
+            durations.append(container.duration / av.time_base)
+        for s in (video, audio):
+            if s is not None and s.duration and s.time_base:
+                durations.append(float(s.duration * s.time_base))
+        duration = max(durations) if durations else 0.0
+        if duration <= 0:
+            raise MediaError(f"{path}: media has no duration (no decodable frames or samples)")
+        vctx = video.codec_context if video is not None else None
+        actx = audio.codec_context if audio is not None else None
+        fps = float(video.average_rate) if video is not None and video.average_rate else None
+        return SourceMedia(
+            source_id=sha256[:16],
+            path=str(path.resolve()),
+            sha256=sha256,
+            size_bytes=size,
+            container=container.format.name,
+            duration_s=round(duration, 6),
+            has_video=video is not None,
+            has_audio=audio is not None,
+            width=vctx.width if vctx else None,
+            height=vctx.height if vctx else None,
+            fps=fps,
+            video_codec=vctx.name if vctx else None,
+            audio_codec=actx.name if actx else None,
+            audio_sample_rate=actx.sample_rate if actx else None,
+            audio_channels=actx.channels if actx else None,
+            provenance=provenance,
+        )

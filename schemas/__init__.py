@@ -1,0 +1,21 @@
+"""Typed records that cross every stage line, each with a matching Arrow schema (schemas.arrow)."""
+
+from schemas.annotation import Annotation, Evidence, RationaleStep
+from schemas.arrow import SCHEMA_VERSION, arrow_schema, from_table, to_table
+from schemas.clip import Clip, Instruction, KeyFrame, Shot, SourceSampling, Span
+from schemas.config import ConfigError, EmoforgeConfig, load_config
+from schemas.dataset import AnnotatorAnswer, DatasetRow
+from schemas.features import ClipFeatures, FaceObservation, Prosody, Word
+from schemas.judgement import Consensus, Judgement, JudgeWeights
+from schemas.media import SourceMedia
+from schemas.provenance import Provenance, stable_hash
+from schemas.reject import Reject
+from schemas.review import AgreementStat, Review, ReviewerAnswer
+
+__all__ = [
+    "SCHEMA_VERSION", "AgreementStat", "Annotation", "AnnotatorAnswer", "Clip", "ClipFeatures", "ConfigError",
+    "Consensus", "DatasetRow", "EmoforgeConfig", "Evidence", "FaceObservation", "Instruction", "Judgement",
+    "JudgeWeights", "KeyFrame", "Provenance", "Prosody", "RationaleStep", "Reject", "Review", "ReviewerAnswer",
+    "Shot", "SourceMedia", "SourceSampling", "Span", "Word", "arrow_schema", "from_table", "load_config",
+    "stable_hash", "to_table",
+]

@@ -1,0 +1,43 @@
+"""Stage-3 output: one annotator's answer for one clip."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel
+
+from schemas.features import LabelProb
+from schemas.provenance import Provenance
+
+Modality = Literal["text", "audio", "prosody", "visual", "face", "context"]
+
+
+class Evidence(BaseModel):
+    evidence_id: str
+    modality: Modality
+    cue: str  # what was observed, in words
+    start: float | None = None
+    end: float | None = None
+    feature_ref: str | None = None  # path into ClipFeatures, e.g. "faces[3].action_units[AU12]" or "words[5]"
+
+
+class RationaleStep(BaseModel):
+    index: int  # 1..N; the last step states the label
+    text: str
+    evidence_ids: list[str] = []
+
+
+class Annotation(BaseModel):
+    annotation_id: str
+    clip_id: str
+    annotator_id: str
+    label: str | None  # None when the answer was rejected
+    labels: list[str] = []  # multi-label answers
+    label_distribution: list[LabelProb] = []
+    intensity: float | None = None
+    steps: list[RationaleStep] = []
+    evidence: list[Evidence] = []
+    status: Literal["ok", "repaired", "rejected"] = "ok"
+    raw_answer: str | None = None
+    error: str | None = None
+    provenance: Provenance

@@ -1,0 +1,141 @@
+"""The one place for configuration. Defaults are the offline default; a YAML file and `key=value`
+overrides change them, and everything is validated before any work starts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from schemas.provenance import stable_hash
+
+DEFAULT_TAXONOMY = ["anger", "disgust", "fear", "happiness", "sadness", "surprise", "contempt", "neutral"]
+
+
+class ConfigError(ValueError):
+    """A configuration file or override that cannot be used; the message names the file and the key."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a typo in a config key is an error, not a silent default
+
+
+class VADConfig(_Strict):
+    backend: Literal["silero", "pyannote"] = "silero"
+    threshold: float = Field(0.5, gt=0, lt=1)
+    min_speech_s: float = Field(0.25, ge=0)
+    min_silence_s: float = Field(0.1, ge=0)
+    speech_pad_s: float = Field(0.03, ge=0)
+
+
+class ShotConfig(_Strict):
+    detector: Literal["content", "adaptive", "hash", "histogram", "threshold"] = "content"
+    threshold: float | None = None  # None: the detector's own default
+    min_shot_s: float = Field(0.6, ge=0)
+
+
+class KeyframeConfig(_Strict):
+    method: Literal["frame_diff", "optical_flow", "orb"] = "frame_diff"
+    analysis_width: int = Field(160, ge=32, le=1920)  # frames are analysed at this width; written at full size
+    change_threshold: float | None = Field(None, gt=0)  # method-specific; None: the method's default
+    max_interval_s: float = Field(2.0, gt=0)  # a candidate at least this often, so every clip has frames
+    max_per_clip: int = Field(6, ge=1)
+    dedup_threshold: float = Field(0.04, ge=0)  # mean abs difference (0..1) below which two frames are the same
+    max_width: int | None = Field(None, ge=32)  # downscale written key frames; None keeps the source size
+    jpeg_quality: int = Field(90, ge=10, le=100)
+
+
+class ClipRules(_Strict):
+    min_clip_s: float = Field(1.0, gt=0)
+    max_clip_s: float = Field(15.0, gt=0)
+    merge_gap_s: float = Field(0.8, ge=0)  # speech regions closer than this join, unless a cut lies between
+    context_pad_s: float = Field(0.2, ge=0)
+
+    @model_validator(mode="after")
+    def _bounds(self) -> "ClipRules":
+        if self.min_clip_s > self.max_clip_s:
+            raise ValueError(f"min_clip_s ({self.min_clip_s}) exceeds max_clip_s ({self.max_clip_s})")
+        return self
+
+
+class InstructionConfig(_Strict):
+    template: str = "emotion-cot"
+    version: str = "v1"
+
+
+class SamplingConfig(_Strict):
+    audio_sample_rate: int = 16000
+    vad: VADConfig = VADConfig()
+    shots: ShotConfig = ShotConfig()
+    keyframes: KeyframeConfig = KeyframeConfig()
+    clips: ClipRules = ClipRules()
+    instruction: InstructionConfig = InstructionConfig()
+
+
+class RuntimeConfig(_Strict):
+    workers: int = Field(2, ge=1)  # sources processed at once
+    torch_threads: int | None = Field(None, ge=1)  # None: one per core
+
+
+class EmoforgeConfig(_Strict):
+    taxonomy: list[str] = Field(default_factory=lambda: list(DEFAULT_TAXONOMY), min_length=2)
+    multi_label: bool = False
+    sampling: SamplingConfig = SamplingConfig()
+    runtime: RuntimeConfig = RuntimeConfig()
+
+    @model_validator(mode="after")
+    def _taxonomy_unique(self) -> "EmoforgeConfig":
+        lowered = [t.strip().lower() for t in self.taxonomy]
+        if len(set(lowered)) != len(lowered) or any(not t for t in lowered):
+            raise ValueError("taxonomy labels must be non-empty and unique (case-insensitive)")
+        self.taxonomy = lowered
+        return self
+
+    def stage_hash(self, stage: str) -> str:
+        """Hash of the settings a stage's output depends on (part of its cache key)."""
+        parts: dict[str, Any] = {"sampling": {"sampling": self.sampling, "taxonomy": self.taxonomy}}
+        return stable_hash(parts[stage])
+
+
+def _parse_override(item: str) -> tuple[list[str], Any]:
+    if "=" not in item:
+        raise ConfigError(f"override {item!r} is not KEY=VALUE (e.g. sampling.clips.max_clip_s=10)")
+    key, raw = item.split("=", 1)
+    path = [p for p in key.strip().split(".") if p]
+    if not path:
+        raise ConfigError(f"override {item!r} has an empty key")
+    return path, yaml.safe_load(raw)
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> EmoforgeConfig:
+    """Defaults, then the YAML file, then `a.b.c=value` overrides; errors name the file and the key."""
+    data: dict[str, Any] = {}
+    where = "defaults"
+    if path is not None:
+        path = Path(path)
+        where = str(path)
+        try:
+            loaded = yaml.safe_load(path.read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: config file not found") from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: expected a mapping at the top level, got {type(loaded).__name__}")
+        data = loaded or {}
+    for item in overrides:
+        keys, value = _parse_override(item)
+        node = data
+        for k in keys[:-1]:
+            node = node.setdefault(k, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {item!r}: {k} is not a section")
+        node[keys[-1]] = value
+        where = f"{where} + overrides"
+    try:
+        return EmoforgeConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(top)'}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"{where}: invalid configuration: {problems}") from None

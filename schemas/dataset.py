@@ -1,0 +1,42 @@
+"""Stage-6 output: one row of the exported benchmark."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel
+
+from schemas.annotation import Evidence, RationaleStep
+from schemas.features import LabelProb
+from schemas.provenance import Provenance
+from schemas.review import AgreementStat
+
+
+class AnnotatorAnswer(BaseModel):
+    annotator_id: str
+    label: str | None
+    s_rec: float | None = None
+    s_reason: float | None = None
+    s_cot: float | None = None
+    s_final: float | None = None
+
+
+class DatasetRow(BaseModel):
+    clip_id: str
+    source_id: str
+    split: Literal["train", "validation", "test"]
+    start: float
+    end: float
+    media_path: str | None = None
+    label: str | None  # None in the released test split (labels live in the answer key)
+    labels: list[str] = []
+    label_distribution: list[LabelProb] = []
+    intensity: float | None = None
+    uncertainty: float | None = None
+    steps: list[RationaleStep] = []
+    evidence: list[Evidence] = []
+    answers: list[AnnotatorAnswer] = []
+    s_final: float | None = None
+    review_decision: str | None = None
+    agreement: list[AgreementStat] = []
+    provenance: Provenance

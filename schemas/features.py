@@ -1,0 +1,93 @@
+"""Stage-2 output: everything measured in a clip, on the clip's timeline (seconds from source start)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+from schemas.provenance import Provenance
+
+
+class NamedValue(BaseModel):
+    name: str
+    value: float
+
+
+class LabelProb(BaseModel):
+    label: str
+    prob: float
+
+
+class Word(BaseModel):
+    text: str
+    start: float | None  # None when the aligner could not place the word
+    end: float | None
+    speaker: str | None = None
+    confidence: float | None = None
+
+
+class SpeakerTurn(BaseModel):
+    speaker: str
+    start: float
+    end: float
+
+
+class ProsodyWindow(BaseModel):
+    start: float
+    end: float
+    pitch_hz: float | None  # None where unvoiced
+    intensity_db: float | None
+    word_index: int | None = None  # the word this window belongs to, when computed per word
+
+
+class Prosody(BaseModel):
+    pitch_mean_hz: float | None = None
+    pitch_std_hz: float | None = None
+    intensity_mean_db: float | None = None
+    pause_ratio: float | None = None
+    speech_rate_wps: float | None = None
+    functionals: list[NamedValue] = []  # e.g. eGeMAPS functionals
+    windows: list[ProsodyWindow] = []
+
+
+class ActionUnit(BaseModel):
+    au: str  # FACS code, e.g. "AU12"
+    intensity: float  # 0..5 scale where the extractor gives one, else a 0..1 proxy
+    present: bool
+    source: str  # "py-feat", "geometry-proxy", ...
+
+
+class BoundingBox(BaseModel):
+    x: float
+    y: float
+    width: float
+    height: float
+
+
+class Point(BaseModel):
+    x: float
+    y: float
+
+
+class FaceObservation(BaseModel):
+    time: float
+    frame_index: int
+    track_id: int
+    bbox: BoundingBox
+    detection_score: float
+    landmarks: list[Point] = []
+    action_units: list[ActionUnit] = []
+    geometry: list[NamedValue] = []  # region descriptors: mouth opening, brow raise, eye aperture...
+    expression: list[LabelProb] = []
+
+
+class ClipFeatures(BaseModel):
+    clip_id: str
+    language: str | None = None
+    words: list[Word] = []
+    speakers: list[SpeakerTurn] = []
+    prosody: Prosody | None = None
+    faces: list[FaceObservation] = []
+    main_track_id: int | None = None
+    main_track_reason: str | None = None
+    notes: list[str] = []  # why a modality is empty ("no face found", "no speech", "single-speaker fallback")
+    provenance: Provenance

@@ -1,0 +1,27 @@
+"""Stage-1 input: one source media file as probed."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+from schemas.provenance import Provenance
+
+
+class SourceMedia(BaseModel):
+    source_id: str  # content hash prefix: the same bytes are the same source wherever they live
+    path: str
+    sha256: str
+    size_bytes: int
+    container: str
+    duration_s: float
+    has_video: bool
+    has_audio: bool
+    width: int | None = None
+    height: int | None = None
+    fps: float | None = None
+    video_codec: str | None = None
+    audio_codec: str | None = None
+    audio_sample_rate: int | None = None
+    audio_channels: int | None = None
+    licence: str | None = None
+    provenance: Provenance

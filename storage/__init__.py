@@ -1,0 +1,6 @@
+"""Run directories and Parquet tables of typed records."""
+
+from storage.parquet import TableError, atomic_write_bytes, read_records, write_records
+from storage.run_dir import TABLES, RunDir
+
+__all__ = ["TABLES", "RunDir", "TableError", "atomic_write_bytes", "read_records", "write_records"]
