@@ -86,7 +86,14 @@ def _sample(path, source, config, run, run_id, work, reject) -> SourceSampling:
         ends.append(decoded.last_frame_time + (1.0 / decoded.fps if decoded.fps else 0.0))
     if has_audio:
         ends.append(audio.size / decoded.sample_rate)
-    duration = min(max(ends), source.duration_s) if not decoded.error else max(ends)
+    decoded_end = max(ends)
+    duration = min(decoded_end, source.duration_s)
+    # a file cut short often decodes without any error, just ending early: compare with the header
+    if not decoded.error and decoded_end < source.duration_s - max(0.5, 0.05 * source.duration_s):
+        rejects.append(reject(
+            f"{path}: only {decoded_end:.2f} s of {source.duration_s:.2f} s decoded (file truncated?); clips use the part that decoded",
+            "TruncatedMedia", "warning", source.source_id,
+        ))
 
     vad = get_vad(cfg.vad)
     speech = vad.detect(audio, decoded.sample_rate) if has_audio else []

@@ -9,7 +9,6 @@ from abc import ABC, abstractmethod
 from importlib import metadata
 
 import numpy as np
-import torch
 
 from schemas import Span
 from schemas.config import VADConfig
@@ -26,6 +25,8 @@ class VoiceActivityDetector(ABC):
 
 def restore_torch_threads(n: int | None = None) -> None:
     # `import silero_vad` sets torch to one thread for the whole process; put it back
+    import torch  # imported late: the CUDA build takes seconds to import and only VAD needs it here
+
     torch.set_num_threads(n or os.cpu_count() or 1)
 
 
@@ -49,6 +50,8 @@ class SileroVAD(VoiceActivityDetector):
     def detect(self, audio: np.ndarray, sample_rate: int) -> list[Span]:
         if audio.size < sample_rate // 10:
             return []
+        import torch
+
         c = self.config
         stamps = self._silero.get_speech_timestamps(
             torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32)),
@@ -80,17 +83,25 @@ class PyannoteVAD(VoiceActivityDetector):
     def detect(self, audio: np.ndarray, sample_rate: int) -> list[Span]:
         if audio.size < sample_rate // 10:
             return []
+        import torch
+
         with self._lock:
             segments = self.pipeline(
                 {"waveform": torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32))[None, :], "sample_rate": sample_rate}
             )
-        spans = []
-        for seg in segments.get_timeline().support():
-            start = max(0.0, seg.start - self.config.speech_pad_s)
-            end = seg.end + self.config.speech_pad_s
-            if end - start >= self.config.min_speech_s:
-                spans.append(Span(start=round(start, 3), end=round(end, 3)))
-        return spans
+        from whisperx.vads.pyannote import Binarize
+
+        c = self.config
+        # the pipeline returns frame scores; hysteresis thresholds turn them into regions
+        regions = Binarize(
+            onset=c.threshold, offset=max(0.05, c.threshold - 0.137), min_duration_on=c.min_speech_s,
+            min_duration_off=c.min_silence_s, pad_onset=c.speech_pad_s, pad_offset=c.speech_pad_s,
+        )(segments)
+        duration = audio.size / sample_rate
+        return [
+            Span(start=round(max(0.0, seg.start), 3), end=round(min(duration, seg.end), 3))
+            for seg in regions.get_timeline().support()
+        ]
 
 
 _BACKENDS = {"silero": SileroVAD, "pyannote": PyannoteVAD}

@@ -1,0 +1,108 @@
+"""Test session: a real Prefect API server started by the project's own script (the temporary
+server Prefect would otherwise start costs ~15 s per process), media from installed packages."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+_server_port: int | None = None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def pytest_configure(config):
+    global _server_port
+    # settings first: prefect reads them when it is imported
+    os.environ.setdefault("EMOFORGE_PREFECT_HOME", str(Path.home() / ".cache" / "emoforge" / "prefect-test"))
+    if not os.environ.get("PREFECT_API_URL"):
+        _server_port = _free_port()
+        proc = subprocess.run(
+            [str(ROOT / "scripts" / "prefect-server"), "start", str(_server_port)], capture_output=True, text=True
+        )
+        if proc.returncode != 0:
+            raise pytest.UsageError(f"could not start the Prefect server for tests: {proc.stderr.strip()}")
+        os.environ["PREFECT_API_URL"] = proc.stdout.strip().splitlines()[-1]
+    from flows.prefect_env import configure_prefect
+
+    configure_prefect()
+
+
+def pytest_unconfigure(config):
+    if _server_port is not None:
+        subprocess.run([str(ROOT / "scripts" / "prefect-server"), "stop", str(_server_port)], capture_output=True)
+
+
+@pytest.fixture(scope="session")
+def feat_data() -> Path:
+    from flows.demo import package_dir
+
+    return package_dir("feat") / "tests" / "data"
+
+
+@pytest.fixture(scope="session")
+def speech_dir() -> Path:
+    from flows.demo import package_dir
+
+    return package_dir("moonshine_voice") / "assets"
+
+
+@pytest.fixture()
+def config():
+    from schemas import load_config
+
+    return load_config()
+
+
+@pytest.fixture()
+def run_dir(tmp_path):
+    from storage import RunDir
+
+    return RunDir.create(tmp_path / "run")
+
+
+def ffmpeg(*args: str) -> None:
+    subprocess.run(["ffmpeg", "-y", "-loglevel", "error", *args], check=True)
+
+
+@pytest.fixture(scope="session")
+def bad_media(tmp_path_factory, feat_data, speech_dir) -> dict[str, Path]:
+    """One file per kind of awkward input, built from real media."""
+    d = tmp_path_factory.mktemp("bad_media")
+    video = feat_data / "WolfgangLanger_Pexels.mp4"
+    out = {
+        "zero_bytes": d / "zero_bytes.mp4",
+        "not_media": d / "not_media.mp4",
+        "truncated_header_first": d / "truncated_header_first.mp4",
+        "truncated_header_last": d / "truncated_header_last.mp4",
+        "no_audio_track": d / "no_audio_track.mp4",
+        "audio_only": d / "audio_only.wav",
+        "silent_video": d / "silent_video.mp4",
+        "silent_audio_only": d / "silent_audio_only.wav",
+    }
+    out["zero_bytes"].write_bytes(b"")
+    out["not_media"].write_text("this is a shopping list, not a video\n" * 50)
+    # moov atom at the front: the cut file still decodes, up to where it stops
+    ffmpeg("-i", str(video), "-c", "copy", "-movflags", "+faststart", str(d / "faststart.mp4"))
+    data = (d / "faststart.mp4").read_bytes()
+    out["truncated_header_first"].write_bytes(data[: len(data) // 2])
+    # moov atom at the end (ffmpeg's default): the cut file has no index at all
+    ffmpeg("-i", str(video), "-c", "copy", str(d / "moov_last.mp4"))
+    data = (d / "moov_last.mp4").read_bytes()
+    out["truncated_header_last"].write_bytes(data[: len(data) // 2])
+    ffmpeg("-i", str(feat_data / "single_face.mp4"), "-an", "-c:v", "copy", str(out["no_audio_track"]))
+    shutil.copyfile(speech_dir / "beckett.wav", out["audio_only"])
+    ffmpeg("-i", str(feat_data / "single_face.mp4"), "-f", "lavfi", "-i", "anullsrc=r=16000:cl=mono", "-map", "0:v",
+           "-map", "1:a", "-c:v", "copy", "-c:a", "aac", "-shortest", str(out["silent_video"]))
+    ffmpeg("-f", "lavfi", "-i", "anullsrc=r=16000:cl=mono", "-t", "3", str(out["silent_audio_only"]))
+    return out

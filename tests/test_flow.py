@@ -1,0 +1,70 @@
+"""The Prefect flow: outputs, caching across reruns, and resuming a run killed mid-way."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from flows.pipeline_flow import run_pipeline
+from schemas import load_config
+from storage import RunDir
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_rerun_reuses_everything_and_config_change_recomputes(feat_data, speech_dir, config, tmp_path):
+    inputs = [str(feat_data / "face_noface.mov"), str(speech_dir / "beckett.wav")]
+    out = tmp_path / "run"
+    first = run_pipeline(inputs, str(out), config)
+    assert (first.stages[0].computed, first.stages[0].reused) == (2, 0)
+    clips_first = RunDir(out).read("clips")
+    assert clips_first and {c.provenance.run_id for c in clips_first} == {first.run_id}
+
+    second = run_pipeline(inputs, str(out), config)
+    assert (second.stages[0].computed, second.stages[0].reused) == (0, 2)
+    assert [c.clip_id for c in RunDir(out).read("clips")] == [c.clip_id for c in clips_first]
+
+    changed = load_config(overrides=["sampling.keyframes.max_per_clip=2"])
+    third = run_pipeline(inputs, str(out), changed)
+    assert (third.stages[0].computed, third.stages[0].reused) == (2, 0)
+    assert all(len(c.keyframes) <= 2 for c in RunDir(out).read("clips"))
+    manifest = RunDir(out).read_manifest()
+    assert manifest["run_id"] == third.run_id and manifest["tables"]["clips"] == len(RunDir(out).read("clips"))
+
+
+def test_run_killed_midway_resumes_without_recomputing(feat_data, speech_dir, tmp_path):
+    inputs = [str(speech_dir / "beckett.wav"), str(feat_data / "WolfgangLanger_Pexels.mp4"),
+              str(speech_dir / "two_cities.wav"), str(feat_data / "face_noface.mov")]
+    out = tmp_path / "run"
+    cmd = [str(ROOT / ".venv" / "bin" / "emoforge"), "run", *inputs, "--out", str(out), "--set", "runtime.workers=1"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    results = out / ".cache" / "results"
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if results.exists() and len(list(results.iterdir())) >= 1:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "run finished before it could be killed"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    finished = len(list(results.iterdir()))
+    assert 1 <= finished < len(inputs)
+    assert not (out / "tables" / "clips.parquet").exists()  # killed before the tables were written
+
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    stage = json.loads((out / "run.json").read_text())["stages"][0]
+    assert stage["reused"] == finished and stage["computed"] == len(inputs) - finished
+    resumed = RunDir(out).read("clips")
+
+    clean = run_pipeline(inputs, str(tmp_path / "clean"), load_config())
+    assert clean.stages[0].computed == len(inputs)
+    assert [c.clip_id for c in resumed] == [c.clip_id for c in RunDir(tmp_path / "clean").read("clips")]
+    for c in resumed:  # key frames of reused work are still on disk
+        assert all((out / k.path).exists() for k in c.keyframes)

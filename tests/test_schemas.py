@@ -1,0 +1,155 @@
+"""Records round-trip through Parquet; configuration is validated with clear errors."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pyarrow.parquet as pq
+import pytest
+
+from schemas import (
+    SCHEMA_VERSION, AgreementStat, Annotation, AnnotatorAnswer, Clip, ClipFeatures, ConfigError, Consensus, DatasetRow,
+    Evidence, FaceObservation, Instruction, Judgement, JudgeWeights, KeyFrame, Provenance, RationaleStep, Reject, Review,
+    ReviewerAnswer, Shot, SourceMedia, Span, Word, arrow_schema, load_config,
+)
+from schemas.features import ActionUnit, BoundingBox, LabelProb, NamedValue, Point, Prosody, ProsodyWindow, SpeakerTurn
+from storage import RunDir, TableError, read_records, write_records
+
+PROV = Provenance(stage="test", stage_config_hash="abc", run_id="r1", model_id="m", model_version="1", prompt_hash="p",
+                  created_at=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC))
+
+
+def examples():
+    clip = Clip(
+        clip_id="c1", source_id="s1", source_path="/x.mp4", start=1.5, end=4.0, kind="speech", has_video=True,
+        has_audio=True, shots=[Shot(index=0, start=0.0, end=3.0), Shot(index=1, start=3.0, end=9.0)],
+        speech=[Span(start=1.6, end=3.9)],
+        keyframes=[KeyFrame(time=1.5, frame_index=36, path="media/s1/c1/kf.jpg", score=0.3, method="orb")],
+        instruction=Instruction(template_id="t", template_version="v1", template_hash="h", text="Identify…"),
+        provenance=PROV,
+    )
+    features = ClipFeatures(
+        clip_id="c1", language="en",
+        words=[Word(text="hello", start=1.7, end=2.0, speaker="SPEAKER_00", confidence=0.9), Word(text="uh", start=None, end=None)],
+        speakers=[SpeakerTurn(speaker="SPEAKER_00", start=1.6, end=3.9)],
+        prosody=Prosody(pitch_mean_hz=180.0, functionals=[NamedValue(name="F0semitoneFrom27.5Hz_sma3nz_amean", value=30.1)],
+                        windows=[ProsodyWindow(start=1.7, end=2.0, pitch_hz=None, intensity_db=60.0, word_index=0)]),
+        faces=[FaceObservation(time=2.0, frame_index=48, track_id=0, bbox=BoundingBox(x=1, y=2, width=3, height=4),
+                               detection_score=0.99, landmarks=[Point(x=1.0, y=2.0)],
+                               action_units=[ActionUnit(au="AU12", intensity=0.8, present=True, source="geometry-proxy")],
+                               expression=[LabelProb(label="happiness", prob=0.7)])],
+        main_track_id=0, main_track_reason="largest face", notes=["single-speaker fallback"], provenance=PROV,
+    )
+    ann = Annotation(
+        annotation_id="a1", clip_id="c1", annotator_id="panel/x", label="happiness", labels=["happiness"],
+        label_distribution=[LabelProb(label="happiness", prob=1.0)], intensity=0.6,
+        steps=[RationaleStep(index=1, text="Step 1: smile", evidence_ids=["e1"]), RationaleStep(index=2, text="Step 2: happiness")],
+        evidence=[Evidence(evidence_id="e1", modality="face", cue="AU12 active", start=2.0, end=2.5, feature_ref="faces[0].action_units[AU12]")],
+        provenance=PROV,
+    )
+    judgement = Judgement(annotation_id="a1", clip_id="c1", annotator_id="panel/x", s_rec=1.0, s_reason=0.5, s_cot=0.75,
+                          s_final=0.75, weights=JudgeWeights(alpha=0.5, beta=0.25, gamma=0.25), flags=["thin_margin"], provenance=PROV)
+    consensus = Consensus(clip_id="c1", label="happiness", distribution=[LabelProb(label="happiness", prob=0.8)], method="majority",
+                          margin=0.6, entropy=0.5, uncertainty=0.2, flags=["disagreement"], needs_review=True, provenance=PROV)
+    review = Review(clip_id="c1", task_id=7, answers=[ReviewerAnswer(reviewer="r@x", labels=["happiness"], intensity=0.5,
+                    evidence_correct=True, submitted_at=datetime(2026, 1, 1, tzinfo=UTC))],
+                    final_label="happiness", final_source="human",
+                    agreement=[AgreementStat(name="cohen_kappa", value=0.85, n_items=10, gate=0.8, passed=True)],
+                    decision="accepted", provenance=PROV)
+    row = DatasetRow(clip_id="c1", source_id="s1", split="test", start=1.5, end=4.0, label=None, steps=ann.steps,
+                     evidence=ann.evidence, answers=[AnnotatorAnswer(annotator_id="panel/x", label="happiness", s_final=0.75)],
+                     provenance=PROV)
+    source = SourceMedia(source_id="s1", path="/x.mp4", sha256="f" * 64, size_bytes=10, container="mp4", duration_s=9.0,
+                         has_video=True, has_audio=False, width=640, height=360, fps=25.0, provenance=PROV)
+    reject = Reject(run_id="r1", stage="sampling", path="/bad.mp4", reason="/bad.mp4: empty file (0 bytes)", error_type="MediaError")
+    return [source, clip, features, ann, judgement, consensus, review, row, reject]
+
+
+@pytest.mark.parametrize("record", examples(), ids=lambda r: type(r).__name__)
+def test_every_record_round_trips_through_parquet(tmp_path, record):
+    path = tmp_path / "t.parquet"
+    assert write_records(path, [record, record.model_copy()], type(record)) == 2
+    back = read_records(path, type(record))
+    assert back == [record, record]
+    meta = pq.read_schema(path).metadata
+    assert meta[b"emoforge.record"] == type(record).__name__.encode()
+    assert meta[b"emoforge.schema_version"] == SCHEMA_VERSION.encode()
+
+
+def test_arrow_schema_types_follow_the_record():
+    s = arrow_schema(Clip)
+    assert str(s.field("start").type) == "double"
+    assert str(s.field("keyframes").type.value_type.field("frame_index").type) == "int64"
+    assert s.field("provenance").type.field("created_at").type.tz == "UTC"
+    assert arrow_schema(Word).field("start").nullable
+
+
+def test_reading_a_table_as_the_wrong_record_is_an_error(tmp_path):
+    path = tmp_path / "clips.parquet"
+    write_records(path, [examples()[-1]], Reject)
+    with pytest.raises(TableError, match="holds Reject records, not Clip"):
+        read_records(path, Clip)
+
+
+def test_failed_write_leaves_the_previous_table_intact(tmp_path):
+    run = RunDir.create(tmp_path)
+    reject = examples()[-1]
+    run.write("rejects", [reject])
+
+    class Boom(Reject):
+        def model_dump(self, **kw):
+            raise RuntimeError("crash while writing")
+
+    with pytest.raises(RuntimeError):
+        run.write("rejects", [reject, Boom.model_validate(reject.model_dump())])
+    assert run.read("rejects") == [reject]
+    assert not [p for p in (tmp_path / "tables").iterdir() if p.name.startswith(".")]
+
+
+def test_judge_weights_must_be_a_convex_combination():
+    assert JudgeWeights(alpha=0.2, beta=0.3, gamma=0.5).gamma == 0.5
+    with pytest.raises(ValueError, match="sum to 1"):
+        JudgeWeights(alpha=0.5, beta=0.5, gamma=0.5)
+    with pytest.raises(ValueError, match="non-negative"):
+        JudgeWeights(alpha=1.2, beta=-0.2, gamma=0.0)
+
+
+def test_config_file_and_overrides(tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_text("sampling:\n  clips:\n    max_clip_s: 12\n  keyframes:\n    method: orb\n")
+    cfg = load_config(f, ["sampling.clips.min_clip_s=2.5", "runtime.workers=1"])
+    assert cfg.sampling.clips.max_clip_s == 12
+    assert cfg.sampling.clips.min_clip_s == 2.5
+    assert cfg.sampling.keyframes.method == "orb"
+    assert cfg.stage_hash("sampling") != load_config().stage_hash("sampling")
+    assert load_config().stage_hash("sampling") == load_config().stage_hash("sampling")
+
+
+@pytest.mark.parametrize(
+    "text,overrides,message",
+    [
+        ("sampling:\n  clipz: {}\n", [], "sampling.clipz: Extra inputs are not permitted"),
+        ("sampling: [1, 2\n", [], "not valid YAML"),
+        ("- a\n- b\n", [], "expected a mapping"),
+        ("", ["sampling.clips.min_clip_s=20"], "min_clip_s (20.0) exceeds max_clip_s"),
+        ("", ["sampling.keyframes.method=sift"], "sampling.keyframes.method"),
+        ("taxonomy: [joy, Joy]\n", [], "unique"),
+    ],
+)
+def test_bad_configuration_names_the_file_and_the_key(tmp_path, text, overrides, message):
+    f = tmp_path / "bad.yaml"
+    f.write_text(text)
+    with pytest.raises(ConfigError) as exc:
+        load_config(f, overrides)
+    assert message in str(exc.value)
+    assert str(f) in str(exc.value)
+
+
+def test_malformed_override_is_named():
+    with pytest.raises(ConfigError, match="override 'workers' is not KEY=VALUE"):
+        load_config(None, ["workers"])
+
+
+def test_missing_config_file_is_named():
+    with pytest.raises(ConfigError, match="nope.yaml: config file not found"):
+        load_config("nope.yaml")
