@@ -23,7 +23,7 @@ class _Strict(BaseModel):
 
 
 class VADConfig(_Strict):
-    backend: Literal["silero", "pyannote"] = "silero"
+    backend: Literal["silero", "silero-jit", "pyannote"] = "silero"
     threshold: float = Field(0.5, gt=0, lt=1)
     min_speech_s: float = Field(0.25, ge=0)
     min_silence_s: float = Field(0.1, ge=0)

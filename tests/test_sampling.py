@@ -35,7 +35,7 @@ def test_the_cut_in_face_noface_is_found(feat_data, config, run_dir):
     assert abs(result.clips[0].end - cuts[0]) < 1e-6 and abs(result.clips[1].start - cuts[0]) < 1e-6
 
 
-@pytest.mark.parametrize("backend", ["silero", "pyannote"])
+@pytest.mark.parametrize("backend", ["silero", "silero-jit", "pyannote"])
 def test_vad_segments_cover_every_phrase_of_two_cities(speech_dir, backend):
     cfg = load_config(overrides=[f"sampling.vad.backend={backend}"])
     audio = decode_once(speech_dir / "two_cities.wav", []).audio
@@ -49,9 +49,11 @@ def test_vad_segments_cover_every_phrase_of_two_cities(speech_dir, backend):
     assert len(segments) >= 10
 
 
-def test_silero_vad_finds_the_six_beckett_phrases(speech_dir, config):
+@pytest.mark.parametrize("backend", ["silero", "silero-jit"])
+def test_silero_vad_finds_the_six_beckett_phrases(speech_dir, backend):
+    cfg = load_config(overrides=[f"sampling.vad.backend={backend}"])
     audio = decode_once(speech_dir / "beckett.wav", []).audio
-    segments = get_vad(config.sampling.vad).detect(audio, 16000)
+    segments = get_vad(cfg.sampling.vad).detect(audio, 16000)
     phrases = REFERENCE["beckett.wav"]
     assert len(segments) == len(phrases) == 6
     for seg, (text, start, end) in zip(segments, phrases):

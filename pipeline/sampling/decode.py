@@ -3,6 +3,8 @@ frame consumers (shot detector, key-frame selector) at analysis size. Nothing de
 
 from __future__ import annotations
 
+import queue
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,6 +59,30 @@ def analysis_size(width: int, height: int, target_width: int) -> tuple[int, int]
     return w, h
 
 
+_PLANAR_420 = {"yuv420p", "yuvj420p"}
+
+
+def _plane(frame: av.VideoFrame, i: int, width: int, height: int) -> np.ndarray:
+    plane = frame.planes[i]
+    return np.frombuffer(plane, np.uint8).reshape(height, plane.line_size)[:, :width]
+
+
+def small_frames(frame: av.VideoFrame, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Analysis-size BGR and grey images. For 8-bit 4:2:0 video (nearly all of it) they are built from
+    the Y, U and V planes directly: swscale's scale+convert costs more than decoding the frame."""
+    w, h = size
+    if frame.format.name in _PLANAR_420:
+        fw, fh = frame.width, frame.height
+        y = cv2.resize(_plane(frame, 0, fw, fh), (w, h), interpolation=cv2.INTER_LINEAR)
+        u = cv2.resize(_plane(frame, 1, (fw + 1) // 2, (fh + 1) // 2), (w, h), interpolation=cv2.INTER_LINEAR)
+        v = cv2.resize(_plane(frame, 2, (fw + 1) // 2, (fh + 1) // 2), (w, h), interpolation=cv2.INTER_LINEAR)
+        conv = cv2.COLOR_YCrCb2BGR if frame.format.name == "yuvj420p" else cv2.COLOR_YUV2BGR
+        bgr = cv2.cvtColor(cv2.merge((y, u, v)), conv) if conv == cv2.COLOR_YUV2BGR else cv2.cvtColor(cv2.merge((y, v, u)), conv)
+        return bgr, y
+    bgr = frame.to_ndarray(format="bgr24", width=w, height=h)
+    return bgr, cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
+
+
 def decode_once(
     path: Path,
     consumers: list[FrameConsumer],
@@ -83,6 +109,22 @@ def decode_once(
             result.fps = float(video.average_rate) if video.average_rate else None
             size = analysis_size(video.codec_context.width, video.codec_context.height, analysis_width)
         index = 0
+        # consumers run on their own thread: decoding keeps ~1.5 of 2 cores busy, analysis fills the rest
+        frames: queue.Queue = queue.Queue(maxsize=32)
+        failure: list[BaseException] = []
+
+        def consume() -> None:
+            while (item := frames.get()) is not None:
+                if failure:
+                    continue
+                try:
+                    for c in consumers:
+                        c.on_frame(item)
+                except BaseException as exc:  # re-raised on the decoding thread
+                    failure.append(exc)
+
+        worker = threading.Thread(target=consume, name="frame-consumers", daemon=True)
+        worker.start()
         try:
             for packet in container.demux(streams):
                 if packet.stream is audio:
@@ -95,22 +137,28 @@ def decode_once(
                     continue
                 for frame in packet.decode():
                     t = frame.time if frame.time is not None else index / (result.fps or 25.0)
-                    small = frame.to_ndarray(format="bgr24", width=size[0], height=size[1])
+                    small, gray = small_frames(frame, size)
                     decoded = DecodedFrame(
                         index=index,
                         time=max(0.0, t - origin),
                         pts=frame.pts if frame.pts is not None else index,
                         time_base=frame.time_base or video.time_base,
                         small_bgr=small,
-                        small_gray=cv2.cvtColor(small, cv2.COLOR_BGR2GRAY),
+                        small_gray=gray,
                         av_frame=frame,
                     )
-                    for c in consumers:
-                        c.on_frame(decoded)
+                    frames.put(decoded)
+                    if failure:
+                        break
                     result.last_frame_time = decoded.time
                     index += 1
         except av.FFmpegError as exc:
             result.error = f"decoding stopped at {result.last_frame_time:.2f} s: {exc.strerror or exc}"
+        finally:
+            frames.put(None)
+            worker.join()
+        if failure:
+            raise failure[0]
         if resampler is not None:
             try:
                 for rf in resampler.resample(None):

@@ -56,9 +56,9 @@ def _sample(path, source, config, run, run_id, work, reject) -> SourceSampling:
     cfg = config.sampling
     rejects: list[Reject] = []
     shot_det = ShotDetector(cfg.shots, source.fps) if source.has_video else None
-    # at least one candidate per half minimum clip length, so no clip is left without a frame
+    # a clip with no candidate inside takes the last one before it: nothing changed since, by definition
     candidates = (
-        KeyframeCandidates(cfg.keyframes, work / "candidates", min(cfg.keyframes.max_interval_s, cfg.clips.min_clip_s / 2))
+        KeyframeCandidates(cfg.keyframes, work / "candidates", cfg.keyframes.max_interval_s)
         if source.has_video
         else None
     )

@@ -1,5 +1,6 @@
-"""Voice activity detection behind one interface. Both backends use weights their packages carry:
-silero-vad (TorchScript model inside the wheel) and whisperx's pyannote segmentation checkpoint."""
+"""Voice activity detection behind one interface. Every backend uses weights its package carries:
+Silero v6 as ONNX inside faster-whisper (batched, ~5x faster than TorchScript, no torch import),
+Silero as TorchScript from the silero-vad package, and whisperx's pyannote segmentation checkpoint."""
 
 from __future__ import annotations
 
@@ -28,6 +29,34 @@ def restore_torch_threads(n: int | None = None) -> None:
     import torch  # imported late: the CUDA build takes seconds to import and only VAD needs it here
 
     torch.set_num_threads(n or os.cpu_count() or 1)
+
+
+class SileroOnnxVAD(VoiceActivityDetector):
+    """Silero v6 (ONNX) run by faster-whisper's batched implementation."""
+
+    name = "silero-vad-onnx(faster-whisper)"
+
+    def __init__(self, config: VADConfig):
+        from faster_whisper import vad as fw_vad
+
+        self._vad = fw_vad
+        self.config = config
+        self.version = "6@faster-whisper-" + metadata.version("faster-whisper")
+
+    def detect(self, audio: np.ndarray, sample_rate: int) -> list[Span]:
+        if sample_rate != 16000:
+            raise ValueError(f"silero VAD needs 16 kHz audio, got {sample_rate} Hz (set sampling.audio_sample_rate)")
+        if audio.size < sample_rate // 10:
+            return []
+        c = self.config
+        options = self._vad.VadOptions(
+            threshold=c.threshold,
+            min_speech_duration_ms=int(c.min_speech_s * 1000),
+            min_silence_duration_ms=int(c.min_silence_s * 1000),
+            speech_pad_ms=int(c.speech_pad_s * 1000),
+        )
+        stamps = self._vad.get_speech_timestamps(np.ascontiguousarray(audio, dtype=np.float32), options, sampling_rate=sample_rate)
+        return [Span(start=round(s["start"] / sample_rate, 3), end=round(s["end"] / sample_rate, 3)) for s in stamps]
 
 
 class SileroVAD(VoiceActivityDetector):
@@ -104,7 +133,7 @@ class PyannoteVAD(VoiceActivityDetector):
         ]
 
 
-_BACKENDS = {"silero": SileroVAD, "pyannote": PyannoteVAD}
+_BACKENDS = {"silero": SileroOnnxVAD, "silero-jit": SileroVAD, "pyannote": PyannoteVAD}
 _cache: dict[str, VoiceActivityDetector] = {}
 _cache_lock = threading.Lock()
 
