@@ -132,6 +132,23 @@ def demo(
     _run([str(m) for m in media], out_dir, config, overrides or [])
 
 
+@app.command("config")
+def show_config(
+    config: Annotated[Optional[Path], typer.Option("--config", "-c")] = None,
+    overrides: Annotated[Optional[list[str]], typer.Option("--set")] = None,
+) -> None:
+    """Print the resolved configuration (defaults = the offline default) as YAML."""
+    import yaml
+
+    from schemas.config import ConfigError, load_config
+
+    try:
+        resolved = load_config(config, overrides or [])
+    except ConfigError as exc:
+        raise UserError(str(exc)) from None
+    out.print(yaml.safe_dump(resolved.model_dump(mode="json"), sort_keys=False), end="", highlight=False, markup=False)
+
+
 def main() -> None:
     code = 0
     try:

@@ -153,3 +153,10 @@ def test_malformed_override_is_named():
 def test_missing_config_file_is_named():
     with pytest.raises(ConfigError, match="nope.yaml: config file not found"):
         load_config("nope.yaml")
+
+
+def test_shipped_offline_config_is_the_default():
+    from pathlib import Path
+
+    shipped = Path(__file__).resolve().parents[1] / "configs" / "offline.yaml"
+    assert load_config(shipped) == load_config()
