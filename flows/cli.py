@@ -35,7 +35,7 @@ class RichProgress:
         self.reused: dict[str, int] = {}
 
     def start(self, stage: str, total: int) -> None:
-        self.progress.start()
+        self.progress.start()  # idempotent: one live display, a bar per stage
         self.reused[stage] = 0
         self.tasks[stage] = self.progress.add_task(stage, total=total, note="")
 
@@ -46,6 +46,8 @@ class RichProgress:
 
     def finish(self, stage: str) -> None:
         self.progress.update(self.tasks[stage], note=f"{self.reused[stage]} reused" if self.reused[stage] else "")
+
+    def close(self) -> None:
         self.progress.stop()
 
 
@@ -79,7 +81,7 @@ def print_summary(summary) -> None:
         for r in summary.rejects:
             rt.add_row(r.severity, r.stage, r.reason)
         out.print(rt)
-    out.print(f"tables: {summary.out_dir}/tables  (clips.parquet, sources.parquet, rejects.parquet)")
+    out.print(f"tables: {summary.out_dir}/tables  (sources, clips, features, rejects .parquet)")
 
 
 def _run(inputs: list[str], out_dir: Path, config_file: Optional[Path], overrides: list[str]):
@@ -95,10 +97,12 @@ def _run(inputs: list[str], out_dir: Path, config_file: Optional[Path], override
     from flows import progress
     from flows.pipeline_flow import run_pipeline
 
-    progress.set_hook(RichProgress(err))
+    bars = RichProgress(err)
+    progress.set_hook(bars)
     try:
         summary = run_pipeline(inputs, str(out_dir), config)
     finally:
+        bars.close()
         progress.set_hook(None)
     print_summary(summary)
     return summary

@@ -17,12 +17,14 @@ from prefect.futures import as_completed
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel
 
+import pipeline.preprocess as preprocess_pkg
 import pipeline.sampling as sampling_pkg
 from flows.progress import hook
+from pipeline.preprocess.stage import preprocess_source
 from pipeline.sampling.media import file_sha256
 from pipeline.sampling.stage import sample_source
-from schemas import EmoforgeConfig, Reject, SourceSampling
-from schemas.provenance import emoforge_version
+from schemas import Clip, ClipFeatures, EmoforgeConfig, Reject, SourceMedia, SourceSampling
+from schemas.provenance import emoforge_version, stable_hash
 from storage import RunDir
 
 
@@ -35,6 +37,7 @@ def code_version(package) -> str:
 
 
 SAMPLING_CODE = code_version(sampling_pkg)
+PREPROCESS_CODE = code_version(preprocess_pkg)
 
 
 def _sampling_key(context, parameters) -> str:
@@ -44,6 +47,23 @@ def _sampling_key(context, parameters) -> str:
 @task(name="sample-source", cache_key_fn=_sampling_key, persist_result=True, retries=0)
 def sample_source_task(path: str, sha256: str, config: EmoforgeConfig, run_root: str, run_id: str) -> SourceSampling:
     return sample_source(Path(path), sha256, config, RunDir(Path(run_root)), run_id)
+
+
+def _preprocess_key(context, parameters) -> str:
+    clips = stable_hash([c.model_dump(mode="json", exclude={"provenance"}) for c in parameters["clips"]])
+    return (f"preprocess-{parameters['source'].sha256}-{clips}-{parameters['config'].stage_hash('preprocess')}"
+            f"-{parameters['config'].sampling.audio_sample_rate}-{PREPROCESS_CODE}")
+
+
+class SourcePreprocessing(BaseModel):
+    features: list[ClipFeatures]
+    rejects: list[Reject]
+
+
+@task(name="preprocess-source", cache_key_fn=_preprocess_key, persist_result=True, retries=0)
+def preprocess_source_task(source: SourceMedia, clips: list[Clip], config: EmoforgeConfig, run_id: str) -> SourcePreprocessing:
+    features, rejects = preprocess_source(source, clips, config, run_id)
+    return SourcePreprocessing(features=features, rejects=rejects)
 
 
 class StageCounts(BaseModel):
@@ -116,14 +136,44 @@ def emoforge_flow(inputs: list[str], out_dir: str, config: EmoforgeConfig, run_i
     rejects.extend(x for r in results for x in r.rejects)
     run.write("sources", sources)
     run.write("clips", clips)
-    run.write("rejects", rejects)
     counts.outputs = len(clips)
     counts.rejects = sum(1 for r in rejects if r.severity == "error")
     counts.seconds = round(time.perf_counter() - t0, 3)
 
+    # ---- stage 2: preprocessing, one task per source ----
+    t1 = time.perf_counter()
+    pre_counts = StageCounts(stage="preprocess", items=len(clips))
+    by_source = [(r.source, r.clips) for r in results if r.source is not None and r.clips]
+    pre = preprocess_source_task.with_options(result_storage=run.cache_dir / "results")
+    progress.start("preprocess", len(by_source))
+    pre_futures = {pre.submit(src, cl, config, run_id): (src, cl) for src, cl in by_source}
+    features_by_source: dict[str, list[ClipFeatures]] = {}
+    for fut in as_completed(list(pre_futures)):
+        src, cl = pre_futures[fut]
+        try:
+            out: SourcePreprocessing = fut.result()
+        except Exception as exc:
+            rejects.append(Reject(run_id=run_id, stage="preprocess", path=src.path, source_id=src.source_id,
+                                  reason=f"{src.path}: {type(exc).__name__}: {exc}", error_type=type(exc).__name__))
+            progress.advance("preprocess", src.path, reused=False)
+            continue
+        reused = bool(out.features) and out.features[0].provenance.run_id != run_id
+        pre_counts.reused += len(out.features) if reused else 0
+        pre_counts.computed += 0 if reused else len(out.features)
+        features_by_source[src.source_id] = out.features
+        rejects.extend(out.rejects)
+        pre_counts.rejects += sum(1 for r in out.rejects if r.severity == "error")
+        progress.advance("preprocess", src.path, reused=reused)
+    progress.finish("preprocess")
+    features = [f for src, _ in by_source for f in features_by_source.get(src.source_id, [])]
+    run.write("features", features)
+    run.write("rejects", rejects)
+    pre_counts.outputs = len(features)
+    pre_counts.seconds = round(time.perf_counter() - t1, 3)
+
     (run.root / "config.yaml").write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
     summary = RunSummary(
-        run_id=run_id, out_dir=str(run.root), inputs=len(inputs), stages=[counts], rejects=rejects,
+        run_id=run_id, out_dir=str(run.root), inputs=len(inputs), stages=[counts, pre_counts], rejects=rejects,
         seconds=round(time.perf_counter() - t0, 3),
     )
     run.write_manifest(
@@ -133,7 +183,7 @@ def emoforge_flow(inputs: list[str], out_dir: str, config: EmoforgeConfig, run_i
             "emoforge_version": emoforge_version(),
             "inputs": inputs,
             "stages": [c.model_dump() for c in summary.stages],
-            "tables": {"sources": len(sources), "clips": len(clips), "rejects": len(rejects)},
+            "tables": {"sources": len(sources), "clips": len(clips), "features": len(features), "rejects": len(rejects)},
         }
     )
     return summary

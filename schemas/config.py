@@ -74,6 +74,53 @@ class SamplingConfig(_Strict):
     instruction: InstructionConfig = InstructionConfig()
 
 
+class ASRConfig(_Strict):
+    backend: Literal["faster-whisper", "whisperx"] = "faster-whisper"
+    # "packaged:whisper-base" = whisper base from PyPI packages (offline default); else a local
+    # CTranslate2 directory or a hub id such as "large-v3" (the GPU configuration)
+    model: str = "packaged:whisper-base"
+    align_model: str | None = None  # local wav2vec2 directory for whisperx forced alignment
+    device: str = "cpu"
+    compute_type: str = "int8"
+    language: str | None = None  # None: detect
+    beam_size: int = Field(5, ge=1)
+    batch_size: int = Field(8, ge=1)
+    cpu_threads: int | None = None
+    denoise: bool = False  # spectral-gate clean-up before ASR
+
+
+class DiarizationConfig(_Strict):
+    # a local pyannote pipeline config.yaml whose checkpoints are local paths (pyannote's offline
+    # recipe); None: single-speaker fallback, reported in each clip's notes
+    pipeline: str | None = None
+    device: str = "cpu"
+    num_speakers: int | None = None
+
+
+class ProsodyConfig(_Strict):
+    pitch_floor_hz: float = Field(75.0, gt=0)
+    pitch_ceiling_hz: float = Field(600.0, gt=0)
+    window_s: float = Field(0.5, gt=0)  # windows when a clip has no words
+    min_pause_s: float = Field(0.2, ge=0)
+    egemaps: bool = True
+
+
+class FaceConfig(_Strict):
+    backend: Literal["offline", "py-feat"] = "offline"
+    sample_fps: float = Field(2.0, gt=0)  # frames analysed per second, besides the key frames
+    max_frames_per_clip: int = Field(24, ge=1)
+    detect_width: int = Field(640, ge=64)  # frames are searched for faces at this width
+    min_face_px: int = Field(40, ge=8)
+    feat_model_dir: str | None = None  # py-feat weights directory (backend py-feat)
+
+
+class PreprocessConfig(_Strict):
+    asr: ASRConfig = ASRConfig()
+    diarization: DiarizationConfig = DiarizationConfig()
+    prosody: ProsodyConfig = ProsodyConfig()
+    faces: FaceConfig = FaceConfig()
+
+
 class RuntimeConfig(_Strict):
     workers: int = Field(2, ge=1)  # sources processed at once
     torch_threads: int | None = Field(None, ge=1)  # None: one per core
@@ -83,6 +130,7 @@ class EmoforgeConfig(_Strict):
     taxonomy: list[str] = Field(default_factory=lambda: list(DEFAULT_TAXONOMY), min_length=2)
     multi_label: bool = False
     sampling: SamplingConfig = SamplingConfig()
+    preprocess: PreprocessConfig = PreprocessConfig()
     runtime: RuntimeConfig = RuntimeConfig()
 
     @model_validator(mode="after")
@@ -95,7 +143,10 @@ class EmoforgeConfig(_Strict):
 
     def stage_hash(self, stage: str) -> str:
         """Hash of the settings a stage's output depends on (part of its cache key)."""
-        parts: dict[str, Any] = {"sampling": {"sampling": self.sampling, "taxonomy": self.taxonomy}}
+        parts: dict[str, Any] = {
+            "sampling": {"sampling": self.sampling, "taxonomy": self.taxonomy},
+            "preprocess": {"preprocess": self.preprocess},
+        }
         return stable_hash(parts[stage])
 
 

@@ -38,9 +38,24 @@ def pytest_configure(config):
     configure_prefect()
 
 
+_exit_status = 0
+
+
+def pytest_sessionfinish(session, exitstatus):
+    global _exit_status
+    _exit_status = int(exitstatus)
+
+
 def pytest_unconfigure(config):
     if _server_port is not None:
         subprocess.run([str(ROOT / "scripts" / "prefect-server"), "stop", str(_server_port)], capture_output=True)
+    # ctranslate2 (faster-whisper) can crash in interpreter teardown after every test has passed
+    # (free(): invalid pointer, exit 134/139); leave with pytest's own status instead
+    import sys
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(_exit_status)
 
 
 @pytest.fixture(scope="session")

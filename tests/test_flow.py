@@ -26,13 +26,23 @@ def test_rerun_reuses_everything_and_config_change_recomputes(feat_data, speech_
     clips_first = RunDir(out).read("clips")
     assert clips_first and {c.provenance.run_id for c in clips_first} == {first.run_id}
 
+    features_first = RunDir(out).read("features")
+    assert [f.clip_id for f in features_first] == [c.clip_id for c in clips_first]
+    assert first.stages[1].computed == len(clips_first)
+
     second = run_pipeline(inputs, str(out), config)
     assert (second.stages[0].computed, second.stages[0].reused) == (0, 2)
+    assert (second.stages[1].computed, second.stages[1].reused) == (0, len(clips_first))
+    assert RunDir(out).read("features") == features_first
     assert [c.clip_id for c in RunDir(out).read("clips")] == [c.clip_id for c in clips_first]
 
     changed = load_config(overrides=["sampling.keyframes.max_per_clip=2"])
     third = run_pipeline(inputs, str(out), changed)
     assert (third.stages[0].computed, third.stages[0].reused) == (2, 0)
+    # video clips changed (fewer key frames) so their features are recomputed; the audio-only clip
+    # is identical, so its features are reused
+    video = sum(c.has_video for c in clips_first)
+    assert (third.stages[1].computed, third.stages[1].reused) == (video, len(clips_first) - video)
     assert all(len(c.keyframes) <= 2 for c in RunDir(out).read("clips"))
     manifest = RunDir(out).read_manifest()
     assert manifest["run_id"] == third.run_id and manifest["tables"]["clips"] == len(RunDir(out).read("clips"))

@@ -1,0 +1,108 @@
+"""Speech recognition with word timings. Backends:
+- faster-whisper: a local CTranslate2 directory or a hub id; word times from cross-attention.
+  The offline default is whisper base assembled from packages (weights.whisper_base_dir).
+- whisperx: whisperx.load_model (same CTranslate2 models), plus forced alignment with a wav2vec2
+  model when `align_model` names a local directory (large-v3 + alignment is the GPU configuration).
+"""
+
+from __future__ import annotations
+
+import threading
+from importlib import metadata
+
+import numpy as np
+
+from pipeline.preprocess.weights import whisper_base_dir
+from schemas import Word
+from schemas.config import ASRConfig
+
+
+class Transcriber:
+    name: str
+    version: str
+
+    def transcribe(self, audio: np.ndarray, offset: float) -> tuple[str | None, list[Word]]:
+        """Words of a 16 kHz mono clip, with times shifted by `offset` onto the source timeline."""
+        raise NotImplementedError
+
+
+def resolve_model(config: ASRConfig) -> str:
+    return str(whisper_base_dir()) if config.model == "packaged:whisper-base" else config.model
+
+
+class FasterWhisperASR(Transcriber):
+    def __init__(self, config: ASRConfig):
+        from faster_whisper import WhisperModel
+
+        self.config = config
+        self.model_path = resolve_model(config)
+        self.name = f"faster-whisper:{config.model}"
+        self.version = metadata.version("faster-whisper")
+        self.model = WhisperModel(self.model_path, device=config.device, compute_type=config.compute_type, cpu_threads=config.cpu_threads or 0)
+        self._lock = threading.Lock()
+
+    def transcribe(self, audio, offset):
+        if audio.size < 1600:
+            return None, []
+        with self._lock:
+            segments, info = self.model.transcribe(
+                audio, language=self.config.language, beam_size=self.config.beam_size, word_timestamps=True,
+                vad_filter=False, condition_on_previous_text=False,
+            )
+            words = [
+                Word(text=w.word.strip(), start=round(offset + w.start, 3), end=round(offset + w.end, 3), confidence=round(w.probability, 4))
+                for s in segments for w in (s.words or []) if w.word.strip()
+            ]
+        return info.language, words
+
+
+class WhisperXASR(Transcriber):
+    def __init__(self, config: ASRConfig):
+        import whisperx
+
+        self.config = config
+        self._wx = whisperx
+        self.name = f"whisperx:{config.model}"
+        self.version = metadata.version("whisperx")
+        self.model = whisperx.load_model(
+            resolve_model(config), config.device, compute_type=config.compute_type, language=config.language,
+            vad_method="pyannote", threads=config.cpu_threads or 0,
+        )
+        self.align = None
+        if config.align_model:
+            self.align = whisperx.load_align_model(language_code=config.language or "en", device=config.device, model_name=config.align_model)
+        self._lock = threading.Lock()
+
+    def transcribe(self, audio, offset):
+        if audio.size < 1600:
+            return None, []
+        with self._lock:
+            result = self.model.transcribe(audio, batch_size=self.config.batch_size)
+            language = result.get("language")
+            if self.align is not None:
+                model, meta = self.align
+                result = self._wx.align(result["segments"], model, meta, audio, self.config.device, return_char_alignments=False)
+                words = [w for s in result["segments"] for w in s.get("words", [])]
+            else:  # no aligner: one word per segment token split, segment times only
+                words = [
+                    {"word": t, "start": None, "end": None} for s in result["segments"] for t in s["text"].split()
+                ]
+        out = []
+        for w in words:
+            start, end = w.get("start"), w.get("end")
+            out.append(Word(text=w["word"].strip(), start=None if start is None else round(offset + start, 3),
+                            end=None if end is None else round(offset + end, 3), confidence=w.get("score")))
+        return language, out
+
+
+_BACKENDS = {"faster-whisper": FasterWhisperASR, "whisperx": WhisperXASR}
+_cache: dict[str, Transcriber] = {}
+_lock = threading.Lock()
+
+
+def get_transcriber(config: ASRConfig) -> Transcriber:
+    key = config.model_dump_json()
+    with _lock:
+        if key not in _cache:
+            _cache[key] = _BACKENDS[config.backend](config)
+        return _cache[key]

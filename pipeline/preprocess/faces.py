@@ -1,0 +1,250 @@
+"""Faces on sampled frames: detection, landmarks, geometric descriptors, action units, expression.
+
+Offline default (weights from packages): dlib's HOG face detector (built in) with the 68-point
+landmark model from face-recognition-models; AU intensities are *geometric proxies* computed from
+landmark distances normalised by the inter-ocular distance (table AU_PROXIES below, each a linear
+ramp from a typical neutral value to a clear display); expression probabilities come from the `fer`
+package's quantised CNN run with the LiteRT (TFLite) runtime.
+With `faces.backend: py-feat` and local weights, py-feat's Detectorv2 gives learned AUs instead.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from pipeline.preprocess.weights import WeightsError, dlib_landmarks_68, fer_tflite
+from schemas.config import FaceConfig
+from schemas.features import ActionUnit, BoundingBox, LabelProb, NamedValue, Point
+
+FER_LABELS = ["anger", "disgust", "fear", "happiness", "sadness", "surprise", "neutral"]  # fer's output order
+
+# AU proxy: (geometry descriptor, neutral value, clear-display value). Intensity = linear ramp in 0..1;
+# present when >= 0.5. Values are typical for frontal faces (descriptors / inter-ocular distance).
+AU_PROXIES = {
+    "AU01+02": ("brow_raise", 0.42, 0.62),  # inner + outer brow raiser
+    "AU04": ("brow_lower", 0.0, 0.12),  # brow lowerer: brows drawn down and together
+    "AU05": ("eye_aperture", 0.30, 0.42),  # upper lid raiser
+    "AU10": ("upper_lip_raise", 0.02, 0.12),  # upper lip raiser (nose-lip gap shrinks)
+    "AU12": ("lip_corner_lift", 0.01, 0.10),  # lip corner puller
+    "AU15": ("lip_corner_drop", 0.01, 0.08),  # lip corner depressor
+    "AU25": ("mouth_open", 0.04, 0.14),  # lips part
+    "AU26": ("mouth_open", 0.15, 0.45),  # jaw drop
+    "AU43": ("eye_closure", 0.0, 0.10),  # eyes closed
+}
+NEUTRAL = {"brow_raise": 0.42, "brow_furrow": 0.40, "upper_lip_gap": 0.26}
+
+
+@dataclass
+class FaceResult:
+    bbox: BoundingBox
+    score: float
+    landmarks: list[Point]
+    geometry: list[NamedValue]
+    action_units: list[ActionUnit]
+    expression: list[LabelProb]
+
+
+def _dist(a, b) -> float:
+    return float(np.hypot(a[0] - b[0], a[1] - b[1]))
+
+
+def geometry(pts: np.ndarray) -> dict[str, float]:
+    """Region descriptors from 68 landmarks (iBUG indexing), scale-free."""
+    eye_r, eye_l = pts[36:42].mean(0), pts[42:48].mean(0)
+    iod = max(_dist(eye_r, eye_l), 1e-6)
+    ear = lambda e: (_dist(e[1], e[5]) + _dist(e[2], e[4])) / (2 * max(_dist(e[0], e[3]), 1e-6))  # noqa: E731
+    mouth_mid_y = (pts[51][1] + pts[57][1]) / 2
+    corners_y = (pts[48][1] + pts[54][1]) / 2
+    brow_raise = ((pts[37][1] + pts[38][1]) / 2 - pts[19][1] + (pts[43][1] + pts[44][1]) / 2 - pts[24][1]) / (2 * iod)
+    g = {
+        "inter_ocular_px": iod,
+        "mouth_open": _dist(pts[62], pts[66]) / iod,
+        "mouth_width": _dist(pts[48], pts[54]) / iod,
+        "lip_corner_lift": (mouth_mid_y - corners_y) / iod,
+        "brow_raise": brow_raise,
+        "brow_furrow": _dist(pts[21], pts[22]) / iod,
+        "eye_aperture": (ear(pts[36:42]) + ear(pts[42:48])) / 2,
+        "upper_lip_gap": _dist(pts[33], pts[51]) / iod,
+    }
+    g["lip_corner_drop"] = -g["lip_corner_lift"]
+    g["brow_lower"] = max(0.0, NEUTRAL["brow_raise"] - brow_raise) / 2 + max(0.0, NEUTRAL["brow_furrow"] - g["brow_furrow"]) / 2
+    g["upper_lip_raise"] = NEUTRAL["upper_lip_gap"] - g["upper_lip_gap"]
+    g["eye_closure"] = 0.20 - g["eye_aperture"]
+    return g
+
+
+def au_proxies(g: dict[str, float]) -> list[ActionUnit]:
+    out = []
+    for au, (name, lo, hi) in AU_PROXIES.items():
+        x = float(np.clip((g[name] - lo) / (hi - lo), 0.0, 1.0))
+        out.append(ActionUnit(au=au, intensity=round(x, 3), present=x >= 0.5, source="geometry-proxy"))
+    return out
+
+
+class ExpressionModel:
+    """fer's 7-class CNN (64x64 grey face, inputs scaled to [-1, 1]) on the LiteRT runtime."""
+
+    def __init__(self):
+        from ai_edge_litert.interpreter import Interpreter
+
+        self.interpreter = Interpreter(model_path=str(fer_tflite()))
+        self.interpreter.allocate_tensors()
+        self.inp = self.interpreter.get_input_details()[0]
+        self.out = self.interpreter.get_output_details()[0]
+        self._lock = threading.Lock()
+
+    def predict(self, gray: np.ndarray, box: tuple[int, int, int, int]) -> list[LabelProb]:
+        x, y, w, h = box
+        side = max(w, h)
+        cx, cy = x + w / 2, y + h / 2
+        side = int(side * 1.2)  # fer was trained on Haar boxes, looser than dlib's
+        padded = cv2.copyMakeBorder(gray, side, side, side, side, cv2.BORDER_REPLICATE)
+        x1, y1 = int(cx - side / 2) + side, int(cy - side / 2) + side
+        face = cv2.resize(padded[y1 : y1 + side, x1 : x1 + side], (64, 64)).astype(np.float32)
+        face = (face / 255.0 - 0.5) * 2.0
+        with self._lock:
+            self.interpreter.set_tensor(self.inp["index"], face[None, :, :, None])
+            self.interpreter.invoke()
+            probs = self.interpreter.get_tensor(self.out["index"])[0]
+        return [LabelProb(label=lab, prob=round(float(p), 4)) for lab, p in zip(FER_LABELS, probs)]
+
+
+class OfflineFaceAnalyzer:
+    name = "dlib-hog+68lm+geometry-au+fer-tflite"
+
+    def __init__(self, config: FaceConfig):
+        import dlib
+
+        self.config = config
+        self.detector = dlib.get_frontal_face_detector()
+        self.predictor = dlib.shape_predictor(str(dlib_landmarks_68()))
+        self.expression = ExpressionModel()
+        self._dlib = dlib
+        self._lock = threading.Lock()  # dlib objects are not safe to share across threads
+        import importlib.metadata as md
+
+        self.version = f"dlib-{md.version('dlib-bin')}+fer-{md.version('fer')}"
+
+    def analyse(self, bgr: np.ndarray) -> list[FaceResult]:
+        gray = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
+        scale = min(1.0, self.config.detect_width / gray.shape[1])
+        small = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else gray
+        with self._lock:
+            # one upsampling pass finds faces down to ~40 px on small frames
+            upsample = 1 if small.shape[1] <= 480 else 0
+            rects, scores, _ = self.detector.run(small, upsample, 0.0)
+            results = []
+            for rect, score in zip(rects, scores):
+                x, y = rect.left() / scale, rect.top() / scale
+                w, h = rect.width() / scale, rect.height() / scale
+                if min(w, h) < self.config.min_face_px:
+                    continue
+                full = self._dlib.rectangle(int(x), int(y), int(x + w), int(y + h))
+                shape = self.predictor(gray, full)
+                pts = np.array([(shape.part(i).x, shape.part(i).y) for i in range(68)], dtype=np.float64)
+                g = geometry(pts)
+                results.append(
+                    FaceResult(
+                        bbox=BoundingBox(x=round(x, 1), y=round(y, 1), width=round(w, 1), height=round(h, 1)),
+                        score=round(float(score), 4),
+                        landmarks=[Point(x=round(px, 1), y=round(py, 1)) for px, py in pts],
+                        geometry=[NamedValue(name=k, value=round(v, 4)) for k, v in g.items()],
+                        action_units=au_proxies(g),
+                        expression=self.expression.predict(gray, (int(x), int(y), int(w), int(h))),
+                    )
+                )
+        return results
+
+
+class PyFeatFaceAnalyzer:
+    """py-feat's Detectorv2 (learned AUs, landmarks, emotions) from a local weights directory."""
+
+    name = "py-feat-detectorv2"
+
+    def __init__(self, config: FaceConfig):
+        import os
+
+        if not config.feat_model_dir:
+            raise WeightsError("faces.backend=py-feat needs faces.feat_model_dir: a local directory holding py-feat's weights")
+        os.environ["HF_HOME"] = config.feat_model_dir  # py-feat resolves its checkpoints through the HF cache
+        from feat import Detectorv2  # Detector was removed in py-feat 2.x
+
+        try:
+            self.detector = Detectorv2(device="cpu")
+        except Exception as exc:
+            raise WeightsError(f"py-feat could not load its weights from {config.feat_model_dir}: {exc}") from None
+        import importlib.metadata as md
+
+        self.version = md.version("py-feat")
+
+    def analyse(self, bgr: np.ndarray) -> list[FaceResult]:  # pragma: no cover - needs py-feat weights
+        import tempfile
+
+        with tempfile.NamedTemporaryFile(suffix=".jpg") as fh:
+            cv2.imwrite(fh.name, bgr)
+            fex = self.detector.detect(fh.name, data_type="image")
+        results = []
+        for _, row in fex.iterrows():
+            aus = [ActionUnit(au=c, intensity=float(row[c]), present=float(row[c]) >= 0.5, source="py-feat")
+                   for c in fex.columns if c.startswith("AU")]
+            emo = {"anger": "anger", "disgust": "disgust", "fear": "fear", "happiness": "happiness", "sadness": "sadness",
+                   "surprise": "surprise", "neutral": "neutral"}
+            results.append(FaceResult(
+                bbox=BoundingBox(x=float(row["FaceRectX"]), y=float(row["FaceRectY"]), width=float(row["FaceRectWidth"]), height=float(row["FaceRectHeight"])),
+                score=float(row.get("FaceScore", 1.0)),
+                landmarks=[Point(x=float(row[f"x_{i}"]), y=float(row[f"y_{i}"])) for i in range(68) if f"x_{i}" in row],
+                geometry=[], action_units=aus,
+                expression=[LabelProb(label=v, prob=float(row[k])) for k, v in emo.items() if k in row],
+            ))
+        return results
+
+
+_cache: dict[str, object] = {}
+_lock = threading.Lock()
+
+
+def get_face_analyzer(config: FaceConfig):
+    key = config.model_dump_json()
+    with _lock:
+        if key not in _cache:
+            _cache[key] = (PyFeatFaceAnalyzer if config.backend == "py-feat" else OfflineFaceAnalyzer)(config)
+        return _cache[key]
+
+
+@dataclass
+class Track:
+    track_id: int
+    boxes: list[tuple[int, BoundingBox]] = field(default_factory=list)  # (observation index, box)
+
+
+def _iou(a: BoundingBox, b: BoundingBox) -> float:
+    x1, y1 = max(a.x, b.x), max(a.y, b.y)
+    x2, y2 = min(a.x + a.width, b.x + b.width), min(a.y + a.height, b.y + b.height)
+    inter = max(0.0, x2 - x1) * max(0.0, y2 - y1)
+    union = a.width * a.height + b.width * b.height - inter
+    return inter / union if union > 0 else 0.0
+
+
+def track(frames: list[list[BoundingBox]], min_iou: float = 0.3) -> list[list[int]]:
+    """Greedy IoU tracking over consecutive frames; returns a track id per face per frame."""
+    ids: list[list[int]] = []
+    last: dict[int, BoundingBox] = {}
+    next_id = 0
+    for boxes in frames:
+        frame_ids = []
+        free = dict(last)
+        for box in boxes:
+            best = max(free.items(), key=lambda kv: _iou(kv[1], box), default=None)
+            if best is not None and _iou(best[1], box) >= min_iou:
+                tid = best[0]
+                del free[tid]
+            else:
+                tid, next_id = next_id, next_id + 1
+            frame_ids.append(tid)
+            last[tid] = box
+        ids.append(frame_ids)
+    return ids

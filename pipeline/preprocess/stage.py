@@ -1,0 +1,169 @@
+"""Stage 2 for one source: one decode pass (16 kHz audio + the frames faces are read from), then per
+clip ASR with word times, speakers, prosody and faces, all on the source timeline."""
+
+from __future__ import annotations
+
+import bisect
+import traceback
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.preprocess import prosody as prosody_mod
+from pipeline.preprocess.asr import get_transcriber
+from pipeline.preprocess.diarize import get_diarizer
+from pipeline.preprocess.faces import get_face_analyzer, track
+from pipeline.sampling.decode import DecodedFrame, decode_once
+from schemas import Clip, ClipFeatures, EmoforgeConfig, FaceObservation, Provenance, Reject, SourceMedia
+from schemas.features import SpeakerTurn, Word
+
+STAGE = "preprocess"
+
+
+def frame_times(clip: Clip, fps: float, max_frames: int) -> list[float]:
+    """Key-frame times plus an even grid through the clip, at most `max_frames`."""
+    n = max(1, min(max_frames, int(round(clip.duration * fps))))
+    grid = [clip.start + (k + 0.5) * clip.duration / n for k in range(n)]
+    times = sorted({round(t, 3) for t in grid + [k.time for k in clip.keyframes]})
+    if len(times) > max_frames:
+        idx = np.linspace(0, len(times) - 1, max_frames).round().astype(int)
+        times = [times[i] for i in sorted(set(idx))]
+    return times
+
+
+class FrameSampler:
+    """Frame consumer: analyses faces on the first frame at or after each requested time."""
+
+    def __init__(self, requests: list[tuple[float, int]], analyzer):
+        self.requests = sorted(requests)
+        self.analyzer = analyzer
+        self.pos = 0
+        self.found: dict[int, list] = {}  # clip index -> [(time, frame_index, [FaceResult])]
+
+    def on_frame(self, frame: DecodedFrame) -> None:
+        hits = []
+        while self.pos < len(self.requests) and self.requests[self.pos][0] <= frame.time + 1e-3:
+            hits.append(self.requests[self.pos][1])
+            self.pos += 1
+        if not hits:
+            return
+        faces = self.analyzer.analyse(frame.full_bgr())
+        for clip_index in set(hits):
+            self.found.setdefault(clip_index, []).append((frame.time, frame.index, faces))
+
+    def finish(self, end_time: float) -> None:
+        pass
+
+
+def assign_speakers(words: list[Word], turns: list[SpeakerTurn]) -> list[Word]:
+    """whisperx's assign_word_speakers: each word gets the speaker it overlaps most."""
+    import pandas as pd
+    from whisperx.diarize import assign_word_speakers
+
+    timed = [w for w in words if w.start is not None]
+    if not timed or not turns:
+        return words
+    diarize_df = pd.DataFrame([{"start": t.start, "end": t.end, "speaker": t.speaker} for t in turns])
+    transcript = {"segments": [{"start": timed[0].start, "end": timed[-1].end,
+                                "words": [{"word": w.text, "start": w.start, "end": w.end} for w in words]}]}
+    result = assign_word_speakers(diarize_df, transcript, fill_nearest=True)
+    assigned = result["segments"][0]["words"]
+    return [w.model_copy(update={"speaker": a.get("speaker")}) for w, a in zip(words, assigned)]
+
+
+def main_track(observations: list[FaceObservation]) -> tuple[int | None, str | None]:
+    if not observations:
+        return None, None
+    frames = len({o.frame_index for o in observations})
+    stats: dict[int, list[float]] = {}
+    for o in observations:
+        stats.setdefault(o.track_id, []).append(o.bbox.width * o.bbox.height)
+    # the person the clip is about: on screen most often, and large when there
+    best = max(stats, key=lambda t: (len(stats[t]) * float(np.mean(stats[t]))))
+    reason = (f"track {best}: visible in {len(stats[best])} of {frames} sampled frames, mean face "
+              f"{np.sqrt(np.mean(stats[best])):.0f} px; {len(stats)} face track(s) in the clip")
+    return best, reason
+
+
+def preprocess_source(source: SourceMedia, clips: list[Clip], config: EmoforgeConfig, run_id: str) -> tuple[list[ClipFeatures], list[Reject]]:
+    """Never raises for bad media: a failure becomes a reject row for the clip or source."""
+    path = Path(source.path)
+    try:
+        return _preprocess(path, source, clips, config, run_id)
+    except Exception as exc:
+        last = traceback.extract_tb(exc.__traceback__)[-1]
+        reason = f"{path}: {type(exc).__name__}: {exc} (at {Path(last.filename).name}:{last.lineno})"
+        return [], [Reject(run_id=run_id, stage=STAGE, path=str(path), source_id=source.source_id, reason=reason, error_type=type(exc).__name__)]
+
+
+def _preprocess(path, source, clips, config, run_id):
+    cfg = config.preprocess
+    sr = config.sampling.audio_sample_rate
+    any_video = any(c.has_video for c in clips)
+    analyzer = get_face_analyzer(cfg.faces) if any_video else None
+    requests = [(t, i) for i, c in enumerate(clips) if c.has_video for t in frame_times(c, cfg.faces.sample_fps, cfg.faces.max_frames_per_clip)]
+    sampler = FrameSampler(requests, analyzer) if requests else None
+    decoded = decode_once(path, [sampler] if sampler else [], sample_rate=sr, analysis_width=64)
+    audio = decoded.audio if decoded.audio is not None else np.zeros(0, np.float32)
+
+    need_asr = any(c.speech for c in clips)
+    asr = get_transcriber(cfg.asr) if need_asr else None
+    diarizer = get_diarizer(cfg.diarization) if need_asr else None
+    models = [m for m in (asr, diarizer, analyzer) if m is not None]
+    prov = Provenance(
+        stage=STAGE, stage_config_hash=config.stage_hash(STAGE), run_id=run_id,
+        model_id="+".join(m.name for m in models) or None, model_version="+".join(m.version for m in models) or None,
+    )
+    features, rejects = [], []
+    for i, clip in enumerate(clips):
+        try:
+            features.append(_clip_features(i, clip, audio, sr, sampler, asr, diarizer, config, prov))
+        except Exception as exc:  # one broken clip never loses the others
+            rejects.append(Reject(run_id=run_id, stage=STAGE, path=str(path), source_id=source.source_id, clip_id=clip.clip_id,
+                                  reason=f"{path} [{clip.clip_id}]: {type(exc).__name__}: {exc}", error_type=type(exc).__name__))
+    if decoded.error:
+        rejects.append(Reject(run_id=run_id, stage=STAGE, path=str(path), source_id=source.source_id, severity="warning",
+                              reason=f"{path}: {decoded.error}", error_type="TruncatedMedia"))
+    return features, rejects
+
+
+def _clip_features(i, clip, audio, sr, sampler, asr, diarizer, config, prov) -> ClipFeatures:
+    cfg = config.preprocess
+    notes: list[str] = []
+    a, b = int(clip.start * sr), min(audio.size, int(clip.end * sr))
+    clip_audio = audio[a:b] if clip.has_audio and b > a else np.zeros(0, np.float32)
+    words: list[Word] = []
+    turns: list[SpeakerTurn] = []
+    language = None
+    if clip_audio.size == 0:
+        notes.append("no audio: no transcript, speakers or prosody")
+    elif not clip.speech:
+        notes.append("no speech detected in clip: no transcript or speakers")
+    else:
+        asr_audio = prosody_mod.denoise(clip_audio, sr) if cfg.asr.denoise else clip_audio
+        language, words = asr.transcribe(asr_audio, clip.start)
+        if not words:
+            notes.append("ASR returned no words for the speech in this clip")
+        turns, note = diarizer.diarize(clip_audio, sr, clip.start)
+        if note:
+            notes.append(note)
+        words = assign_speakers(words, turns)
+    speech_s = sum(s.end - s.start for s in clip.speech)
+    prosody = prosody_mod.analyse(clip_audio, sr, clip.start, words, speech_s, cfg.prosody) if clip_audio.size else None
+
+    faces: list[FaceObservation] = []
+    if clip.has_video and sampler is not None:
+        found = sorted(sampler.found.get(i, []), key=lambda x: x[0])
+        ids = track([[f.bbox for f in res] for _, _, res in found])
+        for (t, frame_index, results), frame_ids in zip(found, ids):
+            for res, tid in zip(results, frame_ids):
+                faces.append(FaceObservation(time=round(t, 4), frame_index=frame_index, track_id=tid, bbox=res.bbox,
+                                             detection_score=res.score, landmarks=res.landmarks,
+                                             action_units=res.action_units, geometry=res.geometry, expression=res.expression))
+        if not faces:
+            notes.append(f"no face found in {len(found)} sampled frames")
+    elif not clip.has_video:
+        notes.append("no video: no faces")
+    main, reason = main_track(faces)
+    return ClipFeatures(clip_id=clip.clip_id, language=language, words=words, speakers=turns, prosody=prosody, faces=faces,
+                        main_track_id=main, main_track_reason=reason, notes=notes, provenance=prov)
