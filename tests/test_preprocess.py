@@ -151,3 +151,33 @@ def test_geometry_is_scale_free():
         if k != "inter_ocular_px":
             assert abs(g1[k] - g2[k]) < 1e-9, k
     assert all(0 <= a.intensity <= 1 for a in au_proxies(g1))
+
+
+def test_whisperx_backend_transcribes_with_the_packaged_model(speech_dir):
+    from schemas import load_config
+
+    cfg = load_config(overrides=["preprocess.asr.backend=whisperx"])
+    audio = decode_once(speech_dir / "beckett.wav", []).audio
+    language, words = get_transcriber(cfg.preprocess.asr).transcribe(audio, offset=5.0)
+    assert language == "en"
+    assert wer(TRUTH["beckett.wav"], " ".join(w.text for w in words)) <= 0.15
+    # no local aligner: word times are shared out within whisperx's segments, in order, on the source clock
+    assert all(w.start is not None and 5.0 <= w.start <= w.end <= 5.0 + audio.size / 16000 + 0.5 for w in words)
+
+
+def test_missing_diarization_pipeline_is_a_clear_error(tmp_path):
+    from pipeline.preprocess.diarize import Diarizer
+    from pipeline.preprocess.weights import WeightsError
+    from schemas.config import DiarizationConfig
+
+    with pytest.raises(WeightsError, match="nope/config.yaml: pyannote pipeline config not found"):
+        Diarizer(DiarizationConfig(pipeline=str(tmp_path / "nope" / "config.yaml")))
+
+
+def test_py_feat_backend_without_weights_says_what_is_missing():
+    from pipeline.preprocess.faces import PyFeatFaceAnalyzer
+    from pipeline.preprocess.weights import WeightsError
+    from schemas.config import FaceConfig
+
+    with pytest.raises(WeightsError, match="feat_model_dir"):
+        PyFeatFaceAnalyzer(FaceConfig(backend="py-feat"))

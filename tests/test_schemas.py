@@ -160,3 +160,10 @@ def test_shipped_offline_config_is_the_default():
 
     shipped = Path(__file__).resolve().parents[1] / "configs" / "offline.yaml"
     assert load_config(shipped) == load_config()
+
+
+def test_shipped_gpu_config_validates():
+    from pathlib import Path
+
+    cfg = load_config(Path(__file__).resolve().parents[1] / "configs" / "gpu.yaml")
+    assert cfg.preprocess.asr.model == "large-v3" and cfg.preprocess.asr.device == "cuda"

@@ -83,16 +83,27 @@ class WhisperXASR(Transcriber):
                 model, meta = self.align
                 result = self._wx.align(result["segments"], model, meta, audio, self.config.device, return_char_alignments=False)
                 words = [w for s in result["segments"] for w in s.get("words", [])]
-            else:  # no aligner: one word per segment token split, segment times only
-                words = [
-                    {"word": t, "start": None, "end": None} for s in result["segments"] for t in s["text"].split()
-                ]
+            else:
+                words = [w for s in result["segments"] for w in spread_words(s["text"], s["start"], s["end"])]
         out = []
         for w in words:
             start, end = w.get("start"), w.get("end")
             out.append(Word(text=w["word"].strip(), start=None if start is None else round(offset + start, 3),
                             end=None if end is None else round(offset + end, 3), confidence=w.get("score")))
         return language, out
+
+
+def spread_words(text: str, start: float, end: float) -> list[dict]:
+    """Approximate word times without a forced aligner: the segment's span shared out by word length
+    (whisperx gives only segment times unless a wav2vec2 alignment model is available)."""
+    tokens = text.split()
+    total = sum(len(t) for t in tokens) or 1
+    out, t = [], start
+    for tok in tokens:
+        dur = (end - start) * len(tok) / total
+        out.append({"word": tok, "start": round(t, 3), "end": round(t + dur, 3), "score": None})
+        t += dur
+    return out
 
 
 _BACKENDS = {"faster-whisper": FasterWhisperASR, "whisperx": WhisperXASR}
