@@ -25,9 +25,17 @@ def split_steps(text_or_steps: str | list) -> list[str]:
     return [c for c in cleaned if c]
 
 
+_CONCLUSIVE = re.compile(r"(?i)\b(therefore|thus|hence|so|overall|in conclusion|conclude|final|most prominent|the emotion is|label)\b")
+
+
+def states_label(step: str, label: str) -> bool:
+    """A conclusion, not a passing mention: the label plus a concluding cue."""
+    return label.lower() in step.lower() and bool(_CONCLUSIVE.search(step))
+
+
 def normalise(text_or_steps: str | list, label: str | None, evidence_ids: list[list[str]] | None = None) -> list[RationaleStep]:
     steps = split_steps(text_or_steps)
-    if label and (not steps or label.lower() not in steps[-1].lower()):
+    if label and (not steps or not states_label(steps[-1], label)):
         steps.append(f"Therefore the most prominent emotion is {label}.")
     ev = evidence_ids or []
     return [

@@ -81,7 +81,7 @@ def print_summary(summary) -> None:
         for r in summary.rejects:
             rt.add_row(r.severity, r.stage, r.reason)
         out.print(rt)
-    out.print(f"tables: {summary.out_dir}/tables  (sources, clips, features, rejects .parquet)")
+    out.print(f"tables: {summary.out_dir}/tables  (sources, clips, features, annotations, rejects .parquet)")
 
 
 def _run(inputs: list[str], out_dir: Path, config_file: Optional[Path], overrides: list[str]):

@@ -17,13 +17,15 @@ from prefect.futures import as_completed
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel
 
+import agents as agents_pkg
 import pipeline.preprocess as preprocess_pkg
 import pipeline.sampling as sampling_pkg
 from flows.progress import hook
 from pipeline.preprocess.stage import preprocess_source
 from pipeline.sampling.media import file_sha256
 from pipeline.sampling.stage import sample_source
-from schemas import Clip, ClipFeatures, EmoforgeConfig, Reject, SourceMedia, SourceSampling
+from agents import build_panel
+from schemas import Annotation, AnnotatorInput, Clip, ClipFeatures, EmoforgeConfig, Reject, SourceMedia, SourceSampling
 from schemas.provenance import emoforge_version, stable_hash
 from storage import RunDir
 
@@ -38,6 +40,7 @@ def code_version(package) -> str:
 
 SAMPLING_CODE = code_version(sampling_pkg)
 PREPROCESS_CODE = code_version(preprocess_pkg)
+AGENTS_CODE = code_version(agents_pkg)
 
 
 def _sampling_key(context, parameters) -> str:
@@ -64,6 +67,28 @@ class SourcePreprocessing(BaseModel):
 def preprocess_source_task(source: SourceMedia, clips: list[Clip], config: EmoforgeConfig, run_id: str) -> SourcePreprocessing:
     features, rejects = preprocess_source(source, clips, config, run_id)
     return SourcePreprocessing(features=features, rejects=rejects)
+
+
+def _annotate_key(context, parameters) -> str:
+    inputs = stable_hash([i.model_dump(mode="json", exclude={"clip": {"provenance"}, "features": {"provenance"}}) for i in parameters["items"]])
+    return f"annotate-{inputs}-{parameters['config'].stage_hash('annotate')}-{AGENTS_CODE}"
+
+
+class SourceAnnotations(BaseModel):
+    annotations: list[Annotation]
+    rejects: list[Reject]
+
+
+@task(name="annotate-source", cache_key_fn=_annotate_key, persist_result=True, retries=0)
+def annotate_task(items: list[AnnotatorInput], config: EmoforgeConfig, run_id: str) -> SourceAnnotations:
+    out, rejects = [], []
+    for agent in build_panel(config):
+        try:
+            out.extend(agent.annotate(items, run_id))
+        except Exception as exc:  # one failing annotator never loses the others' answers
+            rejects.append(Reject(run_id=run_id, stage="annotate", path=items[0].clip.source_path, source_id=items[0].clip.source_id,
+                                  reason=f"annotator {agent.annotator_id}: {type(exc).__name__}: {exc}", error_type=type(exc).__name__))
+    return SourceAnnotations(annotations=out, rejects=rejects)
 
 
 class StageCounts(BaseModel):
@@ -167,13 +192,46 @@ def emoforge_flow(inputs: list[str], out_dir: str, config: EmoforgeConfig, run_i
     progress.finish("preprocess")
     features = [f for src, _ in by_source for f in features_by_source.get(src.source_id, [])]
     run.write("features", features)
-    run.write("rejects", rejects)
     pre_counts.outputs = len(features)
     pre_counts.seconds = round(time.perf_counter() - t1, 3)
 
+    # ---- stage 3: annotator panel, one task per source ----
+    t2 = time.perf_counter()
+    ann_counts = StageCounts(stage="annotate", items=len(features))
+    feats = {f.clip_id: f for f in features}
+    batches = [[AnnotatorInput(clip=c, features=feats[c.clip_id]) for c in cl if c.clip_id in feats] for _, cl in by_source]
+    batches = [b for b in batches if b]
+    annotator = annotate_task.with_options(result_storage=run.cache_dir / "results")
+    progress.start("annotate", len(batches))
+    ann_futures = {annotator.submit(b, config, run_id): b for b in batches}
+    annotations_by_source: dict[str, list[Annotation]] = {}
+    for fut in as_completed(list(ann_futures)):
+        batch = ann_futures[fut]
+        src_id = batch[0].clip.source_id
+        try:
+            res: SourceAnnotations = fut.result()
+        except Exception as exc:
+            rejects.append(Reject(run_id=run_id, stage="annotate", path=batch[0].clip.source_path, source_id=src_id,
+                                  reason=f"{batch[0].clip.source_path}: {type(exc).__name__}: {exc}", error_type=type(exc).__name__))
+            progress.advance("annotate", batch[0].clip.source_path, reused=False)
+            continue
+        reused = bool(res.annotations) and res.annotations[0].provenance.run_id != run_id
+        ann_counts.reused += len(batch) if reused else 0
+        ann_counts.computed += 0 if reused else len(batch)
+        annotations_by_source[src_id] = res.annotations
+        rejects.extend(res.rejects)
+        ann_counts.rejects += len(res.rejects)
+        progress.advance("annotate", batch[0].clip.source_path, reused=reused)
+    progress.finish("annotate")
+    annotations = [a for b in batches for a in annotations_by_source.get(b[0].clip.source_id, [])]
+    run.write("annotations", annotations)
+    run.write("rejects", rejects)
+    ann_counts.outputs = sum(1 for a in annotations if a.label is not None)
+    ann_counts.seconds = round(time.perf_counter() - t2, 3)
+
     (run.root / "config.yaml").write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
     summary = RunSummary(
-        run_id=run_id, out_dir=str(run.root), inputs=len(inputs), stages=[counts, pre_counts], rejects=rejects,
+        run_id=run_id, out_dir=str(run.root), inputs=len(inputs), stages=[counts, pre_counts, ann_counts], rejects=rejects,
         seconds=round(time.perf_counter() - t0, 3),
     )
     run.write_manifest(
@@ -183,7 +241,7 @@ def emoforge_flow(inputs: list[str], out_dir: str, config: EmoforgeConfig, run_i
             "emoforge_version": emoforge_version(),
             "inputs": inputs,
             "stages": [c.model_dump() for c in summary.stages],
-            "tables": {"sources": len(sources), "clips": len(clips), "features": len(features), "rejects": len(rejects)},
+            "tables": {"sources": len(sources), "clips": len(clips), "features": len(features), "annotations": len(annotations), "rejects": len(rejects)},
         }
     )
     return summary

@@ -1,6 +1,6 @@
 """Typed records that cross every stage line, each with a matching Arrow schema (schemas.arrow)."""
 
-from schemas.annotation import Annotation, Evidence, RationaleStep
+from schemas.annotation import Annotation, AnnotatorInput, Evidence, RationaleStep
 from schemas.arrow import SCHEMA_VERSION, arrow_schema, from_table, to_table
 from schemas.clip import Clip, Instruction, KeyFrame, Shot, SourceSampling, Span
 from schemas.config import ConfigError, EmoforgeConfig, load_config
@@ -13,7 +13,7 @@ from schemas.reject import Reject
 from schemas.review import AgreementStat, Review, ReviewerAnswer
 
 __all__ = [
-    "SCHEMA_VERSION", "AgreementStat", "Annotation", "AnnotatorAnswer", "Clip", "ClipFeatures", "ConfigError",
+    "SCHEMA_VERSION", "AgreementStat", "Annotation", "AnnotatorInput", "AnnotatorAnswer", "Clip", "ClipFeatures", "ConfigError",
     "Consensus", "DatasetRow", "EmoforgeConfig", "Evidence", "FaceObservation", "Instruction", "Judgement",
     "JudgeWeights", "KeyFrame", "Provenance", "Prosody", "RationaleStep", "Reject", "Review", "ReviewerAnswer",
     "Shot", "SourceMedia", "SourceSampling", "Span", "Word", "arrow_schema", "from_table", "load_config",

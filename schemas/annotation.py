@@ -6,7 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from schemas.features import LabelProb
+from schemas.clip import Clip
+from schemas.features import ClipFeatures, LabelProb
 from schemas.provenance import Provenance
 
 Modality = Literal["text", "audio", "prosody", "visual", "face", "context"]
@@ -37,7 +38,15 @@ class Annotation(BaseModel):
     intensity: float | None = None
     steps: list[RationaleStep] = []
     evidence: list[Evidence] = []
-    status: Literal["ok", "repaired", "rejected"] = "ok"
+    # abstained: the annotator had nothing to go on (e.g. a face agent on a clip without a face)
+    status: Literal["ok", "repaired", "rejected", "abstained"] = "ok"
     raw_answer: str | None = None
     error: str | None = None
     provenance: Provenance
+
+
+class AnnotatorInput(BaseModel):
+    """What an annotator sees of one clip: the clip (span, key frames, instruction) and its features."""
+
+    clip: Clip
+    features: ClipFeatures | None = None

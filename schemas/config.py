@@ -121,6 +121,34 @@ class PreprocessConfig(_Strict):
     faces: FaceConfig = FaceConfig()
 
 
+class AnnotatorSpec(_Strict):
+    id: str  # stable name in tables and provenance, e.g. "facs-rules"
+    backend: str  # a name in agents.registry (e.g. "face-expression", "facs-rules", "lexical")
+    model: str | None = None  # hub id, local directory or endpoint model name, where the backend has one
+    prompt_template: str = "emotion-cot"
+    prompt_version: str = "v1"
+
+
+def _default_panel() -> list[AnnotatorSpec]:
+    return [
+        AnnotatorSpec(id="face-expression", backend="face-expression"),
+        AnnotatorSpec(id="facs-rules", backend="facs-rules"),
+        AnnotatorSpec(id="lexical", backend="lexical"),
+    ]
+
+
+class AnnotateConfig(_Strict):
+    panel: list[AnnotatorSpec] = Field(default_factory=_default_panel, min_length=1)
+    open_vocabulary: bool = False
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> "AnnotateConfig":
+        ids = [a.id for a in self.panel]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"annotator ids must be unique, got {ids}")
+        return self
+
+
 class RuntimeConfig(_Strict):
     workers: int = Field(2, ge=1)  # sources processed at once
     torch_threads: int | None = Field(None, ge=1)  # None: one per core
@@ -131,6 +159,7 @@ class EmoforgeConfig(_Strict):
     multi_label: bool = False
     sampling: SamplingConfig = SamplingConfig()
     preprocess: PreprocessConfig = PreprocessConfig()
+    annotate: AnnotateConfig = AnnotateConfig()
     runtime: RuntimeConfig = RuntimeConfig()
 
     @model_validator(mode="after")
@@ -146,6 +175,7 @@ class EmoforgeConfig(_Strict):
         parts: dict[str, Any] = {
             "sampling": {"sampling": self.sampling, "taxonomy": self.taxonomy},
             "preprocess": {"preprocess": self.preprocess},
+            "annotate": {"annotate": self.annotate, "taxonomy": self.taxonomy, "multi_label": self.multi_label},
         }
         return stable_hash(parts[stage])
 

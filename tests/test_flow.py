@@ -26,6 +26,10 @@ def test_rerun_reuses_everything_and_config_change_recomputes(feat_data, speech_
     clips_first = RunDir(out).read("clips")
     assert clips_first and {c.provenance.run_id for c in clips_first} == {first.run_id}
 
+    annotations = RunDir(out).read("annotations")
+    assert {(a.clip_id, a.annotator_id) for a in annotations} == {
+        (c.clip_id, spec.id) for c in clips_first for spec in config.annotate.panel}
+    assert any(a.status == "ok" for a in annotations) and all(a.status in {"ok", "abstained"} for a in annotations)
     features_first = RunDir(out).read("features")
     assert [f.clip_id for f in features_first] == [c.clip_id for c in clips_first]
     assert first.stages[1].computed == len(clips_first)

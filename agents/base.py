@@ -1,0 +1,67 @@
+"""The one narrow interface every annotator implements, and the registry a config names them from."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import ClassVar
+
+from agents.verbalizer import Verbalizer
+from schemas import Annotation, AnnotatorInput, EmoforgeConfig, Provenance
+from schemas.config import AnnotatorSpec
+
+
+class Annotator(ABC):
+    backend: ClassVar[str]
+    model_id: str = ""
+    model_version: str = ""
+
+    def __init__(self, spec: AnnotatorSpec, config: EmoforgeConfig):
+        self.spec = spec
+        self.config = config
+        self.verbalizer = Verbalizer(config.taxonomy, open_vocabulary=config.annotate.open_vocabulary)
+
+    @property
+    def annotator_id(self) -> str:
+        return self.spec.id
+
+    @property
+    def prompt_hash(self) -> str | None:
+        return None  # annotators without a prompt (rule agents) have none
+
+    def provenance(self, run_id: str) -> Provenance:
+        return Provenance(stage="annotate", stage_config_hash=self.config.stage_hash("annotate"), run_id=run_id,
+                          model_id=self.model_id or self.backend, model_version=self.model_version or None, prompt_hash=self.prompt_hash)
+
+    def base(self, item: AnnotatorInput, run_id: str) -> dict:
+        return dict(annotation_id=f"{self.annotator_id}:{item.clip.clip_id}", clip_id=item.clip.clip_id,
+                    annotator_id=self.annotator_id, provenance=self.provenance(run_id))
+
+    def abstain(self, item: AnnotatorInput, run_id: str, why: str) -> Annotation:
+        return Annotation(**self.base(item, run_id), label=None, status="abstained", error=why)
+
+    @abstractmethod
+    def annotate(self, batch: list[AnnotatorInput], run_id: str) -> list[Annotation]:
+        """One annotation per input, in order; never raises for a bad clip (rejects or abstains)."""
+
+
+REGISTRY: dict[str, type[Annotator]] = {}
+
+
+def register(cls: type[Annotator]) -> type[Annotator]:
+    REGISTRY[cls.backend] = cls
+    return cls
+
+
+class UnknownBackend(ValueError):
+    pass
+
+
+def build_panel(config: EmoforgeConfig) -> list[Annotator]:
+    import agents.feature_agents  # noqa: F401  (registers the offline agents)
+
+    panel = []
+    for spec in config.annotate.panel:
+        if spec.backend not in REGISTRY:
+            raise UnknownBackend(f"annotator {spec.id!r}: unknown backend {spec.backend!r} (known: {', '.join(sorted(REGISTRY))})")
+        panel.append(REGISTRY[spec.backend](spec, config))
+    return panel

@@ -1,0 +1,110 @@
+"""Offline annotator panel on real features: distinct, evidence-backed answers; abstentions say why."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from agents import build_panel
+from agents.base import UnknownBackend
+from pipeline.preprocess.stage import preprocess_source
+from pipeline.sampling.media import file_sha256
+from pipeline.sampling.stage import sample_source
+from schemas import AnnotatorInput, ClipFeatures, ConfigError, Provenance, Word, load_config
+
+PROV = Provenance(stage="t", stage_config_hash="x", run_id="r")
+
+
+@pytest.fixture(scope="module")
+def smiling_man(feat_data, tmp_path_factory):
+    """face_noface.mov: a smiling man, then an animation title; real stage 1 + 2 features."""
+    from storage import RunDir
+
+    cfg = load_config()
+    run = RunDir.create(tmp_path_factory.mktemp("agents"))
+    path = feat_data / "face_noface.mov"
+    sampled = sample_source(path, file_sha256(path), cfg, run, "r")
+    features, _ = preprocess_source(sampled.source, sampled.clips, cfg, "r")
+    by_id = {f.clip_id: f for f in features}
+    return [AnnotatorInput(clip=c, features=by_id[c.clip_id]) for c in sampled.clips]
+
+
+def panel(**overrides):
+    return {a.annotator_id: a for a in build_panel(load_config(overrides=[f"{k}={v}" for k, v in overrides.items()]))}
+
+
+def resolve(ref: str, features: ClipFeatures):
+    """Follow a feature_ref into the features; fails if the evidence points at nothing."""
+    if m := re.fullmatch(r"faces\[(\d+)\]\.(\w+)", ref):
+        return getattr(features.faces[int(m[1])], m[2])
+    if m := re.fullmatch(r"faces\[track=(\d+)\]\.(\w+)(?:\[(\w+\+?\w*)\])?", ref):
+        obs = [f for f in features.faces if f.track_id == int(m[1])]
+        assert obs
+        if m[3]:
+            assert any(a.au == m[3] for o in obs for a in o.action_units)
+        return obs
+    if m := re.fullmatch(r"words\[(\d+)\]", ref):
+        return features.words[int(m[1])]
+    if ref == "words":
+        return features.words
+    raise AssertionError(f"unresolvable feature_ref {ref!r}")
+
+
+def test_face_agents_read_the_smile_and_cite_real_features(smiling_man):
+    agents = panel()
+    face_clip, title_clip = smiling_man
+    for name in ("face-expression", "facs-rules"):
+        [a] = agents[name].annotate([face_clip], "run1")
+        assert a.status == "ok" and a.label == "happiness", (name, a)
+        assert abs(sum(p.prob for p in a.label_distribution) - 1) < 0.01
+        assert a.steps[-1].text.endswith("happiness.") and [s.index for s in a.steps] == list(range(1, len(a.steps) + 1))
+        assert a.evidence and all(e.modality == "face" for e in a.evidence)
+        for e in a.evidence:
+            assert resolve(e.feature_ref, face_clip.features) is not None
+            assert face_clip.clip.start - 0.01 <= e.start <= e.end <= face_clip.clip.end + 0.01
+        cited = {i for s in a.steps for i in s.evidence_ids}
+        assert cited <= {e.evidence_id for e in a.evidence} and cited
+        [none] = agents[name].annotate([title_clip], "run1")
+        assert none.status == "abstained" and none.label is None and "no face" in none.error
+    # the FACS agent's answer rests on the lip corner puller
+    [facs] = agents["facs-rules"].annotate([face_clip], "run1")
+    assert any("AU12" in e.cue for e in facs.evidence)
+
+
+def _words(text: str) -> ClipFeatures:
+    words = [Word(text=w, start=i * 0.4, end=i * 0.4 + 0.3) for i, w in enumerate(text.split())]
+    return ClipFeatures(clip_id="c", words=words, provenance=PROV)
+
+
+@pytest.mark.parametrize("text,label", [
+    ("I am so happy and delighted, this is wonderful", "happiness"),
+    ("I hate you, you make me furious and angry", "anger"),
+    ("the meeting is at three in the second room", "neutral"),
+])
+def test_lexical_agent_labels_transcripts(smiling_man, text, label):
+    clip = smiling_man[0].clip
+    [a] = panel()["lexical"].annotate([AnnotatorInput(clip=clip, features=_words(text))], "r")
+    assert a.label == label, a.steps
+    for e in a.evidence:
+        assert resolve(e.feature_ref, _words(text)) is not None
+
+
+def test_lexical_agent_abstains_without_transcript(smiling_man):
+    [a] = panel()["lexical"].annotate([smiling_man[0]], "r")
+    assert a.status == "abstained" and a.error == "no transcript"
+
+
+def test_panel_is_built_from_configuration():
+    assert list(panel()) == ["face-expression", "facs-rules", "lexical"]
+    with pytest.raises(UnknownBackend, match="unknown backend 'gpt-9'"):
+        build_panel(load_config(overrides=['annotate.panel=[{"id": "x", "backend": "gpt-9"}]']))
+    with pytest.raises(ConfigError, match="annotator ids must be unique"):
+        load_config(overrides=['annotate.panel=[{"id": "x", "backend": "lexical"}, {"id": "x", "backend": "facs-rules"}]'])
+
+
+def test_provenance_names_each_annotator_model(smiling_man):
+    for agent in panel().values():
+        [a] = agent.annotate([smiling_man[0]], "run-7")
+        assert a.provenance.run_id == "run-7" and a.provenance.stage == "annotate"
+        assert a.provenance.model_id and a.annotation_id == f"{agent.annotator_id}:{smiling_man[0].clip.clip_id}"
