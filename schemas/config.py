@@ -134,6 +134,8 @@ def _default_panel() -> list[AnnotatorSpec]:
         AnnotatorSpec(id="face-expression", backend="face-expression"),
         AnnotatorSpec(id="facs-rules", backend="facs-rules"),
         AnnotatorSpec(id="lexical", backend="lexical"),
+        # a text LLM joins with {id: ..., backend: llm-gguf, model: PATH.gguf}; the packaged
+        # SmolLM2-135M ("packaged:smollm2-135m") runs but answers the same label for every clip
     ]
 
 
