@@ -59,6 +59,7 @@ class UnknownBackend(ValueError):
 def build_panel(config: EmoforgeConfig) -> list[Annotator]:
     import agents.feature_agents  # noqa: F401  (registers the offline agents)
     import agents.llm_text  # noqa: F401
+    import agents.openai_http  # noqa: F401
 
     panel = []
     for spec in config.annotate.panel:

@@ -70,7 +70,8 @@ def preprocess_source_task(source: SourceMedia, clips: list[Clip], config: Emofo
 
 
 def _annotate_key(context, parameters) -> str:
-    inputs = stable_hash([i.model_dump(mode="json", exclude={"clip": {"provenance"}, "features": {"provenance"}}) for i in parameters["items"]])
+    inputs = stable_hash([i.model_dump(mode="json", exclude={"clip": {"provenance"}, "features": {"provenance"}, "media_root": True})
+                          for i in parameters["items"]])
     return f"annotate-{inputs}-{parameters['config'].stage_hash('annotate')}-{AGENTS_CODE}"
 
 
@@ -199,7 +200,8 @@ def emoforge_flow(inputs: list[str], out_dir: str, config: EmoforgeConfig, run_i
     t2 = time.perf_counter()
     ann_counts = StageCounts(stage="annotate", items=len(features))
     feats = {f.clip_id: f for f in features}
-    batches = [[AnnotatorInput(clip=c, features=feats[c.clip_id]) for c in cl if c.clip_id in feats] for _, cl in by_source]
+    batches = [[AnnotatorInput(clip=c, features=feats[c.clip_id], media_root=str(run.root)) for c in cl if c.clip_id in feats]
+               for _, cl in by_source]
     batches = [b for b in batches if b]
     annotator = annotate_task.with_options(result_storage=run.cache_dir / "results")
     progress.start("annotate", len(batches))

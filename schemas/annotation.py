@@ -50,3 +50,4 @@ class AnnotatorInput(BaseModel):
 
     clip: Clip
     features: ClipFeatures | None = None
+    media_root: str | None = None  # run directory that key-frame paths are relative to

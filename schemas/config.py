@@ -127,6 +127,18 @@ class AnnotatorSpec(_Strict):
     model: str | None = None  # hub id, local directory or endpoint model name, where the backend has one
     prompt_template: str = "emotion-cot"
     prompt_version: str = "v1"
+    # OpenAI-compatible HTTP backends (vLLM, SGLang, hosted gateways)
+    endpoint: str | None = None  # base URL, e.g. http://gpu-box:8000/v1
+    api_key_env: str | None = None  # name of the environment variable holding the key
+    concurrency: int = Field(4, ge=1)
+    timeout_s: float = Field(60.0, gt=0)
+    max_retries: int = Field(3, ge=0)
+    rate_limit_rpm: float | None = Field(None, gt=0)
+    images: bool = True  # send key frames as image parts
+    audio: bool = False  # send the clip's audio as an input_audio part
+    json_schema: bool = True  # ask for schema-constrained JSON (response_format)
+    max_tokens: int = Field(400, ge=16)
+    temperature: float = Field(0.0, ge=0)
 
 
 def _default_panel() -> list[AnnotatorSpec]:

@@ -89,6 +89,7 @@ def decode_once(
     sample_rate: int = 16000,
     analysis_width: int = 160,
     want_audio: bool = True,
+    want_video: bool = True,
 ) -> DecodeResult:
     t0 = time.perf_counter()
     result = DecodeResult(audio=None, sample_rate=sample_rate)
@@ -96,7 +97,7 @@ def decode_once(
     with av.open(str(path)) as container:
         video = next(
             (s for s in container.streams.video if not (s.disposition & av.stream.Disposition.attached_pic)), None
-        )
+        ) if want_video else None
         audio = next(iter(container.streams.audio), None) if want_audio else None
         streams = [s for s in (video, audio) if s is not None]
         origin = (container.start_time or 0) / av.time_base

@@ -1,0 +1,160 @@
+"""OpenAI-compatible HTTP annotator: vLLM / SGLang servers, llama.cpp servers, hosted gateways.
+Key frames go as image_url parts (base64 JPEG data URLs), the clip's audio as an input_audio part
+(base64 WAV), the answer schema as response_format. Bounded concurrency, a request-rate limit,
+timeouts, and retries with exponential backoff (tenacity) on connection errors, 429 and 5xx,
+honouring Retry-After. A request that still fails becomes a rejected annotation with the reason."""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+import threading
+import time
+import wave
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import numpy as np
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+
+from agents.answer import to_annotation
+from agents.base import Annotator, register
+from agents.llm_text import SYSTEM, answer_schema, serialise
+from schemas import Annotation, AnnotatorInput
+
+
+class EndpointError(RuntimeError):
+    def __init__(self, message: str, retryable: bool, retry_after: float | None = None):
+        super().__init__(message)
+        self.retryable = retryable
+        self.retry_after = retry_after
+
+
+class RateLimiter:
+    """At most `rpm` request starts per minute, spaced evenly (shared by the worker threads)."""
+
+    def __init__(self, rpm: float | None):
+        self.interval = 60.0 / rpm if rpm else 0.0
+        self.next_at = 0.0
+        self.lock = threading.Lock()
+
+    def wait(self) -> None:
+        if not self.interval:
+            return
+        with self.lock:
+            now = time.monotonic()
+            start = max(now, self.next_at)
+            self.next_at = start + self.interval
+        time.sleep(max(0.0, start - now))
+
+
+def wav_base64(audio: np.ndarray, sample_rate: int) -> str:
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(sample_rate)
+        w.writeframes((np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes())
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+@register
+class OpenAIHTTPAnnotator(Annotator):
+    backend = "openai"
+
+    def __init__(self, spec, config):
+        super().__init__(spec, config)
+        if not spec.endpoint:
+            raise ValueError(f"annotator {spec.id!r}: backend openai needs an endpoint (base URL such as http://host:8000/v1)")
+        headers = {}
+        if spec.api_key_env:
+            key = os.environ.get(spec.api_key_env)
+            if not key:
+                raise ValueError(f"annotator {spec.id!r}: environment variable {spec.api_key_env} (the API key) is not set")
+            headers["Authorization"] = f"Bearer {key}"
+        self.client = httpx.Client(base_url=spec.endpoint.rstrip("/"), headers=headers, timeout=spec.timeout_s,
+                                   limits=httpx.Limits(max_connections=spec.concurrency))
+        self.limiter = RateLimiter(spec.rate_limit_rpm)
+        self.schema = answer_schema(config.taxonomy)
+        self.model_id = spec.model or "default"
+        self.model_version = spec.endpoint
+        self.backoff = wait_exponential_jitter(multiplier=0.5, max=20)
+
+    def _content(self, item: AnnotatorInput, audio: np.ndarray | None) -> list[dict]:
+        parts: list[dict] = [{"type": "text", "text": f"{serialise(item)}\n\n{item.clip.instruction.text}"}]
+        if self.spec.images and item.media_root:
+            for kf in item.clip.keyframes:
+                data = base64.b64encode((Path(item.media_root) / kf.path).read_bytes()).decode()
+                parts.append({"type": "image_url", "image_url": {"url": f"data:image/jpeg;base64,{data}"}})
+        if audio is not None and audio.size:
+            parts.append({"type": "input_audio", "input_audio": {"data": wav_base64(audio, self.config.sampling.audio_sample_rate), "format": "wav"}})
+        return parts
+
+    def request_body(self, item: AnnotatorInput, audio: np.ndarray | None = None) -> dict:
+        body = {"messages": [{"role": "system", "content": SYSTEM}, {"role": "user", "content": self._content(item, audio)}],
+                "max_tokens": self.spec.max_tokens, "temperature": self.spec.temperature}
+        if self.spec.model:
+            body["model"] = self.spec.model
+        if self.spec.json_schema:
+            body["response_format"] = {"type": "json_schema", "json_schema": {"name": "annotation", "schema": self.schema}}
+        return body
+
+    def _post(self, body: dict) -> str:
+        self.limiter.wait()
+        try:
+            r = self.client.post("/chat/completions", json=body)
+        except httpx.TimeoutException as exc:
+            raise EndpointError(f"timed out after {self.spec.timeout_s:g} s ({type(exc).__name__})", retryable=True) from None
+        except httpx.TransportError as exc:
+            raise EndpointError(f"cannot reach {self.spec.endpoint}: {exc}", retryable=True) from None
+        if r.status_code == 429 or r.status_code >= 500:
+            after = r.headers.get("retry-after")
+            raise EndpointError(f"{self.spec.endpoint} answered {r.status_code}: {r.text[:200]}", retryable=True,
+                                retry_after=float(after) if after and after.replace(".", "", 1).isdigit() else None)
+        if r.status_code >= 400:  # wrong key, bad request: retrying cannot help
+            raise EndpointError(f"{self.spec.endpoint} answered {r.status_code}: {r.text[:200]}", retryable=False)
+        try:
+            return r.json()["choices"][0]["message"]["content"] or ""
+        except (ValueError, KeyError, IndexError, TypeError):
+            raise EndpointError(f"{self.spec.endpoint} sent a reply that is not a chat completion: {r.text[:200]}", retryable=False) from None
+
+    def _wait(self, state) -> float:
+        exc = state.outcome.exception()
+        backoff = self.backoff(state)
+        return max(backoff, exc.retry_after or 0.0) if isinstance(exc, EndpointError) else backoff
+
+    def _one(self, item: AnnotatorInput, audio: np.ndarray | None, run_id: str) -> Annotation:
+        attempts = self.spec.max_retries + 1
+        try:
+            for attempt in Retrying(stop=stop_after_attempt(attempts), wait=self._wait, reraise=True,
+                                    retry=retry_if_exception(lambda e: isinstance(e, EndpointError) and e.retryable)):
+                with attempt:
+                    raw = self._post(self.request_body(item, audio))
+        except EndpointError as exc:
+            tries = attempts if exc.retryable else 1
+            return Annotation(**self.base(item, run_id), label=None, status="rejected", error=f"{exc} (after {tries} attempt(s))")
+        return to_annotation(raw, clip_id=item.clip.clip_id, annotator_id=self.annotator_id, verbalizer=self.verbalizer,
+                             provenance=self.provenance(run_id), multi_label=self.config.multi_label)
+
+    def _audio(self, batch: list[AnnotatorInput]) -> list[np.ndarray | None]:
+        if not self.spec.audio:
+            return [None] * len(batch)
+        from pipeline.sampling.decode import decode_once
+
+        sr = self.config.sampling.audio_sample_rate
+        cache: dict[str, np.ndarray | None] = {}
+        out = []
+        for item in batch:  # one decode per source, sliced per clip
+            src = item.clip.source_path
+            if src not in cache:
+                cache[src] = decode_once(Path(src), [], sample_rate=sr, want_video=False).audio
+            a = cache[src]
+            out.append(None if a is None else a[int(item.clip.start * sr):int(item.clip.end * sr)])
+        return out
+
+    def annotate(self, batch, run_id):
+        audio = self._audio(batch)
+        with ThreadPoolExecutor(max_workers=self.spec.concurrency) as pool:
+            return list(pool.map(lambda ia: self._one(ia[0], ia[1], run_id), zip(batch, audio)))
