@@ -60,6 +60,7 @@ def build_panel(config: EmoforgeConfig) -> list[Annotator]:
     import agents.feature_agents  # noqa: F401  (registers the offline agents)
     import agents.llm_text  # noqa: F401
     import agents.openai_http  # noqa: F401
+    import agents.transformers_mllm  # noqa: F401
 
     panel = []
     for spec in config.annotate.panel:

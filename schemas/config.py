@@ -139,6 +139,10 @@ class AnnotatorSpec(_Strict):
     json_schema: bool = True  # ask for schema-constrained JSON (response_format)
     max_tokens: int = Field(400, ge=16)
     temperature: float = Field(0.0, ge=0)
+    # local transformers backends (Qwen2.5-VL, Qwen2-Audio)
+    device: str | None = None  # None: cuda when available, else cpu
+    batch_size: int | None = Field(None, ge=1)  # None: sized from free GPU memory (4 on CPU)
+    max_images: int = Field(4, ge=0)
 
 
 def _default_panel() -> list[AnnotatorSpec]:
