@@ -35,3 +35,20 @@ def test_tiny_qwen25_vl_annotates_clips_with_key_frames(vl_dir, feat_data, confi
         assert a.raw_answer is not None and a.status in {"ok", "repaired", "rejected"}
         assert (a.label is None) == (a.status == "rejected")
         assert a.provenance.model_id == str(vl_dir)
+
+
+def test_tiny_qwen2_audio_hears_the_clip_audio(tmp_path, speech_dir, config, run_dir):
+    from tests.fixtures.tiny_models import tiny_qwen2_audio
+
+    model_dir = tiny_qwen2_audio(tmp_path / "tiny-qwen2-audio")
+    path = speech_dir / "beckett.wav"
+    clips = sample_source(path, file_sha256(path), config, run_dir, "r").clips
+    spec = {"id": "qwen-audio", "backend": "transformers", "model": str(model_dir), "max_tokens": 16, "batch_size": 2}
+    [agent] = build_panel(load_config(overrides=[f"annotate.panel=[{json.dumps(spec)}]"]))
+    assert agent.model_type == "qwen2_audio"
+    [audio] = agent._audio([AnnotatorInput(clip=clips[0])])
+    assert abs(audio.size / 16000 - clips[0].duration) < 0.01  # the clip's own span of the source
+    prompt, _, sent = agent._inputs(AnnotatorInput(clip=clips[0]), audio)
+    assert "<|AUDIO|>" in prompt and sent is audio
+    anns = agent.annotate([AnnotatorInput(clip=c) for c in clips] * 3, "run-a")
+    assert len(anns) == 3 * len(clips) and all(a.raw_answer is not None for a in anns)
