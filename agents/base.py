@@ -44,6 +44,33 @@ class Annotator(ABC):
         """One annotation per input, in order; never raises for a bad clip (rejects or abstains)."""
 
 
+class PerClipAnnotator(Annotator):
+    """An annotator that looks at one clip at a time."""
+
+    def annotate(self, batch: list[AnnotatorInput], run_id: str) -> list[Annotation]:
+        return [self.annotate_one(item, run_id) for item in batch]
+
+    @abstractmethod
+    def annotate_one(self, item: AnnotatorInput, run_id: str) -> Annotation: ...
+
+
+def clip_audio(batch: list[AnnotatorInput], sample_rate: int):
+    """Each clip's audio span (None without audio), decoding each source once for the batch."""
+    from pathlib import Path
+
+    from pipeline.sampling.decode import decode_once
+
+    cache: dict = {}
+    out = []
+    for item in batch:
+        src = item.clip.source_path
+        if src not in cache:
+            cache[src] = decode_once(Path(src), [], sample_rate=sample_rate, want_video=False).audio
+        a = cache[src]
+        out.append(None if a is None else a[int(item.clip.start * sample_rate):int(item.clip.end * sample_rate)])
+    return out
+
+
 REGISTRY: dict[str, type[Annotator]] = {}
 
 

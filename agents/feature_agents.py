@@ -11,7 +11,7 @@ from importlib import metadata
 
 import numpy as np
 
-from agents.base import Annotator, register
+from agents.base import PerClipAnnotator, register
 from agents.rationale import normalise
 from agents.verbalizer import UnknownLabel
 from schemas import Annotation, AnnotatorInput, Evidence, FaceObservation
@@ -44,7 +44,7 @@ def _normalised(dist: dict[str, float]) -> list[LabelProb]:
 
 
 @register
-class FaceExpressionAgent(Annotator):
+class FaceExpressionAgent(PerClipAnnotator):
     backend = "face-expression"
 
     def __init__(self, spec, config):
@@ -52,10 +52,7 @@ class FaceExpressionAgent(Annotator):
         self.model_id = "fer-cnn(emotion_model_quantized.tflite)"
         self.model_version = metadata.version("fer")
 
-    def annotate(self, batch, run_id):
-        return [self._one(item, run_id) for item in batch]
-
-    def _one(self, item: AnnotatorInput, run_id: str) -> Annotation:
+    def annotate_one(self, item: AnnotatorInput, run_id: str) -> Annotation:
         faces = main_face(item)
         if not faces:
             return self.abstain(item, run_id, "no face in clip")
@@ -93,15 +90,12 @@ class FaceExpressionAgent(Annotator):
 
 
 @register
-class FACSRulesAgent(Annotator):
+class FACSRulesAgent(PerClipAnnotator):
     backend = "facs-rules"
     model_id = "emfacs-prototypes(geometry-au)"
     model_version = "1"
 
-    def annotate(self, batch, run_id):
-        return [self._one(item, run_id) for item in batch]
-
-    def _one(self, item: AnnotatorInput, run_id: str) -> Annotation:
+    def annotate_one(self, item: AnnotatorInput, run_id: str) -> Annotation:
         faces = main_face(item)
         if not faces:
             return self.abstain(item, run_id, "no face in clip")
@@ -149,7 +143,7 @@ NRC_TO_BASIC = {"joy": "happiness", "sadness": "sadness", "anger": "anger", "fea
 
 
 @register
-class LexicalAgent(Annotator):
+class LexicalAgent(PerClipAnnotator):
     """Reads the transcript only as data: words are counted against lexicons, never followed as
     instructions, so a transcript that tries to instruct a model has no effect here."""
 
@@ -163,10 +157,7 @@ class LexicalAgent(Annotator):
         self.model_id = "nrc-emotion-lexicon+vader"
         self.model_version = f"nrclex-{metadata.version('nrclex')}+vader-{metadata.version('vadersentiment')}"
 
-    def annotate(self, batch, run_id):
-        return [self._one(item, run_id) for item in batch]
-
-    def _one(self, item: AnnotatorInput, run_id: str) -> Annotation:
+    def annotate_one(self, item: AnnotatorInput, run_id: str) -> Annotation:
         from nrclex import NRCLex
 
         words = item.features.words if item.features else []

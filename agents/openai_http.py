@@ -20,7 +20,7 @@ import numpy as np
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 from agents.answer import to_annotation, with_repair
-from agents.base import Annotator, register
+from agents.base import Annotator, clip_audio, register
 from agents.llm_text import SYSTEM, answer_schema, serialise
 from schemas import Annotation, AnnotatorInput
 
@@ -144,23 +144,7 @@ class OpenAIHTTPAnnotator(Annotator):
             tries = self.spec.max_retries + 1 if exc.retryable else 1
             return Annotation(**self.base(item, run_id), label=None, status="rejected", error=f"{exc} (after {tries} attempt(s))")
 
-    def _audio(self, batch: list[AnnotatorInput]) -> list[np.ndarray | None]:
-        if not self.spec.audio:
-            return [None] * len(batch)
-        from pipeline.sampling.decode import decode_once
-
-        sr = self.config.sampling.audio_sample_rate
-        cache: dict[str, np.ndarray | None] = {}
-        out = []
-        for item in batch:  # one decode per source, sliced per clip
-            src = item.clip.source_path
-            if src not in cache:
-                cache[src] = decode_once(Path(src), [], sample_rate=sr, want_video=False).audio
-            a = cache[src]
-            out.append(None if a is None else a[int(item.clip.start * sr):int(item.clip.end * sr)])
-        return out
-
     def annotate(self, batch, run_id):
-        audio = self._audio(batch)
+        audio = clip_audio(batch, self.config.sampling.audio_sample_rate) if self.spec.audio else [None] * len(batch)
         with ThreadPoolExecutor(max_workers=self.spec.concurrency) as pool:
             return list(pool.map(lambda ia: self._one(ia[0], ia[1], run_id), zip(batch, audio)))

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from agents.answer import to_annotation
-from agents.base import Annotator, register
+from agents.base import Annotator, clip_audio, register
 from agents.llm_text import SYSTEM, serialise
 from schemas import AnnotatorInput
 
@@ -81,17 +81,7 @@ class TransformersMLLM(Annotator):
     def _audio(self, batch: list[AnnotatorInput]) -> list[np.ndarray | None]:
         if self.model_type != "qwen2_audio":
             return [None] * len(batch)
-        from pipeline.sampling.decode import decode_once
-
-        sr = self.config.sampling.audio_sample_rate
-        cache: dict[str, np.ndarray | None] = {}
-        out = []
-        for item in batch:
-            if item.clip.source_path not in cache:
-                cache[item.clip.source_path] = decode_once(Path(item.clip.source_path), [], sample_rate=sr, want_video=False).audio
-            a = cache[item.clip.source_path]
-            out.append(None if a is None else a[int(item.clip.start * sr):int(item.clip.end * sr)])
-        return out
+        return clip_audio(batch, self.config.sampling.audio_sample_rate)
 
     def generate(self, chunk: list[tuple[str, list, np.ndarray | None]]) -> list[str]:
         prompts = [c[0] for c in chunk]
