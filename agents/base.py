@@ -83,11 +83,21 @@ class UnknownBackend(ValueError):
     pass
 
 
+def shared_panel(config: EmoforgeConfig) -> list[Annotator]:
+    """The panel for these settings, built once per process (LLM servers and model weights load once)."""
+    from pipeline.models import shared
+    from schemas.provenance import stable_hash
+
+    key = stable_hash({"annotate": config.annotate, "taxonomy": config.taxonomy, "multi_label": config.multi_label,
+                       "sampling": config.sampling, "runtime": config.runtime})
+    return shared("panel", key, lambda: build_panel(config))
+
+
 def build_panel(config: EmoforgeConfig) -> list[Annotator]:
     import agents.feature_agents  # noqa: F401  (registers the offline agents)
     import agents.llm_text  # noqa: F401
     import agents.openai_http  # noqa: F401
-    import agents.transformers_mllm  # noqa: F401
+    import agents.transformers_mllm  # noqa: F401  (registers the model-backed agents too)
 
     panel = []
     for spec in config.annotate.panel:

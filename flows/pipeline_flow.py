@@ -24,7 +24,7 @@ from flows.progress import hook
 from pipeline.preprocess.stage import preprocess_source
 from pipeline.sampling.media import file_sha256
 from pipeline.sampling.stage import sample_source
-from agents import build_panel
+from agents import shared_panel
 from schemas import Annotation, AnnotatorInput, Clip, ClipFeatures, EmoforgeConfig, Reject, SourceMedia, SourceSampling
 from schemas.provenance import emoforge_version, stable_hash
 from storage import RunDir
@@ -83,7 +83,7 @@ class SourceAnnotations(BaseModel):
 @task(name="annotate-source", cache_key_fn=_annotate_key, persist_result=True, retries=0)
 def annotate_task(items: list[AnnotatorInput], config: EmoforgeConfig, run_id: str) -> SourceAnnotations:
     out, rejects = [], []
-    for agent in build_panel(config):
+    for agent in shared_panel(config):
         try:
             out.extend(agent.annotate(items, run_id))
         except Exception as exc:  # one failing annotator never loses the others' answers

@@ -108,3 +108,14 @@ def test_provenance_names_each_annotator_model(smiling_man):
         [a] = agent.annotate([smiling_man[0]], "run-7")
         assert a.provenance.run_id == "run-7" and a.provenance.stage == "annotate"
         assert a.provenance.model_id and a.annotation_id == f"{agent.annotator_id}:{smiling_man[0].clip.clip_id}"
+
+
+def test_panel_and_its_models_load_once_per_process():
+    from agents import shared_panel
+
+    cfg = load_config()
+    first, again = shared_panel(cfg), shared_panel(load_config())
+    assert [id(a) for a in first] == [id(a) for a in again]  # no reload per source task
+    other = shared_panel(load_config(overrides=["taxonomy=[happiness, sadness, neutral]"]))
+    assert {id(a) for a in other}.isdisjoint(id(a) for a in first)
+    assert other[0].verbalizer.taxonomy == ["happiness", "sadness", "neutral"]

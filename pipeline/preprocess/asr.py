@@ -12,6 +12,7 @@ from importlib import metadata
 
 import numpy as np
 
+from pipeline.models import shared
 from pipeline.preprocess.weights import whisper_base_dir
 from schemas import Word
 from schemas.config import ASRConfig
@@ -107,13 +108,5 @@ def spread_words(text: str, start: float, end: float) -> list[dict]:
 
 
 _BACKENDS = {"faster-whisper": FasterWhisperASR, "whisperx": WhisperXASR}
-_cache: dict[str, Transcriber] = {}
-_lock = threading.Lock()
-
-
 def get_transcriber(config: ASRConfig) -> Transcriber:
-    key = config.model_dump_json()
-    with _lock:
-        if key not in _cache:
-            _cache[key] = _BACKENDS[config.backend](config)
-        return _cache[key]
+    return shared("asr", config, lambda: _BACKENDS[config.backend](config))

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.models import shared
 from pipeline.preprocess.weights import WeightsError
 from schemas.config import DiarizationConfig
 from schemas.features import SpeakerTurn
@@ -53,13 +54,5 @@ class Diarizer:
         return turns, None
 
 
-_cache: dict[str, Diarizer] = {}
-_lock = threading.Lock()
-
-
 def get_diarizer(config: DiarizationConfig) -> Diarizer:
-    key = config.model_dump_json()
-    with _lock:
-        if key not in _cache:
-            _cache[key] = Diarizer(config)
-        return _cache[key]
+    return shared("diarizer", config, lambda: Diarizer(config))

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from pipeline.models import shared
 from pipeline.preprocess.weights import WeightsError, dlib_landmarks_68, fer_tflite
 from schemas.config import FaceConfig
 from schemas.features import ActionUnit, BoundingBox, LabelProb, NamedValue, Point
@@ -203,16 +204,8 @@ class PyFeatFaceAnalyzer:
         return results
 
 
-_cache: dict[str, object] = {}
-_lock = threading.Lock()
-
-
 def get_face_analyzer(config: FaceConfig):
-    key = config.model_dump_json()
-    with _lock:
-        if key not in _cache:
-            _cache[key] = (PyFeatFaceAnalyzer if config.backend == "py-feat" else OfflineFaceAnalyzer)(config)
-        return _cache[key]
+    return shared("faces", config, lambda: (PyFeatFaceAnalyzer if config.backend == "py-feat" else OfflineFaceAnalyzer)(config))
 
 
 @dataclass

@@ -3,7 +3,6 @@ clip ASR with word times, speakers, prosody and faces, all on the source timelin
 
 from __future__ import annotations
 
-import bisect
 import traceback
 from pathlib import Path
 

@@ -32,7 +32,6 @@ def sample_source(path: Path, sha256: str, config: EmoforgeConfig, run: RunDir, 
     def reject(reason: str, error_type: str, severity: str = "error", source_id: str | None = None) -> Reject:
         return Reject(run_id=run_id, stage=STAGE, path=str(path), source_id=source_id, severity=severity, reason=reason, error_type=error_type)
 
-    cfg = config.sampling
     base = Provenance(stage=STAGE, stage_config_hash=config.stage_hash(STAGE), run_id=run_id)
     try:
         source = probe(path, sha256, base)

@@ -11,6 +11,7 @@ from importlib import metadata
 
 import numpy as np
 
+from pipeline.models import shared
 from schemas import Span
 from schemas.config import VADConfig
 
@@ -134,14 +135,5 @@ class PyannoteVAD(VoiceActivityDetector):
 
 
 _BACKENDS = {"silero": SileroOnnxVAD, "silero-jit": SileroVAD, "pyannote": PyannoteVAD}
-_cache: dict[str, VoiceActivityDetector] = {}
-_cache_lock = threading.Lock()
-
-
 def get_vad(config: VADConfig) -> VoiceActivityDetector:
-    """One detector per configuration per process: loading weights per clip would dominate."""
-    key = config.model_dump_json()
-    with _cache_lock:
-        if key not in _cache:
-            _cache[key] = _BACKENDS[config.backend](config)
-        return _cache[key]
+    return shared("vad", config, lambda: _BACKENDS[config.backend](config))
