@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,14 +19,15 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel
 
 import agents as agents_pkg
+from agents import shared_panel
 import pipeline.preprocess as preprocess_pkg
 import pipeline.sampling as sampling_pkg
 from flows.progress import hook
 from pipeline.preprocess.stage import preprocess_source
 from pipeline.sampling.media import file_sha256
 from pipeline.sampling.stage import sample_source
-from agents import shared_panel
-from schemas import Annotation, AnnotatorInput, Clip, ClipFeatures, EmoforgeConfig, Reject, SourceMedia, SourceSampling
+from schemas import (AnnotatorInput, Clip, EmoforgeConfig, Reject, SourceAnnotations, SourceMedia, SourcePreprocessing,
+                     SourceSampling)
 from schemas.provenance import emoforge_version, stable_hash
 from storage import RunDir
 
@@ -58,11 +60,6 @@ def _preprocess_key(context, parameters) -> str:
             f"-{parameters['config'].sampling.audio_sample_rate}-{PREPROCESS_CODE}")
 
 
-class SourcePreprocessing(BaseModel):
-    features: list[ClipFeatures]
-    rejects: list[Reject]
-
-
 @task(name="preprocess-source", cache_key_fn=_preprocess_key, persist_result=True, retries=0)
 def preprocess_source_task(source: SourceMedia, clips: list[Clip], config: EmoforgeConfig, run_id: str) -> SourcePreprocessing:
     features, rejects = preprocess_source(source, clips, config, run_id)
@@ -73,11 +70,6 @@ def _annotate_key(context, parameters) -> str:
     inputs = stable_hash([i.model_dump(mode="json", exclude={"clip": {"provenance"}, "features": {"provenance"}, "media_root": True})
                           for i in parameters["items"]])
     return f"annotate-{inputs}-{parameters['config'].stage_hash('annotate')}-{AGENTS_CODE}"
-
-
-class SourceAnnotations(BaseModel):
-    annotations: list[Annotation]
-    rejects: list[Reject]
 
 
 @task(name="annotate-source", cache_key_fn=_annotate_key, persist_result=True, retries=0)
@@ -111,16 +103,54 @@ class RunSummary(BaseModel):
     seconds: float
 
 
+@dataclass(frozen=True)
+class Job:
+    """One submitted per-source task: what to call it, and how many items it covers."""
+
+    key: str
+    path: str
+    source_id: str | None
+    items: int
+
+
+def collect(stage: str, futures: dict, counts: "StageCounts", rejects: list[Reject], run_id: str) -> dict[str, BaseModel]:
+    """Wait for a stage's per-source tasks; count computed vs reused (a result made by another run
+    came from the cache), gather rejects, and turn a failure around a task into a reject row."""
+    progress = hook()
+    results: dict[str, BaseModel] = {}
+    for fut in as_completed(list(futures)):
+        job: Job = futures[fut]
+        try:
+            res = fut.result()
+        except Exception as exc:  # infrastructure failure around the task (e.g. result storage)
+            rejects.append(Reject(run_id=run_id, stage=stage, path=job.path, source_id=job.source_id,
+                                  reason=f"{job.path}: {type(exc).__name__}: {exc}", error_type=type(exc).__name__))
+            counts.rejects += 1
+            progress.advance(stage, job.path, reused=False)
+            continue
+        producer = res.producer_run_id()
+        reused = producer is not None and producer != run_id
+        counts.reused += job.items if reused else 0
+        counts.computed += 0 if reused else job.items
+        rejects.extend(res.rejects)
+        counts.rejects += sum(1 for r in res.rejects if r.severity == "error")
+        results[job.key] = res
+        progress.advance(stage, job.path, reused=reused)
+    progress.finish(stage)
+    return results
+
+
 @flow(name="emoforge", validate_parameters=False)
 def emoforge_flow(inputs: list[str], out_dir: str, config: EmoforgeConfig, run_id: str) -> RunSummary:
     t0 = time.perf_counter()
     run = RunDir.create(out_dir)
-    counts = StageCounts(stage="sampling", items=len(inputs))
-    rejects: list[Reject] = []
-    results: list[SourceSampling] = []
-    sampler = sample_source_task.with_options(result_storage=run.cache_dir / "results")
-
+    storage = run.cache_dir / "results"
     progress = hook()
+    rejects: list[Reject] = []
+
+    # ---- stage 1: sampling, one task per distinct file ----
+    counts = StageCounts(stage="sampling", items=len(inputs))
+    sampler = sample_source_task.with_options(result_storage=storage)
     progress.start("sampling", len(inputs))
     futures = {}
     seen: dict[str, str] = {}
@@ -130,6 +160,7 @@ def emoforge_flow(inputs: list[str], out_dir: str, config: EmoforgeConfig, run_i
             sha = file_sha256(path)
         except OSError as exc:
             rejects.append(Reject(run_id=run_id, stage="sampling", path=raw, reason=f"{raw}: cannot read file ({exc.strerror or exc})", error_type=type(exc).__name__))
+            counts.rejects += 1
             progress.advance("sampling", raw, reused=False)
             continue
         if sha in seen:
@@ -137,61 +168,26 @@ def emoforge_flow(inputs: list[str], out_dir: str, config: EmoforgeConfig, run_i
             progress.advance("sampling", raw, reused=True)
             continue
         seen[sha] = raw
-        fut = sampler.submit(str(path.resolve()), sha, config, str(run.root), run_id)
-        futures[fut] = raw
-    for fut in as_completed(list(futures)):
-        raw = futures[fut]
-        try:
-            res: SourceSampling = fut.result()
-        except Exception as exc:  # infrastructure failure around the task (e.g. result storage)
-            rejects.append(Reject(run_id=run_id, stage="sampling", path=raw, reason=f"{raw}: {type(exc).__name__}: {exc}", error_type=type(exc).__name__))
-            progress.advance("sampling", raw, reused=False)
-            continue
-        producer = res.source.provenance.run_id if res.source else (res.rejects[0].run_id if res.rejects else run_id)
-        reused = producer != run_id
-        counts.reused += reused
-        counts.computed += not reused
-        results.append(res)
-        progress.advance("sampling", raw, reused=reused)
-    progress.finish("sampling")
-
-    order = {str(Path(p).resolve()): i for i, p in enumerate(inputs)}
-    results.sort(key=lambda r: order.get(r.source.path, 0) if r.source else 0)
-    sources = [r.source for r in results if r.source is not None and r.clips]
-    clips = [c for r in results for c in r.clips]
-    rejects.extend(x for r in results for x in r.rejects)
+        resolved = str(path.resolve())
+        futures[sampler.submit(resolved, sha, config, str(run.root), run_id)] = Job(resolved, raw, None, 1)
+    sampled = collect("sampling", futures, counts, rejects, run_id)
+    results: list[SourceSampling] = [sampled[k] for k in dict.fromkeys(str(Path(p).resolve()) for p in inputs) if k in sampled]
+    by_source = [(r.source, r.clips) for r in results if r.source is not None and r.clips]
+    sources = [src for src, _ in by_source]
+    clips = [c for _, cl in by_source for c in cl]
     run.write("sources", sources)
     run.write("clips", clips)
     counts.outputs = len(clips)
-    counts.rejects = sum(1 for r in rejects if r.severity == "error")
     counts.seconds = round(time.perf_counter() - t0, 3)
 
     # ---- stage 2: preprocessing, one task per source ----
     t1 = time.perf_counter()
     pre_counts = StageCounts(stage="preprocess", items=len(clips))
-    by_source = [(r.source, r.clips) for r in results if r.source is not None and r.clips]
-    pre = preprocess_source_task.with_options(result_storage=run.cache_dir / "results")
+    pre = preprocess_source_task.with_options(result_storage=storage)
     progress.start("preprocess", len(by_source))
-    pre_futures = {pre.submit(src, cl, config, run_id): (src, cl) for src, cl in by_source}
-    features_by_source: dict[str, list[ClipFeatures]] = {}
-    for fut in as_completed(list(pre_futures)):
-        src, cl = pre_futures[fut]
-        try:
-            out: SourcePreprocessing = fut.result()
-        except Exception as exc:
-            rejects.append(Reject(run_id=run_id, stage="preprocess", path=src.path, source_id=src.source_id,
-                                  reason=f"{src.path}: {type(exc).__name__}: {exc}", error_type=type(exc).__name__))
-            progress.advance("preprocess", src.path, reused=False)
-            continue
-        reused = bool(out.features) and out.features[0].provenance.run_id != run_id
-        pre_counts.reused += len(out.features) if reused else 0
-        pre_counts.computed += 0 if reused else len(out.features)
-        features_by_source[src.source_id] = out.features
-        rejects.extend(out.rejects)
-        pre_counts.rejects += sum(1 for r in out.rejects if r.severity == "error")
-        progress.advance("preprocess", src.path, reused=reused)
-    progress.finish("preprocess")
-    features = [f for src, _ in by_source for f in features_by_source.get(src.source_id, [])]
+    done = collect("preprocess", {pre.submit(src, cl, config, run_id): Job(src.source_id, src.path, src.source_id, len(cl))
+                                  for src, cl in by_source}, pre_counts, rejects, run_id)
+    features = [f for src in sources if src.source_id in done for f in done[src.source_id].features]
     run.write("features", features)
     pre_counts.outputs = len(features)
     pre_counts.seconds = round(time.perf_counter() - t1, 3)
@@ -203,29 +199,11 @@ def emoforge_flow(inputs: list[str], out_dir: str, config: EmoforgeConfig, run_i
     batches = [[AnnotatorInput(clip=c, features=feats[c.clip_id], media_root=str(run.root)) for c in cl if c.clip_id in feats]
                for _, cl in by_source]
     batches = [b for b in batches if b]
-    annotator = annotate_task.with_options(result_storage=run.cache_dir / "results")
+    annotator = annotate_task.with_options(result_storage=storage)
     progress.start("annotate", len(batches))
-    ann_futures = {annotator.submit(b, config, run_id): b for b in batches}
-    annotations_by_source: dict[str, list[Annotation]] = {}
-    for fut in as_completed(list(ann_futures)):
-        batch = ann_futures[fut]
-        src_id = batch[0].clip.source_id
-        try:
-            res: SourceAnnotations = fut.result()
-        except Exception as exc:
-            rejects.append(Reject(run_id=run_id, stage="annotate", path=batch[0].clip.source_path, source_id=src_id,
-                                  reason=f"{batch[0].clip.source_path}: {type(exc).__name__}: {exc}", error_type=type(exc).__name__))
-            progress.advance("annotate", batch[0].clip.source_path, reused=False)
-            continue
-        reused = bool(res.annotations) and res.annotations[0].provenance.run_id != run_id
-        ann_counts.reused += len(batch) if reused else 0
-        ann_counts.computed += 0 if reused else len(batch)
-        annotations_by_source[src_id] = res.annotations
-        rejects.extend(res.rejects)
-        ann_counts.rejects += len(res.rejects)
-        progress.advance("annotate", batch[0].clip.source_path, reused=reused)
-    progress.finish("annotate")
-    annotations = [a for b in batches for a in annotations_by_source.get(b[0].clip.source_id, [])]
+    answered = collect("annotate", {annotator.submit(b, config, run_id): Job(b[0].clip.source_id, b[0].clip.source_path, b[0].clip.source_id, len(b))
+                                    for b in batches}, ann_counts, rejects, run_id)
+    annotations = [a for b in batches if b[0].clip.source_id in answered for a in answered[b[0].clip.source_id].annotations]
     run.write("annotations", annotations)
     run.write("rejects", rejects)
     ann_counts.outputs = sum(1 for a in annotations if a.label is not None)

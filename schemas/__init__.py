@@ -1,11 +1,11 @@
 """Typed records that cross every stage line, each with a matching Arrow schema (schemas.arrow)."""
 
-from schemas.annotation import Annotation, AnnotatorInput, Evidence, RationaleStep
+from schemas.annotation import Annotation, AnnotatorInput, Evidence, RationaleStep, SourceAnnotations
 from schemas.arrow import SCHEMA_VERSION, arrow_schema, from_table, to_table
 from schemas.clip import Clip, Instruction, KeyFrame, Shot, SourceSampling, Span
 from schemas.config import ConfigError, EmoforgeConfig, load_config
 from schemas.dataset import AnnotatorAnswer, DatasetRow
-from schemas.features import ClipFeatures, FaceObservation, Prosody, Word
+from schemas.features import ClipFeatures, FaceObservation, Prosody, SourcePreprocessing, Word
 from schemas.judgement import Consensus, Judgement, JudgeWeights
 from schemas.media import SourceMedia
 from schemas.provenance import Provenance, stable_hash
@@ -16,6 +16,6 @@ __all__ = [
     "SCHEMA_VERSION", "AgreementStat", "Annotation", "AnnotatorInput", "AnnotatorAnswer", "Clip", "ClipFeatures", "ConfigError",
     "Consensus", "DatasetRow", "EmoforgeConfig", "Evidence", "FaceObservation", "Instruction", "Judgement",
     "JudgeWeights", "KeyFrame", "Provenance", "Prosody", "RationaleStep", "Reject", "Review", "ReviewerAnswer",
-    "Shot", "SourceMedia", "SourceSampling", "Span", "Word", "arrow_schema", "from_table", "load_config",
+    "Shot", "SourceAnnotations", "SourceMedia", "SourcePreprocessing", "SourceSampling", "Span", "Word", "arrow_schema", "from_table", "load_config",
     "stable_hash", "to_table",
 ]

@@ -51,3 +51,18 @@ class AnnotatorInput(BaseModel):
     clip: Clip
     features: ClipFeatures | None = None
     media_root: str | None = None  # run directory that key-frame paths are relative to
+
+
+class SourceAnnotations(BaseModel):
+    """Every annotator's answers for one source's clips (the unit that is cached and resumed)."""
+
+    annotations: list[Annotation]
+    rejects: list["Reject"] = []
+
+    def producer_run_id(self) -> str | None:
+        return self.annotations[0].provenance.run_id if self.annotations else None
+
+
+from schemas.reject import Reject  # noqa: E402
+
+SourceAnnotations.model_rebuild()

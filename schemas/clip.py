@@ -77,6 +77,12 @@ class SourceSampling(BaseModel):
     decode_seconds: float = 0.0
     frames_decoded: int = 0
 
+    def producer_run_id(self) -> str | None:
+        """The run that computed this result (a different run means it came from the cache)."""
+        if self.source is not None:
+            return self.source.provenance.run_id
+        return self.rejects[0].run_id if self.rejects else None
+
 
 from schemas.media import SourceMedia  # noqa: E402  (after Clip to keep the import graph one-way)
 from schemas.reject import Reject  # noqa: E402

@@ -91,3 +91,18 @@ class ClipFeatures(BaseModel):
     main_track_reason: str | None = None
     notes: list[str] = []  # why a modality is empty ("no face found", "no speech", "single-speaker fallback")
     provenance: Provenance
+
+
+class SourcePreprocessing(BaseModel):
+    """Everything stage 2 produced for one source (the unit that is cached and resumed)."""
+
+    features: list[ClipFeatures]
+    rejects: list["Reject"] = []
+
+    def producer_run_id(self) -> str | None:
+        return self.features[0].provenance.run_id if self.features else None
+
+
+from schemas.reject import Reject  # noqa: E402
+
+SourcePreprocessing.model_rebuild()
