@@ -43,6 +43,11 @@ class Annotator(ABC):
     def annotate(self, batch: list[AnnotatorInput], run_id: str) -> list[Annotation]:
         """One annotation per input, in order; never raises for a bad clip (rejects or abstains)."""
 
+    def chat(self, messages: list[dict], schema: dict | None = None, max_tokens: int = 400) -> str:
+        """A plain chat completion (the LLM judge talks to models through this); JSON-schema
+        constrained where the backend can. Backends without a language model cannot chat."""
+        raise NotImplementedError(f"backend {self.backend!r} has no language model to chat with")
+
 
 class PerClipAnnotator(Annotator):
     """An annotator that looks at one clip at a time."""
@@ -93,15 +98,20 @@ def shared_panel(config: EmoforgeConfig) -> list[Annotator]:
     return shared("panel", key, lambda: build_panel(config))
 
 
-def build_panel(config: EmoforgeConfig) -> list[Annotator]:
+def register_backends() -> None:
     import agents.feature_agents  # noqa: F401  (registers the offline agents)
     import agents.llm_text  # noqa: F401
     import agents.openai_http  # noqa: F401
+    import agents.prosody_agent  # noqa: F401
     import agents.transformers_mllm  # noqa: F401  (registers the model-backed agents too)
 
-    panel = []
-    for spec in config.annotate.panel:
-        if spec.backend not in REGISTRY:
-            raise UnknownBackend(f"annotator {spec.id!r}: unknown backend {spec.backend!r} (known: {', '.join(sorted(REGISTRY))})")
-        panel.append(REGISTRY[spec.backend](spec, config))
-    return panel
+
+def build_one(spec: AnnotatorSpec, config: EmoforgeConfig) -> Annotator:
+    register_backends()
+    if spec.backend not in REGISTRY:
+        raise UnknownBackend(f"annotator {spec.id!r}: unknown backend {spec.backend!r} (known: {', '.join(sorted(REGISTRY))})")
+    return REGISTRY[spec.backend](spec, config)
+
+
+def build_panel(config: EmoforgeConfig) -> list[Annotator]:
+    return [build_one(spec, config) for spec in config.annotate.panel]

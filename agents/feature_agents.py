@@ -125,7 +125,8 @@ class FACSRulesAgent(PerClipAnnotator):
             evidence.append(Evidence(
                 evidence_id=f"e{k + 1}", modality="face",
                 cue=f"{au} ({AU_NAMES.get(au, au)}) mean intensity {mean[au]:.2f}, present in {len(pres)}/{len(series[au])} frames",
-                start=min(pres) if pres else faces[0][1].time, end=max(pres) if pres else faces[-1][1].time,
+                # the span the statistics cover (every measured frame), so the judge recomputes the same mean
+                start=series[au][0][0], end=series[au][-1][0],
                 feature_ref=f"faces[track={tid}].action_units[{au}]"))
             ev_ids.append(f"e{k + 1}")
         listing = ", ".join(f"{a} {AU_NAMES.get(a, a)} {mean[a]:.2f}" for a in active) or "none above 0.5"

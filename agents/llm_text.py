@@ -106,6 +106,16 @@ class GGUFTextAgent(Annotator):
             "response_format": {"type": "json_schema", "json_schema": {"name": "annotation", "schema": self.schema}},
         }
 
+    def chat(self, messages, schema=None, max_tokens=400):
+        request = {"messages": messages, "max_tokens": max_tokens, "temperature": 0.0, "seed": 0}
+        if schema:
+            request["response_format"] = {"type": "json_schema", "json_schema": {"name": "reply", "schema": schema}}
+        with self._lock:
+            reply = self.server.handle_chat_completions(request)
+        if "error" in reply:
+            raise RuntimeError(f"model server error: {reply['error']}")
+        return reply["choices"][0]["message"]["content"] or ""
+
     def annotate(self, batch, run_id):
         out = []
         for item in batch:

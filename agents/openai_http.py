@@ -134,6 +134,14 @@ class OpenAIHTTPAnnotator(Annotator):
                     return self._post({**body, "messages": messages})
         return ask
 
+    def chat(self, messages, schema=None, max_tokens=400):
+        body = {"messages": messages, "max_tokens": max_tokens, "temperature": 0.0}
+        if self.spec.model:
+            body["model"] = self.spec.model
+        if schema and self.spec.json_schema:
+            body["response_format"] = {"type": "json_schema", "json_schema": {"name": "reply", "schema": schema}}
+        return self._ask(body)(messages)
+
     def _one(self, item: AnnotatorInput, audio: np.ndarray | None, run_id: str) -> Annotation:
         body = self.request_body(item, audio)
         parse = lambda raw: to_annotation(raw, clip_id=item.clip.clip_id, annotator_id=self.annotator_id,  # noqa: E731

@@ -35,10 +35,12 @@ def states_label(step: str, label: str) -> bool:
 
 def normalise(text_or_steps: str | list, label: str | None, evidence_ids: list[list[str]] | None = None) -> list[RationaleStep]:
     steps = split_steps(text_or_steps)
-    if label and (not steps or not states_label(steps[-1], label)):
+    added = bool(label and (not steps or not states_label(steps[-1], label)))
+    if added:
         steps.append(f"Therefore the most prominent emotion is {label}.")
     ev = evidence_ids or []
     return [
-        RationaleStep(index=i + 1, text=f"Step {i + 1}: {s}", evidence_ids=ev[i] if i < len(ev) else [])
+        RationaleStep(index=i + 1, text=f"Step {i + 1}: {s}", evidence_ids=ev[i] if i < len(ev) else [],
+                      origin="normaliser" if added and i == len(steps) - 1 else "annotator")
         for i, s in enumerate(steps)
     ]

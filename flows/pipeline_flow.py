@@ -1,7 +1,8 @@
-"""The emoforge Prefect flow: the six stages in order. Stage 1 (sampling) runs here; stages 2-6
-join as they are built. Each source's sampling is a cached task keyed by the file's content hash,
-the stage configuration and the code version, so a rerun (or a run resumed after a crash)
-recomputes only what did not finish."""
+"""The emoforge Prefect flow: the six stages in order (stages 1-4 run here; 5-6 join as they are
+built). Stages 1-3 run one cached task per source, keyed by content hash, stage configuration and
+code version, so a rerun (or a run resumed after a crash) recomputes only what did not finish.
+Stage 4 (the judge) runs once over the whole run: its aggregators and review budget look across
+clips, and it takes seconds."""
 
 from __future__ import annotations
 
@@ -26,23 +27,27 @@ from flows.progress import hook
 from pipeline.preprocess.stage import preprocess_source
 from pipeline.sampling.media import file_sha256
 from pipeline.sampling.stage import sample_source
-from schemas import (AnnotatorInput, Clip, EmoforgeConfig, Reject, SourceAnnotations, SourceMedia, SourcePreprocessing,
-                     SourceSampling)
+from agents.judge import judge_run
+from agents.judge.gold import load_gold
+from schemas import (Annotation, AnnotatorInput, Clip, ClipFeatures, EmoforgeConfig, Reject, SourceAnnotations, SourceJudgements,
+                     SourceMedia, SourcePreprocessing, SourceSampling)
 from schemas.provenance import emoforge_version, stable_hash
 from storage import RunDir
 
 
-def code_version(package) -> str:
+def code_version(package, exclude: tuple[str, ...] = ()) -> str:
     """emoforge version + hash of a stage package's source: editing the code invalidates its cache."""
     h = hashlib.sha256()
-    for f in sorted(Path(package.__file__).parent.rglob("*.py")):
-        h.update(f.read_bytes())
+    root = Path(package.__file__).parent
+    for f in sorted(root.rglob("*.py")):
+        if not f.relative_to(root).parts[0] in exclude:
+            h.update(f.read_bytes())
     return f"{emoforge_version()}+{h.hexdigest()[:12]}"
 
 
 SAMPLING_CODE = code_version(sampling_pkg)
 PREPROCESS_CODE = code_version(preprocess_pkg)
-AGENTS_CODE = code_version(agents_pkg)
+AGENTS_CODE = code_version(agents_pkg, exclude=("judge",))  # the judge is stage 4: changing it keeps stage-3 answers
 
 
 def _sampling_key(context, parameters) -> str:
@@ -82,6 +87,13 @@ def annotate_task(items: list[AnnotatorInput], config: EmoforgeConfig, run_id: s
             rejects.append(Reject(run_id=run_id, stage="annotate", path=items[0].clip.source_path, source_id=items[0].clip.source_id,
                                   reason=f"annotator {agent.annotator_id}: {type(exc).__name__}: {exc}", error_type=type(exc).__name__))
     return SourceAnnotations(annotations=out, rejects=rejects)
+
+
+@task(name="judge-run", retries=0)
+def judge_task(clips: list[Clip], features: list[ClipFeatures], annotations: list[Annotation], config: EmoforgeConfig,
+               run_id: str) -> SourceJudgements:
+    gold = load_gold(config.judge.gold, config.taxonomy) if config.judge.gold else None
+    return judge_run(clips, features, annotations, config, run_id, gold=gold)
 
 
 class StageCounts(BaseModel):
@@ -205,13 +217,32 @@ def emoforge_flow(inputs: list[str], out_dir: str, config: EmoforgeConfig, run_i
                                     for b in batches}, ann_counts, rejects, run_id)
     annotations = [a for b in batches if b[0].clip.source_id in answered for a in answered[b[0].clip.source_id].annotations]
     run.write("annotations", annotations)
-    run.write("rejects", rejects)
     ann_counts.outputs = sum(1 for a in annotations if a.label is not None)
     ann_counts.seconds = round(time.perf_counter() - t2, 3)
 
+    # ---- stage 4: judge, once over the run (aggregation and the review budget look across clips) ----
+    t3 = time.perf_counter()
+    judge_counts = StageCounts(stage="judge", items=len(annotations))
+    progress.start("judge", 1)
+    judged = SourceJudgements(judgements=[], consensus=[], threshold=config.judge.threshold.value)
+    try:
+        judged = judge_task(clips, features, annotations, config, run_id)
+        judge_counts.computed = len(judged.judgements)
+    except Exception as exc:  # e.g. a bad gold file: stages 1-3 stay written, the run says why
+        rejects.append(Reject(run_id=run_id, stage="judge", path=config.judge.gold or out_dir,
+                              reason=f"judge: {type(exc).__name__}: {exc}", error_type=type(exc).__name__))
+        judge_counts.rejects += 1
+    progress.advance("judge", "judge", reused=False)
+    progress.finish("judge")
+    run.write("judgements", judged.judgements)
+    run.write("consensus", judged.consensus)
+    run.write("rejects", rejects)
+    judge_counts.outputs = sum(c.needs_review for c in judged.consensus)  # clips flagged for review
+    judge_counts.seconds = round(time.perf_counter() - t3, 3)
+
     (run.root / "config.yaml").write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
     summary = RunSummary(
-        run_id=run_id, out_dir=str(run.root), inputs=len(inputs), stages=[counts, pre_counts, ann_counts], rejects=rejects,
+        run_id=run_id, out_dir=str(run.root), inputs=len(inputs), stages=[counts, pre_counts, ann_counts, judge_counts], rejects=rejects,
         seconds=round(time.perf_counter() - t0, 3),
     )
     run.write_manifest(
@@ -221,7 +252,9 @@ def emoforge_flow(inputs: list[str], out_dir: str, config: EmoforgeConfig, run_i
             "emoforge_version": emoforge_version(),
             "inputs": inputs,
             "stages": [c.model_dump() for c in summary.stages],
-            "tables": {"sources": len(sources), "clips": len(clips), "features": len(features), "annotations": len(annotations), "rejects": len(rejects)},
+            "tables": {"sources": len(sources), "clips": len(clips), "features": len(features), "annotations": len(annotations),
+                       "judgements": len(judged.judgements), "consensus": len(judged.consensus), "flagged": judge_counts.outputs,
+                       "review_threshold": judged.threshold, "rejects": len(rejects)},
         }
     )
     return summary

@@ -6,16 +6,16 @@ from schemas.clip import Clip, Instruction, KeyFrame, Shot, SourceSampling, Span
 from schemas.config import ConfigError, EmoforgeConfig, load_config
 from schemas.dataset import AnnotatorAnswer, DatasetRow
 from schemas.features import ClipFeatures, FaceObservation, Prosody, SourcePreprocessing, Word
-from schemas.judgement import Consensus, Judgement, JudgeWeights
+from schemas.judgement import ClaimCheck, Consensus, Judgement, JudgeWeights, SourceJudgements
 from schemas.media import SourceMedia
 from schemas.provenance import Provenance, stable_hash
 from schemas.reject import Reject
 from schemas.review import AgreementStat, Review, ReviewerAnswer
 
 __all__ = [
-    "SCHEMA_VERSION", "AgreementStat", "Annotation", "AnnotatorInput", "AnnotatorAnswer", "Clip", "ClipFeatures", "ConfigError",
+    "SCHEMA_VERSION", "AgreementStat", "ClaimCheck", "Annotation", "AnnotatorInput", "AnnotatorAnswer", "Clip", "ClipFeatures", "ConfigError",
     "Consensus", "DatasetRow", "EmoforgeConfig", "Evidence", "FaceObservation", "Instruction", "Judgement",
     "JudgeWeights", "KeyFrame", "Provenance", "Prosody", "RationaleStep", "Reject", "Review", "ReviewerAnswer",
-    "Shot", "SourceAnnotations", "SourceMedia", "SourcePreprocessing", "SourceSampling", "Span", "Word", "arrow_schema", "from_table", "load_config",
+    "Shot", "SourceAnnotations", "SourceJudgements", "SourceMedia", "SourcePreprocessing", "SourceSampling", "Span", "Word", "arrow_schema", "from_table", "load_config",
     "stable_hash", "to_table",
 ]

@@ -26,6 +26,8 @@ class RationaleStep(BaseModel):
     index: int  # 1..N; the last step states the label
     text: str
     evidence_ids: list[str] = []
+    # "normaliser" marks a closing step emoforge added because the answer never stated its label
+    origin: Literal["annotator", "normaliser"] = "annotator"
 
 
 class Annotation(BaseModel):

@@ -9,6 +9,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from schemas.judgement import Flag, JudgeWeights
 from schemas.provenance import stable_hash
 
 DEFAULT_TAXONOMY = ["anger", "disgust", "fear", "happiness", "sadness", "surprise", "contempt", "neutral"]
@@ -150,6 +151,7 @@ def _default_panel() -> list[AnnotatorSpec]:
         AnnotatorSpec(id="face-expression", backend="face-expression"),
         AnnotatorSpec(id="facs-rules", backend="facs-rules"),
         AnnotatorSpec(id="lexical", backend="lexical"),
+        AnnotatorSpec(id="prosody", backend="prosody"),
         # a text LLM joins with {id: ..., backend: llm-gguf, model: PATH.gguf}; the packaged
         # SmolLM2-135M ("packaged:smollm2-135m") runs but answers the same label for every clip
     ]
@@ -167,6 +169,39 @@ class AnnotateConfig(_Strict):
         return self
 
 
+class LLMJudgeConfig(_Strict):
+    """An optional LLM judge (MME-Emotion style: 0/1 per rationale step with the clip's cues in view)
+    run through any annotator backend that can chat (llm-gguf, openai, transformers)."""
+
+    annotator: AnnotatorSpec  # which model; its id and version are pinned in each judgement's provenance
+    weight: float = Field(0.5, ge=0, le=1)  # share of S_rec and S_reason that comes from the LLM's step scores
+
+
+class ReviewThreshold(_Strict):
+    # fixed: flag clips whose review score is below `value`; budget: flag the worst `budget` share;
+    # calibrated: the lowest threshold at which the accepted gold clips reach `target_accuracy`
+    mode: Literal["fixed", "budget", "calibrated"] = "fixed"
+    value: float = Field(0.5, ge=0, le=1)
+    budget: float = Field(0.1, ge=0, le=1)
+    target_accuracy: float = Field(0.9, gt=0, le=1)
+
+
+class JudgeConfig(_Strict):
+    weights: JudgeWeights = JudgeWeights()
+    task_weights: dict[str, JudgeWeights] = {}  # per instruction template id; others use `weights`
+    unverifiable_credit: float = Field(0.5, ge=0, le=1)  # S_reason credit for a claim the features cannot check
+    aggregation: Literal["majority", "weighted", "dawid_skene", "one_coin_dawid_skene", "glad", "mace", "wawa"] = "weighted"
+    gold: str | None = None  # CSV or Parquet with clip_id,label: S_rec against gold and threshold calibration
+    threshold: ReviewThreshold = ReviewThreshold()
+    min_margin: float = Field(0.2, ge=0, le=1)  # consensus top-1 minus top-2 below this: thin margin
+    min_agreement: float = Field(0.5, ge=0, le=1)  # share of answers with the consensus label below this: disagreement
+    flag_on: list[Flag] = ["low_score", "thin_margin", "disagreement", "hallucinated_evidence", "missing_modality"]
+    llm_judge: LLMJudgeConfig | None = None
+
+    def weights_for(self, task: str | None) -> JudgeWeights:
+        return self.task_weights.get(task or "", self.weights)
+
+
 class RuntimeConfig(_Strict):
     workers: int = Field(2, ge=1)  # sources processed at once
     torch_threads: int | None = Field(None, ge=1)  # None: one per core
@@ -178,6 +213,7 @@ class EmoforgeConfig(_Strict):
     sampling: SamplingConfig = SamplingConfig()
     preprocess: PreprocessConfig = PreprocessConfig()
     annotate: AnnotateConfig = AnnotateConfig()
+    judge: JudgeConfig = JudgeConfig()
     runtime: RuntimeConfig = RuntimeConfig()
 
     @model_validator(mode="after")
@@ -194,6 +230,7 @@ class EmoforgeConfig(_Strict):
             "sampling": {"sampling": self.sampling, "taxonomy": self.taxonomy},
             "preprocess": {"preprocess": self.preprocess},
             "annotate": {"annotate": self.annotate, "taxonomy": self.taxonomy, "multi_label": self.multi_label},
+            "judge": {"judge": self.judge, "taxonomy": self.taxonomy, "multi_label": self.multi_label},
         }
         return stable_hash(parts[stage])
 

@@ -33,10 +33,17 @@ def test_rerun_reuses_everything_and_config_change_recomputes(feat_data, speech_
     features_first = RunDir(out).read("features")
     assert [f.clip_id for f in features_first] == [c.clip_id for c in clips_first]
     assert first.stages[1].computed == len(clips_first)
+    # stage 4: every answer judged, every clip resolved, flagged clips counted in the summary
+    judgements, consensus = RunDir(out).read("judgements"), RunDir(out).read("consensus")
+    assert {j.annotation_id for j in judgements} == {a.annotation_id for a in annotations if a.status != "abstained"}
+    assert [c.clip_id for c in consensus] == [c.clip_id for c in clips_first]
+    assert all(0 <= j.s_final <= 1 and j.provenance.stage == "judge" for j in judgements)
+    assert first.stages[3].stage == "judge" and first.stages[3].outputs == sum(c.needs_review for c in consensus)
 
     second = run_pipeline(inputs, str(out), config)
     assert (second.stages[0].computed, second.stages[0].reused) == (0, 2)
     assert (second.stages[1].computed, second.stages[1].reused) == (0, len(clips_first))
+    assert [c.label for c in RunDir(out).read("consensus")] == [c.label for c in consensus]  # same answers, same verdicts
     assert RunDir(out).read("features") == features_first
     assert [c.clip_id for c in RunDir(out).read("clips")] == [c.clip_id for c in clips_first]
 

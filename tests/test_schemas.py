@@ -8,7 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from schemas import (
-    SCHEMA_VERSION, AgreementStat, Annotation, AnnotatorAnswer, Clip, ClipFeatures, ConfigError, Consensus, DatasetRow,
+    SCHEMA_VERSION, AgreementStat, ClaimCheck, Annotation, AnnotatorAnswer, Clip, ClipFeatures, ConfigError, Consensus, DatasetRow,
     Evidence, FaceObservation, Instruction, Judgement, JudgeWeights, KeyFrame, Provenance, RationaleStep, Reject, Review,
     ReviewerAnswer, Shot, SourceMedia, Span, Word, arrow_schema, load_config,
 )
@@ -47,8 +47,10 @@ def examples():
         evidence=[Evidence(evidence_id="e1", modality="face", cue="AU12 active", start=2.0, end=2.5, feature_ref="faces[0].action_units[AU12]")],
         provenance=PROV,
     )
-    judgement = Judgement(annotation_id="a1", clip_id="c1", annotator_id="panel/x", s_rec=1.0, s_reason=0.5, s_cot=0.75,
-                          s_final=0.75, weights=JudgeWeights(alpha=0.5, beta=0.25, gamma=0.25), flags=["thin_margin"], provenance=PROV)
+    judgement = Judgement(annotation_id="a1", clip_id="c1", annotator_id="panel/x", label="happiness", s_rec=1.0, s_reason=0.5,
+                          s_cot=0.75, s_final=0.75, s_rec_basis="peers", weights=JudgeWeights(alpha=0.5, beta=0.25, gamma=0.25),
+                          claims=[ClaimCheck(evidence_id="e1", verdict="supported", reason="AU12 present at 2.1 s")],
+                          flags=["thin_margin"], provenance=PROV)
     consensus = Consensus(clip_id="c1", label="happiness", distribution=[LabelProb(label="happiness", prob=0.8)], method="majority",
                           margin=0.6, entropy=0.5, uncertainty=0.2, flags=["disagreement"], needs_review=True, provenance=PROV)
     review = Review(clip_id="c1", task_id=7, answers=[ReviewerAnswer(reviewer="r@x", labels=["happiness"], intensity=0.5,

@@ -1,0 +1,113 @@
+"""What the judge knows about one clip: its measured features, arranged for quick look-ups by time,
+face track, action unit, word and speaker. Built once per clip and shared by every answer on it."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from schemas import Clip, ClipFeatures, FaceObservation
+
+_PUNCT = re.compile(r"[^\w' ]+")
+_AU_NUM = re.compile(r"\d+")
+
+
+def norm_text(text: str) -> str:
+    return " ".join(_PUNCT.sub(" ", text.lower().replace("’", "'")).split())
+
+
+def au_numbers(code: str) -> frozenset[int]:
+    """'AU01+02' -> {1, 2}; 'AU12' -> {12}."""
+    return frozenset(int(n) for n in _AU_NUM.findall(code))
+
+
+@dataclass
+class Baseline:
+    """Run-wide medians that "raised", "loud" or "fast" are judged against."""
+
+    pitch_hz: float | None = None
+    intensity_db: float | None = None
+    rate_wps: float | None = None
+    pause_ratio: float | None = None
+
+    @classmethod
+    def from_features(cls, features: list[ClipFeatures]) -> "Baseline":
+        import statistics
+
+        def med(values):
+            vals = [v for v in values if v is not None]
+            return statistics.median(vals) if vals else None
+
+        pros = [f.prosody for f in features if f.prosody is not None]
+        return cls(med(p.pitch_mean_hz for p in pros), med(p.intensity_mean_db for p in pros),
+                   med(p.speech_rate_wps for p in pros), med(p.pause_ratio for p in pros))
+
+
+@dataclass
+class ClipIndex:
+    clip: Clip
+    features: ClipFeatures | None
+    baseline: Baseline = field(default_factory=Baseline)
+
+    @property
+    def start(self) -> float:
+        return self.clip.start
+
+    @property
+    def end(self) -> float:
+        return self.clip.end
+
+    @cached_property
+    def words(self) -> list[tuple[str, float | None, float | None, str | None]]:
+        f = self.features
+        return [(norm_text(w.text), w.start, w.end, w.speaker) for w in (f.words if f else [])]
+
+    @cached_property
+    def faces(self) -> list[FaceObservation]:
+        return list(self.features.faces) if self.features else []
+
+    @cached_property
+    def tracks(self) -> set[int]:
+        return {o.track_id for o in self.faces}
+
+    @cached_property
+    def measured_aus(self) -> set[str]:
+        return {a.au for o in self.faces for a in o.action_units}
+
+    @cached_property
+    def modalities(self) -> frozenset[str]:
+        """Modality groups the features actually carry: text (words), audio (prosody), visual (faces)."""
+        f = self.features
+        out = set()
+        if f and f.words:
+            out.add("text")
+        if f and f.prosody and f.prosody.pitch_mean_hz is not None:
+            out.add("audio")
+        if self.faces:
+            out.add("visual")
+        return frozenset(out)
+
+    def frames(self, track: int | None = None, index: int | None = None, start: float | None = None,
+               end: float | None = None) -> list[FaceObservation]:
+        """Face frames of one track (default: the main face) or one frame, within [start, end] when given."""
+        if index is not None:
+            chosen = [self.faces[index]]
+        else:
+            t = track if track is not None else (self.features.main_track_id if self.features else None)
+            chosen = [o for o in self.faces if t is None or o.track_id == t]
+        if start is not None and end is not None:
+            lo, hi = min(start, end) - 0.25, max(start, end) + 0.25  # a sampled frame may sit just outside
+            inside = [o for o in chosen if lo <= o.time <= hi]
+            return inside
+        return chosen
+
+    def words_in(self, start: float | None, end: float | None) -> list[tuple[str, float | None, float | None, str | None]]:
+        if start is None or end is None:
+            return self.words
+        lo, hi = min(start, end) - 0.25, max(start, end) + 0.25
+        return [w for w in self.words if w[1] is None or (w[2] is not None and w[2] >= lo and w[1] <= hi)]
+
+    @cached_property
+    def transcript(self) -> str:
+        return " ".join(w[0] for w in self.words)

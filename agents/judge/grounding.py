@@ -1,0 +1,337 @@
+"""The hallucination check: each cited piece of evidence is held against the clip's measured
+features. A claim is *contradicted* when the features say otherwise (a word never said, an action
+unit never active, a pitch that was not raised, a time outside the clip, a feature that does not
+exist), *supported* when at least one checkable part agrees and none disagrees, and *unverifiable*
+when nothing in it can be checked. Each checker below looks at one kind of claim."""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+import numpy as np
+
+from agents.judge.clip_index import ClipIndex, au_numbers, norm_text
+from agents.verbalizer import SYNONYMS
+from schemas import Evidence
+from schemas.judgement import ClaimCheck
+
+TIME_TOLERANCE_S = 0.25
+_QUOTE = re.compile(r"(?:^|(?<=[\s(:]))[\"“‘'](.+?)[\"”’'](?=$|[\s,.;:)!?])")
+_SPEAKER = re.compile(r"\b(SPEAKER_\d+)\b")
+_AU = re.compile(r"\bAU\s?(\d{1,2}(?:\s?\+\s?\d{1,2})*)\b", re.IGNORECASE)
+_REF = re.compile(r"^(?P<kind>faces|words|prosody)(?:\[(?P<sel>[^\]]*)\])?(?:\.(?P<field>\w+)(?:\[(?P<key>[^\]]+)\])?)?$")
+_NUM_AFTER = r"[^\d\n]{0,14}?(\d*\.\d+|\d+)"
+_AU_MEAN = re.compile(r"mean intensity\s+(\d*\.\d+|\d+)", re.IGNORECASE)
+_VADER = re.compile(r"VADER compound valence\s+([+-]?\d*\.\d+)", re.IGNORECASE)
+
+# a prosodic quantity, the words that name it, and the words for "more" / "less" of it
+_PROSODY = {
+    "pitch": (r"pitch|f0|intonation", r"high|rais|ris|elevat|up", r"low|lower|fall|flat|monoton|deep|drop"),
+    "loudness": (r"loud|quiet|whisper|soft voice|intensity|volume|shout|energy", r"loud|high|rais|shout|strong|increas", r"quiet|soft|low|whisper|weak|decreas"),
+    "rate": (r"speech rate|speaking rate|fast|slow|rapid|pace|tempo|words per second|words/s", r"fast|rapid|quick|high", r"slow|low"),
+    "pauses": (r"pause|hesitat|silen", r"many|long|frequent|hesitat|lots", r"few|no pause|fluent|short|little"),
+}
+# below these relative (pitch, rate) or absolute (loudness dB, pause share) differences from the
+# run's median a "raised"/"lowered" claim is neither confirmed nor refuted
+_BAND = {"pitch": 0.05, "loudness": 1.5, "rate": 0.10, "pauses": 0.05}
+
+
+@lru_cache(maxsize=1)
+def _label_words() -> list[tuple[re.Pattern, str]]:
+    return [(re.compile(rf"\b{re.escape(w)}\b", re.IGNORECASE), label) for label, words in SYNONYMS.items() for w in words]
+
+
+def labels_named(text: str) -> list[str]:
+    return list(dict.fromkeys(label for pat, label in _label_words() if pat.search(text)))
+
+
+class Finding:
+    """What the checkers found about one claim; contradiction wins over support."""
+
+    def __init__(self) -> None:
+        self.supported: list[str] = []
+        self.contradicted: list[str] = []
+
+    def ok(self, why: str) -> None:
+        self.supported.append(why)
+
+    def bad(self, why: str) -> None:
+        self.contradicted.append(why)
+
+    def verdict(self, evidence_id: str) -> ClaimCheck:
+        if self.contradicted:
+            return ClaimCheck(evidence_id=evidence_id, verdict="contradicted", reason="; ".join(self.contradicted))
+        if self.supported:
+            return ClaimCheck(evidence_id=evidence_id, verdict="supported", reason="; ".join(self.supported))
+        return ClaimCheck(evidence_id=evidence_id, verdict="unverifiable", reason="nothing in the claim can be checked against the features")
+
+
+def check_time(ev: Evidence, ix: ClipIndex, out: Finding) -> None:
+    for name, t in (("start", ev.start), ("end", ev.end)):
+        if t is not None and not (ix.start - TIME_TOLERANCE_S <= t <= ix.end + TIME_TOLERANCE_S):
+            out.bad(f"{name} {t:.2f} s lies outside the clip ({ix.start:.2f}-{ix.end:.2f} s)")
+            return
+
+
+def _face_frames(ev: Evidence, ix: ClipIndex, sel: str | None, out: Finding):
+    """Frames a face claim is about: one frame (faces[i]), one track (faces[track=N]) or the main face."""
+    if not ix.faces:
+        out.bad("cites a face but no face was found in the clip")
+        return None
+    track = index = None
+    if sel:
+        if sel.startswith("track="):
+            track = int(sel.split("=", 1)[1])
+            if track not in ix.tracks:
+                out.bad(f"face track {track} does not exist (tracks: {sorted(ix.tracks)})")
+                return None
+        else:
+            index = int(sel)
+            if not 0 <= index < len(ix.faces):
+                out.bad(f"faces[{index}] does not exist (the clip has {len(ix.faces)} face frames)")
+                return None
+    frames = ix.frames(track=track, index=index, start=ev.start, end=ev.end)
+    if not frames:
+        out.bad("no frame of that face lies in the cited time span")
+        return None
+    return frames
+
+
+def check_action_units(ev: Evidence, ix: ClipIndex, out: Finding, frames=None, only: str | None = None) -> None:
+    """Every action unit the claim names (AU12, AU1+2) must be present in some cited frame; a stated
+    mean intensity must match the measured one."""
+    named = [only] if only else [m.group(1).replace(" ", "") for m in _AU.finditer(ev.cue)]
+    if not named:
+        return
+    if frames is None:
+        frames = _face_frames(ev, ix, None, out)
+        if frames is None:
+            return
+    for code in named:
+        want = au_numbers(code)
+        matches = [a for o in frames for a in o.action_units if want and want <= au_numbers(a.au)]
+        if not matches:
+            if not any(want <= au_numbers(m) for m in ix.measured_aus):
+                continue  # the extractor does not measure this unit: neither support nor contradiction
+            out.bad(f"AU{code.removeprefix('AU').removeprefix('au')} is measured but absent in the cited frames")
+            continue
+        present = sum(a.present for a in matches)
+        if present == 0:
+            out.bad(f"{matches[0].au} is never active in the {len(frames)} cited frames")
+            continue
+        stated = _AU_MEAN.search(ev.cue)
+        mean = float(np.mean([a.intensity for a in matches]))
+        if stated and abs(float(stated.group(1)) - mean) > max(0.05, 0.1 * mean):
+            out.bad(f"states {matches[0].au} mean intensity {stated.group(1)}, measured {mean:.2f}")
+        else:
+            out.ok(f"{matches[0].au} active in {present}/{len(matches)} cited frames")
+
+
+def check_expression(ev: Evidence, ix: ClipIndex, out: Finding, frames=None) -> None:
+    """A facial expression the claim names must be among the expression model's top two on the cited
+    frames; a stated probability must match the measured mean."""
+    named = labels_named(ev.cue)
+    if not named:
+        return
+    if frames is None:
+        frames = _face_frames(ev, ix, None, out)
+        if frames is None:
+            return
+    sums: dict[str, list[float]] = {}
+    for o in frames:
+        for p in o.expression:
+            label = _to_label(p.label)
+            if label:
+                sums.setdefault(label, []).append(p.prob)
+    if not sums:
+        return  # no expression model output: nothing to check
+    mean = {k: float(np.mean(v)) for k, v in sums.items()}
+    ranked = sorted(mean, key=lambda k: -mean[k])
+    for label in named:
+        if label not in ranked[:2]:
+            out.bad(f"{label} is not among the top expressions on the cited frames ({ranked[0]} {mean[ranked[0]]:.2f}, "
+                    f"{label} {mean.get(label, 0.0):.2f})")
+            continue
+        m = re.search(rf"\b{label}\b{_NUM_AFTER}", ev.cue, re.IGNORECASE)
+        if m and float(m.group(1)) <= 1 and abs(float(m.group(1)) - mean[label]) > 0.05:
+            # a peak claim ("strongest ... frame") is about one frame; compare with the best frame
+            best = max(v for v in sums[label])
+            if abs(float(m.group(1)) - best) > 0.05:
+                out.bad(f"states {label} {m.group(1)}, measured mean {mean[label]:.2f} (peak {best:.2f})")
+                continue
+        out.ok(f"{label} ranks {ranked.index(label) + 1} on {len(frames)} cited frames ({mean[label]:.2f})")
+
+
+def _to_label(raw: str) -> str | None:
+    raw = raw.lower()
+    for label, words in SYNONYMS.items():
+        if raw == label or raw in words:
+            return label
+    return None
+
+
+def check_quotes(ev: Evidence, ix: ClipIndex, out: Finding, word_index: int | None = None) -> None:
+    """Quoted words must have been said (in the cited span; by the named speaker)."""
+    quotes = [norm_text(q) for q in _QUOTE.findall(ev.cue)]
+    quotes = [q for q in quotes if q]
+    if not quotes:
+        return
+    if not ix.words:
+        out.bad("quotes speech but the clip has no transcript")
+        return
+    speaker = _SPEAKER.search(ev.cue)
+    if word_index is not None:
+        pool = [ix.words[word_index]]
+    else:
+        pool = ix.words_in(ev.start, ev.end)
+    said = " " + " ".join(w[0] for w in pool) + " "
+    for q in quotes:
+        if f" {q} " not in said:
+            where = f" at words[{word_index}]" if word_index is not None else (" in the cited span" if ev.start is not None else "")
+            out.bad(f"'{q}' was not said{where}")
+            continue
+        if speaker:
+            first = q.split()[0]
+            who = {w[3] for w in pool if w[0] == first}
+            if speaker.group(1) not in who:
+                out.bad(f"'{q}' was said by {', '.join(sorted(filter(None, who))) or 'an unknown speaker'}, not {speaker.group(1)}")
+                continue
+        out.ok(f"'{q}' was said")
+
+
+def check_vader(ev: Evidence, ix: ClipIndex, out: Finding) -> None:
+    m = _VADER.search(ev.cue)
+    if not m or not ix.features or not ix.features.words:
+        return
+    measured = _vader(" ".join(w.text for w in ix.features.words))
+    if abs(measured - float(m.group(1))) > 0.02:
+        out.bad(f"states VADER valence {m.group(1)}, the transcript gives {measured:+.2f}")
+    else:
+        out.ok(f"VADER valence of the transcript is {measured:+.2f}")
+
+
+@lru_cache(maxsize=4096)
+def _vader(text: str) -> float:
+    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+    return _analyser(SentimentIntensityAnalyzer).polarity_scores(text)["compound"]
+
+
+@lru_cache(maxsize=1)
+def _analyser(cls):
+    return cls()
+
+
+def _prosody_value(quantity: str, ev: Evidence, ix: ClipIndex) -> float | None:
+    p = ix.features.prosody if ix.features else None
+    if p is None:
+        return None
+    if quantity in ("pitch", "loudness") and ev.start is not None and ev.end is not None and p.windows:
+        lo, hi = min(ev.start, ev.end) - TIME_TOLERANCE_S, max(ev.start, ev.end) + TIME_TOLERANCE_S
+        attr = "pitch_hz" if quantity == "pitch" else "intensity_db"
+        vals = [getattr(w, attr) for w in p.windows if w.end >= lo and w.start <= hi and getattr(w, attr) is not None]
+        if vals:
+            return float(np.mean(vals))
+    return {"pitch": p.pitch_mean_hz, "loudness": p.intensity_mean_db, "rate": p.speech_rate_wps, "pauses": p.pause_ratio}[quantity]
+
+
+def check_prosody(ev: Evidence, ix: ClipIndex, out: Finding) -> None:
+    """"Raised pitch", "loud", "fast", "long pauses": compared with the run's median clip; stated
+    values (Hz, dB, words/s) compared with the measurement."""
+    cue = ev.cue.lower()
+    base = {"pitch": ix.baseline.pitch_hz, "loudness": ix.baseline.intensity_db, "rate": ix.baseline.rate_wps, "pauses": ix.baseline.pause_ratio}
+    for quantity, (names, up, down) in _PROSODY.items():
+        m = re.search(names, cue)
+        if not m:
+            continue
+        value = _prosody_value(quantity, ev, ix)
+        if value is None:
+            out.bad(f"claims {quantity} but no voiced speech was measured in the clip")
+            continue
+        unit = {"pitch": r"hz", "loudness": r"db", "rate": r"words?\s*(?:/|per)\s*s", "pauses": "%"}[quantity]
+        stated = re.search(rf"(\d+(?:\.\d+)?)\s*{unit}", cue)
+        if stated:
+            s = float(stated.group(1)) / (100.0 if quantity == "pauses" else 1.0)
+            tol = {"pitch": 0.1 * value, "loudness": 3.0, "rate": 0.15 * value, "pauses": 0.05}[quantity]
+            if abs(s - value) > tol:
+                out.bad(f"states {quantity} {s:g}, measured {value:.1f}")
+            else:
+                out.ok(f"{quantity} {value:.1f} as stated")
+            continue
+        near = cue[max(0, m.start() - 30): m.end() + 30]
+        says_up, says_down = re.search(up, near), re.search(down, near)
+        ref = base[quantity]
+        if ref is None or bool(says_up) == bool(says_down):
+            continue
+        diff = (value - ref) / ref if quantity in ("pitch", "rate") else value - ref
+        if abs(diff) < _BAND[quantity]:
+            continue  # about typical: neither confirms nor refutes
+        if (diff > 0) == bool(says_up):
+            out.ok(f"{quantity} {value:.1f} vs run median {ref:.1f}")
+        else:
+            out.bad(f"claims {'more' if says_up else 'less'} {quantity} but measured {value:.1f} vs run median {ref:.1f}")
+
+
+def check_ref(ev: Evidence, ix: ClipIndex, out: Finding) -> bool:
+    """Resolve feature_ref; a reference to a feature that does not exist is a contradiction. Returns
+    True when the reference directed the checks (so the free-text checkers need not run again)."""
+    m = _REF.match(ev.feature_ref.strip())
+    if not m:
+        return False
+    kind, sel, fld, key = m.group("kind", "sel", "field", "key")
+    try:
+        if kind == "words":
+            if sel is None:
+                if not ix.words:
+                    out.bad("cites the transcript but the clip has none")
+                check_quotes(ev, ix, out)
+                check_vader(ev, ix, out)
+                return True
+            i = int(sel)
+            if not 0 <= i < len(ix.words):
+                out.bad(f"words[{i}] does not exist (the clip has {len(ix.words)} words)")
+                return True
+            w = ix.words[i]
+            if ev.start is not None and w[1] is not None and abs(w[1] - ev.start) > TIME_TOLERANCE_S + 0.25:
+                out.bad(f"words[{i}] starts at {w[1]:.2f} s, not {ev.start:.2f} s")
+            check_quotes(ev, ix, out, word_index=i)
+            return True
+        if kind == "faces":
+            frames = _face_frames(ev, ix, sel, out)
+            if frames is None:
+                return True
+            if fld == "action_units":
+                check_action_units(ev, ix, out, frames, only=key)
+            elif fld == "expression":
+                check_expression(ev, ix, out, frames)
+            else:
+                check_action_units(ev, ix, out, frames)
+                check_expression(ev, ix, out, frames)
+            return True
+        if kind == "prosody":
+            check_prosody(ev, ix, out)
+            return True
+    except ValueError:
+        out.bad(f"feature_ref {ev.feature_ref!r} has a malformed index")
+        return True
+    return False
+
+
+def verify(ev: Evidence, ix: ClipIndex) -> ClaimCheck:
+    out = Finding()
+    check_time(ev, ix, out)
+    if not (ev.feature_ref and check_ref(ev, ix, out)):
+        if ev.modality in ("face", "visual"):
+            check_action_units(ev, ix, out)
+            check_expression(ev, ix, out)
+        elif ev.modality in ("audio", "prosody"):
+            check_prosody(ev, ix, out)
+        else:
+            check_quotes(ev, ix, out)
+            check_vader(ev, ix, out)
+            if ev.modality == "context" or not _QUOTE.search(ev.cue):
+                check_prosody(ev, ix, out)
+                if _AU.search(ev.cue):
+                    check_action_units(ev, ix, out)
+    return out.verdict(ev.evidence_id)

@@ -1,0 +1,142 @@
+"""Stage 4 for a whole run: score every answer, resolve each clip's label, decide what goes to review.
+Runs over the run at once because the aggregators and the review budget look across clips."""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+
+import numpy as np
+
+from agents.judge.aggregate import Votes, label_distributions, summarise
+from agents.judge.clip_index import Baseline, ClipIndex
+from agents.judge.flags import review_threshold
+from agents.judge.grounding import verify
+from agents.judge.scores import MODALITY_GROUP, s_cot_parts, s_final, s_rec, s_reason
+from schemas import Annotation, Clip, ClipFeatures, Consensus, EmoforgeConfig, Judgement, Provenance, SourceJudgements
+from schemas.features import LabelProb
+
+JUDGE_ID = "emoforge-grounded-judge"
+USABLE = ("ok", "repaired")
+
+
+def judge_run(clips: list[Clip], features: list[ClipFeatures], annotations: list[Annotation], config: EmoforgeConfig,
+              run_id: str, gold: dict[str, list[str]] | None = None, llm_judge=None) -> SourceJudgements:
+    jc = config.judge
+    gold = gold or {}
+    if llm_judge is None and jc.llm_judge is not None:
+        from agents.judge.llm_judge import LLMJudge
+
+        llm_judge = LLMJudge.shared(config)
+    prov = Provenance(stage="judge", stage_config_hash=config.stage_hash("judge"), run_id=run_id, model_id=JUDGE_ID,
+                      model_version=getattr(llm_judge, "pinned", None))
+    feats = {f.clip_id: f for f in features}
+    baseline = Baseline.from_features(features)
+    index = {c.clip_id: ClipIndex(c, feats.get(c.clip_id), baseline) for c in clips}
+    by_clip: dict[str, list[Annotation]] = defaultdict(list)
+    for a in annotations:
+        if a.clip_id in index and a.status != "abstained":
+            by_clip[a.clip_id].append(a)
+
+    judgements: list[Judgement] = []
+    cited: dict[str, set[str]] = defaultdict(set)  # modality groups the clip's usable answers cite
+    for clip_id, answers in by_clip.items():
+        ix = index[clip_id]
+        usable = [a for a in answers if a.status in USABLE and a.label]
+        cited[clip_id] = {MODALITY_GROUP[e.modality] for a in usable for e in a.evidence if e.modality in MODALITY_GROUP}
+        weights = jc.weights_for(ix.clip.instruction.template_id)
+        for a in answers:
+            if a not in usable:
+                judgements.append(Judgement.model_construct(
+                    annotation_id=a.annotation_id, clip_id=clip_id, annotator_id=a.annotator_id, label=None, s_rec=0.0,
+                    s_reason=0.0, s_cot=0.0, s_final=0.0, s_rec_basis="none", weights=weights, claims=[], step_scores=[],
+                    flags=["rejected_answer"], provenance=prov))
+                continue
+            claims = [verify(ev, ix) for ev in a.evidence]
+            rec, basis = s_rec(a, [b for b in usable if b is not a], gold.get(clip_id))
+            reason = s_reason(claims, jc.unverifiable_credit)
+            cot = sum(s_cot_parts(a, ix.modalities)) / 3.0
+            steps = []
+            if llm_judge is not None:
+                steps, rec, reason = llm_judge.blend(ix, a, rec, reason)
+                basis = "llm" if basis == "none" and rec is not None else basis
+            flags = ["hallucinated_evidence"] if any(c.verdict == "contradicted" for c in claims) else []
+            judgements.append(Judgement.model_construct(
+                annotation_id=a.annotation_id, clip_id=clip_id, annotator_id=a.annotator_id, label=a.label,
+                s_rec=0.0 if rec is None else rec, s_reason=reason, s_cot=cot, s_final=s_final(rec, reason, cot, weights),
+                s_rec_basis=basis, weights=weights, claims=claims, step_scores=steps, flags=flags, provenance=prov))
+
+    consensus, threshold = resolve(clips, index, judgements, cited, config, gold, prov)
+    low = {c.clip_id for c in consensus if "low_score" in c.flags}
+    for j in judgements:
+        if j.clip_id in low and j.label is not None and j.s_final < threshold and "low_score" not in j.flags:
+            j.flags = [*j.flags, "low_score"]
+    return SourceJudgements(judgements=judgements, consensus=consensus, threshold=threshold)
+
+
+def resolve(clips: list[Clip], index: dict[str, ClipIndex], judgements: list[Judgement], cited: dict[str, set[str]], config: EmoforgeConfig,
+            gold: dict[str, list[str]], prov: Provenance) -> tuple[list[Consensus], float]:
+    jc = config.judge
+    labels = list(config.taxonomy)
+    clip_ids = [c.clip_id for c in clips]
+    cpos = {c: i for i, c in enumerate(clip_ids)}
+    lpos = {lab: i for i, lab in enumerate(labels)}
+    usable = [j for j in judgements if j.label in lpos]
+    annotators = sorted({j.annotator_id for j in usable})
+    apos = {a: i for i, a in enumerate(annotators)}
+    votes = Votes(
+        clip=np.fromiter((cpos[j.clip_id] for j in usable), dtype=np.int64, count=len(usable)),
+        annotator=np.fromiter((apos[j.annotator_id] for j in usable), dtype=np.int64, count=len(usable)),
+        label=np.fromiter((lpos[j.label] for j in usable), dtype=np.int64, count=len(usable)),
+        weight=np.fromiter((j.s_final for j in usable), dtype=float, count=len(usable)),
+        clip_ids=clip_ids, annotator_ids=annotators, labels=labels)
+    dist = label_distributions(votes, jc.aggregation)
+    top, margin, entropy, uncertainty = summarise(dist, len(labels))
+
+    n_answers = np.bincount(votes.clip, minlength=len(clip_ids))
+    agree = votes.label == top[votes.clip]
+    n_agree = np.bincount(votes.clip, weights=agree, minlength=len(clip_ids))
+    s_agree = np.bincount(votes.clip, weights=votes.weight * agree, minlength=len(clip_ids))
+    agreement = np.divide(n_agree, n_answers, out=np.zeros(len(clip_ids)), where=n_answers > 0)
+    s_mean = np.divide(s_agree, n_agree, out=np.full(len(clip_ids), np.nan), where=n_agree > 0)
+    top_p = np.where(top >= 0, dist[np.arange(len(clip_ids)), np.maximum(top, 0)], 0.0)
+    # the review score: how strongly the panel backs the label, times how good the backing answers are
+    review = np.nan_to_num(top_p * s_mean, nan=0.0)
+
+    gold_correct = None
+    if gold:
+        gold_correct = np.array([np.nan if c not in gold else float(top[i] >= 0 and labels[top[i]] in gold[c])
+                                 for i, c in enumerate(clip_ids)])
+    threshold = review_threshold(review, jc.threshold, gold_correct)
+
+    hallucinated = defaultdict(bool)
+    rejected = defaultdict(bool)
+    for j in judgements:
+        hallucinated[j.clip_id] |= "hallucinated_evidence" in j.flags
+        rejected[j.clip_id] |= "rejected_answer" in j.flags
+    out = []
+    for i, clip in enumerate(clips):
+        cid = clip.clip_id
+        ix = index[cid]
+        flags = []
+        if review[i] < threshold:
+            flags.append("low_score")
+        if margin[i] < jc.min_margin:
+            flags.append("thin_margin")
+        if agreement[i] < jc.min_agreement:
+            flags.append("disagreement")
+        if hallucinated[cid]:
+            flags.append("hallucinated_evidence")
+        if ix.modalities - cited.get(cid, set()):  # measured, but no answer looked at it
+            flags.append("missing_modality")
+        if rejected[cid]:
+            flags.append("rejected_answer")
+        row = dist[i]
+        out.append(Consensus.model_construct(
+            clip_id=cid, label=labels[top[i]] if top[i] >= 0 else None,
+            distribution=[LabelProb.model_construct(label=labels[k], prob=round(float(row[k]), 6)) for k in np.nonzero(row)[0]],
+            method=jc.aggregation, margin=float(margin[i]), entropy=float(entropy[i]), uncertainty=float(uncertainty[i]),
+            agreement=float(agreement[i]), n_answers=int(n_answers[i]),
+            s_final_mean=None if math.isnan(s_mean[i]) else float(s_mean[i]), review_score=float(review[i]),
+            gold_label=(gold.get(cid) or [None])[0], flags=flags, needs_review=any(f in jc.flag_on for f in flags), provenance=prov))
+    return out, threshold
