@@ -27,14 +27,16 @@ _TAG = re.compile(r"</?\s*[A-Za-z][\w-]*\s*>")
 
 
 def answer_schema(labels: list[str]) -> dict:
+    # bounded strings: a constrained decoder stuck repeating inside a string (greedy small models do)
+    # is made to close it, so every answer ends as a whole object within a known length
     return {
         "type": "object",
         "properties": {
             "label": {"type": "string", "enum": labels},
             "intensity": {"type": "number", "minimum": 0, "maximum": 1},
-            "steps": {"type": "array", "items": {"type": "string"}, "minItems": 2, "maxItems": 5},
+            "steps": {"type": "array", "items": {"type": "string", "maxLength": 200}, "minItems": 2, "maxItems": 5},
             "evidence": {"type": "array", "maxItems": 4, "items": {"type": "object", "properties": {
-                "modality": {"type": "string", "enum": ["text", "prosody", "face"]}, "cue": {"type": "string"}},
+                "modality": {"type": "string", "enum": ["text", "prosody", "face"]}, "cue": {"type": "string", "maxLength": 120}},
                 "required": ["modality", "cue"]}},
         },
         "required": ["label", "intensity", "steps", "evidence"],
