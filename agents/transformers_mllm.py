@@ -90,19 +90,32 @@ class TransformersMLLM(Annotator):
         self.model_id = spec.model
         self.model_version = getattr(cfg, "_commit_hash", None) or Path(spec.model).name
         self.schema = answer_schema(config.taxonomy)
+        self._grammars: dict = {}  # compiled per schema (answers; the LLM judge's marks)
         self.grammar = self._grammar() if spec.json_schema else None
         self._lock = threading.Lock()
 
-    def _grammar(self):
+    def _grammar(self, schema: dict | None = None):
+        schema = schema or self.schema
+        key = json.dumps(schema, sort_keys=True)
+        if key in self._grammars:
+            return self._grammars[key]
         eos = self.model.generation_config.eos_token_id
         if eos is None:
             eos = self.processor.tokenizer.eos_token_id
         stop = [eos] if isinstance(eos, int) else list(eos)
         try:
-            return json_grammar(self.schema, self.processor.tokenizer, self.model.get_output_embeddings().out_features, stop)
+            grammar = json_grammar(schema, self.processor.tokenizer, self.model.get_output_embeddings().out_features, stop)
         except Exception as exc:  # an unusual tokenizer xgrammar cannot map: answers are still parsed tolerantly
             log.warning("annotator %s: no schema-constrained decoding (%s: %s)", self.spec.id, type(exc).__name__, exc)
-            return None
+            grammar = None
+        self._grammars[key] = grammar
+        return grammar
+
+    def chat(self, messages, schema=None, max_tokens=400):
+        parts = [{"role": m["role"], "content": [{"type": "text", "text": m["content"]}] if isinstance(m["content"], str) else m["content"]}
+                 for m in messages]
+        grammar = self._grammar(schema) if schema and self.spec.json_schema else None
+        return self.generate([Request(messages=parts)], grammar=grammar, max_tokens=max_tokens)[0]
 
     @property
     def prompt_hash(self) -> str:
@@ -153,7 +166,7 @@ class TransformersMLLM(Annotator):
             return [None] * len(batch)
         return clip_audio(batch, self.config.sampling.audio_sample_rate)
 
-    def generate(self, chunk: list[Request]) -> list[str]:
+    def generate(self, chunk: list[Request], grammar=..., max_tokens: int | None = None) -> list[str]:
         from transformers import LogitsProcessorList
 
         kwargs = {"text": [self.prompt(r.messages) for r in chunk], "return_tensors": "pt", "padding": True}
@@ -170,13 +183,14 @@ class TransformersMLLM(Annotator):
         inputs = self.processor(**kwargs).to(self.device)
         with self._lock, self.torch.inference_mode():
             processors = LogitsProcessorList()
-            if self.grammar is not None:
+            grammar = self.grammar if grammar is ... else grammar
+            if grammar is not None:
                 import xgrammar as xgr
 
                 # one grammar matcher per row (it reads only each row's newest token, so left padding is
                 # harmless); single use, so a fresh one for every generate call
-                processors.append(xgr.contrib.hf.LogitsProcessor(self.grammar))
-            out = self.model.generate(**inputs, max_new_tokens=self.spec.max_tokens, do_sample=self.spec.temperature > 0,
+                processors.append(xgr.contrib.hf.LogitsProcessor(grammar))
+            out = self.model.generate(**inputs, max_new_tokens=max_tokens or self.spec.max_tokens, do_sample=self.spec.temperature > 0,
                                       logits_processor=processors,
                                       **({"temperature": self.spec.temperature} if self.spec.temperature > 0 else {}))
         return self.processor.batch_decode(out[:, inputs["input_ids"].shape[1]:], skip_special_tokens=True)

@@ -81,7 +81,11 @@ def print_summary(summary) -> None:
         for r in summary.rejects:
             rt.add_row(r.severity, r.stage, r.reason)
         out.print(rt)
-    out.print(f"tables: {summary.out_dir}/tables  (sources, clips, features, annotations, rejects .parquet)")
+    tables = sorted(f.stem for f in (Path(summary.out_dir) / "tables").glob("*.parquet"))
+    out.print(f"tables: {summary.out_dir}/tables  ({', '.join(tables)})")
+    judge = next((s for s in summary.stages if s.stage == "judge"), None)
+    if judge is not None:
+        out.print(f"review: {judge.outputs} of {summary.stages[0].outputs} clips flagged for human review")
 
 
 def _run(inputs: list[str], out_dir: Path, config_file: Optional[Path], overrides: list[str]):

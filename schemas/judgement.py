@@ -1,5 +1,5 @@
-"""Stage-4 output: scores per annotation and the resolved answer per clip. The formulas are in
-agents/judge/scores.py and docs/judge.md."""
+"""Stage-4 output: scores per annotation and the resolved answer per clip (the formulas are in
+agents/judge/scores.py)."""
 
 from __future__ import annotations
 

@@ -70,3 +70,18 @@ def test_packaged_smollm2_marks_every_step():
         assert len(j.step_scores) == n and {s.score for s in j.step_scores} <= {0.0, 1.0}
         assert j.provenance.model_version.startswith("packaged:smollm2-135m@xllamacpp-")
         assert 0 <= j.s_final <= 1
+
+
+def test_transformers_backend_judges_with_schema_constrained_marks(tmp_path):
+    from tests.fixtures.tiny_models import tiny_qwen25_vl
+
+    model = tiny_qwen25_vl(tmp_path / "tiny-vl")
+    cfg = judge_config({"id": "vl-judge", "backend": "transformers", "model": str(model), "batch_size": 1})
+    judge = LLMJudge(cfg)
+    ix = ClipIndex(clip(), features())
+    a = three_answers()[0]
+    raw = judge.agent.chat(judge.messages(ix, a), {"type": "object", "required": ["marks"], "properties": {"marks": {
+        "type": "array", "minItems": 4, "maxItems": 4, "items": {"type": "integer", "enum": [0, 1]}}}}, max_tokens=64)
+    # random weights, but the grammar forces exactly four 0/1 marks
+    assert len(json.loads(raw)["marks"]) == 4 and set(json.loads(raw)["marks"]) <= {0, 1}
+    assert [s.step_index for s in judge.step_scores(ix, a)] == [1, 2, 3, 4]

@@ -6,6 +6,7 @@ across the whole run."""
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -55,13 +56,16 @@ def _crowdkit(votes: Votes, method: str) -> np.ndarray:
         return out
     df = pd.DataFrame({"task": votes.clip, "worker": votes.annotator, "label": votes.label})
     model = getattr(aggregation, CROWDKIT[method])()
-    if hasattr(model, "fit_predict_proba"):
-        proba = model.fit_predict_proba(df)
-        cols = [int(c) for c in proba.columns]
-        out[np.ix_(proba.index.to_numpy(dtype=int), cols)] = proba.to_numpy(dtype=float)
-    else:  # aggregators that only give a label
-        pred = model.fit_predict(df)
-        out[pred.index.to_numpy(dtype=int), pred.to_numpy(dtype=int)] = 1.0
+    with warnings.catch_warnings():  # crowd-kit 1.4 uses pandas idioms pandas 3 deprecates, thousands of times
+        warnings.simplefilter("ignore", FutureWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        if hasattr(model, "fit_predict_proba"):
+            proba = model.fit_predict_proba(df)
+            cols = [int(c) for c in proba.columns]
+            out[np.ix_(proba.index.to_numpy(dtype=int), cols)] = proba.to_numpy(dtype=float)
+        else:  # aggregators that only give a label
+            pred = model.fit_predict(df)
+            out[pred.index.to_numpy(dtype=int), pred.to_numpy(dtype=int)] = 1.0
     return out
 
 

@@ -26,24 +26,26 @@ _AU_MEAN = re.compile(r"mean intensity\s+(\d*\.\d+|\d+)", re.IGNORECASE)
 _VADER = re.compile(r"VADER compound valence\s+([+-]?\d*\.\d+)", re.IGNORECASE)
 
 # a prosodic quantity, the words that name it, and the words for "more" / "less" of it
-_PROSODY = {
+_PROSODY = {q: tuple(re.compile(x) for x in pats) for q, pats in {
     "pitch": (r"pitch|f0|intonation", r"high|rais|ris|elevat|up", r"low|lower|fall|flat|monoton|deep|drop"),
     "loudness": (r"loud|quiet|whisper|soft voice|intensity|volume|shout|energy", r"loud|high|rais|shout|strong|increas", r"quiet|soft|low|whisper|weak|decreas"),
     "rate": (r"speech rate|speaking rate|fast|slow|rapid|pace|tempo|words per second|words/s", r"fast|rapid|quick|high", r"slow|low"),
     "pauses": (r"pause|hesitat|silen", r"many|long|frequent|hesitat|lots", r"few|no pause|fluent|short|little"),
-}
+}.items()}
+_STATED = {q: re.compile(rf"(\d+(?:\.\d+)?)\s*{u}") for q, u in
+           {"pitch": r"hz", "loudness": r"db", "rate": r"words?\s*(?:/|per)\s*s", "pauses": "%"}.items()}
 # below these relative (pitch, rate) or absolute (loudness dB, pause share) differences from the
 # run's median a "raised"/"lowered" claim is neither confirmed nor refuted
 _BAND = {"pitch": 0.05, "loudness": 1.5, "rate": 0.10, "pauses": 0.05}
 
 
-@lru_cache(maxsize=1)
-def _label_words() -> list[tuple[re.Pattern, str]]:
-    return [(re.compile(rf"\b{re.escape(w)}\b", re.IGNORECASE), label) for label, words in SYNONYMS.items() for w in words]
+_WORD_LABEL = {w: label for label, words in SYNONYMS.items() for w in [label, *words]}
+_LABEL_WORDS = re.compile(r"\b(" + "|".join(sorted(map(re.escape, _WORD_LABEL), key=len, reverse=True)) + r")\b", re.IGNORECASE)
 
 
-def labels_named(text: str) -> list[str]:
-    return list(dict.fromkeys(label for pat, label in _label_words() if pat.search(text)))
+@lru_cache(maxsize=65536)  # cues repeat (templated agents): parse each once
+def labels_named(text: str) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(_WORD_LABEL[m.group(1).lower()] for m in _LABEL_WORDS.finditer(text)))
 
 
 class Finding:
@@ -60,11 +62,12 @@ class Finding:
         self.contradicted.append(why)
 
     def verdict(self, evidence_id: str) -> ClaimCheck:
+        make = ClaimCheck.model_construct  # fields are known-good here; validation would double the judge's time
         if self.contradicted:
-            return ClaimCheck(evidence_id=evidence_id, verdict="contradicted", reason="; ".join(self.contradicted))
+            return make(evidence_id=evidence_id, verdict="contradicted", reason="; ".join(self.contradicted))
         if self.supported:
-            return ClaimCheck(evidence_id=evidence_id, verdict="supported", reason="; ".join(self.supported))
-        return ClaimCheck(evidence_id=evidence_id, verdict="unverifiable", reason="nothing in the claim can be checked against the features")
+            return make(evidence_id=evidence_id, verdict="supported", reason="; ".join(self.supported))
+        return make(evidence_id=evidence_id, verdict="unverifiable", reason="nothing in the claim can be checked against the features")
 
 
 def check_time(ev: Evidence, ix: ClipIndex, out: Finding) -> None:
@@ -121,7 +124,7 @@ def check_action_units(ev: Evidence, ix: ClipIndex, out: Finding, frames=None, o
             out.bad(f"{matches[0].au} is never active in the {len(frames)} cited frames")
             continue
         stated = _AU_MEAN.search(ev.cue)
-        mean = float(np.mean([a.intensity for a in matches]))
+        mean = sum(a.intensity for a in matches) / len(matches)
         if stated and abs(float(stated.group(1)) - mean) > max(0.05, 0.1 * mean):
             out.bad(f"states {matches[0].au} mean intensity {stated.group(1)}, measured {mean:.2f}")
         else:
@@ -146,7 +149,7 @@ def check_expression(ev: Evidence, ix: ClipIndex, out: Finding, frames=None) -> 
                 sums.setdefault(label, []).append(p.prob)
     if not sums:
         return  # no expression model output: nothing to check
-    mean = {k: float(np.mean(v)) for k, v in sums.items()}
+    mean = {k: sum(v) / len(v) for k, v in sums.items()}
     ranked = sorted(mean, key=lambda k: -mean[k])
     for label in named:
         if label not in ranked[:2]:
@@ -164,11 +167,7 @@ def check_expression(ev: Evidence, ix: ClipIndex, out: Finding, frames=None) -> 
 
 
 def _to_label(raw: str) -> str | None:
-    raw = raw.lower()
-    for label, words in SYNONYMS.items():
-        if raw == label or raw in words:
-            return label
-    return None
+    return _WORD_LABEL.get(raw.lower())
 
 
 def check_quotes(ev: Evidence, ix: ClipIndex, out: Finding, word_index: int | None = None) -> None:
@@ -227,12 +226,14 @@ def _prosody_value(quantity: str, ev: Evidence, ix: ClipIndex) -> float | None:
     p = ix.features.prosody if ix.features else None
     if p is None:
         return None
-    if quantity in ("pitch", "loudness") and ev.start is not None and ev.end is not None and p.windows:
+    whole = ev.start is None or ev.end is None or abs(ev.end - ev.start) >= 0.9 * (ix.end - ix.start)
+    # a claim about part of the clip is checked on the windows it covers; about the clip, on its statistics
+    if quantity in ("pitch", "loudness") and not whole and p.windows:
         lo, hi = min(ev.start, ev.end) - TIME_TOLERANCE_S, max(ev.start, ev.end) + TIME_TOLERANCE_S
         attr = "pitch_hz" if quantity == "pitch" else "intensity_db"
         vals = [getattr(w, attr) for w in p.windows if w.end >= lo and w.start <= hi and getattr(w, attr) is not None]
         if vals:
-            return float(np.mean(vals))
+            return sum(vals) / len(vals)
     return {"pitch": p.pitch_mean_hz, "loudness": p.intensity_mean_db, "rate": p.speech_rate_wps, "pauses": p.pause_ratio}[quantity]
 
 
@@ -242,15 +243,14 @@ def check_prosody(ev: Evidence, ix: ClipIndex, out: Finding) -> None:
     cue = ev.cue.lower()
     base = {"pitch": ix.baseline.pitch_hz, "loudness": ix.baseline.intensity_db, "rate": ix.baseline.rate_wps, "pauses": ix.baseline.pause_ratio}
     for quantity, (names, up, down) in _PROSODY.items():
-        m = re.search(names, cue)
+        m = names.search(cue)
         if not m:
             continue
         value = _prosody_value(quantity, ev, ix)
         if value is None:
             out.bad(f"claims {quantity} but no voiced speech was measured in the clip")
             continue
-        unit = {"pitch": r"hz", "loudness": r"db", "rate": r"words?\s*(?:/|per)\s*s", "pauses": "%"}[quantity]
-        stated = re.search(rf"(\d+(?:\.\d+)?)\s*{unit}", cue)
+        stated = _STATED[quantity].search(cue)
         if stated:
             s = float(stated.group(1)) / (100.0 if quantity == "pauses" else 1.0)
             tol = {"pitch": 0.1 * value, "loudness": 3.0, "rate": 0.15 * value, "pauses": 0.05}[quantity]
@@ -260,7 +260,7 @@ def check_prosody(ev: Evidence, ix: ClipIndex, out: Finding) -> None:
                 out.ok(f"{quantity} {value:.1f} as stated")
             continue
         near = cue[max(0, m.start() - 30): m.end() + 30]
-        says_up, says_down = re.search(up, near), re.search(down, near)
+        says_up, says_down = up.search(near), down.search(near)
         ref = base[quantity]
         if ref is None or bool(says_up) == bool(says_down):
             continue

@@ -43,10 +43,11 @@ def judge_run(clips: list[Clip], features: list[ClipFeatures], annotations: list
     for clip_id, answers in by_clip.items():
         ix = index[clip_id]
         usable = [a for a in answers if a.status in USABLE and a.label]
+        usable_ids = {id(a) for a in usable}  # identity: pydantic equality compares every field
         cited[clip_id] = {MODALITY_GROUP[e.modality] for a in usable for e in a.evidence if e.modality in MODALITY_GROUP}
         weights = jc.weights_for(ix.clip.instruction.template_id)
         for a in answers:
-            if a not in usable:
+            if id(a) not in usable_ids:
                 judgements.append(Judgement.model_construct(
                     annotation_id=a.annotation_id, clip_id=clip_id, annotator_id=a.annotator_id, label=None, s_rec=0.0,
                     s_reason=0.0, s_cot=0.0, s_final=0.0, s_rec_basis="none", weights=weights, claims=[], step_scores=[],
