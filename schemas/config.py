@@ -202,6 +202,31 @@ class JudgeConfig(_Strict):
         return self.task_weights.get(task or "", self.weights)
 
 
+class LabelStudioConfig(_Strict):
+    url: str = "http://127.0.0.1:8080"
+    token_env: str = "LABEL_STUDIO_API_KEY"  # environment variable holding the API token
+    project_title: str = "emoforge review"
+    timeout_s: float = Field(30.0, gt=0)
+    max_retries: int = Field(3, ge=0)
+    # the server's LOCAL_FILES_DOCUMENT_ROOT; media are served from the run directory beneath it
+    document_root: str | None = None
+    webhook_port: int | None = Field(None, ge=1, le=65535)  # listen for annotation webhooks on 127.0.0.1:PORT
+
+
+class AgreementGates(_Strict):
+    kappa: float = Field(0.8, ge=-1, le=1)  # Cohen's / Fleiss' kappa must exceed this
+    icc: float = Field(0.9, ge=-1, le=1)  # intensity ICC must exceed this
+    alpha: float | None = Field(None, ge=-1, le=1)  # Krippendorff's alpha, when set
+
+
+class ReviewConfig(_Strict):
+    enabled: bool = False  # stage 5 in the flow: push flagged clips to Label Studio and pull verdicts back
+    label_studio: LabelStudioConfig = LabelStudioConfig()
+    overlap: float = Field(0.2, ge=0, le=1)  # share of pushed clips that need several reviewers (for agreement)
+    reviewers_on_overlap: int = Field(2, ge=2)
+    gates: AgreementGates = AgreementGates()
+
+
 class RuntimeConfig(_Strict):
     workers: int = Field(2, ge=1)  # sources processed at once
     torch_threads: int | None = Field(None, ge=1)  # None: one per core
@@ -214,6 +239,7 @@ class EmoforgeConfig(_Strict):
     preprocess: PreprocessConfig = PreprocessConfig()
     annotate: AnnotateConfig = AnnotateConfig()
     judge: JudgeConfig = JudgeConfig()
+    review: ReviewConfig = ReviewConfig()
     runtime: RuntimeConfig = RuntimeConfig()
 
     @model_validator(mode="after")
