@@ -89,5 +89,25 @@ def to_table(records: typing.Iterable[BaseModel], model: type[BaseModel]) -> pa.
     return pa.Table.from_pylist(rows, schema=arrow_schema(model))
 
 
+def _defaults_for_nulls(row: dict, model: type[BaseModel]) -> dict:
+    """A table written before a field existed reads that field as null; a non-optional field with a
+    default then takes its default (so older run directories stay readable)."""
+    for name, info in model.model_fields.items():
+        value = row.get(name)
+        inner, optional = _unwrap_optional(info.annotation)
+        if value is None:
+            if name in row and not optional and not info.is_required():
+                del row[name]
+            continue
+        args = typing.get_args(inner)
+        if isinstance(inner, type) and issubclass(inner, BaseModel) and isinstance(value, dict):
+            _defaults_for_nulls(value, inner)
+        elif args and isinstance(args[0], type) and issubclass(args[0], BaseModel) and isinstance(value, list):
+            for item in value:
+                if isinstance(item, dict):
+                    _defaults_for_nulls(item, args[0])
+    return row
+
+
 def from_table(table: pa.Table, model: type[R]) -> list[R]:
-    return [model.model_validate(row) for row in table.to_pylist()]
+    return [model.model_validate(_defaults_for_nulls(row, model)) for row in table.to_pylist()]

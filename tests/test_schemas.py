@@ -86,6 +86,19 @@ def test_arrow_schema_types_follow_the_record():
     assert arrow_schema(Word).field("start").nullable
 
 
+def test_a_table_written_before_a_field_existed_still_reads(tmp_path):
+    import pyarrow as pa
+
+    ann = examples()[3]
+    row = ann.model_dump(mode="python")
+    for step in row["steps"]:
+        del step["origin"]  # RationaleStep.origin arrived after this table was written
+    old = pa.Table.from_pylist([row]).replace_schema_metadata({b"emoforge.record": b"Annotation"})
+    pq.write_table(old, tmp_path / "annotations.parquet")
+    [back] = read_records(tmp_path / "annotations.parquet", Annotation)
+    assert [st.origin for st in back.steps] == ["annotator", "annotator"] and back.label == ann.label
+
+
 def test_reading_a_table_as_the_wrong_record_is_an_error(tmp_path):
     path = tmp_path / "clips.parquet"
     write_records(path, [examples()[-1]], Reject)
