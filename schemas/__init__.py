@@ -4,7 +4,7 @@ from schemas.annotation import Annotation, AnnotatorInput, Evidence, RationaleSt
 from schemas.arrow import SCHEMA_VERSION, arrow_schema, from_table, to_table
 from schemas.clip import Clip, Instruction, KeyFrame, Shot, SourceSampling, Span
 from schemas.config import ConfigError, EmoforgeConfig, load_config
-from schemas.dataset import AnnotatorAnswer, DatasetRow
+from schemas.dataset import AnnotatorAnswer, AnswerKeyRow, DatasetRow, Prediction
 from schemas.features import ClipFeatures, FaceObservation, Prosody, SourcePreprocessing, Word
 from schemas.judgement import ClaimCheck, Consensus, Judgement, JudgeWeights, SourceJudgements
 from schemas.media import SourceMedia
@@ -13,7 +13,7 @@ from schemas.reject import Reject
 from schemas.review import AgreementStat, Review, ReviewerAnswer
 
 __all__ = [
-    "SCHEMA_VERSION", "AgreementStat", "ClaimCheck", "Annotation", "AnnotatorInput", "AnnotatorAnswer", "Clip", "ClipFeatures", "ConfigError",
+    "SCHEMA_VERSION", "AgreementStat", "ClaimCheck", "Annotation", "AnnotatorInput", "AnnotatorAnswer", "AnswerKeyRow", "Prediction", "Clip", "ClipFeatures", "ConfigError",
     "Consensus", "DatasetRow", "EmoforgeConfig", "Evidence", "FaceObservation", "Instruction", "Judgement",
     "JudgeWeights", "KeyFrame", "Provenance", "Prosody", "RationaleStep", "Reject", "Review", "ReviewerAnswer",
     "Shot", "SourceAnnotations", "SourceJudgements", "SourceMedia", "SourcePreprocessing", "SourceSampling", "Span", "Word", "arrow_schema", "from_table", "load_config",

@@ -40,3 +40,24 @@ class DatasetRow(BaseModel):
     review_decision: str | None = None
     agreement: list[AgreementStat] = []
     provenance: Provenance
+
+
+class AnswerKeyRow(BaseModel):
+    """The hidden labels of a released test split, kept in a separate file."""
+
+    clip_id: str
+    label: str | None
+    labels: list[str] = []
+    intensity: float | None = None
+    steps: list[RationaleStep] = []
+    evidence: list[Evidence] = []
+
+
+class Prediction(BaseModel):
+    """What `emoforge evaluate` reads: one model's answer for one clip (CSV, JSONL or Parquet)."""
+
+    clip_id: str
+    label: str
+    labels: list[str] = []
+    rationale: str | None = None  # free text or "Step 1: ... Step 2: ..."
+    evidence: list[Evidence] = []
