@@ -121,3 +121,25 @@ def bad_media(tmp_path_factory, feat_data, speech_dir) -> dict[str, Path]:
            "-map", "1:a", "-c:v", "copy", "-c:a", "aac", "-shortest", str(out["silent_video"]))
     ffmpeg("-f", "lavfi", "-i", "anullsrc=r=16000:cl=mono", "-t", "3", str(out["silent_audio_only"]))
     return out
+
+
+@pytest.fixture(scope="session")
+def label_studio(tmp_path_factory):
+    """A real Label Studio server, started by the project's own script on a free port. Its document
+    root is a directory of this session's tmp dirs, so run directories made beneath it can be served.
+    The data dir is reused between sessions (a restart takes seconds, a first start ~1.5 min)."""
+    from types import SimpleNamespace
+
+    docroot = tmp_path_factory.mktemp("ls_docroot")
+    port = _free_port()
+    token = "emoforge-test-token-0123456789abcdef"
+    env = dict(os.environ, EMOFORGE_LS_DOCUMENT_ROOT=str(docroot), EMOFORGE_LS_TOKEN=token,
+               EMOFORGE_LS_HOME=os.environ.get("EMOFORGE_LS_TEST_HOME", str(Path.home() / ".cache" / "emoforge" / "label-studio-test")))
+    script = str(ROOT / "scripts" / "label-studio")
+    proc = subprocess.run([script, "start", str(port)], capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        pytest.fail(f"could not start Label Studio for tests: {proc.stderr.strip()[-2000:]}")
+    try:
+        yield SimpleNamespace(url=proc.stdout.strip().splitlines()[-1], token=token, docroot=docroot, port=port, env=env)
+    finally:
+        subprocess.run([script, "stop", str(port)], capture_output=True, env=env)

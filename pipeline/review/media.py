@@ -1,0 +1,91 @@
+"""Clip media for review: each pushed clip's span cut from its source into the run directory, in
+formats every browser plays, and the local-files URL Label Studio serves it under.
+
+Video clips become H.264 + AAC MP4 (a silent track is added when the source has no audio, so the
+synced <Audio> always has something to decode); audio-only clips become WAV. Label Studio serves
+files only beneath its LOCAL_FILES_DOCUMENT_ROOT, so a run directory outside it is refused up front.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+from urllib.parse import quote
+
+from schemas import Clip
+from storage import RunDir
+
+
+class MediaError(RuntimeError):
+    pass
+
+
+def document_root(configured: str | None = None) -> Path:
+    """The server's document root: the configured one, else the env the server script reads."""
+    root = configured or os.environ.get("EMOFORGE_LS_DOCUMENT_ROOT") or os.environ.get("LOCAL_FILES_DOCUMENT_ROOT") or str(Path.home())
+    return Path(root).resolve()
+
+
+def check_under_root(run_dir: RunDir, root: Path) -> None:
+    if not run_dir.root.resolve().is_relative_to(root):
+        raise MediaError(
+            f"run directory {run_dir.root} is outside Label Studio's document root {root}: the server can only "
+            f"serve media beneath it. Put the run under {root}, or start the server with "
+            f"EMOFORGE_LS_DOCUMENT_ROOT (and set review.label_studio.document_root) to a parent of the run."
+        )
+
+
+def clip_media_path(run_dir: RunDir, clip: Clip) -> Path:
+    name = "clip.mp4" if clip.has_video else "clip.wav"
+    return run_dir.media_dir / clip.source_id / clip.clip_id / name
+
+
+def cut_clip(run_dir: RunDir, clip: Clip, *, force: bool = False) -> Path:
+    """Write the clip's span of its source (once; an existing non-empty file is reused)."""
+    out = clip_media_path(run_dir, clip)
+    if out.exists() and out.stat().st_size > 0 and not force:
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.stem + ".part" + out.suffix)
+    span = ["-ss", f"{clip.start:.3f}", "-t", f"{max(clip.duration, 0.05):.3f}"]
+    if clip.has_video:
+        # re-encode (not stream copy): a copy starts at the previous key frame and browsers need
+        # H.264/AAC; faststart puts the index first so playback starts before the download ends
+        cmd = ["ffmpeg", "-y", "-loglevel", "error", *span, "-i", clip.source_path]
+        if clip.has_audio:
+            cmd += ["-map", "0:v:0", "-map", "0:a:0"]
+        else:
+            cmd += ["-f", "lavfi", "-i", "anullsrc=r=44100:cl=mono", "-map", "0:v:0", "-map", "1:a:0", "-shortest"]
+        cmd += ["-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-pix_fmt", "yuv420p",
+                # even dimensions: yuv420p H.264 refuses odd ones
+                "-vf", "scale=trunc(iw/2)*2:trunc(ih/2)*2", "-c:a", "aac", "-b:a", "128k",
+                "-movflags", "+faststart", str(tmp)]
+    else:
+        cmd = ["ffmpeg", "-y", "-loglevel", "error", *span, "-i", clip.source_path, "-vn", "-c:a", "pcm_s16le", str(tmp)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0 or not tmp.exists() or tmp.stat().st_size == 0:
+        tmp.unlink(missing_ok=True)
+        raise MediaError(f"ffmpeg could not cut clip {clip.clip_id} ({clip.start:.2f}-{clip.end:.2f} s) from "
+                         f"{clip.source_path}: {proc.stderr.strip()[-400:]}")
+    tmp.replace(out)
+    return out
+
+
+def local_files_url(path: Path, root: Path) -> str:
+    """The URL Label Studio serves a file beneath its document root under."""
+    rel = Path(path).resolve().relative_to(root)
+    return "/data/local-files/?d=" + quote(rel.as_posix(), safe="/")
+
+
+def probe_fps(path: Path) -> float | None:
+    """The clip's frame rate (the <Video> needs it to step frames and stay in sync)."""
+    proc = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "stream=avg_frame_rate",
+                           "-of", "csv=p=0", str(path)], capture_output=True, text=True)
+    txt = proc.stdout.strip().split("\n")[0] if proc.returncode == 0 else ""
+    try:
+        num, _, den = txt.partition("/")
+        fps = float(num) / float(den or 1)
+        return round(fps, 3) if fps > 0 else None
+    except (ValueError, ZeroDivisionError):
+        return None

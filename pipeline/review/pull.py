@@ -1,0 +1,162 @@
+"""Pull reviewers' answers back from Label Studio into Review records.
+
+Every flagged clip gets a Review: the human answer wins over the model's when the reviewers agree
+(a strict majority of them), a tie is escalated, and a clip nobody answered yet (or whose task was
+deleted in the UI) stays pending with the model's label. Nothing a reviewer typed can crash a pull:
+a label outside the taxonomy is dropped and reported with its task id. Pulling twice gives the same
+records (timestamps come from the annotations, not from the clock), so a pull can be re-run freely.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime
+
+from pydantic import BaseModel
+
+from pipeline.review import labeling
+from pipeline.review.label_studio import LabelStudioClient
+from pipeline.review.push import connect
+from schemas import Consensus, EmoforgeConfig, Provenance, Review, ReviewerAnswer
+from schemas.provenance import stable_hash
+from storage import RunDir
+
+
+class PullProblem(BaseModel):
+    clip_id: str | None
+    task_id: int | None
+    annotation_id: int | None = None
+    problem: str
+
+
+class PullReport(BaseModel):
+    project_id: int
+    reviews: list[Review] = []  # one per flagged clip of the run
+    problems: list[PullProblem] = []  # answers (or parts of them) that were not used, and why
+    missing: list[str] = []  # flagged clips with no task in the project (deleted in the UI, or never pushed)
+    accepted: int = 0
+    escalated: int = 0
+    pending: int = 0
+
+
+def _ts(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def parse_answer(ann: dict, task: dict, users: dict[int, str], taxonomy: list[str], multi_label: bool,
+                 problems: list[PullProblem]) -> ReviewerAnswer | None:
+    """One annotation as a ReviewerAnswer; None (with a problem recorded) when it has no usable label."""
+    clip_id = (task.get("data") or {}).get("clip_id")
+    where = dict(clip_id=clip_id, task_id=task.get("id"), annotation_id=ann.get("id"))
+    labels: list[str] = []
+    intensity = evidence_ok = correction = None
+    for r in ann.get("result") or []:
+        name, value = r.get("from_name"), r.get("value") or {}
+        if name == labeling.EMOTION:
+            labels += [str(x) for x in value.get("choices") or []]
+        elif name == labeling.INTENSITY and value.get("rating") is not None:
+            # stars 1..MAX_RATING onto the annotators' 0..1 intensity scale
+            intensity = min(1.0, max(0.0, float(value["rating"]) / labeling.MAX_RATING))
+        elif name == labeling.EVIDENCE_OK and value.get("choices"):
+            evidence_ok = value["choices"][0] == "yes"
+        elif name == labeling.CORRECTION and value.get("text"):
+            text = value["text"]
+            correction = "\n".join(text) if isinstance(text, list) else str(text)
+    known = set(taxonomy)
+    normal = [x.strip().lower() for x in labels]
+    bad = [x for x, n in zip(labels, normal) if n not in known]
+    good = list(dict.fromkeys(n for n in normal if n in known))
+    if bad:
+        problems.append(PullProblem(**where, problem=f"label(s) {bad} are not in the taxonomy; not used"))
+    if not multi_label and len(good) > 1:
+        problems.append(PullProblem(**where, problem=f"several labels {good} in a single-label project; kept {good[0]}"))
+        good = good[:1]
+    if not good:
+        if not bad:
+            problems.append(PullProblem(**where, problem="annotation has no emotion label; not used"))
+        return None
+    who = ann.get("completed_by")
+    if isinstance(who, dict):  # some export settings expand the user
+        reviewer = who.get("email") or str(who.get("id"))
+    else:
+        reviewer = users.get(int(who), str(who)) if who is not None else "unknown"
+    return ReviewerAnswer(reviewer=reviewer, labels=good, intensity=intensity, evidence_correct=evidence_ok,
+                          correction=correction, submitted_at=_ts(ann.get("updated_at") or ann.get("created_at")),
+                          task_id=task.get("id"), annotation_id=ann.get("id"))
+
+
+def resolve(c: Consensus, answers: list[ReviewerAnswer], *, required: int, multi_label: bool,
+            provenance: Provenance, task_id: int | None) -> Review:
+    """Human over model: a strict majority of reviewers decides; a tie escalates; too few answers
+    (an overlap task waiting for its second reviewer, or none yet) leaves the model's answer pending."""
+    base = dict(clip_id=c.clip_id, task_id=task_id, answers=answers, provenance=provenance)
+    model = dict(final_label=c.label, final_labels=[c.label] if c.label else [], final_source="model")
+    if len(answers) < max(required, 1):
+        return Review(**base, **model, decision="pending")
+    votes = Counter(lbl for a in answers for lbl in a.labels)
+    if multi_label:
+        chosen = [lbl for lbl, n in votes.most_common() if n * 2 > len(answers)]
+        if not chosen:
+            return Review(**base, **model, decision="escalated")
+        return Review(**base, final_label=chosen[0], final_labels=chosen, final_source="human", decision="accepted")
+    (top, n), *rest = votes.most_common()
+    if rest and rest[0][1] == n:  # no single most-chosen label among the reviewers
+        return Review(**base, **model, decision="escalated")
+    return Review(**base, final_label=top, final_labels=[top], final_source="human", decision="accepted")
+
+
+def reviews_from_export(tasks: list[dict], consensus: list[Consensus], config: EmoforgeConfig, users: dict[int, str],
+                        project_id: int, run_id: str | None = None) -> PullReport:
+    """The pure part of a pull: exported tasks + the run's consensus -> Review records and problems."""
+    report = PullReport(project_id=project_id)
+    by_clip: dict[str, dict] = {}
+    for t in tasks:
+        cid = (t.get("data") or {}).get("clip_id")
+        if cid is not None:
+            by_clip[str(cid)] = t
+    settings_hash = stable_hash({"review": config.review.model_dump(mode="json", exclude={"label_studio"}),
+                                 "taxonomy": config.taxonomy, "multi_label": config.multi_label})
+    for c in consensus:
+        if not c.needs_review:
+            continue
+        task = by_clip.get(c.clip_id)
+        answers: list[ReviewerAnswer] = []
+        if task is None:
+            report.missing.append(c.clip_id)
+            report.problems.append(PullProblem(clip_id=c.clip_id, task_id=None,
+                                               problem="no task in the project (deleted in the UI?); clip stays pending"))
+        else:
+            for ann in task.get("annotations") or []:
+                if ann.get("was_cancelled"):  # a skip is no answer
+                    continue
+                a = parse_answer(ann, task, users, config.taxonomy, config.multi_label, report.problems)
+                if a is not None:
+                    answers.append(a)
+            answers.sort(key=lambda a: (a.annotation_id or 0))
+        required = config.review.reviewers_on_overlap if task and (task.get("data") or {}).get("needs_overlap") else 1
+        # created_at from the data, not the clock: the same annotations give the same record
+        stamps = [a.submitted_at for a in answers if a.submitted_at] or [c.provenance.created_at]
+        prov = Provenance(stage="review", stage_config_hash=settings_hash, run_id=run_id or c.provenance.run_id,
+                          model_id="label-studio", model_version=config.review.label_studio.project_title,
+                          created_at=max(stamps))
+        review = resolve(c, answers, required=required, multi_label=config.multi_label, provenance=prov,
+                         task_id=int(task["id"]) if task else None)
+        report.reviews.append(review)
+        setattr(report, review.decision, getattr(report, review.decision) + 1)
+    return report
+
+
+def pull_review(run_dir: RunDir, config: EmoforgeConfig, client: LabelStudioClient | None = None, *,
+                consensus: list[Consensus] | None = None, run_id: str | None = None, write: bool = True) -> PullReport:
+    """Export the project, build the run's Review records and (by default) write tables/reviews.parquet."""
+    consensus = run_dir.read("consensus") if consensus is None else consensus
+    client, pid = connect(config, client)
+    report = reviews_from_export(client.export_tasks(pid), consensus, config, client.users(), pid, run_id=run_id)
+    if write:
+        run_dir.write("reviews", report.reviews)
+    return report

@@ -1,0 +1,224 @@
+"""Push flagged clips to Label Studio as review tasks.
+
+One task per clip the judge flagged (Consensus.needs_review). The task carries the clip's media URL,
+transcript, the model's rationale and evidence, and the consensus answer as a prediction whose score
+is the review score, so the Data Manager sorts the least certain clips first. Pushing is idempotent:
+clips already in the project (looked up by clip_id) are left alone, so a re-run adds only new ones.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import logging
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from pipeline.review import labeling
+from pipeline.review.label_studio import LabelStudioClient
+from pipeline.review.media import check_under_root, cut_clip, document_root, local_files_url, probe_fps
+from schemas import Annotation, Clip, ClipFeatures, Consensus, EmoforgeConfig, Judgement
+from storage import RunDir
+
+log = logging.getLogger(__name__)
+IMPORT_BATCH = 2000  # tasks per import request: large enough to be fast, small enough not to time out
+
+
+class PushReport(BaseModel):
+    project_id: int
+    pushed: int = 0  # new tasks created
+    already_there: int = 0  # flagged clips whose task existed (re-push)
+    skipped: int = 0  # clips not flagged for review
+    overlap_tasks: int = 0  # new tasks that ask for config.review.reviewers_on_overlap reviewers
+    task_ids: dict[str, int] = {}  # clip_id -> task id, for every flagged clip in the project
+    problems: list[str] = []  # clips that could not be pushed (media could not be cut, no clip record)
+
+
+def needs_overlap(clip_id: str, share: float) -> bool:
+    """Whether a clip is in the overlap share: a hash of its id, so the choice is the same on every
+    push and does not depend on which other clips are pushed with it."""
+    h = int(hashlib.sha256(clip_id.encode()).hexdigest()[:8], 16) / 0x100000000
+    return h < share
+
+
+def model_version(c: Consensus) -> str:
+    """Which judge produced the prediction: its aggregation method and settings hash (provenance)."""
+    parts = ["emoforge-judge", c.method, c.provenance.stage_config_hash]
+    if c.provenance.model_id:
+        parts.append(c.provenance.model_id)
+    return ":".join(parts)
+
+
+def _transcript(feat: ClipFeatures | None) -> list[dict]:
+    # consecutive words of one speaker make one line of the dialogue
+    lines: list[dict] = []
+    for w in feat.words if feat else []:
+        who = w.speaker or "speaker"
+        if lines and lines[-1]["author"] == who:
+            lines[-1]["text"] += " " + w.text
+            if w.end is not None:
+                lines[-1]["end"] = w.end
+        else:
+            lines.append({"author": who, "text": w.text, "start": w.start, "end": w.end})
+    # <Paragraphs> needs at least one line
+    return lines or [{"author": "-", "text": "(no speech transcribed)"}]
+
+
+def _pick_answer(c: Consensus, answers: list[Annotation], scores: dict[str, float]) -> Annotation | None:
+    """The answer whose rationale the reviewer sees: the best-scored one that chose the consensus label."""
+    usable = [a for a in answers if a.status in ("ok", "repaired") and a.steps]
+    agreeing = [a for a in usable if a.label == c.label] or usable
+    return max(agreeing, key=lambda a: scores.get(a.annotation_id, 0.0), default=None)
+
+
+def _rationale_html(a: Annotation | None, s_final: float | None) -> str:
+    if a is None:
+        return "<p><i>No annotator gave a rationale for this clip.</i></p>"
+    head = f"<p><b>{html.escape(a.annotator_id)}</b> said <b>{html.escape(a.label or '-')}</b>"
+    head += f" (S_final {s_final:.2f})</p>" if s_final is not None else "</p>"
+    steps = "".join(f"<li>{html.escape(s.text)}</li>" for s in sorted(a.steps, key=lambda s: s.index))
+    return f"{head}<ol>{steps}</ol>"
+
+
+def _evidence_html(a: Annotation | None, j: Judgement | None) -> str:
+    if a is None or not a.evidence:
+        return "<p><i>No evidence cited.</i></p>"
+    verdicts = {ck.evidence_id: ck for ck in (j.claims if j else [])}
+    items = []
+    for e in a.evidence:
+        when = f" {e.start:.2f}-{e.end:.2f} s" if e.start is not None and e.end is not None else ""
+        ck = verdicts.get(e.evidence_id)
+        judged = f" <i>(judge: {html.escape(ck.verdict)} - {html.escape(ck.reason)})</i>" if ck else ""
+        items.append(f"<li>[{html.escape(e.evidence_id)}, {html.escape(e.modality)}{when}] {html.escape(e.cue)}{judged}</li>")
+    return "<ul>" + "".join(items) + "</ul>"
+
+
+def build_task(clip: Clip, c: Consensus, media_url: str, fps: float | None, *, answers: list[Annotation] = (),
+               judgements: list[Judgement] = (), features: ClipFeatures | None = None, overlap: bool = False,
+               config: EmoforgeConfig | None = None) -> dict:
+    """One Label Studio task (data + the consensus as a prediction)."""
+    scores = {j.annotation_id: j.s_final for j in judgements}
+    shown = _pick_answer(c, list(answers), scores)
+    j = next((j for j in judgements if shown and j.annotation_id == shown.annotation_id), None)
+    data = {
+        "clip_id": c.clip_id,
+        "source_id": clip.source_id,
+        "clip_start": round(clip.start, 3),
+        "clip_end": round(clip.end, 3),
+        "video": media_url,
+        # the audio track of the same file: <Audio> decodes it and plays in sync with <Video>
+        "audio": media_url,
+        "fps": fps or 25,
+        "transcript": _transcript(features),
+        "rationale": _rationale_html(shown, scores.get(shown.annotation_id) if shown else None),
+        "evidence": _evidence_html(shown, j),
+        "model_label": c.label or "-",
+        "review_score": round(c.review_score, 4),
+        "flags": ",".join(c.flags),
+        "annotators": ",".join(sorted({a.annotator_id for a in answers})),
+        "needs_overlap": overlap,
+    }
+    task: dict = {"data": data}
+    if c.label is not None:
+        labels = [c.label]
+        if config is not None and config.multi_label:
+            labels = [lp.label for lp in c.distribution if lp.prob >= 0.5] or [c.label]
+        task["predictions"] = [{
+            "model_version": model_version(c),
+            "score": round(c.review_score, 4),
+            "result": [{"from_name": labeling.EMOTION, "to_name": "video", "type": "choices", "value": {"choices": labels}}],
+        }]
+    return task
+
+
+def connect(config: EmoforgeConfig, client: LabelStudioClient | None = None) -> tuple[LabelStudioClient, int]:
+    """The client and the review project (created with the labeling config when missing)."""
+    client = client or LabelStudioClient.from_config(config)
+    client.check()
+    pid = client.ensure_project(config.review.label_studio.project_title, labeling.label_config(config))
+    return client, pid
+
+
+def push_review(run_dir: RunDir, config: EmoforgeConfig, client: LabelStudioClient | None = None, *,
+                consensus: list[Consensus] | None = None, clips: list[Clip] | None = None,
+                annotations: list[Annotation] | None = None, judgements: list[Judgement] | None = None,
+                features: list[ClipFeatures] | None = None, workers: int = 4) -> PushReport:
+    """Push the run's flagged clips; the records default to the run directory's tables."""
+    root = document_root(config.review.label_studio.document_root)
+    check_under_root(run_dir, root)  # before any work: media outside the root could never be served
+    consensus = run_dir.read("consensus") if consensus is None else consensus
+    clips_by_id = {c.clip_id: c for c in (run_dir.read("clips") if clips is None else clips)}
+    answers: dict[str, list[Annotation]] = defaultdict(list)
+    for a in run_dir.read("annotations") if annotations is None else annotations:
+        answers[a.clip_id].append(a)
+    judged: dict[str, list[Judgement]] = defaultdict(list)
+    for j in run_dir.read("judgements") if judgements is None else judgements:
+        judged[j.clip_id].append(j)
+    feats = {f.clip_id: f for f in (run_dir.read("features") if features is None else features)}
+
+    client, pid = connect(config, client)
+    client.ensure_local_storage(pid, run_dir.media_dir, title=f"emoforge media {run_dir.root.name}")
+    report = PushReport(project_id=pid)
+    existing = client.task_index(pid)
+    flagged = [c for c in consensus if c.needs_review]
+    report.skipped = len(consensus) - len(flagged)
+    todo: list[tuple[Consensus, Clip]] = []
+    for c in flagged:
+        if c.clip_id in existing:
+            report.already_there += 1
+            report.task_ids[c.clip_id] = existing[c.clip_id]
+        elif c.clip_id not in clips_by_id:
+            report.problems.append(f"{c.clip_id}: flagged but has no clip record; not pushed")
+        else:
+            todo.append((c, clips_by_id[c.clip_id]))
+
+    def prepare(item: tuple[Consensus, Clip]) -> tuple[Consensus, dict | None, str | None]:
+        c, clip = item
+        try:
+            path = cut_clip(run_dir, clip)
+        except Exception as exc:  # one bad source must not stop the push
+            return c, None, f"{c.clip_id}: {exc}"
+        fps = probe_fps(path) if clip.has_video else None
+        over = needs_overlap(c.clip_id, config.review.overlap)
+        return c, build_task(clip, c, local_files_url(path, root), fps, answers=answers[c.clip_id],
+                             judgements=judged[c.clip_id], features=feats.get(c.clip_id), overlap=over,
+                             config=config), None
+
+    # ffmpeg runs in its own process: threads keep the CPUs busy while one clip encodes
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        prepared = list(pool.map(prepare, todo))
+    tasks = []
+    for c, task, problem in prepared:
+        if problem:
+            report.problems.append(problem)
+        else:
+            tasks.append((c, task))
+    report.problems and log.warning("review push: %d clip(s) not pushed: %s", len(report.problems), report.problems[:3])
+    push_tasks(client, pid, tasks, config.review.reviewers_on_overlap, report, workers=workers)
+    return report
+
+
+def push_tasks(client: LabelStudioClient, pid: int, tasks: list[tuple[Consensus, dict]], reviewers: int,
+               report: PushReport, workers: int = 4) -> None:
+    """Bulk-import built tasks and raise the overlap of those in the overlap share."""
+    for i in range(0, len(tasks), IMPORT_BATCH):
+        batch = tasks[i:i + IMPORT_BATCH]
+        ids = client.import_tasks(pid, [t for _, t in batch])
+        if len(ids) != len(batch):
+            # the server returns ids in import order; without them the clip -> task map is unknown
+            fresh = client.task_index(pid)
+            ids = [fresh.get(c.clip_id) for c, _ in batch]
+        for (c, _), tid in zip(batch, ids):
+            if tid is not None:
+                report.task_ids[c.clip_id] = int(tid)
+        report.pushed += len(batch)
+    # Label Studio Community sets a task's overlap from the project on import (maximum_annotations,
+    # or a random cohort); a per-task PATCH is the only deterministic way, and it survives re-imports
+    # because the project keeps maximum_annotations=1 (no cohort re-arrangement).
+    over = [report.task_ids[c.clip_id] for c, t in tasks if t["data"]["needs_overlap"] and c.clip_id in report.task_ids]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        list(pool.map(lambda tid: client.set_overlap(tid, reviewers), over))
+    report.overlap_tasks = len(over)

@@ -1,0 +1,231 @@
+"""Stage-5 review against a real Label Studio server (scripts/label-studio, session fixture): push
+flagged clips with real cut media, two reviewer accounts answer through the API, pull resolves
+human over model; errors for a wrong token, a server that is down, a deleted task and a label
+outside the taxonomy."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import time
+import uuid
+
+import httpx
+import pytest
+
+from pipeline.review import labeling
+from pipeline.review.label_studio import LabelStudioAuthError, LabelStudioClient, LabelStudioUnavailable
+from pipeline.review.media import MediaError
+from pipeline.review.pull import pull_review
+from pipeline.review.push import push_review
+from pipeline.review.webhook import WebhookListener, register_webhook
+from schemas import Consensus, Provenance, load_config
+from schemas.features import LabelProb
+from storage import RunDir
+from tests.fixtures.judge_cases import answer, clip, ev, features
+
+PROV = Provenance(stage="judge", stage_config_hash="jh1", run_id="run-1")
+
+
+def _consensus(clip_id: str, label: str, score: float, flagged: bool) -> Consensus:
+    return Consensus(clip_id=clip_id, label=label, distribution=[LabelProb(label=label, prob=0.6)], method="weighted",
+                     margin=0.1, entropy=1.0, uncertainty=0.5, agreement=0.5, n_answers=2, review_score=score,
+                     flags=["thin_margin"] if flagged else [], needs_review=flagged, provenance=PROV)
+
+
+def _config(ls, **over):
+    items = [f"review.label_studio.url={ls.url}", f"review.label_studio.document_root={ls.docroot}",
+             f"review.label_studio.project_title=test {uuid.uuid4().hex[:8]}", "review.label_studio.max_retries=1"]
+    return load_config(overrides=items + [f"{k}={v}" for k, v in over.items()])
+
+
+@pytest.fixture()
+def review_run(label_studio, feat_data, speech_dir, tmp_path_factory):
+    """A run directory beneath the server's document root: two flagged clips (one video, one
+    audio-only) cut from real media, and one clip the judge did not flag."""
+    rd = RunDir.create(label_studio.docroot / f"run-{uuid.uuid4().hex[:6]}")
+    video = str(feat_data / "WolfgangLanger_Pexels.mp4")
+    clips = [clip("v1", 2.0, 5.0).model_copy(update={"source_path": video, "source_id": "wolf"}),
+             clip("a1", 1.0, 3.5).model_copy(update={"source_path": str(speech_dir / "beckett.wav"), "source_id": "beck",
+                                                     "has_video": False}),
+             clip("ok", 6.0, 8.0).model_copy(update={"source_path": video, "source_id": "wolf"})]
+    e = [ev("e1", "face", "AU12 raised (lip corner puller)", 2.5, 3.0, "faces[0].action_units[AU12]")]
+    anns = [answer("face-expression", "happiness", e, clip_id=cid) for cid in ("v1", "a1", "ok")]
+    rd.write("clips", clips)
+    rd.write("annotations", anns)
+    rd.write("features", [features(cid) for cid in ("v1", "a1", "ok")])
+    rd.write("consensus", [_consensus("v1", "happiness", 0.31, True), _consensus("a1", "happiness", 0.42, True),
+                           _consensus("ok", "happiness", 0.9, False)])
+    return rd
+
+
+def _client(ls, config, token=None) -> LabelStudioClient:
+    return LabelStudioClient.from_config(config, token=token or ls.token)
+
+
+def _reviewer(ls, email: str) -> str:
+    """A second reviewer account: an invite link, the signup form, then that user's own token."""
+    admin = {"Authorization": f"Token {ls.token}"}
+    invite = httpx.get(ls.url + "/api/invite", headers=admin).json()["invite_url"]
+    with httpx.Client(base_url=ls.url) as s:
+        s.get(invite)
+        r = s.post(invite, data={"csrfmiddlewaretoken": s.cookies.get("csrftoken"), "email": email,
+                                 "password": "reviewer-pass-1", "allow_newsletters": "false"},
+                   headers={"Referer": ls.url + invite})
+        if r.status_code != 302:  # already signed up in an earlier session: log in instead
+            s.get("/user/login/")
+            s.post("/user/login/", data={"csrfmiddlewaretoken": s.cookies.get("csrftoken"), "email": email,
+                                         "password": "reviewer-pass-1"}, headers={"Referer": ls.url + "/user/login/"})
+        return s.get("/api/current-user/token").json()["token"]
+
+
+def _annotate(ls, token: str, task_id: int, label: str, rating: int = 3, evidence: str = "no", text: str | None = None):
+    result = [{"from_name": labeling.EMOTION, "to_name": "video", "type": "choices", "value": {"choices": [label]}},
+              {"from_name": labeling.INTENSITY, "to_name": "video", "type": "rating", "value": {"rating": rating}},
+              {"from_name": labeling.EVIDENCE_OK, "to_name": "evidence", "type": "choices", "value": {"choices": [evidence]}}]
+    if text:
+        result.append({"from_name": labeling.CORRECTION, "to_name": "video", "type": "textarea", "value": {"text": [text]}})
+    r = httpx.post(f"{ls.url}/api/tasks/{task_id}/annotations/", json={"result": result},
+                   headers={"Authorization": f"Token {token}"})
+    assert r.status_code == 201, r.text
+    return r.json()["id"]
+
+
+def _task(ls, task_id: int) -> dict:
+    return httpx.get(f"{ls.url}/api/tasks/{task_id}", headers={"Authorization": f"Token {ls.token}"}).json()
+
+
+def test_label_config_is_accepted_by_the_server(label_studio):
+    config = _config(label_studio, multi_label="true")
+    xml = labeling.label_config(config)
+    assert 'frameRate="$fps"' in xml and 'choice="multiple"' in xml and "<Paragraphs" in xml
+    assert all(f'value="{t}"' in xml for t in config.taxonomy)
+    client = _client(label_studio, config)
+    pid = client.ensure_project(config.review.label_studio.project_title, xml)
+    client._call("validate", client.sdk.projects.validate_label_config, pid, label_config=xml)
+    # the same title finds the same project
+    assert client.ensure_project(config.review.label_studio.project_title, xml) == pid
+
+
+def test_push_pull_two_reviewers_human_wins(label_studio, review_run):
+    ls = label_studio
+    config = _config(ls, **{"review.overlap": 1.0})
+    client = _client(ls, config)
+    report = push_review(review_run, config, client)
+    assert (report.pushed, report.already_there, report.skipped, report.problems) == (2, 0, 1, [])
+    assert set(report.task_ids) == {"v1", "a1"} and report.overlap_tasks == 2
+
+    # media really cut: browser-playable H.264 + AAC for video, WAV for audio-only, served by the server
+    mp4 = review_run.media_dir / "wolf" / "v1" / "clip.mp4"
+    probe = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "stream=codec_name:format=duration", "-of", "json",
+                            str(mp4)], capture_output=True, text=True, check=True)
+    info = json.loads(probe.stdout)
+    assert {s["codec_name"] for s in info["streams"]} == {"h264", "aac"}
+    assert 2.8 < float(info["format"]["duration"]) < 3.3
+    assert (review_run.media_dir / "beck" / "a1" / "clip.wav").stat().st_size > 10_000
+
+    task = _task(ls, report.task_ids["v1"])
+    assert task["data"]["video"].startswith("/data/local-files/?d=") and task["data"]["clip_id"] == "v1"
+    assert task["data"]["transcript"][0]["author"] == "SPEAKER_00" and "happy" in task["data"]["transcript"][0]["text"]
+    assert "Step 1" in task["data"]["rationale"] and "AU12" in task["data"]["evidence"]
+    assert task["overlap"] == 2
+    (pred,) = task["predictions"]
+    assert pred["model_version"] == "emoforge-judge:weighted:jh1" and pred["score"] == pytest.approx(0.31)
+    assert pred["result"][0]["value"]["choices"] == ["happiness"]
+    with httpx.Client(base_url=ls.url) as s:  # the media URL is served (a logged-in browser session)
+        s.get("/user/login/")
+        s.post("/user/login/", data={"csrfmiddlewaretoken": s.cookies.get("csrftoken"), "email": "admin@emoforge.local",
+                                     "password": "emoforge-admin"}, headers={"Referer": ls.url + "/user/login/"})
+        media = s.get(task["data"]["video"])
+        assert media.status_code == 200 and media.content[4:8] == b"ftyp"
+
+    # re-push: nothing new
+    again = push_review(review_run, config, client)
+    assert (again.pushed, again.already_there, again.skipped) == (0, 2, 1)
+    assert len(client.task_index(report.project_id)) == 2
+
+    # two reviewers: they agree on v1 (against the model), disagree on a1
+    second = _reviewer(ls, "reviewer2@emoforge.local")
+    _annotate(ls, ls.token, report.task_ids["v1"], "sadness", rating=4, evidence="no", text="she is not smiling")
+    _annotate(ls, second, report.task_ids["v1"], "sadness", rating=5, evidence="partly")
+    _annotate(ls, ls.token, report.task_ids["a1"], "anger")
+    _annotate(ls, second, report.task_ids["a1"], "fear")
+
+    pulled = pull_review(review_run, config, client)
+    by = {r.clip_id: r for r in pulled.reviews}
+    assert set(by) == {"v1", "a1"} and pulled.problems == [] and pulled.missing == []
+    v1 = by["v1"]
+    assert (v1.final_label, v1.final_source, v1.decision) == ("sadness", "human", "accepted")
+    assert {a.reviewer for a in v1.answers} == {"admin@emoforge.local", "reviewer2@emoforge.local"}
+    assert sorted(a.intensity for a in v1.answers) == [0.8, 1.0]
+    assert [a.evidence_correct for a in v1.answers] == [False, False]
+    assert v1.answers[0].correction == "she is not smiling" and v1.task_id == report.task_ids["v1"]
+    assert v1.agreement == [] and v1.provenance.stage == "review"
+    a1 = by["a1"]
+    assert (a1.final_label, a1.final_source, a1.decision) == ("happiness", "model", "escalated")
+    assert review_run.read("reviews") == pulled.reviews
+    # resumable: a second pull gives the same records
+    assert pull_review(review_run, config, client).reviews == pulled.reviews
+
+
+def test_deleted_task_and_label_outside_taxonomy_are_reported(label_studio, review_run):
+    ls = label_studio
+    config = _config(ls, **{"review.overlap": 0.0})
+    client = _client(ls, config)
+    report = push_review(review_run, config, client)
+    assert report.overlap_tasks == 0 and _task(ls, report.task_ids["v1"])["overlap"] == 1
+    _annotate(ls, ls.token, report.task_ids["v1"], "joyish")  # the UI allows only the taxonomy; the API does not check
+    r = httpx.delete(f"{ls.url}/api/tasks/{report.task_ids['a1']}", headers={"Authorization": f"Token {ls.token}"})
+    assert r.status_code == 204
+    pulled = pull_review(review_run, config, client)
+    by = {r.clip_id: r for r in pulled.reviews}
+    assert pulled.missing == ["a1"] and by["a1"].decision == "pending" and by["a1"].task_id is None
+    assert by["v1"].answers == [] and (by["v1"].final_label, by["v1"].decision) == ("happiness", "pending")
+    bad = [p for p in pulled.problems if p.clip_id == "v1"]
+    assert len(bad) == 1 and bad[0].task_id == report.task_ids["v1"] and "joyish" in bad[0].problem
+    assert pulled.pending == 2
+
+
+def test_wrong_token_is_a_clear_error(label_studio):
+    config = _config(label_studio)
+    with pytest.raises(LabelStudioAuthError, match=re.escape(label_studio.url) + ".*refused the API token"):
+        LabelStudioClient.from_config(config, token="not-a-token").check()
+
+
+def test_server_down_retries_then_clear_error(label_studio, caplog):
+    from tests.conftest import _free_port
+
+    url = f"http://127.0.0.1:{_free_port()}"
+    client = LabelStudioClient(url=url, token="x", max_retries=2, backoff_s=0.05, timeout_s=2)
+    t0 = time.monotonic()
+    with pytest.raises(LabelStudioUnavailable, match=re.escape(url) + r".*after 3 attempts.*scripts/label-studio start"):
+        client.check()
+    assert time.monotonic() - t0 < 5
+    assert len([r for r in caplog.records if "retry" in r.getMessage()]) == 2
+
+
+def test_run_dir_outside_document_root_is_refused(label_studio, tmp_path):
+    config = _config(label_studio)
+    outside = RunDir.create(tmp_path / "elsewhere")
+    with pytest.raises(MediaError, match="outside Label Studio's document root"):
+        push_review(outside, config, _client(label_studio, config))
+
+
+def test_webhook_triggers_a_pull(label_studio, review_run):
+    ls = label_studio
+    config = _config(ls, **{"review.overlap": 0.0})
+    client = _client(ls, config)
+    report = push_review(review_run, config, client)
+    pulls = []
+    with WebhookListener(lambda: pulls.append(pull_review(review_run, config, client))) as hook:
+        register_webhook(client, report.project_id, hook.url)
+        assert register_webhook(client, report.project_id, hook.url) == register_webhook(client, report.project_id, hook.url)
+        _annotate(ls, ls.token, report.task_ids["v1"], "surprise")
+        deadline = time.monotonic() + 20
+        while not pulls and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert hook.wait_idle(20)
+    assert hook.events and hook.events[0]["action"] == "ANNOTATION_CREATED"
+    v1 = {r.clip_id: r for r in pulls[-1].reviews}["v1"]
+    assert (v1.final_label, v1.final_source) == ("surprise", "human")
