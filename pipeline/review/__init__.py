@@ -1,0 +1,1 @@
+"""Stage 5: human review in Label Studio and agreement between reviewers."""
