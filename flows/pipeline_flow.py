@@ -1,8 +1,8 @@
-"""The emoforge Prefect flow: the six stages in order (stages 1-4 run here; 5-6 join as they are
-built). Stages 1-3 run one cached task per source, keyed by content hash, stage configuration and
-code version, so a rerun (or a run resumed after a crash) recomputes only what did not finish.
-Stage 4 (the judge) runs once over the whole run: its aggregators and review budget look across
-clips, and it takes seconds."""
+"""The emoforge Prefect flow: the six stages in order (stages 1-4 and 6 run here; stage 5, human
+review, joins as it is built). Stages 1-3 run one cached task per source, keyed by content hash,
+stage configuration and code version, so a rerun (or a run resumed after a crash) recomputes only
+what did not finish. Stages 4 and 6 run once over the whole run (aggregation, review budgets and
+splits look across clips) and take seconds."""
 
 from __future__ import annotations
 
@@ -29,6 +29,8 @@ from pipeline.sampling.media import file_sha256
 from pipeline.sampling.stage import sample_source
 from agents.judge import judge_run
 from agents.judge.gold import load_gold
+from pipeline.export.dataset import ExportError
+from pipeline.export.export import export_run
 from schemas import (Annotation, AnnotatorInput, Clip, ClipFeatures, EmoforgeConfig, Reject, SourceAnnotations, SourceJudgements,
                      SourceMedia, SourcePreprocessing, SourceSampling)
 from schemas.provenance import emoforge_version, stable_hash
@@ -94,6 +96,11 @@ def judge_task(clips: list[Clip], features: list[ClipFeatures], annotations: lis
                run_id: str) -> SourceJudgements:
     gold = load_gold(config.judge.gold, config.taxonomy) if config.judge.gold else None
     return judge_run(clips, features, annotations, config, run_id, gold=gold)
+
+
+@task(name="export-dataset", retries=0)
+def export_task(run_root: str, config: EmoforgeConfig, run_id: str) -> dict[str, int]:
+    return export_run(RunDir(Path(run_root)), RunDir(Path(run_root)).dataset_dir, config, run_id)
 
 
 class StageCounts(BaseModel):
@@ -236,13 +243,28 @@ def emoforge_flow(inputs: list[str], out_dir: str, config: EmoforgeConfig, run_i
     progress.finish("judge")
     run.write("judgements", judged.judgements)
     run.write("consensus", judged.consensus)
-    run.write("rejects", rejects)
     judge_counts.outputs = sum(c.needs_review for c in judged.consensus)  # clips flagged for review
     judge_counts.seconds = round(time.perf_counter() - t3, 3)
 
+    # ---- stage 6: the benchmark dataset (stage 5, human review, joins here when configured) ----
+    t5 = time.perf_counter()
+    export_counts = StageCounts(stage="export", items=len(judged.consensus))
+    progress.start("export", 1)
+    try:
+        sizes = export_task(str(run.root), config, run_id)
+        export_counts.computed = export_counts.outputs = sum(sizes.values())
+    except Exception as exc:  # nothing to export, or a write failure: earlier stages stay written
+        rejects.append(Reject(run_id=run_id, stage="export", path=str(run.dataset_dir), severity="warning" if isinstance(exc, ExportError) else "error",
+                              reason=f"export: {exc}", error_type=type(exc).__name__))
+        export_counts.rejects += not isinstance(exc, ExportError)
+    progress.advance("export", "dataset", reused=False)
+    progress.finish("export")
+    export_counts.seconds = round(time.perf_counter() - t5, 3)
+    run.write("rejects", rejects)
+
     (run.root / "config.yaml").write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
     summary = RunSummary(
-        run_id=run_id, out_dir=str(run.root), inputs=len(inputs), stages=[counts, pre_counts, ann_counts, judge_counts], rejects=rejects,
+        run_id=run_id, out_dir=str(run.root), inputs=len(inputs), stages=[counts, pre_counts, ann_counts, judge_counts, export_counts], rejects=rejects,
         seconds=round(time.perf_counter() - t0, 3),
     )
     run.write_manifest(

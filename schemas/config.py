@@ -227,6 +227,23 @@ class ReviewConfig(_Strict):
     gates: AgreementGates = AgreementGates()
 
 
+class ExportConfig(_Strict):
+    seed: int = 0  # splits are a pure function of the clips, their labels and this seed
+    train: float = Field(0.8, gt=0, le=1)
+    validation: float = Field(0.1, ge=0, le=1)
+    test: float = Field(0.1, ge=0, le=1)
+    hide_test_labels: bool = True  # test rows ship without labels; the answer key is a separate file
+    include_unlabelled: bool = False  # clips the panel could not label (no usable answer)
+    name: str = "emoforge-emotion"
+    licence: str = "CC-BY-4.0"  # of the annotations; each source keeps its own (listed in the card)
+
+    @model_validator(mode="after")
+    def _ratios(self) -> "ExportConfig":
+        if abs(self.train + self.validation + self.test - 1.0) > 1e-6:
+            raise ValueError(f"split ratios must sum to 1, got {self.train + self.validation + self.test:g}")
+        return self
+
+
 class RuntimeConfig(_Strict):
     workers: int = Field(2, ge=1)  # sources processed at once
     torch_threads: int | None = Field(None, ge=1)  # None: one per core
@@ -240,6 +257,7 @@ class EmoforgeConfig(_Strict):
     annotate: AnnotateConfig = AnnotateConfig()
     judge: JudgeConfig = JudgeConfig()
     review: ReviewConfig = ReviewConfig()
+    export: ExportConfig = ExportConfig()
     runtime: RuntimeConfig = RuntimeConfig()
 
     @model_validator(mode="after")

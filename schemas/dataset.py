@@ -37,6 +37,9 @@ class DatasetRow(BaseModel):
     evidence: list[Evidence] = []
     answers: list[AnnotatorAnswer] = []
     s_final: float | None = None
+    label_source: Literal["human", "model"] | None = None  # who decided the label (None in the released test split)
+    flags: list[str] = []  # the judge's QC flags
+    needs_review: bool = False
     review_decision: str | None = None
     agreement: list[AgreementStat] = []
     provenance: Provenance

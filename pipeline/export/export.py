@@ -1,0 +1,52 @@
+"""Stage 6 end to end: a run directory in, a complete dataset directory out — written to a
+temporary directory and moved into place, so a failure never leaves a partial dataset."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+from pipeline.export.card import dataset_card
+from pipeline.export.croissant import write_croissant
+from pipeline.export.dataset import ExportError, build_rows, hide_labels
+from pipeline.export.splits import assign_splits
+from schemas import EmoforgeConfig
+from storage import SPLITS, DatasetDir, RunDir
+
+
+def export_run(run: RunDir, out: str | Path, config: EmoforgeConfig, run_id: str) -> dict[str, int]:
+    clips, consensus = run.read("clips"), run.read("consensus")
+    if not clips:
+        raise ExportError(f"{run.root}: the run has no clips to export")
+    if not consensus:
+        raise ExportError(f"{run.root}: the run has no judge results (tables/consensus.parquet); run stages 1-4 first")
+    rows = build_rows(clips, consensus, run.read("judgements"), run.read("annotations"), run.read("reviews"), config, run_id)
+    if not rows:
+        raise ExportError(f"{run.root}: no clip has a label to export")
+    split_of = assign_splits([r.clip_id for r in rows], [r.source_id for r in rows], [r.label or "" for r in rows], config.export)
+    splits = {s: [r.model_copy(update={"split": s}) for r in rows if split_of[r.clip_id] == s] for s in SPLITS}
+    key = []
+    if config.export.hide_test_labels:
+        splits["test"], key = hide_labels(splits["test"])
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        ds = DatasetDir(tmp)
+        for s in SPLITS:
+            ds.write_split(s, splits[s])
+        if key:
+            ds.write_answer_key(key)
+        ids = {r.clip_id for r in rows}
+        ds.write_features([f for f in run.read("features") if f.clip_id in ids], [c for c in clips if c.clip_id in ids])
+        card = dataset_card(splits, key, run.read("sources"), config, run_id)
+        (tmp / "README.md").write_text(card)
+        write_croissant(ds, config, card.split("\n\n")[1])
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return {s: len(splits[s]) for s in SPLITS}
