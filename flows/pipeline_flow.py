@@ -1,5 +1,5 @@
-"""The emoforge Prefect flow: the six stages in order (stages 1-4 and 6 run here; stage 5, human
-review, joins as it is built). Stages 1-3 run one cached task per source, keyed by content hash,
+"""The emoforge Prefect flow: the six stages in order (stage 5, human review, runs when
+`review.enabled`). Stages 1-3 run one cached task per source, keyed by content hash,
 stage configuration and code version, so a rerun (or a run resumed after a crash) recomputes only
 what did not finish. Stages 4 and 6 run once over the whole run (aggregation, review budgets and
 splits look across clips) and take seconds."""
@@ -31,6 +31,7 @@ from agents.judge import judge_run
 from agents.judge.gold import load_gold
 from pipeline.export.dataset import ExportError
 from pipeline.export.export import export_run
+from pipeline.review.stage import ReviewOutcome, review_run
 from schemas import (Annotation, AnnotatorInput, Clip, ClipFeatures, EmoforgeConfig, Reject, SourceAnnotations, SourceJudgements,
                      SourceMedia, SourcePreprocessing, SourceSampling)
 from schemas.provenance import emoforge_version, stable_hash
@@ -96,6 +97,11 @@ def judge_task(clips: list[Clip], features: list[ClipFeatures], annotations: lis
                run_id: str) -> SourceJudgements:
     gold = load_gold(config.judge.gold, config.taxonomy) if config.judge.gold else None
     return judge_run(clips, features, annotations, config, run_id, gold=gold)
+
+
+@task(name="review-round", retries=0)
+def review_task(run_root: str, config: EmoforgeConfig, run_id: str) -> ReviewOutcome:
+    return review_run(RunDir(Path(run_root)), config, run_id)
 
 
 @task(name="export-dataset", retries=0)
@@ -246,7 +252,30 @@ def emoforge_flow(inputs: list[str], out_dir: str, config: EmoforgeConfig, run_i
     judge_counts.outputs = sum(c.needs_review for c in judged.consensus)  # clips flagged for review
     judge_counts.seconds = round(time.perf_counter() - t3, 3)
 
-    # ---- stage 6: the benchmark dataset (stage 5, human review, joins here when configured) ----
+    # ---- stage 5: human review in Label Studio (when configured): push flagged, pull verdicts ----
+    stages_done = [counts, pre_counts, ann_counts, judge_counts]
+    if config.review.enabled:
+        t4 = time.perf_counter()
+        review_counts = StageCounts(stage="review", items=judge_counts.outputs)
+        progress.start("review", 1)
+        try:
+            outcome = review_task(str(run.root), config, run_id)
+            review_counts.computed = outcome.push.pushed
+            review_counts.reused = outcome.push.already_there
+            review_counts.outputs = outcome.pull.accepted  # clips whose label reviewers settled
+            for problem in outcome.push.problems + [f"task {p.task_id}: {p.problem}" for p in outcome.pull.problems]:
+                rejects.append(Reject(run_id=run_id, stage="review", path=config.review.label_studio.url, severity="warning",
+                                      reason=f"review: {problem}", error_type="ReviewProblem"))
+        except Exception as exc:  # server down, wrong token: stages 1-4 stay written; rerun to resume review
+            rejects.append(Reject(run_id=run_id, stage="review", path=config.review.label_studio.url,
+                                  reason=f"review: {type(exc).__name__}: {exc}", error_type=type(exc).__name__))
+            review_counts.rejects += 1
+        progress.advance("review", "label studio", reused=False)
+        progress.finish("review")
+        review_counts.seconds = round(time.perf_counter() - t4, 3)
+        stages_done.append(review_counts)
+
+    # ---- stage 6: the benchmark dataset ----
     t5 = time.perf_counter()
     export_counts = StageCounts(stage="export", items=len(judged.consensus))
     progress.start("export", 1)
@@ -264,7 +293,7 @@ def emoforge_flow(inputs: list[str], out_dir: str, config: EmoforgeConfig, run_i
 
     (run.root / "config.yaml").write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
     summary = RunSummary(
-        run_id=run_id, out_dir=str(run.root), inputs=len(inputs), stages=[counts, pre_counts, ann_counts, judge_counts, export_counts], rejects=rejects,
+        run_id=run_id, out_dir=str(run.root), inputs=len(inputs), stages=[*stages_done, export_counts], rejects=rejects,
         seconds=round(time.perf_counter() - t0, 3),
     )
     run.write_manifest(
@@ -276,7 +305,7 @@ def emoforge_flow(inputs: list[str], out_dir: str, config: EmoforgeConfig, run_i
             "stages": [c.model_dump() for c in summary.stages],
             "tables": {"sources": len(sources), "clips": len(clips), "features": len(features), "annotations": len(annotations),
                        "judgements": len(judged.judgements), "consensus": len(judged.consensus), "flagged": judge_counts.outputs,
-                       "review_threshold": judged.threshold, "rejects": len(rejects)},
+                       "review_threshold": judged.threshold, "reviews": len(run.read("reviews")), "rejects": len(rejects)},
         }
     )
     return summary
