@@ -222,6 +222,34 @@ def agreement_command(
         err.print(f"written: {json_out}")
 
 
+@app.command("evaluate")
+def evaluate_command(
+    predictions: Annotated[Path, typer.Argument(help="predictions: .csv (clip_id,label[,rationale]), .jsonl or .parquet (Prediction fields)")],
+    dataset: Annotated[Path, typer.Option("--dataset", "-d", help="exported dataset directory (stage 6)")],
+    split: Annotated[str, typer.Option("--split", help="train | validation | test (test is scored against the answer key)")] = "test",
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="write every metric as JSON")] = None,
+    report_out: Annotated[Optional[Path], typer.Option("--report", help="write a markdown report")] = None,
+    allow_missing: Annotated[bool, typer.Option("--allow-missing", help="clips without a prediction count as wrong instead of an error")] = False,
+) -> None:
+    """Score a model's predictions against an exported benchmark: labels, rationales, evidence."""
+    from pipeline.export.evaluate import EvaluationError, evaluate, read_predictions, rich_tables, write_outputs
+    from storage.dataset_dir import SPLITS
+
+    if split not in SPLITS:
+        raise UserError(f"--split must be one of {', '.join(SPLITS)}, not {split!r}")
+    try:
+        report = evaluate(read_predictions(predictions), dataset, split, allow_missing=allow_missing, predictions_path=predictions)
+        written = write_outputs(report, json_out, report_out)
+    except EvaluationError as exc:
+        raise UserError(str(exc)) from None
+    for table in rich_tables(report):
+        out.print(table)
+    if report.n_missing:
+        err.print(f"{report.n_missing} clip(s) had no prediction and were counted as wrong", markup=False, highlight=False)
+    for path in written:
+        err.print(f"written: {path}", markup=False, highlight=False)
+
+
 def main() -> None:
     code = 0
     try:
