@@ -98,6 +98,9 @@ def test_splits_are_deterministic_and_grouped():
         assert members and all(a[c] == split for c, g in zip(ids, groups) if g in members)
     assert sum(v == "test" for v in a.values()) == pytest.approx(6, abs=3)
     assert set(assign_splits(["x", "y"], ["one", "one"], ["a", "b"], cfg).values()) == {"train"}  # a single source cannot be split
+    # every label unique: nothing to stratify, sources are still dealt whole
+    few = assign_splits(["a", "b", "c", "d"], ["g1", "g1", "g2", "g3"], ["w", "x", "y", "z"], cfg)
+    assert few["a"] == few["b"] and len(set(few.values())) == 3
 
 
 def test_an_empty_run_is_a_clear_error_and_leaves_nothing(tmp_path):

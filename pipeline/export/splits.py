@@ -12,7 +12,7 @@ from schemas.config import ExportConfig
 
 
 def assign_splits(clip_ids: list[str], groups: list[str], labels: list[str], cfg: ExportConfig) -> dict[str, str]:
-    from sklearn.model_selection import StratifiedGroupKFold
+    from sklearn.model_selection import GroupKFold, StratifiedGroupKFold
 
     n_groups = len(set(groups))
     ratios = {"train": cfg.train, "validation": cfg.validation, "test": cfg.test}
@@ -21,11 +21,15 @@ def assign_splits(clip_ids: list[str], groups: list[str], labels: list[str], cfg
     if n_groups < 2:
         return {c: "train" for c in clip_ids}  # one source cannot be split without leaking it
     folds = np.zeros(len(clip_ids), dtype=int)
+    x = np.zeros(len(clip_ids))
     with warnings.catch_warnings():  # rare labels (fewer clips than folds) are expected in small runs
         warnings.simplefilter("ignore", UserWarning)
-        splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=cfg.seed)
-        for f, (_, held) in enumerate(splitter.split(np.zeros(len(clip_ids)), labels, groups)):
-            folds[held] = f
+        try:
+            held_out = list(StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=cfg.seed).split(x, labels, groups))
+        except ValueError:  # no label has k clips: nothing to stratify, so deal whole sources only
+            held_out = list(GroupKFold(n_splits=k, shuffle=True, random_state=cfg.seed).split(x, labels, groups))
+    for f, (_, held) in enumerate(held_out):
+        folds[held] = f
     # folds -> splits by ratio: test and validation get at least one fold each when asked for
     n_test = max(1, round(cfg.test * k)) if cfg.test > 0 else 0
     n_val = max(1, round(cfg.validation * k)) if cfg.validation > 0 else 0

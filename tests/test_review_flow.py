@@ -1,0 +1,56 @@
+"""The whole flow with human review on, against the real Label Studio server: the first run pushes
+the flagged clips; two reviewers answer through the API; the rerun pulls their verdicts, measures
+their agreement against the gates, and the exported dataset carries the human labels."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+from flows.pipeline_flow import run_pipeline
+from schemas import load_config
+from storage import SPLITS, DatasetDir, RunDir
+from tests.test_review_labelstudio import _annotate, _reviewer
+
+LABELS = ["surprise", "fear", "anger", "disgust"]
+
+
+def test_flow_with_review_pushes_pulls_gates_and_exports_human_labels(label_studio, feat_data, speech_dir, monkeypatch):
+    ls = label_studio
+    out = ls.docroot / f"flow-{uuid.uuid4().hex[:6]}"
+    config = load_config(overrides=[
+        "review.enabled=true", f"review.label_studio.url={ls.url}", f"review.label_studio.document_root={ls.docroot}",
+        f"review.label_studio.project_title=flow {uuid.uuid4().hex[:8]}", "review.overlap=1.0",
+        "judge.threshold.mode=budget", "judge.threshold.budget=1.0", "judge.flag_on=[low_score]"])
+    monkeypatch.setenv(config.review.label_studio.token_env, ls.token)
+    inputs = [str(feat_data / "face_noface.mov"), str(speech_dir / "beckett.wav")]
+    first = run_pipeline(inputs, str(out), config)
+    stages = {s.stage: s for s in first.stages}
+    clips = RunDir(out).read("clips")
+    assert stages["review"].computed == len(clips) and stages["review"].rejects == 0, first.rejects
+    assert all(r.decision == "pending" and not r.answers for r in RunDir(out).read("reviews"))
+
+    # two reviewers agree on every clip (a different label per clip, intensity by clip)
+    reviewers = [ls.token, _reviewer(ls, "second@emoforge.test")]
+    tasks = {r.clip_id: r.task_id for r in RunDir(out).read("reviews")}
+    assert len(tasks) == len(clips) and all(tasks.values())
+    wanted = {cid: LABELS[i % len(LABELS)] for i, cid in enumerate(sorted(tasks))}
+    for i, cid in enumerate(sorted(tasks)):
+        for token in reviewers:
+            _annotate(ls, token, tasks[cid], wanted[cid], rating=1 + i % 5)
+
+    second = run_pipeline(inputs, str(out), config)
+    stages = {s.stage: s for s in second.stages}
+    assert stages["review"].computed == 0 and stages["review"].reused == len(clips)  # nothing pushed twice
+    reviews = {r.clip_id: r for r in RunDir(out).read("reviews")}
+    assert all(r.decision == "accepted" and r.final_source == "human" and r.final_label == wanted[c] for c, r in reviews.items())
+    stats = {s.name: s for s in next(iter(reviews.values())).agreement}
+    assert stats["cohen_kappa_mean"].value == 1.0 and stats["cohen_kappa_mean"].passed
+    assert stats["icc2"].value > 0.99 and stats["icc2"].passed
+    # the dataset carries the reviewers' labels (the test split's in its answer key)
+    ds = DatasetDir(RunDir(out).dataset_dir)
+    labels = {r.clip_id: r.label for s in ("train", "validation") for r in ds.read_split(s)}
+    labels.update({k.clip_id: k.label for k in ds.read_answer_key()})
+    assert labels == wanted and sum(len(ds.read_split(s)) for s in SPLITS) == len(clips)
+    manifest = RunDir(out).read_manifest()
+    assert manifest["tables"]["reviews"] == len(clips) and json.dumps(manifest)
