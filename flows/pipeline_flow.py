@@ -7,6 +7,7 @@ splits look across clips) and take seconds."""
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 import uuid
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from agents.judge import judge_run
 from agents.judge.gold import load_gold
 from pipeline.export.dataset import ExportError
 from pipeline.export.export import export_run
+from pipeline.export.report import write_run_report
 from pipeline.review.stage import ReviewOutcome, review_run
 from schemas import (Annotation, AnnotatorInput, Clip, ClipFeatures, EmoforgeConfig, Reject, SourceAnnotations, SourceJudgements,
                      SourceMedia, SourcePreprocessing, SourceSampling)
@@ -48,6 +50,7 @@ def code_version(package, exclude: tuple[str, ...] = ()) -> str:
     return f"{emoforge_version()}+{h.hexdigest()[:12]}"
 
 
+log = logging.getLogger(__name__)
 SAMPLING_CODE = code_version(sampling_pkg)
 PREPROCESS_CODE = code_version(preprocess_pkg)
 AGENTS_CODE = code_version(agents_pkg, exclude=("judge",))  # the judge is stage 4: changing it keeps stage-3 answers
@@ -308,6 +311,10 @@ def emoforge_flow(inputs: list[str], out_dir: str, config: EmoforgeConfig, run_i
                        "review_threshold": judged.threshold, "reviews": len(run.read("reviews")), "rejects": len(rejects)},
         }
     )
+    try:  # plots of the finished run (reads the manifest just written, for the stage timings)
+        write_run_report(run, run.root / "report")
+    except Exception as exc:  # a plotting failure must not turn a finished run into a failed one
+        log.warning("run report not written: %s: %s", type(exc).__name__, exc)
     return summary
 
 

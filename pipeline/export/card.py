@@ -13,6 +13,11 @@ def _table(head: list[str], rows: list[list]) -> str:
     return "\n".join(out)
 
 
+def summary(config: EmoforgeConfig, run_id: str) -> str:
+    return ("Emotion labels with step-by-step rationales and the multimodal evidence behind them, made by "
+            f"[emoforge](https://example.invalid/emoforge) (run `{run_id}`). Annotations: {config.export.licence}.")
+
+
 def dataset_card(splits: dict[str, list[DatasetRow]], answer_key: list[AnswerKeyRow], sources: list[SourceMedia],
                  config: EmoforgeConfig, run_id: str) -> str:
     labels_by_split = {s: Counter(r.label for r in rows if r.label) for s, rows in splits.items()}
@@ -29,11 +34,17 @@ def dataset_card(splits: dict[str, list[DatasetRow]], answer_key: list[AnswerKey
     w = config.judge.weights
     panel = ", ".join(f"`{a.id}` ({a.backend}" + (f", {a.model}" if a.model else "") + ")" for a in config.annotate.panel)
     lic = Counter(s.licence or "unknown (check before redistributing)" for s in sources)
+    import yaml
+
+    front = {"license": config.export.licence.lower(), "pretty_name": config.export.name,
+             "task_categories": ["video-classification"], "tags": ["emotion", "multimodal", "rationale"],
+             # the label set, so evaluators know the taxonomy even for labels no clip ended up with
+             "emoforge": {"taxonomy": list(taxonomy), "multi_label": config.multi_label, "run_id": run_id}}
     parts = [
+        "---", yaml.safe_dump(front, sort_keys=False).strip(), "---", "",
         f"# {config.export.name}",
         "",
-        "Emotion labels with step-by-step rationales and the multimodal evidence behind them, made by "
-        f"[emoforge](https://example.invalid/emoforge) (run `{run_id}`). Annotations: {config.export.licence}.",
+        summary(config, run_id),
         "",
         "## Contents",
         "",

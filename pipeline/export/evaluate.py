@@ -272,6 +272,9 @@ def card_taxonomy(root: Path) -> list[str] | None:
         meta = yaml.safe_load(m.group(1))
     except Exception:
         return None
+    own = (meta.get("emoforge") or {}).get("taxonomy") if isinstance(meta, dict) else None
+    if isinstance(own, list) and own and all(isinstance(n, str) for n in own):  # written by emoforge's exporter
+        return list(dict.fromkeys(_norm(n) for n in own if _norm(n)))
     infos = meta.get("dataset_info") if isinstance(meta, dict) else None
     for info in infos if isinstance(infos, list) else [infos]:
         feats = info.get("features") if isinstance(info, dict) else None

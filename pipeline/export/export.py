@@ -7,7 +7,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from pipeline.export.card import dataset_card
+from pipeline.export.card import dataset_card, summary
 from pipeline.export.croissant import write_croissant
 from pipeline.export.dataset import ExportError, build_rows, hide_labels
 from pipeline.export.splits import assign_splits
@@ -42,7 +42,7 @@ def export_run(run: RunDir, out: str | Path, config: EmoforgeConfig, run_id: str
         ds.write_features([f for f in run.read("features") if f.clip_id in ids], [c for c in clips if c.clip_id in ids])
         card = dataset_card(splits, key, run.read("sources"), config, run_id)
         (tmp / "README.md").write_text(card)
-        write_croissant(ds, config, card.split("\n\n")[1])
+        write_croissant(ds, config, summary(config, run_id))
         if out.exists():
             shutil.rmtree(out)
         tmp.rename(out)
