@@ -250,6 +250,55 @@ def evaluate_command(
         err.print(f"written: {path}", markup=False, highlight=False)
 
 
+def _finished_run(run_dir: Path, config_file: Optional[Path], overrides: list[str]):
+    from schemas.config import ConfigError, load_config
+    from storage import RunDir
+
+    if not (run_dir / "tables").is_dir():
+        raise UserError(f"{run_dir}: not an emoforge run directory (no tables/)")
+    try:
+        # a run's own resolved configuration is the default: exporting again gives the same splits
+        base = config_file or (run_dir / "config.yaml" if (run_dir / "config.yaml").exists() else None)
+        config = load_config(base, overrides)
+    except ConfigError as exc:
+        raise UserError(str(exc)) from None
+    run = RunDir(run_dir)
+    return run, config, (run.read_manifest() or {}).get("run_id", run_dir.name)
+
+
+@app.command("export")
+def export_command(
+    run_dir: Annotated[Path, typer.Argument(help="a finished run directory")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="dataset directory to write (replaced if it exists)")],
+    config: Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML configuration (default: the run's own)")] = None,
+    overrides: Annotated[Optional[list[str]], typer.Option("--set", help="override, e.g. export.seed=3")] = None,
+) -> None:
+    """Export a run as a Parquet benchmark (splits, hidden test labels, card, Croissant) somewhere else."""
+    from pipeline.export.dataset import ExportError
+    from pipeline.export.export import export_run
+
+    run, cfg, run_id = _finished_run(run_dir, config, overrides or [])
+    try:
+        sizes = export_run(run, out, cfg, run_id)
+    except ExportError as exc:
+        raise UserError(str(exc)) from None
+    out_sizes = ", ".join(f"{k} {v}" for k, v in sizes.items())
+    err.print(f"written: {out} ({out_sizes})", markup=False, highlight=False)
+
+
+@app.command("report")
+def report_command(
+    run_dir: Annotated[Path, typer.Argument(help="a finished run directory")],
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="directory for report.md and the plots (default RUN/report)")] = None,
+) -> None:
+    """Write the run report (label distribution, S_final, annotator agreement, review funnel, timings)."""
+    from pipeline.export.report import write_run_report
+
+    run, _, _ = _finished_run(run_dir, None, [])
+    path = write_run_report(run, out or run_dir / "report")
+    err.print(f"written: {path}", markup=False, highlight=False)
+
+
 def main() -> None:
     code = 0
     try:

@@ -43,6 +43,13 @@ def test_demo_dataset_loads_validates_and_evaluates(tmp_path):
     assert abs(report["accuracy"] - (len(key) - 1) / len(key)) < 1e-9
     assert report["rationale"]["rouge_l"] is None or report["rationale"]["rouge_l"] > 0.99  # the dataset's own rationale
 
+    # exporting the finished run again (its own configuration) gives the same splits
+    again = subprocess.run([str(ROOT / ".venv" / "bin" / "emoforge"), "export", str(out), "--out", str(tmp_path / "ds2")],
+                           capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-2000:]
+    for s in SPLITS:
+        assert [r.clip_id for r in DatasetDir(tmp_path / "ds2").read_split(s)] == [r.clip_id for r in ds.read_split(s)]
+
     pngs = sorted(p.name for p in (out / "report").glob("*.png"))
     assert len(pngs) == 5 and all((out / "report" / p).stat().st_size > 1000 for p in pngs)
     assert all(p in (out / "report" / "report.md").read_text() for p in pngs)
