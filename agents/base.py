@@ -29,7 +29,7 @@ class Annotator(ABC):
         return None  # annotators without a prompt (rule agents) have none
 
     def provenance(self, run_id: str) -> Provenance:
-        return Provenance(stage="annotate", stage_config_hash=self.config.stage_hash("annotate"), run_id=run_id,
+        return Provenance(stage="annotate", stage_config_hash=annotator_hash(self.spec, self.config), run_id=run_id,
                           model_id=self.model_id or self.backend, model_version=self.model_version or None, prompt_hash=self.prompt_hash)
 
     def base(self, item: AnnotatorInput, run_id: str) -> dict:
@@ -88,14 +88,25 @@ class UnknownBackend(ValueError):
     pass
 
 
-def shared_panel(config: EmoforgeConfig) -> list[Annotator]:
-    """The panel for these settings, built once per process (LLM servers and model weights load once)."""
-    from pipeline.models import shared
+def annotator_hash(spec: AnnotatorSpec, config: EmoforgeConfig) -> str:
+    """Hash of everything one annotator's answers depend on: its own spec and the shared settings it
+    reads. Adding or changing another annotator leaves it alone (so its cached answers stay valid)."""
     from schemas.provenance import stable_hash
 
-    key = stable_hash({"annotate": config.annotate, "taxonomy": config.taxonomy, "multi_label": config.multi_label,
-                       "sampling": config.sampling, "runtime": config.runtime})
-    return shared("panel", key, lambda: build_panel(config))
+    return stable_hash({"spec": spec, "taxonomy": config.taxonomy, "multi_label": config.multi_label,
+                        "open_vocabulary": config.annotate.open_vocabulary, "audio_rate": config.sampling.audio_sample_rate,
+                        "threads": config.runtime.torch_threads})
+
+
+def shared_annotator(spec: AnnotatorSpec, config: EmoforgeConfig) -> Annotator:
+    """One annotator built once per process (LLM servers and model weights load once)."""
+    from pipeline.models import shared
+
+    return shared("annotator", annotator_hash(spec, config), lambda: build_one(spec, config))
+
+
+def shared_panel(config: EmoforgeConfig) -> list[Annotator]:
+    return [shared_annotator(spec, config) for spec in config.annotate.panel]
 
 
 def register_backends() -> None:

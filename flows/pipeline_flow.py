@@ -20,20 +20,21 @@ from prefect.futures import as_completed
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel
 
+from agents import annotator_hash, shared_annotator
 import agents as agents_pkg
-from agents import shared_panel
-import pipeline.preprocess as preprocess_pkg
-import pipeline.sampling as sampling_pkg
-from flows.progress import hook
-from pipeline.preprocess.stage import preprocess_source
-from pipeline.sampling.media import file_sha256
-from pipeline.sampling.stage import sample_source
 from agents.judge import judge_run
 from agents.judge.gold import load_gold
+from flows.progress import hook
 from pipeline.export.dataset import ExportError
 from pipeline.export.export import export_run
 from pipeline.export.report import write_run_report
+import pipeline.preprocess as preprocess_pkg
+from pipeline.preprocess.stage import preprocess_source
 from pipeline.review.stage import ReviewOutcome, review_run
+import pipeline.sampling as sampling_pkg
+from pipeline.sampling.media import file_sha256
+from pipeline.sampling.stage import sample_source
+from schemas.config import AnnotatorSpec
 from schemas import (Annotation, AnnotatorInput, Clip, ClipFeatures, EmoforgeConfig, Reject, SourceAnnotations, SourceJudgements,
                      SourceMedia, SourcePreprocessing, SourceSampling)
 from schemas.provenance import emoforge_version, stable_hash
@@ -80,19 +81,18 @@ def preprocess_source_task(source: SourceMedia, clips: list[Clip], config: Emofo
 def _annotate_key(context, parameters) -> str:
     inputs = stable_hash([i.model_dump(mode="json", exclude={"clip": {"provenance"}, "features": {"provenance"}, "media_root": True})
                           for i in parameters["items"]])
-    return f"annotate-{inputs}-{parameters['config'].stage_hash('annotate')}-{AGENTS_CODE}"
+    return f"annotate-{inputs}-{annotator_hash(parameters['spec'], parameters['config'])}-{AGENTS_CODE}"
 
 
 @task(name="annotate-source", cache_key_fn=_annotate_key, persist_result=True, retries=0)
-def annotate_task(items: list[AnnotatorInput], config: EmoforgeConfig, run_id: str) -> SourceAnnotations:
-    out, rejects = [], []
-    for agent in shared_panel(config):
-        try:
-            out.extend(agent.annotate(items, run_id))
-        except Exception as exc:  # one failing annotator never loses the others' answers
-            rejects.append(Reject(run_id=run_id, stage="annotate", path=items[0].clip.source_path, source_id=items[0].clip.source_id,
-                                  reason=f"annotator {agent.annotator_id}: {type(exc).__name__}: {exc}", error_type=type(exc).__name__))
-    return SourceAnnotations(annotations=out, rejects=rejects)
+def annotate_task(items: list[AnnotatorInput], spec: AnnotatorSpec, config: EmoforgeConfig, run_id: str) -> SourceAnnotations:
+    """One annotator on one source's clips: adding an annotator to the panel computes only its answers."""
+    try:
+        return SourceAnnotations(annotations=shared_annotator(spec, config).annotate(items, run_id))
+    except Exception as exc:  # one failing annotator never loses the others' answers
+        return SourceAnnotations(annotations=[], rejects=[Reject(
+            run_id=run_id, stage="annotate", path=items[0].clip.source_path, source_id=items[0].clip.source_id,
+            reason=f"annotator {spec.id}: {type(exc).__name__}: {exc}", error_type=type(exc).__name__)])
 
 
 @task(name="judge-run", retries=0)
@@ -220,18 +220,21 @@ def emoforge_flow(inputs: list[str], out_dir: str, config: EmoforgeConfig, run_i
     pre_counts.outputs = len(features)
     pre_counts.seconds = round(time.perf_counter() - t1, 3)
 
-    # ---- stage 3: annotator panel, one task per source ----
+    # ---- stage 3: annotator panel, one task per source and annotator ----
     t2 = time.perf_counter()
-    ann_counts = StageCounts(stage="annotate", items=len(features))
+    panel = config.annotate.panel
+    ann_counts = StageCounts(stage="annotate", items=len(features) * len(panel))
     feats = {f.clip_id: f for f in features}
     batches = [[AnnotatorInput(clip=c, features=feats[c.clip_id], media_root=str(run.root)) for c in cl if c.clip_id in feats]
                for _, cl in by_source]
     batches = [b for b in batches if b]
     annotator = annotate_task.with_options(result_storage=storage)
-    progress.start("annotate", len(batches))
-    answered = collect("annotate", {annotator.submit(b, config, run_id): Job(b[0].clip.source_id, b[0].clip.source_path, b[0].clip.source_id, len(b))
-                                    for b in batches}, ann_counts, rejects, run_id)
-    annotations = [a for b in batches if b[0].clip.source_id in answered for a in answered[b[0].clip.source_id].annotations]
+    progress.start("annotate", len(batches) * len(panel))
+    answered = collect("annotate", {annotator.submit(b, spec, config, run_id): Job(f"{b[0].clip.source_id}/{spec.id}", b[0].clip.source_path,
+                                                                                   b[0].clip.source_id, len(b))
+                                    for b in batches for spec in panel}, ann_counts, rejects, run_id)
+    annotations = [a for b in batches for spec in panel for a in
+                   (answered[f"{b[0].clip.source_id}/{spec.id}"].annotations if f"{b[0].clip.source_id}/{spec.id}" in answered else [])]
     run.write("annotations", annotations)
     ann_counts.outputs = sum(1 for a in annotations if a.label is not None)
     ann_counts.seconds = round(time.perf_counter() - t2, 3)

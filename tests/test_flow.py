@@ -58,6 +58,15 @@ def test_rerun_reuses_everything_and_config_change_recomputes(feat_data, speech_
     manifest = RunDir(out).read_manifest()
     assert manifest["run_id"] == third.run_id and manifest["tables"]["clips"] == len(RunDir(out).read("clips"))
 
+    # one more annotator: only its answers are computed; sampling, features and the others' answers are reused
+    panel = [sp.model_dump() for sp in changed.annotate.panel] + [{"id": "lexical-2", "backend": "lexical"}]
+    bigger = load_config(overrides=["sampling.keyframes.max_per_clip=2", f"annotate.panel={json.dumps(panel)}"])
+    fourth = run_pipeline(inputs, str(out), bigger)
+    n = len(RunDir(out).read("clips"))
+    assert fourth.stages[0].computed == 0 and fourth.stages[1].computed == 0
+    assert (fourth.stages[2].computed, fourth.stages[2].reused) == (n, n * len(changed.annotate.panel))
+    assert {a.annotator_id for a in RunDir(out).read("annotations")} == {sp["id"] for sp in panel}
+
 
 def test_run_killed_midway_resumes_without_recomputing(feat_data, speech_dir, tmp_path):
     inputs = [str(speech_dir / "beckett.wav"), str(feat_data / "WolfgangLanger_Pexels.mp4"),
