@@ -7,6 +7,7 @@ Each cites evidence that points into the clip's features (feature_ref), so the j
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from importlib import metadata
 
 import numpy as np
@@ -29,6 +30,19 @@ PROTOTYPES = {
     "anger": ["AU04", "AU05"],
     "disgust": ["AU10", "AU15"],
 }
+
+
+@lru_cache(maxsize=1)
+def _vader():
+    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+    return SentimentIntensityAnalyzer()
+
+
+@lru_cache(maxsize=4096)
+def vader_compound(text: str) -> float:
+    """VADER's compound valence of a text, in [-1, 1]: one analyser, shared by the agents and the judge."""
+    return _vader().polarity_scores(text)["compound"]
 
 
 def main_face(item: AnnotatorInput) -> list[tuple[int, FaceObservation]]:
@@ -152,9 +166,6 @@ class LexicalAgent(PerClipAnnotator):
 
     def __init__(self, spec, config):
         super().__init__(spec, config)
-        from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
-
-        self.vader = SentimentIntensityAnalyzer()
         self.model_id = "nrc-emotion-lexicon+vader"
         self.model_version = f"nrclex-{metadata.version('nrclex')}+vader-{metadata.version('vadersentiment')}"
 
@@ -178,7 +189,7 @@ class LexicalAgent(PerClipAnnotator):
                 counts[e] = counts.get(e, 0.0) + 1.0 / len(emos)
             if emos:
                 hits.append((i, w, emos))
-        compound = self.vader.polarity_scores(text)["compound"]
+        compound = vader_compound(text)
         if "neutral" in self.config.taxonomy:
             # few emotion words and a flat valence: the words carry no clear emotion
             counts["neutral"] = max(0.0, 1.0 - abs(compound)) * max(1.0, 0.25 * len(words) / max(1, len(hits)))

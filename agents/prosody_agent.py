@@ -10,7 +10,7 @@ from importlib import metadata
 import numpy as np
 
 from agents.base import PerClipAnnotator, register
-from agents.feature_agents import _normalised
+from agents.feature_agents import _normalised, vader_compound
 from agents.rationale import normalise
 from schemas import Annotation, AnnotatorInput, Evidence
 
@@ -45,9 +45,6 @@ class ProsodyAgent(PerClipAnnotator):
 
     def __init__(self, spec, config):
         super().__init__(spec, config)
-        from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
-
-        self.vader = SentimentIntensityAnalyzer()
         self.model_id = "prosody-circumplex+vader"
         self.model_version = f"1+vader-{metadata.version('vadersentiment')}"
 
@@ -59,7 +56,7 @@ class ProsodyAgent(PerClipAnnotator):
         cv = p.pitch_std_hz / p.pitch_mean_hz if p.pitch_std_hz is not None else None
         a, said = arousal(cv, p.speech_rate_wps, p.pause_ratio)
         words = f.words
-        v = self.vader.polarity_scores(" ".join(w.text for w in words))["compound"] if words else 0.0
+        v = vader_compound(" ".join(w.text for w in words)) if words else 0.0
         scores = {k: s for k, s in circumplex(a, v).items() if k in self.config.taxonomy}
         if not scores:
             return self.abstain(item, run_id, "taxonomy has none of the circumplex emotions")

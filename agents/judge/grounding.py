@@ -12,6 +12,7 @@ from functools import lru_cache
 import numpy as np
 
 from agents.judge.clip_index import ClipIndex, au_numbers, norm_text
+from agents.feature_agents import vader_compound
 from agents.verbalizer import SYNONYMS
 from schemas import Evidence
 from schemas.judgement import ClaimCheck
@@ -105,12 +106,9 @@ def check_action_units(ev: Evidence, ix: ClipIndex, out: Finding, frames=None, o
     """Every action unit the claim names (AU12, AU1+2) must be present in some cited frame; a stated
     mean intensity must match the measured one."""
     named = [only] if only else [m.group(1).replace(" ", "") for m in _AU.finditer(ev.cue)]
-    if not named:
+    frames = frames if frames is not None or not named else _face_frames(ev, ix, None, out)
+    if not named or frames is None:
         return
-    if frames is None:
-        frames = _face_frames(ev, ix, None, out)
-        if frames is None:
-            return
     for code in named:
         want = au_numbers(code)
         matches = [a for o in frames for a in o.action_units if want and want <= au_numbers(a.au)]
@@ -135,12 +133,9 @@ def check_expression(ev: Evidence, ix: ClipIndex, out: Finding, frames=None) -> 
     """A facial expression the claim names must be among the expression model's top two on the cited
     frames; a stated probability must match the measured mean."""
     named = labels_named(ev.cue)
-    if not named:
+    frames = frames if frames is not None or not named else _face_frames(ev, ix, None, out)
+    if not named or frames is None:
         return
-    if frames is None:
-        frames = _face_frames(ev, ix, None, out)
-        if frames is None:
-            return
     sums: dict[str, list[float]] = {}
     for o in frames:
         for p in o.expression:
@@ -203,23 +198,11 @@ def check_vader(ev: Evidence, ix: ClipIndex, out: Finding) -> None:
     m = _VADER.search(ev.cue)
     if not m or not ix.features or not ix.features.words:
         return
-    measured = _vader(" ".join(w.text for w in ix.features.words))
+    measured = vader_compound(" ".join(w.text for w in ix.features.words))
     if abs(measured - float(m.group(1))) > 0.02:
         out.bad(f"states VADER valence {m.group(1)}, the transcript gives {measured:+.2f}")
     else:
         out.ok(f"VADER valence of the transcript is {measured:+.2f}")
-
-
-@lru_cache(maxsize=4096)
-def _vader(text: str) -> float:
-    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
-
-    return _analyser(SentimentIntensityAnalyzer).polarity_scores(text)["compound"]
-
-
-@lru_cache(maxsize=1)
-def _analyser(cls):
-    return cls()
 
 
 def _prosody_value(quantity: str, ev: Evidence, ix: ClipIndex) -> float | None:
