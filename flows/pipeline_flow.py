@@ -109,7 +109,7 @@ def review_task(run_root: str, config: EmoforgeConfig, run_id: str) -> ReviewOut
 
 @task(name="export-dataset", retries=0)
 def export_task(run_root: str, config: EmoforgeConfig, run_id: str) -> dict[str, int]:
-    return export_run(RunDir(Path(run_root)), RunDir(Path(run_root)).dataset_dir, config, run_id)
+    return export_run(RunDir(Path(run_root)), RunDir(Path(run_root)).dataset_dir, config, run_id, versioned=True)
 
 
 class StageCounts(BaseModel):

@@ -119,3 +119,23 @@ def test_split_ratios_must_sum_to_one():
 
     with pytest.raises(ConfigError, match="split ratios must sum to 1"):
         load_config(overrides=["export.train=0.9"])
+
+
+def test_versions_record_what_changed_and_why(tmp_path):
+    from pipeline.export.versions import record_version
+    from schemas import AnnotatorAnswer, DatasetRow
+    from storage import read_records
+
+    run, config = build_run(tmp_path / "run")
+    export_run(run, tmp_path / "ds", config, "r", versioned=True)
+    rows = {r.clip_id: r for r in read_records(run.root / "versions" / "v1" / "rows.parquet", DatasetRow)}
+    assert len(rows) == 24
+    assert record_version(run, list(rows.values())) == (1, None)  # nothing moved: no new version
+    moved = rows["s1-c0"].model_copy(update={"label": "fear", "answers": [AnnotatorAnswer(annotator_id="w0", label="fear"),
+                                                                          *rows["s1-c0"].answers[1:], AnnotatorAnswer(annotator_id="w9", label="fear")]})
+    version, changes = record_version(run, [moved if k == "s1-c0" else r for k, r in rows.items()])
+    assert version == 2 and changes.previous == 1 and changes.annotators_added == ["w9"]
+    [c] = changes.changed
+    assert (c.clip_id, c.old, c.new) == ("s1-c0", rows["s1-c0"].label, "fear")
+    assert f"w0 changed its answer {rows['s1-c0'].label} -> fear" in c.why and "new annotator w9 answered fear" in c.why
+    assert "| s1-c0 |" in (run.root / "versions" / "v2" / "CHANGES.md").read_text()

@@ -66,6 +66,11 @@ def test_rerun_reuses_everything_and_config_change_recomputes(feat_data, speech_
     assert fourth.stages[0].computed == 0 and fourth.stages[1].computed == 0
     assert (fourth.stages[2].computed, fourth.stages[2].reused) == (n, n * len(changed.annotate.panel))
     assert {a.annotator_id for a in RunDir(out).read("annotations")} == {sp["id"] for sp in panel}
+    # the re-annotation is a new dataset version with a report of what changed and why
+    versions = sorted((out / "versions").glob("v*"))
+    latest = json.loads((versions[-1] / "changes.json").read_text())
+    assert len(versions) >= 2 and latest["annotators_added"] == ["lexical-2"] and latest["previous"] == len(versions) - 1
+    assert (versions[-1] / "CHANGES.md").read_text().startswith(f"# Dataset version {len(versions)}")
 
 
 def test_run_killed_midway_resumes_without_recomputing(feat_data, speech_dir, tmp_path):

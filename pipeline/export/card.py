@@ -19,7 +19,7 @@ def summary(config: EmoforgeConfig, run_id: str) -> str:
 
 
 def dataset_card(splits: dict[str, list[DatasetRow]], answer_key: list[AnswerKeyRow], sources: list[SourceMedia],
-                 config: EmoforgeConfig, run_id: str) -> str:
+                 config: EmoforgeConfig, run_id: str, version: int | None = None) -> str:
     labels_by_split = {s: Counter(r.label for r in rows if r.label) for s, rows in splits.items()}
     if answer_key:
         labels_by_split["test"] = Counter(k.label for k in answer_key if k.label)
@@ -39,7 +39,7 @@ def dataset_card(splits: dict[str, list[DatasetRow]], answer_key: list[AnswerKey
     front = {"license": config.export.licence.lower(), "pretty_name": config.export.name,
              "task_categories": ["video-classification"], "tags": ["emotion", "multimodal", "rationale"],
              # the label set, so evaluators know the taxonomy even for labels no clip ended up with
-             "emoforge": {"taxonomy": list(taxonomy), "multi_label": config.multi_label, "run_id": run_id}}
+             "emoforge": {"taxonomy": list(taxonomy), "multi_label": config.multi_label, "run_id": run_id, "version": version}}
     parts = [
         "---", yaml.safe_dump(front, sort_keys=False).strip(), "---", "",
         f"# {config.export.name}",

@@ -11,11 +11,14 @@ from pipeline.export.card import dataset_card, summary
 from pipeline.export.croissant import write_croissant
 from pipeline.export.dataset import ExportError, build_rows, hide_labels
 from pipeline.export.splits import assign_splits
+from pipeline.export.versions import record_version
 from schemas import EmoforgeConfig
 from storage import SPLITS, DatasetDir, RunDir
 
 
-def export_run(run: RunDir, out: str | Path, config: EmoforgeConfig, run_id: str) -> dict[str, int]:
+def export_run(run: RunDir, out: str | Path, config: EmoforgeConfig, run_id: str, versioned: bool = False) -> dict[str, int]:
+    """Write the dataset to `out`. `versioned` (the run's own dataset) also records a new version in
+    OUT/versions/ with a change report whenever labels or answers moved."""
     clips, consensus = run.read("clips"), run.read("consensus")
     if not clips:
         raise ExportError(f"{run.root}: the run has no clips to export")
@@ -24,6 +27,9 @@ def export_run(run: RunDir, out: str | Path, config: EmoforgeConfig, run_id: str
     rows = build_rows(clips, consensus, run.read("judgements"), run.read("annotations"), run.read("reviews"), config, run_id)
     if not rows:
         raise ExportError(f"{run.root}: no clip has a label to export")
+    version = None
+    if versioned:
+        version, _ = record_version(run, rows)
     split_of = assign_splits([r.clip_id for r in rows], [r.source_id for r in rows], [r.label or "" for r in rows], config.export)
     splits = {s: [r.model_copy(update={"split": s}) for r in rows if split_of[r.clip_id] == s] for s in SPLITS}
     key = []
@@ -40,7 +46,7 @@ def export_run(run: RunDir, out: str | Path, config: EmoforgeConfig, run_id: str
             ds.write_answer_key(key)
         ids = {r.clip_id for r in rows}
         ds.write_features([f for f in run.read("features") if f.clip_id in ids], [c for c in clips if c.clip_id in ids])
-        card = dataset_card(splits, key, run.read("sources"), config, run_id)
+        card = dataset_card(splits, key, run.read("sources"), config, run_id, version)
         (tmp / "README.md").write_text(card)
         write_croissant(ds, config, summary(config, run_id))
         if out.exists():
