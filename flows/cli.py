@@ -86,6 +86,9 @@ def print_summary(summary) -> None:
     judge = next((s for s in summary.stages if s.stage == "judge"), None)
     if judge is not None:
         out.print(f"review: {judge.outputs} of {summary.stages[0].outputs} clips flagged for human review")
+    root = Path(summary.out_dir)
+    if (root / "dataset" / "README.md").exists():
+        out.print(f"dataset: {root / 'dataset'}  (card README.md, croissant.json; report: {root / 'report' / 'report.md'})")
 
 
 def _run(inputs: list[str], out_dir: Path, config_file: Optional[Path], overrides: list[str]):
