@@ -253,6 +253,34 @@ def evaluate_command(
         err.print(f"written: {path}", markup=False, highlight=False)
 
 
+@app.command("serve")
+def serve_command(
+    inputs: Annotated[list[Path], typer.Argument(help="media files or directories (re-read at every run)")],
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="run directory the schedule keeps up to date")],
+    cron: Annotated[Optional[str], typer.Option("--cron", help="cron schedule in UTC, e.g. '0 3 * * *'")] = None,
+    interval: Annotated[Optional[float], typer.Option("--interval", help="or: seconds between runs")] = None,
+    config: Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML configuration, re-read at every run")] = None,
+    overrides: Annotated[Optional[list[str]], typer.Option("--set")] = None,
+    name: Annotated[str, typer.Option("--name", help="deployment name")] = "reannotate",
+) -> None:
+    """Re-annotate on a schedule (a Prefect deployment; needs PREFECT_API_URL). Edit the config file
+    and the next run recomputes only what changed and writes a new dataset version."""
+    from flows.serve import ServeError, serve
+    from schemas.config import ConfigError, load_config
+
+    expand_inputs(inputs)  # fail now, not at 3 am
+    try:
+        load_config(config, overrides or [])
+    except ConfigError as exc:
+        raise UserError(str(exc)) from None
+    configure_prefect()
+    try:
+        serve([str(i.resolve()) for i in inputs], str(out_dir.resolve()), cron=cron, interval=interval,
+              config_file=str(config.resolve()) if config else None, overrides=overrides or [], name=name)
+    except ServeError as exc:
+        raise UserError(str(exc)) from None
+
+
 def _finished_run(run_dir: Path, config_file: Optional[Path], overrides: list[str]):
     from schemas.config import ConfigError, load_config
     from storage import RunDir

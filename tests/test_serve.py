@@ -1,0 +1,68 @@
+"""Scheduled re-annotation against the real Prefect server: `emoforge serve` runs the pipeline on an
+interval; editing the config file (one more annotator) makes the next run compute only that
+annotator's answers and write a new dataset version; runs never overlap."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def wait_for(check, timeout: float, what: str):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        got = check()
+        if got:
+            return got
+        time.sleep(2)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def test_schedule_reannotates_only_what_changed_and_never_overlaps(tmp_path, speech_dir):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
+
+    assert os.environ.get("PREFECT_API_URL"), "conftest starts a Prefect server"
+    cfg = tmp_path / "panel.yaml"
+    cfg.write_text("annotate:\n  panel:\n  - {id: lexical, backend: lexical}\n")
+    out = tmp_path / "run"
+    name = f"reannotate-{uuid.uuid4().hex[:6]}"
+    proc = subprocess.Popen([str(ROOT / ".venv" / "bin" / "emoforge"), "serve", str(speech_dir / "beckett.wav"), "--out", str(out),
+                             "--interval", "5", "--config", str(cfg), "--name", name],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_for(lambda: (out / "versions" / "v1" / "changes.json").exists(), 300, "the first scheduled run")
+        cfg.write_text("annotate:\n  panel:\n  - {id: lexical, backend: lexical}\n  - {id: prosody, backend: prosody}\n")
+        changes = json.loads(wait_for(lambda: (out / "versions" / "v2" / "changes.json").exists()
+                                      and (out / "versions" / "v2" / "changes.json").read_text(), 300, "a run with the new panel"))
+        assert changes["annotators_added"] == ["prosody"] and changes["previous"] == 1
+        # the run that made version 2 writes its manifest after its export
+        from schemas import DatasetRow
+        from storage import read_records
+
+        v2_run = read_records(out / "versions" / "v2" / "rows.parquet", DatasetRow)[0].provenance.run_id
+        manifest = wait_for(lambda: (out / "run.json").exists() and json.loads((out / "run.json").read_text())["run_id"] == v2_run
+                            and json.loads((out / "run.json").read_text()), 120, "the manifest of the run that made version 2")
+        annotate = next(s for s in manifest["stages"] if s["stage"] == "annotate")
+        sampling = next(s for s in manifest["stages"] if s["stage"] == "sampling")
+        assert sampling["computed"] == 0 and annotate["reused"] == annotate["computed"] > 0  # lexical reused, prosody new
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=[name])))
+    ran = sorted((r.start_time, r.end_time) for r in runs if r.state_name == "Completed")
+    assert len(ran) >= 2
+    for (s1, e1), (s2, _) in zip(ran, ran[1:]):
+        assert s2 >= e1, "two scheduled runs overlapped"
+    # runs that fired while one was in progress were cancelled, not run alongside it
+    assert any(r.state_name == "Cancelled" for r in runs)
