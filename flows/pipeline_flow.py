@@ -16,6 +16,7 @@ from pathlib import Path
 
 import yaml
 from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
 from prefect.futures import as_completed
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel
@@ -95,19 +96,19 @@ def annotate_task(items: list[AnnotatorInput], spec: AnnotatorSpec, config: Emof
             reason=f"annotator {spec.id}: {type(exc).__name__}: {exc}", error_type=type(exc).__name__)])
 
 
-@task(name="judge-run", retries=0)
+@task(name="judge-run", retries=0, cache_policy=NO_CACHE)  # cheap to redo; hashing a run's answers is not
 def judge_task(clips: list[Clip], features: list[ClipFeatures], annotations: list[Annotation], config: EmoforgeConfig,
                run_id: str) -> SourceJudgements:
     gold = load_gold(config.judge.gold, config.taxonomy) if config.judge.gold else None
     return judge_run(clips, features, annotations, config, run_id, gold=gold)
 
 
-@task(name="review-round", retries=0)
+@task(name="review-round", retries=0, cache_policy=NO_CACHE)  # talks to a live server: always fresh
 def review_task(run_root: str, config: EmoforgeConfig, run_id: str) -> ReviewOutcome:
     return review_run(RunDir(Path(run_root)), config, run_id)
 
 
-@task(name="export-dataset", retries=0)
+@task(name="export-dataset", retries=0, cache_policy=NO_CACHE)
 def export_task(run_root: str, config: EmoforgeConfig, run_id: str) -> dict[str, int]:
     return export_run(RunDir(Path(run_root)), RunDir(Path(run_root)).dataset_dir, config, run_id, versioned=True)
 
