@@ -16,6 +16,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agents.judge import judge_run  # noqa: E402
@@ -86,9 +88,6 @@ def main() -> None:
     judge_s = time.perf_counter() - t1
     # the aggregators alone, on the same votes (Dawid-Skene learns a confusion matrix per annotator)
     labels = config.taxonomy
-    votes = Votes(clip=[], annotator=[], label=[], weight=[], clip_ids=[], annotator_ids=[], labels=labels)
-    import numpy as np
-
     cpos = {c.clip_id: i for i, c in enumerate(clips)}
     votes = Votes(clip=np.array([cpos[a.clip_id] for a in answers]), annotator=np.array([int(a.annotator_id[1:]) for a in answers]),
                   label=np.array([labels.index(a.label) for a in answers]), weight=np.array([j.s_final for j in res.judgements]),

@@ -9,8 +9,6 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-import numpy as np
-
 from agents.judge.clip_index import ClipIndex, au_numbers, norm_text
 from agents.feature_agents import vader_compound
 from agents.verbalizer import SYNONYMS

@@ -13,7 +13,6 @@ import html
 import logging
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 from pydantic import BaseModel
 
