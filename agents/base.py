@@ -117,10 +117,29 @@ def register_backends() -> None:
     import agents.transformers_mllm  # noqa: F401  (registers the model-backed agents too)
 
 
+def plugin_class(spec: AnnotatorSpec) -> type[Annotator]:
+    """A backend named `package.module:Class`: an Annotator subclass outside emoforge, imported by
+    path, so a lab's own agent joins the panel without editing the registry (it must be importable
+    wherever stage 3 runs: Dask workers and GPU pool workers too)."""
+    import importlib
+
+    module_name, _, attr = spec.backend.partition(":")
+    try:
+        cls = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise UnknownBackend(f"annotator {spec.id!r}: cannot import backend {spec.backend!r}: {exc}") from None
+    if not (isinstance(cls, type) and issubclass(cls, Annotator)):
+        raise UnknownBackend(f"annotator {spec.id!r}: backend {spec.backend!r} is not an agents.Annotator subclass")
+    return cls
+
+
 def build_one(spec: AnnotatorSpec, config: EmoforgeConfig) -> Annotator:
+    if ":" in spec.backend:
+        return plugin_class(spec)(spec, config)
     register_backends()
     if spec.backend not in REGISTRY:
-        raise UnknownBackend(f"annotator {spec.id!r}: unknown backend {spec.backend!r} (known: {', '.join(sorted(REGISTRY))})")
+        raise UnknownBackend(f"annotator {spec.id!r}: unknown backend {spec.backend!r} (known: {', '.join(sorted(REGISTRY))}; "
+                             "or a plugin as package.module:Class)")
     return REGISTRY[spec.backend](spec, config)
 
 

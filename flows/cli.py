@@ -104,10 +104,14 @@ def _run(inputs: list[str], out_dir: Path, config_file: Optional[Path], override
     from flows import progress
     from flows.pipeline_flow import run_pipeline
 
+    from flows.task_runners import SchedulerUnreachable
+
     bars = RichProgress(err)
     progress.set_hook(bars)
     try:
         summary = run_pipeline(inputs, str(out_dir), config)
+    except SchedulerUnreachable as exc:
+        raise UserError(str(exc)) from None
     finally:
         bars.close()
         progress.set_hook(None)

@@ -18,7 +18,6 @@ import yaml
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import as_completed
-from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel
 
 from agents import annotator_hash, shared_annotator
@@ -26,6 +25,7 @@ import agents as agents_pkg
 from agents.judge import judge_run
 from agents.judge.gold import load_gold
 from flows.progress import hook
+from flows.task_runners import make_task_runner
 from pipeline.export.dataset import ExportError
 from pipeline.export.export import export_run
 from pipeline.export.report import write_run_report
@@ -327,7 +327,7 @@ def new_run_id() -> str:
 
 
 def run_pipeline(inputs: list[str], out_dir: str, config: EmoforgeConfig, run_id: str | None = None) -> RunSummary:
-    runner = ThreadPoolTaskRunner(max_workers=config.runtime.workers)
+    runner = make_task_runner(config)  # an unreachable Dask scheduler fails here, before any work
     return emoforge_flow.with_options(task_runner=runner)(
         inputs=[str(i) for i in inputs], out_dir=str(out_dir), config=config, run_id=run_id or new_run_id()
     )

@@ -244,9 +244,33 @@ class ExportConfig(_Strict):
         return self
 
 
+class DaskConfig(_Strict):
+    """Where CPU stages run when `runtime.task_runner` is dask. Run directories must sit on storage
+    every Dask worker sees at the same path (tasks write key frames and cached results there)."""
+
+    address: str | None = None  # a running scheduler, e.g. tcp://scheduler:8786; None: a LocalCluster here
+    n_workers: int | None = Field(None, ge=1)  # LocalCluster worker processes; None: runtime.workers
+    threads_per_worker: int = Field(1, ge=1)
+    connect_timeout_s: float = Field(10.0, gt=0)  # an unreachable scheduler fails the run before any work
+
+
+class GPUPoolConfig(_Strict):
+    """GPU annotators run as flow runs on their own Prefect work pool, so GPU machines take only GPU
+    work (`emoforge worker --pool NAME` on each GPU machine). Inputs and answers travel through the run
+    directory, which GPU workers must see at the same path."""
+
+    pool: str | None = None  # None: every annotator runs where its stage-3 task runs
+    annotators: list[str] | None = None  # annotator ids sent to the pool; None: every transformers-backend one
+    timeout_s: float = Field(6 * 3600.0, gt=0)  # one source's answers from one annotator
+    crash_retries: int = Field(1, ge=0)  # a flow run whose worker died is submitted again this many times
+
+
 class RuntimeConfig(_Strict):
     workers: int = Field(2, ge=1)  # sources processed at once
     torch_threads: int | None = Field(None, ge=1)  # None: one per core
+    task_runner: Literal["threads", "dask"] = "threads"  # where stages 1-3 run their per-source tasks
+    dask: DaskConfig = DaskConfig()
+    gpu: GPUPoolConfig = GPUPoolConfig()
 
 
 class EmoforgeConfig(_Strict):

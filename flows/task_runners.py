@@ -1,0 +1,44 @@
+"""Where stages 1-3 run their per-source tasks: threads in the flow's process (the default), or a
+Dask cluster through Prefect's Dask task runner (a LocalCluster here, or a scheduler's address).
+Stages 4-6 look across the whole run and stay in the flow's process."""
+
+from __future__ import annotations
+
+from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
+
+from schemas import EmoforgeConfig
+
+
+class SchedulerUnreachable(RuntimeError):
+    """The configured Dask scheduler did not answer; raised before any work starts."""
+
+
+def check_scheduler(address: str, timeout_s: float) -> int:
+    """Connect once to a Dask scheduler; return its worker count, or say plainly why we cannot."""
+    import distributed
+
+    try:
+        with distributed.Client(address, timeout=timeout_s, set_as_default=False) as client:
+            return len(client.scheduler_info(n_workers=-1).get("workers", {}))
+    except (OSError, TimeoutError, ValueError) as exc:  # refused, timed out, or not a scheduler address
+        raise SchedulerUnreachable(
+            f"Dask scheduler {address} (runtime.dask.address) is unreachable after {timeout_s:g} s: {type(exc).__name__}: {exc}. "
+            "Start one (`dask scheduler` plus `dask worker ADDRESS`), fix the address, or set runtime.task_runner=threads."
+        ) from None
+
+
+def make_task_runner(config: EmoforgeConfig) -> TaskRunner:
+    runtime = config.runtime
+    if runtime.task_runner == "threads":
+        return ThreadPoolTaskRunner(max_workers=runtime.workers)
+    from prefect_dask import DaskTaskRunner
+
+    dask = runtime.dask
+    if dask.address:
+        check_scheduler(dask.address, dask.connect_timeout_s)
+        return DaskTaskRunner(address=dask.address)
+    # Worker processes, not threads: decoding, VAD and feature extraction hold the GIL in places.
+    # The nanny sets OMP/MKL threads to 1 per worker, so torch does not oversubscribe the cores.
+    return DaskTaskRunner(cluster_class="distributed.LocalCluster", cluster_kwargs={
+        "n_workers": dask.n_workers or runtime.workers, "threads_per_worker": dask.threads_per_worker,
+        "processes": True, "dashboard_address": None})
