@@ -285,6 +285,22 @@ def serve_command(
         raise UserError(str(exc)) from None
 
 
+@app.command("worker")
+def worker_command(
+    pool: Annotated[str, typer.Option("--pool", help="work pool name; the pipeline's runtime.gpu.pool")] = "emoforge-gpu",
+    limit: Annotated[int, typer.Option("--limit", min=1, help="flow runs at once on this machine (GPUs hold one model each)")] = 1,
+) -> None:
+    """Run GPU annotators for pipelines elsewhere: registers the pool's deployment, then starts a
+    Prefect process worker on it (needs PREFECT_API_URL and the run directories at the same paths)."""
+    from flows.gpu_pool import register_deployment, start_worker
+
+    if not os.environ.get("PREFECT_API_URL"):
+        raise UserError("worker needs the pipeline's Prefect server: export PREFECT_API_URL=http://HOST:4200/api")
+    configure_prefect()
+    err.print(f"deployment {register_deployment(pool)} on work pool {pool}; starting worker", markup=False, highlight=False)
+    start_worker(pool, limit)
+
+
 def _finished_run(run_dir: Path, config_file: Optional[Path], overrides: list[str]):
     from schemas.config import ConfigError, load_config
     from storage import RunDir

@@ -24,6 +24,7 @@ from agents import annotator_hash, shared_annotator
 import agents as agents_pkg
 from agents.judge import judge_run
 from agents.judge.gold import load_gold
+from flows.gpu_pool import annotate_via_pool, runs_on_pool
 from flows.progress import hook
 from flows.task_runners import make_task_runner
 from pipeline.export.dataset import ExportError
@@ -87,13 +88,19 @@ def _annotate_key(context, parameters) -> str:
 
 @task(name="annotate-source", cache_key_fn=_annotate_key, persist_result=True, retries=0)
 def annotate_task(items: list[AnnotatorInput], spec: AnnotatorSpec, config: EmoforgeConfig, run_id: str) -> SourceAnnotations:
-    """One annotator on one source's clips: adding an annotator to the panel computes only its answers."""
+    """One annotator on one source's clips: adding an annotator to the panel computes only its answers.
+    A failure raises rather than returning a reject, so it is not cached: a rerun tries again, and
+    `collect` turns it into a reject row meanwhile (one failing annotator never loses the others' answers)."""
     try:
+        if runs_on_pool(spec, config):  # GPU annotators: a flow run on the GPU work pool
+            return annotate_via_pool(items, spec, config, run_id)
         return SourceAnnotations(annotations=shared_annotator(spec, config).annotate(items, run_id))
-    except Exception as exc:  # one failing annotator never loses the others' answers
-        return SourceAnnotations(annotations=[], rejects=[Reject(
-            run_id=run_id, stage="annotate", path=items[0].clip.source_path, source_id=items[0].clip.source_id,
-            reason=f"annotator {spec.id}: {type(exc).__name__}: {exc}", error_type=type(exc).__name__)])
+    except Exception as exc:
+        raise AnnotatorFailed(f"annotator {spec.id}: {type(exc).__name__}: {exc}") from None
+
+
+class AnnotatorFailed(RuntimeError):
+    pass
 
 
 @task(name="judge-run", retries=0, cache_policy=NO_CACHE)  # cheap to redo; hashing a run's answers is not
@@ -151,7 +158,7 @@ def collect(stage: str, futures: dict, counts: "StageCounts", rejects: list[Reje
         job: Job = futures[fut]
         try:
             res = fut.result()
-        except Exception as exc:  # infrastructure failure around the task (e.g. result storage)
+        except Exception as exc:  # the task raised (a failed annotator), or a failure around it (result storage)
             rejects.append(Reject(run_id=run_id, stage=stage, path=job.path, source_id=job.source_id,
                                   reason=f"{job.path}: {type(exc).__name__}: {exc}", error_type=type(exc).__name__))
             counts.rejects += 1

@@ -65,6 +65,19 @@ class SourceAnnotations(BaseModel):
         return self.annotations[0].provenance.run_id if self.annotations else None
 
 
+class AnnotateJob(BaseModel):
+    """One annotator on one source's clips, sent to a GPU work pool: written into the run directory,
+    which the pool's workers see at the same path; the answers come back beside it."""
+
+    spec: "AnnotatorSpec"
+    config: "EmoforgeConfig"
+    items: list[AnnotatorInput]
+    run_id: str
+    answers_file: str
+
+
 from schemas.reject import Reject  # noqa: E402
+from schemas.config import AnnotatorSpec, EmoforgeConfig  # noqa: E402
 
 SourceAnnotations.model_rebuild()
+AnnotateJob.model_rebuild()

@@ -1,0 +1,112 @@
+"""GPU annotators on their own Prefect work pool, so GPU machines take only GPU work.
+
+`emoforge worker --pool NAME` (on each GPU machine) registers the deployment
+`emoforge-annotate-gpu/NAME` and starts a process worker on the pool. With `runtime.gpu.pool` set,
+stage 3 sends each (source, GPU annotator) pair there as one flow run: the job (clips, features,
+spec) is written into the run directory, which the workers see at the same path, and the answers
+come back beside it. The stage-3 task waiting on the run keeps its cache key, so a rerun reuses
+answers the pool already gave. A flow run whose process died (out of memory, lost machine) ends
+Crashed and is submitted again; answers are written once, atomically, so nothing is duplicated."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+from prefect import flow
+
+from schemas import AnnotatorInput, EmoforgeConfig, SourceAnnotations
+from schemas.annotation import AnnotateJob
+from schemas.config import AnnotatorSpec
+from schemas.provenance import stable_hash
+from storage.parquet import atomic_write_bytes
+
+FLOW_NAME = "emoforge-annotate-gpu"
+GPU_BACKENDS = {"transformers"}  # backends that load model weights onto an accelerator
+log = logging.getLogger(__name__)
+
+
+class PoolRunFailed(RuntimeError):
+    pass
+
+
+def runs_on_pool(spec: AnnotatorSpec, config: EmoforgeConfig) -> bool:
+    gpu = config.runtime.gpu
+    if gpu.pool is None:
+        return False
+    return spec.id in gpu.annotators if gpu.annotators is not None else spec.backend in GPU_BACKENDS
+
+
+@flow(name=FLOW_NAME, validate_parameters=False)
+def annotate_on_pool(job_file: str) -> int:
+    """Runs on a GPU worker: answer one job and write the answers next to it."""
+    from agents import shared_annotator
+
+    job = AnnotateJob.model_validate_json(Path(job_file).read_text())
+    answers = shared_annotator(job.spec, job.config).annotate(job.items, job.run_id)
+    atomic_write_bytes(Path(job.answers_file), SourceAnnotations(annotations=answers).model_dump_json().encode())
+    return len(answers)
+
+
+def annotate_via_pool(items: list[AnnotatorInput], spec: AnnotatorSpec, config: EmoforgeConfig, run_id: str) -> SourceAnnotations:
+    """Send one source's clips to the pool and wait for the answers (called inside the stage-3 task)."""
+    from prefect.client.orchestration import get_client
+    from prefect.deployments import run_deployment
+    from prefect.states import Cancelled
+
+    gpu = config.runtime.gpu
+    jobs = Path(items[0].media_root or ".") / ".cache" / "pool-jobs"
+    jobs.mkdir(parents=True, exist_ok=True)
+    key = f"{items[0].clip.source_id}-{spec.id}-{stable_hash([spec, [i.clip.clip_id for i in items], run_id])}"
+    job_file, answers_file = jobs / f"{key}.job.json", jobs / f"{key}.answers.json"
+    answers_file.unlink(missing_ok=True)
+    job = AnnotateJob(spec=spec, config=config, items=items, run_id=run_id, answers_file=str(answers_file))
+    atomic_write_bytes(job_file, job.model_dump_json().encode())
+    deployment = f"{FLOW_NAME}/{gpu.pool}"
+    for attempt in range(gpu.crash_retries + 1):
+        try:
+            run = run_deployment(deployment, parameters={"job_file": str(job_file)}, timeout=gpu.timeout_s, poll_interval=1,
+                                 tags=["emoforge", f"annotator:{spec.id}"])
+        except Exception as exc:  # no such deployment: nobody ran `emoforge worker --pool` against this server
+            raise PoolRunFailed(f"annotator {spec.id}: cannot start {deployment} ({type(exc).__name__}: {exc}); "
+                                f"start a worker with `emoforge worker --pool {gpu.pool}`") from None
+        state = run.state
+        if state is not None and state.is_completed():
+            return SourceAnnotations.model_validate_json(answers_file.read_text())
+        if state is None or not state.is_final():
+            with get_client(sync_client=True) as client:  # never let a late worker answer twice
+                client.set_flow_run_state(run.id, Cancelled(message="emoforge stopped waiting"), force=True)
+            raise PoolRunFailed(f"annotator {spec.id}: no worker on pool {gpu.pool!r} finished flow run {run.name} within "
+                                f"{gpu.timeout_s:g} s (state {state.name if state else 'unknown'}); is `emoforge worker --pool {gpu.pool}` running?")
+        if state.is_crashed() and attempt < gpu.crash_retries:
+            log.warning("annotator %s: flow run %s on pool %s crashed (%s); submitting again", spec.id, run.name, gpu.pool, state.message)
+            continue
+        raise PoolRunFailed(f"annotator {spec.id}: flow run {run.name} on pool {gpu.pool!r} ended {state.name}: {state.message}")
+    raise AssertionError("unreachable")
+
+
+def register_deployment(pool: str) -> str:
+    """Create the process work pool if missing and (re)register the GPU annotate deployment on it."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.deployments.runner import EntrypointType
+    from prefect.exceptions import ObjectAlreadyExists
+
+    with get_client(sync_client=True) as client:
+        try:
+            client.create_work_pool(WorkPoolCreate(name=pool, type="process"))
+        except ObjectAlreadyExists:
+            pass
+    # by module path: workers import the installed package, wherever their working directory is
+    deployment = annotate_on_pool.to_deployment(name=pool, work_pool_name=pool, entrypoint_type=EntrypointType.MODULE_PATH,
+                                                description="emoforge stage 3: GPU annotators")
+    deployment.apply()
+    return f"{FLOW_NAME}/{pool}"
+
+
+def start_worker(pool: str, limit: int) -> None:
+    """Replace this process with a Prefect process worker on the pool (one GPU job at a time by default)."""
+    prefect = Path(sys.executable).with_name("prefect")
+    os.execv(str(prefect), [str(prefect), "worker", "start", "--pool", pool, "--type", "process", "--limit", str(limit)])

@@ -1,0 +1,93 @@
+"""GPU annotators on their own Prefect work pool: a real process worker started by
+`emoforge worker` against the session's Prefect server takes the annotator's flow runs. No GPU
+here, so a CPU annotator is routed to the pool by id (the path is the same for a GPU model)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import DeploymentFilter
+
+from flows.gpu_pool import FLOW_NAME, register_deployment
+from flows.pipeline_flow import run_pipeline
+from schemas import load_config
+from storage import RunDir
+
+ROOT = Path(__file__).resolve().parents[1]
+PLUGIN = "tests.plugins.crash_once:CrashOnceLexical"
+
+
+def pool_runs(pool: str) -> list:
+    with get_client(sync_client=True) as client:
+        deployment = client.read_deployment_by_name(f"{FLOW_NAME}/{pool}")
+        return client.read_flow_runs(deployment_filter=DeploymentFilter(id={"any_": [deployment.id]}))
+
+
+@pytest.fixture()
+def gpu_worker():
+    pool = f"test-gpu-{uuid.uuid4().hex[:6]}"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PREFECT_WORKER_QUERY_SECONDS": "2"}
+    proc = subprocess.Popen([str(ROOT / ".venv" / "bin" / "emoforge"), "worker", "--pool", pool], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    line = proc.stdout.readline()  # printed once the deployment is registered
+    assert f"deployment {FLOW_NAME}/{pool} on work pool {pool}" in line, line
+    yield pool
+    os.killpg(proc.pid, signal.SIGTERM)
+    proc.wait(timeout=30)
+
+
+def test_pool_worker_answers_and_a_crashed_flow_run_is_resubmitted_once(gpu_worker, speech_dir, tmp_path):
+    state = tmp_path / "plugin-state"
+    state.mkdir()
+    panel = json.dumps([{"id": "lexical", "backend": "lexical"}, {"id": "fragile", "backend": PLUGIN, "model": str(state)}])
+    config = load_config(overrides=[f"annotate.panel={panel}", f"runtime.gpu.pool={gpu_worker}", 'runtime.gpu.annotators=["fragile"]',
+                                    "runtime.gpu.timeout_s=240"])
+    summary = run_pipeline([str(speech_dir / "beckett.wav")], str(tmp_path / "run"), config)
+    assert not [r.reason for r in summary.rejects if r.severity == "error"]
+    runs = sorted(pool_runs(gpu_worker), key=lambda r: r.created)
+    # the first flow run died with its process (exit 17) and the worker said so; the second answered
+    assert [r.state.name for r in runs] == ["Crashed", "Completed"], [(r.state.name, r.state.message) for r in runs]
+    assert all(r.work_pool_name == gpu_worker for r in runs)
+    run = RunDir(tmp_path / "run")
+    clips, annotations = run.read("clips"), run.read("annotations")
+    by = {(a.clip_id, a.annotator_id): a for a in annotations}
+    assert sorted(by) == sorted((c.clip_id, a) for c in clips for a in ("lexical", "fragile")) and len(by) == len(annotations)
+    # the pool ran the same agent the flow ran in-process: same verdicts
+    assert [by[(c.clip_id, "fragile")].label for c in clips] == [by[(c.clip_id, "lexical")].label for c in clips]
+    assert len(list(state.glob("done-*"))) == 1  # answered once, not once per attempt
+
+    # a rerun takes the cached answers: no new flow run on the pool
+    again = run_pipeline([str(speech_dir / "beckett.wav")], str(tmp_path / "run"), config)
+    assert again.stages[2].computed == 0 and len(pool_runs(gpu_worker)) == 2
+
+
+def test_pool_without_worker_is_a_reject_naming_the_pool_and_the_run_finishes(speech_dir, tmp_path):
+    pool = f"test-idle-{uuid.uuid4().hex[:6]}"
+    register_deployment(pool)  # a deployment, but no worker polls the pool
+    panel = json.dumps([{"id": "lexical", "backend": "lexical"}, {"id": "lexical-gpu", "backend": "lexical"}])
+    config = load_config(overrides=[f"annotate.panel={panel}", f"runtime.gpu.pool={pool}", 'runtime.gpu.annotators=["lexical-gpu"]',
+                                    "runtime.gpu.timeout_s=3"])
+    summary = run_pipeline([str(speech_dir / "beckett.wav")], str(tmp_path / "run"), config)
+    reasons = [r.reason for r in summary.rejects if r.stage == "annotate"]
+    assert len(reasons) == 1 and f"no worker on pool {pool!r}" in reasons[0] and f"emoforge worker --pool {pool}" in reasons[0]
+    assert [r.state.name for r in pool_runs(pool)] == ["Cancelled"]  # a late worker cannot answer twice
+    run = RunDir(tmp_path / "run")
+    assert {a.annotator_id for a in run.read("annotations")} == {"lexical"}  # the other annotator's answers kept
+    assert (tmp_path / "run" / "dataset" / "README.md").exists()
+    # a failure is not cached: the rerun asks the pool again (and keeps the rest from the cache)
+    again = run_pipeline([str(speech_dir / "beckett.wav")], str(tmp_path / "run"), config)
+    assert again.stages[1].computed == 0 and len([r for r in again.rejects if r.stage == "annotate"]) == 1
+    assert [r.state.name for r in pool_runs(pool)] == ["Cancelled", "Cancelled"]
+
+    unknown = load_config(overrides=[f"annotate.panel={panel}", "runtime.gpu.pool=no-such-pool", 'runtime.gpu.annotators=["lexical-gpu"]'])
+    summary = run_pipeline([str(speech_dir / "beckett.wav")], str(tmp_path / "run2"), unknown)
+    reasons = [r.reason for r in summary.rejects if r.stage == "annotate"]
+    assert len(reasons) == 1 and "emoforge worker --pool no-such-pool" in reasons[0]
