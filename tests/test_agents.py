@@ -103,6 +103,18 @@ def test_panel_is_built_from_configuration():
         load_config(overrides=['annotate.panel=[{"id": "x", "backend": "lexical"}, {"id": "x", "backend": "facs-rules"}]'])
 
 
+def test_plugin_backend_by_import_path(smiling_man, tmp_path):
+    spec = '[{"id": "mine", "backend": "tests.plugins.crash_once:CrashOnceLexical", "model": "%s"}]' % tmp_path
+    [agent] = build_panel(load_config(overrides=[f"annotate.panel={spec}"]))
+    (tmp_path / "crashed").touch()  # past its one crash: behaves as the lexical agent it extends
+    [a] = agent.annotate([smiling_man[0]], "r")
+    assert type(agent).__name__ == "CrashOnceLexical" and a.annotator_id == "mine" and a.error == "no transcript"
+    with pytest.raises(UnknownBackend, match="cannot import backend 'tests.plugins.nope:X'"):
+        build_panel(load_config(overrides=['annotate.panel=[{"id": "x", "backend": "tests.plugins.nope:X"}]']))
+    with pytest.raises(UnknownBackend, match="not an agents.Annotator subclass"):
+        build_panel(load_config(overrides=['annotate.panel=[{"id": "x", "backend": "pathlib:Path"}]']))
+
+
 def test_provenance_names_each_annotator_model(smiling_man):
     for agent in panel().values():
         [a] = agent.annotate([smiling_man[0]], "run-7")
