@@ -26,7 +26,7 @@ from agents.judge import judge_run
 from agents.judge.gold import load_gold
 from flows.gpu_pool import annotate_via_pool, runs_on_pool
 from flows.progress import hook
-from flows.task_runners import make_task_runner
+from flows.task_runners import api_for_workers, make_task_runner
 from pipeline.export.dataset import ExportError
 from pipeline.export.export import export_run
 from pipeline.export.report import write_run_report
@@ -335,6 +335,7 @@ def new_run_id() -> str:
 
 def run_pipeline(inputs: list[str], out_dir: str, config: EmoforgeConfig, run_id: str | None = None) -> RunSummary:
     runner = make_task_runner(config)  # an unreachable Dask scheduler fails here, before any work
-    return emoforge_flow.with_options(task_runner=runner)(
-        inputs=[str(i) for i in inputs], out_dir=str(out_dir), config=config, run_id=run_id or new_run_id()
-    )
+    with api_for_workers(config):
+        return emoforge_flow.with_options(task_runner=runner)(
+            inputs=[str(i) for i in inputs], out_dir=str(out_dir), config=config, run_id=run_id or new_run_id()
+        )

@@ -4,6 +4,9 @@ Stages 4-6 look across the whole run and stay in the flow's process."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from schemas import EmoforgeConfig
@@ -42,3 +45,21 @@ def make_task_runner(config: EmoforgeConfig) -> TaskRunner:
     return DaskTaskRunner(cluster_class="distributed.LocalCluster", cluster_kwargs={
         "n_workers": dask.n_workers or runtime.workers, "threads_per_worker": dask.threads_per_worker,
         "processes": True, "dashboard_address": None})
+
+
+@contextlib.contextmanager
+def api_for_workers(config: EmoforgeConfig) -> Iterator[None]:
+    """Dask worker processes report task runs to the flow's Prefect API. With no server configured,
+    each worker would start a temporary server of its own (slow, and all on one SQLite file), so
+    start the temporary server here and hand its URL to every process of the run."""
+    from prefect.settings import PREFECT_API_URL, get_current_settings, temporary_settings
+
+    if config.runtime.task_runner != "dask" or get_current_settings().api.url:
+        yield
+        return
+    from prefect.server.api.server import SubprocessASGIServer
+
+    server = SubprocessASGIServer()  # the process-wide one Prefect's own ephemeral mode would use
+    server.start(timeout=get_current_settings().server.ephemeral.startup_timeout_seconds)
+    with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
+        yield
