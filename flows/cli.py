@@ -297,7 +297,7 @@ def worker_command(
     if not os.environ.get("PREFECT_API_URL"):
         raise UserError("worker needs the pipeline's Prefect server: export PREFECT_API_URL=http://HOST:4200/api")
     configure_prefect()
-    err.print(f"deployment {register_deployment(pool)} on work pool {pool}; starting worker", markup=False, highlight=False)
+    err.print(f"deployment {register_deployment(pool)} on work pool {pool}; starting worker", markup=False, highlight=False, soft_wrap=True)
     start_worker(pool, limit)
 
 

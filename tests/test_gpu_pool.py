@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import subprocess
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -37,8 +38,15 @@ def gpu_worker():
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PREFECT_WORKER_QUERY_SECONDS": "2"}
     proc = subprocess.Popen([str(ROOT / ".venv" / "bin" / "emoforge"), "worker", "--pool", pool], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    line = proc.stdout.readline()  # printed once the deployment is registered
-    assert f"deployment {FLOW_NAME}/{pool} on work pool {pool}" in line, line
+    seen = []
+    for line in proc.stdout:  # warnings may come first; this line comes once the deployment is registered
+        seen.append(line)
+        if f"deployment {FLOW_NAME}/{pool} on work pool {pool}" in line:
+            break
+    else:
+        pytest.fail(f"emoforge worker exited ({proc.wait()}) before registering its deployment:\n{''.join(seen)[-3000:]}")
+    # keep draining the worker's output, so a full pipe never blocks it
+    threading.Thread(target=lambda: seen.extend(proc.stdout), daemon=True).start()
     yield pool
     os.killpg(proc.pid, signal.SIGTERM)
     proc.wait(timeout=30)
