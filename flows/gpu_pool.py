@@ -87,22 +87,35 @@ def annotate_via_pool(items: list[AnnotatorInput], spec: AnnotatorSpec, config: 
     raise AssertionError("unreachable")
 
 
+def _server_busy(exc: BaseException) -> bool:
+    """A Prefect server on SQLite answers 503 while its database is locked: worth another try."""
+    from prefect.deployments.runner import DeploymentApplyError
+    from prefect.exceptions import PrefectHTTPStatusError
+
+    cause = exc.__cause__ if isinstance(exc, DeploymentApplyError) else exc
+    return isinstance(cause, PrefectHTTPStatusError) and cause.response.status_code >= 500
+
+
 def register_deployment(pool: str) -> str:
     """Create the process work pool if missing and (re)register the GPU annotate deployment on it."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.actions import WorkPoolCreate
     from prefect.deployments.runner import EntrypointType
     from prefect.exceptions import ObjectAlreadyExists
+    from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential
 
-    with get_client(sync_client=True) as client:
-        try:
-            client.create_work_pool(WorkPoolCreate(name=pool, type="process"))
-        except ObjectAlreadyExists:
-            pass
-    # by module path: workers import the installed package, wherever their working directory is
-    deployment = annotate_on_pool.to_deployment(name=pool, work_pool_name=pool, entrypoint_type=EntrypointType.MODULE_PATH,
-                                                description="emoforge stage 3: GPU annotators")
-    deployment.apply()
+    @retry(retry=retry_if_exception(_server_busy), stop=stop_after_attempt(6), wait=wait_exponential(multiplier=0.5, max=8), reraise=True)
+    def register() -> None:
+        with get_client(sync_client=True) as client:
+            try:
+                client.create_work_pool(WorkPoolCreate(name=pool, type="process"))
+            except ObjectAlreadyExists:
+                pass
+        # by module path: workers import the installed package, wherever their working directory is
+        annotate_on_pool.to_deployment(name=pool, work_pool_name=pool, entrypoint_type=EntrypointType.MODULE_PATH,
+                                       description="emoforge stage 3: GPU annotators").apply()
+
+    register()
     return f"{FLOW_NAME}/{pool}"
 
 
