@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from flows.pipeline_flow import run_pipeline
-from flows.task_runners import SchedulerUnreachable, check_scheduler
+from flows.task_runners import SchedulerUnreachable, check_scheduler, make_task_runner
 from schemas import load_config
 from storage import RunDir
 
@@ -29,9 +29,13 @@ def test_dask_local_cluster_gives_the_threaded_results(speech_dir, feat_data, tm
     monkeypatch.setenv("PYTHONPATH", str(ROOT))
     inputs = [str(speech_dir / "beckett.wav"), str(speech_dir / "two_cities.wav"), str(feat_data / "face_noface.mov")]
     panel = json.dumps([{"id": "lexical", "backend": "lexical"}, {"id": "prosody", "backend": "prosody"}])
-    threads = run_pipeline(inputs, str(tmp_path / "threads"), load_config(overrides=[f"annotate.panel={panel}"]))
-    dask = run_pipeline(inputs, str(tmp_path / "dask"), load_config(overrides=[
-        f"annotate.panel={panel}", "runtime.task_runner=dask", "runtime.dask.n_workers=2"]))
+    threaded_config = load_config(overrides=[f"annotate.panel={panel}"])
+    dask_config = load_config(overrides=[f"annotate.panel={panel}", "runtime.task_runner=dask", "runtime.dask.n_workers=2"])
+    assert type(make_task_runner(threaded_config)).__name__ == "ThreadPoolTaskRunner"
+    local = make_task_runner(dask_config)
+    assert type(local).__name__ == "DaskTaskRunner" and local.cluster_kwargs["n_workers"] == 2 and local.cluster_kwargs["processes"]
+    threads = run_pipeline(inputs, str(tmp_path / "threads"), threaded_config)
+    dask = run_pipeline(inputs, str(tmp_path / "dask"), dask_config)
     assert [s.rejects for s in dask.stages] == [s.rejects for s in threads.stages] == [0] * len(dask.stages)
     a, b = RunDir(tmp_path / "threads"), RunDir(tmp_path / "dask")
     assert [c.clip_id for c in b.read("clips")] == [c.clip_id for c in a.read("clips")] and a.read("clips")
