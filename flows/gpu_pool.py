@@ -55,6 +55,7 @@ def annotate_via_pool(items: list[AnnotatorInput], spec: AnnotatorSpec, config: 
     from prefect.client.orchestration import get_client
     from prefect.deployments import run_deployment
     from prefect.states import Cancelled
+    from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential
 
     gpu = config.runtime.gpu
     jobs = Path(items[0].media_root or ".") / ".cache" / "pool-jobs"
@@ -65,10 +66,14 @@ def annotate_via_pool(items: list[AnnotatorInput], spec: AnnotatorSpec, config: 
     job = AnnotateJob(spec=spec, config=config, items=items, run_id=run_id, answers_file=str(answers_file))
     atomic_write_bytes(job_file, job.model_dump_json().encode())
     deployment = f"{FLOW_NAME}/{gpu.pool}"
+    # a busy server (503) is asked again; the idempotency key makes a repeated call find the flow run
+    # it already created instead of creating a second one
+    submit = retry(retry=retry_if_exception(_server_busy), stop=stop_after_attempt(6), wait=wait_exponential(multiplier=0.5, max=8),
+                   reraise=True)(run_deployment)
     for attempt in range(gpu.crash_retries + 1):
         try:
-            run = run_deployment(deployment, parameters={"job_file": str(job_file)}, timeout=gpu.timeout_s, poll_interval=1,
-                                 tags=["emoforge", f"annotator:{spec.id}"])
+            run = submit(deployment, parameters={"job_file": str(job_file)}, timeout=gpu.timeout_s, poll_interval=1,
+                         tags=["emoforge", f"annotator:{spec.id}"], idempotency_key=f"{key}-{attempt}")
         except Exception as exc:  # no such deployment: nobody ran `emoforge worker --pool` against this server
             raise PoolRunFailed(f"annotator {spec.id}: cannot start {deployment} ({type(exc).__name__}: {exc}); "
                                 f"start a worker with `emoforge worker --pool {gpu.pool}`") from None
