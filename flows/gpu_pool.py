@@ -55,7 +55,6 @@ def annotate_via_pool(items: list[AnnotatorInput], spec: AnnotatorSpec, config: 
     from prefect.client.orchestration import get_client
     from prefect.deployments import run_deployment
     from prefect.states import Cancelled
-    from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential
 
     gpu = config.runtime.gpu
     jobs = Path(items[0].media_root or ".") / ".cache" / "pool-jobs"
@@ -68,8 +67,7 @@ def annotate_via_pool(items: list[AnnotatorInput], spec: AnnotatorSpec, config: 
     deployment = f"{FLOW_NAME}/{gpu.pool}"
     # a busy server (503) is asked again; the idempotency key makes a repeated call find the flow run
     # it already created instead of creating a second one
-    submit = retry(retry=retry_if_exception(_server_busy), stop=stop_after_attempt(6), wait=wait_exponential(multiplier=0.5, max=8),
-                   reraise=True)(run_deployment)
+    submit = retry_while_busy(run_deployment)
     for attempt in range(gpu.crash_retries + 1):
         try:
             run = submit(deployment, parameters={"job_file": str(job_file)}, timeout=gpu.timeout_s, poll_interval=1,
@@ -101,15 +99,22 @@ def _server_busy(exc: BaseException) -> bool:
     return isinstance(cause, PrefectHTTPStatusError) and cause.response.status_code >= 500
 
 
+def retry_while_busy(fn):
+    """Call fn again (up to six tries, backing off) while the Prefect server answers 5xx."""
+    from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential
+
+    return retry(retry=retry_if_exception(_server_busy), stop=stop_after_attempt(6), wait=wait_exponential(multiplier=0.5, max=8),
+                 reraise=True)(fn)
+
+
 def register_deployment(pool: str) -> str:
     """Create the process work pool if missing and (re)register the GPU annotate deployment on it."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.actions import WorkPoolCreate
     from prefect.deployments.runner import EntrypointType
     from prefect.exceptions import ObjectAlreadyExists
-    from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential
 
-    @retry(retry=retry_if_exception(_server_busy), stop=stop_after_attempt(6), wait=wait_exponential(multiplier=0.5, max=8), reraise=True)
+    @retry_while_busy
     def register() -> None:
         with get_client(sync_client=True) as client:
             try:
