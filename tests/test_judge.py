@@ -190,6 +190,12 @@ def test_gold_labels_drive_s_rec_and_rejected_answers_are_scored_zero_and_flagge
     assert by["vague"].s_rec == 1.0 and by["good"].s_rec == 0.0 and by["good"].s_rec_basis == "gold"
     assert by["broken"].s_final == 0.0 and by["broken"].flags == ["rejected_answer"]
     assert "rejected_answer" in res.consensus[0].flags and res.consensus[0].gold_label == "sadness"
+    # the judge builds records without validation (schemas.trusted): each must be complete and valid
+    records = [*res.judgements, *res.consensus, *(c for j in res.judgements for c in j.claims),
+               *(p for c in res.consensus for p in c.distribution)]
+    assert {type(r).__name__ for r in records} == {"Judgement", "Consensus", "ClaimCheck", "LabelProb"}
+    for r in records:
+        assert type(r).model_validate(r.model_dump()) == r
 
 
 def test_per_task_weights_apply_to_their_instruction_template():

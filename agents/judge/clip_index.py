@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 from schemas import Clip, ClipFeatures, FaceObservation
 
@@ -17,6 +17,7 @@ def norm_text(text: str) -> str:
     return " ".join(_PUNCT.sub(" ", text.lower().replace("’", "'")).split())
 
 
+@lru_cache(maxsize=4096)  # a handful of distinct codes, looked up for every frame of every AU claim
 def au_numbers(code: str) -> frozenset[int]:
     """'AU01+02' -> {1, 2}; 'AU12' -> {12}."""
     return frozenset(int(n) for n in _AU_NUM.findall(code))
@@ -107,6 +108,18 @@ class ClipIndex:
             return self.words
         lo, hi = min(start, end) - 0.25, max(start, end) + 0.25
         return [w for w in self.words if w[1] is None or (w[2] is not None and w[2] >= lo and w[1] <= hi)]
+
+    def baseline_of(self, quantity: str) -> float | None:
+        b = self.baseline
+        return {"pitch": b.pitch_hz, "loudness": b.intensity_db, "rate": b.rate_wps, "pauses": b.pause_ratio}[quantity]
+
+    @cached_property
+    def vader(self) -> float | None:
+        """VADER compound valence of the clip's transcript (None without one)."""
+        from agents.feature_agents import vader_compound
+
+        f = self.features
+        return vader_compound(" ".join(w.text for w in f.words)) if f and f.words else None
 
     @cached_property
     def transcript(self) -> str:

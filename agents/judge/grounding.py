@@ -10,10 +10,10 @@ import re
 from functools import lru_cache
 
 from agents.judge.clip_index import ClipIndex, au_numbers, norm_text
-from agents.feature_agents import vader_compound
 from agents.verbalizer import SYNONYMS
 from schemas import Evidence
 from schemas.judgement import ClaimCheck
+from schemas.trusted import trusted
 
 TIME_TOLERANCE_S = 0.25
 _QUOTE = re.compile(r"(?:^|(?<=[\s(:]))[\"“‘'](.+?)[\"”’'](?=$|[\s,.;:)!?])")
@@ -47,6 +47,53 @@ def labels_named(text: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(_WORD_LABEL[m.group(1).lower()] for m in _LABEL_WORDS.finditer(text)))
 
 
+class Cue:
+    """What a claim's text says, parsed once per distinct (cue, feature_ref): the clip-independent
+    half of every check below, so repeated cues (templated agents, re-judged runs) skip the regexes."""
+
+    __slots__ = ("ref", "aus", "au_mean", "labels", "label_values", "quotes", "has_quote", "speaker", "vader", "prosody")
+
+    def __init__(self, cue: str, feature_ref: str | None) -> None:
+        m = _REF.match(feature_ref.strip()) if feature_ref else None
+        self.ref = m.group("kind", "sel", "field", "key") if m else None
+        self.aus = tuple(m.group(1).replace(" ", "") for m in _AU.finditer(cue))
+        mean = _AU_MEAN.search(cue)
+        self.au_mean = mean.group(1) if mean else None
+        self.labels = labels_named(cue)
+        self.label_values = {}
+        for label in self.labels:
+            v = re.search(rf"\b{label}\b{_NUM_AFTER}", cue, re.IGNORECASE)
+            self.label_values[label] = v.group(1) if v else None
+        self.quotes = tuple(q for q in (norm_text(q) for q in _QUOTE.findall(cue)) if q)
+        self.has_quote = _QUOTE.search(cue) is not None
+        speaker = _SPEAKER.search(cue)
+        self.speaker = speaker.group(1) if speaker else None
+        vader = _VADER.search(cue)
+        self.vader = vader.group(1) if vader else None
+        self.prosody = _prosody_mentions(cue.lower())
+
+
+def _prosody_mentions(cue: str) -> tuple[tuple[str, float | None, bool, bool], ...]:
+    """(quantity, stated value or None, says more, says less) for each prosodic quantity the cue names."""
+    out = []
+    for quantity, (names, up, down) in _PROSODY.items():
+        m = names.search(cue)
+        if not m:
+            continue
+        stated = _STATED[quantity].search(cue)
+        if stated:
+            out.append((quantity, float(stated.group(1)) / (100.0 if quantity == "pauses" else 1.0), False, False))
+            continue
+        near = cue[max(0, m.start() - 30): m.end() + 30]
+        out.append((quantity, None, up.search(near) is not None, down.search(near) is not None))
+    return tuple(out)
+
+
+@lru_cache(maxsize=65536)
+def parse_cue(cue: str, feature_ref: str | None) -> Cue:
+    return Cue(cue, feature_ref)
+
+
 class Finding:
     """What the checkers found about one claim; contradiction wins over support."""
 
@@ -61,12 +108,12 @@ class Finding:
         self.contradicted.append(why)
 
     def verdict(self, evidence_id: str) -> ClaimCheck:
-        make = ClaimCheck.model_construct  # fields are known-good here; validation would double the judge's time
         if self.contradicted:
-            return make(evidence_id=evidence_id, verdict="contradicted", reason="; ".join(self.contradicted))
+            return trusted(ClaimCheck, evidence_id=evidence_id, verdict="contradicted", reason="; ".join(self.contradicted))
         if self.supported:
-            return make(evidence_id=evidence_id, verdict="supported", reason="; ".join(self.supported))
-        return make(evidence_id=evidence_id, verdict="unverifiable", reason="nothing in the claim can be checked against the features")
+            return trusted(ClaimCheck, evidence_id=evidence_id, verdict="supported", reason="; ".join(self.supported))
+        return trusted(ClaimCheck, evidence_id=evidence_id, verdict="unverifiable",
+                       reason="nothing in the claim can be checked against the features")
 
 
 def check_time(ev: Evidence, ix: ClipIndex, out: Finding) -> None:
@@ -100,10 +147,10 @@ def _face_frames(ev: Evidence, ix: ClipIndex, sel: str | None, out: Finding):
     return frames
 
 
-def check_action_units(ev: Evidence, ix: ClipIndex, out: Finding, frames=None, only: str | None = None) -> None:
+def check_action_units(ev: Evidence, cue: Cue, ix: ClipIndex, out: Finding, frames=None, only: str | None = None) -> None:
     """Every action unit the claim names (AU12, AU1+2) must be present in some cited frame; a stated
     mean intensity must match the measured one."""
-    named = [only] if only else [m.group(1).replace(" ", "") for m in _AU.finditer(ev.cue)]
+    named = (only,) if only else cue.aus
     frames = frames if frames is not None or not named else _face_frames(ev, ix, None, out)
     if not named or frames is None:
         return
@@ -119,25 +166,24 @@ def check_action_units(ev: Evidence, ix: ClipIndex, out: Finding, frames=None, o
         if present == 0:
             out.bad(f"{matches[0].au} is never active in the {len(frames)} cited frames")
             continue
-        stated = _AU_MEAN.search(ev.cue)
         mean = sum(a.intensity for a in matches) / len(matches)
-        if stated and abs(float(stated.group(1)) - mean) > max(0.05, 0.1 * mean):
-            out.bad(f"states {matches[0].au} mean intensity {stated.group(1)}, measured {mean:.2f}")
+        if cue.au_mean is not None and abs(float(cue.au_mean) - mean) > max(0.05, 0.1 * mean):
+            out.bad(f"states {matches[0].au} mean intensity {cue.au_mean}, measured {mean:.2f}")
         else:
             out.ok(f"{matches[0].au} active in {present}/{len(matches)} cited frames")
 
 
-def check_expression(ev: Evidence, ix: ClipIndex, out: Finding, frames=None) -> None:
+def check_expression(ev: Evidence, cue: Cue, ix: ClipIndex, out: Finding, frames=None) -> None:
     """A facial expression the claim names must be among the expression model's top two on the cited
     frames; a stated probability must match the measured mean."""
-    named = labels_named(ev.cue)
+    named = cue.labels
     frames = frames if frames is not None or not named else _face_frames(ev, ix, None, out)
     if not named or frames is None:
         return
     sums: dict[str, list[float]] = {}
     for o in frames:
         for p in o.expression:
-            label = _to_label(p.label)
+            label = _WORD_LABEL.get(p.label.lower())
             if label:
                 sums.setdefault(label, []).append(p.prob)
     if not sums:
@@ -149,58 +195,49 @@ def check_expression(ev: Evidence, ix: ClipIndex, out: Finding, frames=None) -> 
             out.bad(f"{label} is not among the top expressions on the cited frames ({ranked[0]} {mean[ranked[0]]:.2f}, "
                     f"{label} {mean.get(label, 0.0):.2f})")
             continue
-        m = re.search(rf"\b{label}\b{_NUM_AFTER}", ev.cue, re.IGNORECASE)
-        if m and float(m.group(1)) <= 1 and abs(float(m.group(1)) - mean[label]) > 0.05:
+        stated = cue.label_values[label]
+        if stated is not None and float(stated) <= 1 and abs(float(stated) - mean[label]) > 0.05:
             # a peak claim ("strongest ... frame") is about one frame; compare with the best frame
             best = max(v for v in sums[label])
-            if abs(float(m.group(1)) - best) > 0.05:
-                out.bad(f"states {label} {m.group(1)}, measured mean {mean[label]:.2f} (peak {best:.2f})")
+            if abs(float(stated) - best) > 0.05:
+                out.bad(f"states {label} {stated}, measured mean {mean[label]:.2f} (peak {best:.2f})")
                 continue
         out.ok(f"{label} ranks {ranked.index(label) + 1} on {len(frames)} cited frames ({mean[label]:.2f})")
 
 
-def _to_label(raw: str) -> str | None:
-    return _WORD_LABEL.get(raw.lower())
-
-
-def check_quotes(ev: Evidence, ix: ClipIndex, out: Finding, word_index: int | None = None) -> None:
+def check_quotes(ev: Evidence, cue: Cue, ix: ClipIndex, out: Finding, word_index: int | None = None) -> None:
     """Quoted words must have been said (in the cited span; by the named speaker)."""
-    quotes = [norm_text(q) for q in _QUOTE.findall(ev.cue)]
-    quotes = [q for q in quotes if q]
-    if not quotes:
+    if not cue.quotes:
         return
     if not ix.words:
         out.bad("quotes speech but the clip has no transcript")
         return
-    speaker = _SPEAKER.search(ev.cue)
     if word_index is not None:
         pool = [ix.words[word_index]]
     else:
         pool = ix.words_in(ev.start, ev.end)
     said = " " + " ".join(w[0] for w in pool) + " "
-    for q in quotes:
+    for q in cue.quotes:
         if f" {q} " not in said:
             where = f" at words[{word_index}]" if word_index is not None else (" in the cited span" if ev.start is not None else "")
             out.bad(f"'{q}' was not said{where}")
             continue
-        if speaker:
+        if cue.speaker:
             first = q.split()[0]
             who = {w[3] for w in pool if w[0] == first}
-            if speaker.group(1) not in who:
-                out.bad(f"'{q}' was said by {', '.join(sorted(filter(None, who))) or 'an unknown speaker'}, not {speaker.group(1)}")
+            if cue.speaker not in who:
+                out.bad(f"'{q}' was said by {', '.join(sorted(filter(None, who))) or 'an unknown speaker'}, not {cue.speaker}")
                 continue
         out.ok(f"'{q}' was said")
 
 
-def check_vader(ev: Evidence, ix: ClipIndex, out: Finding) -> None:
-    m = _VADER.search(ev.cue)
-    if not m or not ix.features or not ix.features.words:
+def check_vader(cue: Cue, ix: ClipIndex, out: Finding) -> None:
+    if cue.vader is None or ix.vader is None:
         return
-    measured = vader_compound(" ".join(w.text for w in ix.features.words))
-    if abs(measured - float(m.group(1))) > 0.02:
-        out.bad(f"states VADER valence {m.group(1)}, the transcript gives {measured:+.2f}")
+    if abs(ix.vader - float(cue.vader)) > 0.02:
+        out.bad(f"states VADER valence {cue.vader}, the transcript gives {ix.vader:+.2f}")
     else:
-        out.ok(f"VADER valence of the transcript is {measured:+.2f}")
+        out.ok(f"VADER valence of the transcript is {ix.vader:+.2f}")
 
 
 def _prosody_value(quantity: str, ev: Evidence, ix: ClipIndex) -> float | None:
@@ -218,56 +255,46 @@ def _prosody_value(quantity: str, ev: Evidence, ix: ClipIndex) -> float | None:
     return {"pitch": p.pitch_mean_hz, "loudness": p.intensity_mean_db, "rate": p.speech_rate_wps, "pauses": p.pause_ratio}[quantity]
 
 
-def check_prosody(ev: Evidence, ix: ClipIndex, out: Finding) -> None:
+def check_prosody(ev: Evidence, cue: Cue, ix: ClipIndex, out: Finding) -> None:
     """"Raised pitch", "loud", "fast", "long pauses": compared with the run's median clip; stated
     values (Hz, dB, words/s) compared with the measurement."""
-    cue = ev.cue.lower()
-    base = {"pitch": ix.baseline.pitch_hz, "loudness": ix.baseline.intensity_db, "rate": ix.baseline.rate_wps, "pauses": ix.baseline.pause_ratio}
-    for quantity, (names, up, down) in _PROSODY.items():
-        m = names.search(cue)
-        if not m:
-            continue
+    for quantity, stated, says_up, says_down in cue.prosody:
         value = _prosody_value(quantity, ev, ix)
         if value is None:
             out.bad(f"claims {quantity} but no voiced speech was measured in the clip")
             continue
-        stated = _STATED[quantity].search(cue)
-        if stated:
-            s = float(stated.group(1)) / (100.0 if quantity == "pauses" else 1.0)
+        if stated is not None:
             tol = {"pitch": 0.1 * value, "loudness": 3.0, "rate": 0.15 * value, "pauses": 0.05}[quantity]
-            if abs(s - value) > tol:
-                out.bad(f"states {quantity} {s:g}, measured {value:.1f}")
+            if abs(stated - value) > tol:
+                out.bad(f"states {quantity} {stated:g}, measured {value:.1f}")
             else:
                 out.ok(f"{quantity} {value:.1f} as stated")
             continue
-        near = cue[max(0, m.start() - 30): m.end() + 30]
-        says_up, says_down = up.search(near), down.search(near)
-        ref = base[quantity]
-        if ref is None or bool(says_up) == bool(says_down):
+        ref = ix.baseline_of(quantity)
+        if ref is None or says_up == says_down:
             continue
         diff = (value - ref) / ref if quantity in ("pitch", "rate") else value - ref
         if abs(diff) < _BAND[quantity]:
             continue  # about typical: neither confirms nor refutes
-        if (diff > 0) == bool(says_up):
+        if (diff > 0) == says_up:
             out.ok(f"{quantity} {value:.1f} vs run median {ref:.1f}")
         else:
             out.bad(f"claims {'more' if says_up else 'less'} {quantity} but measured {value:.1f} vs run median {ref:.1f}")
 
 
-def check_ref(ev: Evidence, ix: ClipIndex, out: Finding) -> bool:
+def check_ref(ev: Evidence, cue: Cue, ix: ClipIndex, out: Finding) -> bool:
     """Resolve feature_ref; a reference to a feature that does not exist is a contradiction. Returns
     True when the reference directed the checks (so the free-text checkers need not run again)."""
-    m = _REF.match(ev.feature_ref.strip())
-    if not m:
+    if cue.ref is None:
         return False
-    kind, sel, fld, key = m.group("kind", "sel", "field", "key")
+    kind, sel, fld, key = cue.ref
     try:
         if kind == "words":
             if sel is None:
                 if not ix.words:
                     out.bad("cites the transcript but the clip has none")
-                check_quotes(ev, ix, out)
-                check_vader(ev, ix, out)
+                check_quotes(ev, cue, ix, out)
+                check_vader(cue, ix, out)
                 return True
             i = int(sel)
             if not 0 <= i < len(ix.words):
@@ -276,22 +303,22 @@ def check_ref(ev: Evidence, ix: ClipIndex, out: Finding) -> bool:
             w = ix.words[i]
             if ev.start is not None and w[1] is not None and abs(w[1] - ev.start) > TIME_TOLERANCE_S + 0.25:
                 out.bad(f"words[{i}] starts at {w[1]:.2f} s, not {ev.start:.2f} s")
-            check_quotes(ev, ix, out, word_index=i)
+            check_quotes(ev, cue, ix, out, word_index=i)
             return True
         if kind == "faces":
             frames = _face_frames(ev, ix, sel, out)
             if frames is None:
                 return True
             if fld == "action_units":
-                check_action_units(ev, ix, out, frames, only=key)
+                check_action_units(ev, cue, ix, out, frames, only=key)
             elif fld == "expression":
-                check_expression(ev, ix, out, frames)
+                check_expression(ev, cue, ix, out, frames)
             else:
-                check_action_units(ev, ix, out, frames)
-                check_expression(ev, ix, out, frames)
+                check_action_units(ev, cue, ix, out, frames)
+                check_expression(ev, cue, ix, out, frames)
             return True
         if kind == "prosody":
-            check_prosody(ev, ix, out)
+            check_prosody(ev, cue, ix, out)
             return True
     except ValueError:
         out.bad(f"feature_ref {ev.feature_ref!r} has a malformed index")
@@ -301,18 +328,19 @@ def check_ref(ev: Evidence, ix: ClipIndex, out: Finding) -> bool:
 
 def verify(ev: Evidence, ix: ClipIndex) -> ClaimCheck:
     out = Finding()
+    cue = parse_cue(ev.cue, ev.feature_ref)
     check_time(ev, ix, out)
-    if not (ev.feature_ref and check_ref(ev, ix, out)):
+    if not check_ref(ev, cue, ix, out):
         if ev.modality in ("face", "visual"):
-            check_action_units(ev, ix, out)
-            check_expression(ev, ix, out)
+            check_action_units(ev, cue, ix, out)
+            check_expression(ev, cue, ix, out)
         elif ev.modality in ("audio", "prosody"):
-            check_prosody(ev, ix, out)
+            check_prosody(ev, cue, ix, out)
         else:
-            check_quotes(ev, ix, out)
-            check_vader(ev, ix, out)
-            if ev.modality == "context" or not _QUOTE.search(ev.cue):
-                check_prosody(ev, ix, out)
-                if _AU.search(ev.cue):
-                    check_action_units(ev, ix, out)
+            check_quotes(ev, cue, ix, out)
+            check_vader(cue, ix, out)
+            if ev.modality == "context" or not cue.has_quote:
+                check_prosody(ev, cue, ix, out)
+                if cue.aus:
+                    check_action_units(ev, cue, ix, out)
     return out.verdict(ev.evidence_id)

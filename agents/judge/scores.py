@@ -17,6 +17,7 @@ S_final = α·S_rec + β·S_reason + γ·S_cot (α+β+γ = 1, per task from conf
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from agents.rationale import states_label
 from schemas import Annotation
@@ -36,12 +37,17 @@ def distribution(a: Annotation) -> dict[str, float]:
 
 
 def s_rec(a: Annotation, peers: list[Annotation], gold: list[str] | None) -> tuple[float | None, str]:
+    return s_rec_given(a, [distribution(b) for b in peers], gold)
+
+
+def s_rec_given(a: Annotation, peer_distributions: list[dict[str, float]], gold: list[str] | None) -> tuple[float | None, str]:
+    """S_rec with the peers' distributions already computed (the judge computes each answer's once per clip)."""
     if gold:
         mine = set(a.labels or [a.label])
         return len(mine & set(gold)) / len(mine | set(gold)), "gold"
-    if not peers:
+    if not peer_distributions:
         return None, "none"
-    return sum(distribution(b).get(a.label, 0.0) for b in peers) / len(peers), "peers"
+    return sum(d.get(a.label, 0.0) for d in peer_distributions) / len(peer_distributions), "peers"
 
 
 def s_reason(claims: list[ClaimCheck], unverifiable_credit: float) -> float:
@@ -57,9 +63,13 @@ def step_grounded(step_text: str, evidence_ids: list[str], known_ids: set[str], 
     plain strings ground them that way."""
     if any(e in known_ids for e in evidence_ids):
         return True
-    anchors = {m.group(0).lower() for c in cues for m in _ANCHOR.finditer(c)}
     text = step_text.lower()
-    return any(x in text for x in anchors)
+    return any(x in text for c in cues for x in anchors(c))
+
+
+@lru_cache(maxsize=65536)
+def anchors(cue: str) -> frozenset[str]:
+    return frozenset(m.group(0).lower() for m in _ANCHOR.finditer(cue))
 
 
 def s_cot_parts(a: Annotation, available: frozenset[str]) -> tuple[float, float, float]:

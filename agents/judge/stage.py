@@ -3,7 +3,9 @@ Runs over the run at once because the aggregators and the review budget look acr
 
 from __future__ import annotations
 
+import gc
 import math
+from contextlib import contextmanager
 from collections import defaultdict
 
 import numpy as np
@@ -12,9 +14,10 @@ from agents.judge.aggregate import Votes, label_distributions, summarise
 from agents.judge.clip_index import Baseline, ClipIndex
 from agents.judge.flags import review_threshold
 from agents.judge.grounding import verify
-from agents.judge.scores import MODALITY_GROUP, s_cot_parts, s_final, s_rec, s_reason
+from agents.judge.scores import MODALITY_GROUP, distribution, s_cot_parts, s_final, s_rec_given, s_reason
 from schemas import Annotation, Clip, ClipFeatures, Consensus, EmoforgeConfig, Judgement, Provenance, SourceJudgements
 from schemas.features import LabelProb
+from schemas.trusted import trusted
 
 JUDGE_ID = "emoforge-grounded-judge"
 USABLE = ("ok", "repaired")
@@ -39,40 +42,60 @@ def judge_run(clips: list[Clip], features: list[ClipFeatures], annotations: list
             by_clip[a.clip_id].append(a)
 
     judgements: list[Judgement] = []
-    cited: dict[str, set[str]] = defaultdict(set)  # modality groups the clip's usable answers cite
-    for clip_id, answers in by_clip.items():
-        ix = index[clip_id]
-        usable = [a for a in answers if a.status in USABLE and a.label]
-        usable_ids = {id(a) for a in usable}  # identity: pydantic equality compares every field
-        cited[clip_id] = {MODALITY_GROUP[e.modality] for a in usable for e in a.evidence if e.modality in MODALITY_GROUP}
-        weights = jc.weights_for(ix.clip.instruction.template_id)
-        for a in answers:
-            if id(a) not in usable_ids:
-                judgements.append(Judgement.model_construct(
-                    annotation_id=a.annotation_id, clip_id=clip_id, annotator_id=a.annotator_id, label=None, s_rec=0.0,
-                    s_reason=0.0, s_cot=0.0, s_final=0.0, s_rec_basis="none", weights=weights, claims=[], step_scores=[],
-                    flags=["rejected_answer"], provenance=prov))
-                continue
-            claims = [verify(ev, ix) for ev in a.evidence]
-            rec, basis = s_rec(a, [b for b in usable if b is not a], gold.get(clip_id))
-            reason = s_reason(claims, jc.unverifiable_credit)
-            cot = sum(s_cot_parts(a, ix.modalities)) / 3.0
-            steps = []
-            if llm_judge is not None:
-                steps, rec, reason = llm_judge.blend(ix, a, rec, reason)
-                basis = "llm" if basis == "none" and rec is not None else basis
-            flags = ["hallucinated_evidence"] if any(c.verdict == "contradicted" for c in claims) else []
-            judgements.append(Judgement.model_construct(
-                annotation_id=a.annotation_id, clip_id=clip_id, annotator_id=a.annotator_id, label=a.label,
-                s_rec=0.0 if rec is None else rec, s_reason=reason, s_cot=cot, s_final=s_final(rec, reason, cot, weights),
-                s_rec_basis=basis, weights=weights, claims=claims, step_scores=steps, flags=flags, provenance=prov))
-
-    consensus, threshold = resolve(clips, index, judgements, cited, config, gold, prov)
+    cited: dict[str, set[str]] = {}  # modality groups the clip's usable answers cite
+    with gc_paused():
+        for clip_id, answers in by_clip.items():
+            ix = index[clip_id]
+            cited[clip_id] = score_clip(ix, answers, jc.weights_for(ix.clip.instruction.template_id), gold.get(clip_id),
+                                        jc.unverifiable_credit, prov, llm_judge, judgements)
+        consensus, threshold = resolve(clips, index, judgements, cited, config, gold, prov)
     low = {c.clip_id for c in consensus if "low_score" in c.flags}
     for j in judgements:
         if j.clip_id in low and j.label is not None and j.s_final < threshold and "low_score" not in j.flags:
             j.flags = [*j.flags, "low_score"]
     return SourceJudgements(judgements=judgements, consensus=consensus, threshold=threshold)
+
+
+def score_clip(ix: ClipIndex, answers: list[Annotation], weights, gold: list[str] | None, unverifiable_credit: float,
+               prov: Provenance, llm_judge, out: list[Judgement]) -> set[str]:
+    """Score one clip's answers into `out`; returns the modality groups its usable answers cite."""
+    clip_id = ix.clip.clip_id
+    usable = [a for a in answers if a.status in USABLE and a.label]
+    dists = {id(a): distribution(a) for a in usable}  # identity: pydantic equality compares every field
+    for a in answers:
+        if id(a) not in dists:
+            out.append(trusted(
+                Judgement, annotation_id=a.annotation_id, clip_id=clip_id, annotator_id=a.annotator_id, label=None, s_rec=0.0,
+                s_reason=0.0, s_cot=0.0, s_final=0.0, s_rec_basis="none", weights=weights, claims=[], step_scores=[],
+                flags=["rejected_answer"], provenance=prov))
+            continue
+        claims = [verify(ev, ix) for ev in a.evidence]
+        rec, basis = s_rec_given(a, [d for k, d in dists.items() if k != id(a)], gold)
+        reason = s_reason(claims, unverifiable_credit)
+        cot = sum(s_cot_parts(a, ix.modalities)) / 3.0
+        steps = []
+        if llm_judge is not None:
+            steps, rec, reason = llm_judge.blend(ix, a, rec, reason)
+            basis = "llm" if basis == "none" and rec is not None else basis
+        flags = ["hallucinated_evidence"] if any(c.verdict == "contradicted" for c in claims) else []
+        out.append(trusted(
+            Judgement, annotation_id=a.annotation_id, clip_id=clip_id, annotator_id=a.annotator_id, label=a.label,
+            s_rec=0.0 if rec is None else rec, s_reason=reason, s_cot=cot, s_final=s_final(rec, reason, cot, weights),
+            s_rec_basis=basis, weights=weights, claims=claims, step_scores=steps, flags=flags, provenance=prov))
+    return {MODALITY_GROUP[e.modality] for a in usable for e in a.evidence if e.modality in MODALITY_GROUP}
+
+
+@contextmanager
+def gc_paused():
+    """Judging a large run allocates millions of small records and frees almost none: the cyclic
+    collector would rescan them all again and again for nothing."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 def resolve(clips: list[Clip], index: dict[str, ClipIndex], judgements: list[Judgement], cited: dict[str, set[str]], config: EmoforgeConfig,
@@ -133,9 +156,9 @@ def resolve(clips: list[Clip], index: dict[str, ClipIndex], judgements: list[Jud
         if rejected[cid]:
             flags.append("rejected_answer")
         row = dist[i]
-        out.append(Consensus.model_construct(
-            clip_id=cid, label=labels[top[i]] if top[i] >= 0 else None,
-            distribution=[LabelProb.model_construct(label=labels[k], prob=round(float(row[k]), 6)) for k in np.nonzero(row)[0]],
+        out.append(trusted(
+            Consensus, clip_id=cid, label=labels[top[i]] if top[i] >= 0 else None,
+            distribution=[trusted(LabelProb, label=labels[k], prob=round(float(row[k]), 6)) for k in np.nonzero(row)[0]],
             method=jc.aggregation, margin=float(margin[i]), entropy=float(entropy[i]), uncertainty=float(uncertainty[i]),
             agreement=float(agreement[i]), n_answers=int(n_answers[i]),
             s_final_mean=None if math.isnan(s_mean[i]) else float(s_mean[i]), review_score=float(review[i]),
