@@ -269,6 +269,7 @@ class RuntimeConfig(_Strict):
     workers: int = Field(2, ge=1)  # sources processed at once
     torch_threads: int | None = Field(None, ge=1)  # None: one per core
     task_runner: Literal["threads", "dask"] = "threads"  # where stages 1-3 run their per-source tasks
+    judge_processes: int | None = Field(None, ge=1)  # processes scoring a large run in stage 4; None: one per core
     dask: DaskConfig = DaskConfig()
     gpu: GPUPoolConfig = GPUPoolConfig()
 

@@ -4,6 +4,7 @@ equal to crowd-kit's on known inputs, review thresholds, and properties checked 
 from __future__ import annotations
 
 import math
+import os
 import random
 
 import numpy as np
@@ -351,3 +352,28 @@ def test_properties_bounded_weighted_order_invariant(panel, a, b, method, rnd):
     before, after = key(res), key(again)
     assert after.keys() == before.keys() and all(after[k] == pytest.approx(v) for k, v in before.items())
     assert [(c.label, c.flags) for c in again.consensus] == [(c.label, c.flags) for c in res.consensus]
+
+
+def test_a_large_run_is_scored_in_worker_processes_with_the_same_result(monkeypatch):
+    from agents.judge import processes
+
+    rnd = random.Random(3)
+    n = 80
+    clips = [clip(f"c{i}") for i in range(n)]
+    feats = [features(f"c{i}", pitch=rnd.choice([None, 180.0, 220.0]), faces=i % 3 > 0, words=i % 4 > 0) for i in range(n)]
+    answers = [answer(f"w{w}", rnd.choice(LABELS) if w < 3 else None, rnd.sample(CUES, rnd.randint(0, 3)), clip_id=f"c{i}",
+                      status="ok" if w < 3 else "rejected") for i in range(n) for w in range(rnd.randint(1, 4))]
+    one = judge_run(clips, feats, answers, load_config(overrides=["runtime.judge_processes=1"]), "p")
+    monkeypatch.setattr(processes, "PARALLEL_MIN_ANSWERS", 1)  # this run is small; the path is the large runs'
+    cfg = load_config(overrides=["runtime.judge_processes=2"])
+    assert processes.judge_processes(cfg, len(answers), None) == 2
+    assert processes.judge_processes(cfg, len(answers), llm_judge=object()) == 1  # one model, one process
+    two = judge_run(clips, feats, answers, cfg, "p")
+    drop = {"judgements": {"__all__": {"provenance"}}, "consensus": {"__all__": {"provenance"}}}
+    assert two.model_dump(exclude=drop) == one.model_dump(exclude=drop)
+    assert any(c.verdict == "contradicted" for j in two.judgements for c in j.claims)  # the comparison covers claims
+    # and the scoring really happens in other processes, in job order
+    jobs = [(i, [], None, None) for i in range(40)]
+    got = list(processes.score_in_processes(jobs, 0.5, 2, score=lambda ix, answers, w, gold, credit: (ix, os.getpid())))
+    assert [i for i, _ in got] == list(range(40))
+    assert os.getpid() not in {pid for _, pid in got}

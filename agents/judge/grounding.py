@@ -107,13 +107,13 @@ class Finding:
     def bad(self, why: str) -> None:
         self.contradicted.append(why)
 
-    def verdict(self, evidence_id: str) -> ClaimCheck:
+    def verdict(self, evidence_id: str) -> tuple[str, str, str]:
+        """(evidence_id, verdict, reason): a plain tuple, cheap to send back from a worker process."""
         if self.contradicted:
-            return trusted(ClaimCheck, evidence_id=evidence_id, verdict="contradicted", reason="; ".join(self.contradicted))
+            return evidence_id, "contradicted", "; ".join(self.contradicted)
         if self.supported:
-            return trusted(ClaimCheck, evidence_id=evidence_id, verdict="supported", reason="; ".join(self.supported))
-        return trusted(ClaimCheck, evidence_id=evidence_id, verdict="unverifiable",
-                       reason="nothing in the claim can be checked against the features")
+            return evidence_id, "supported", "; ".join(self.supported)
+        return evidence_id, "unverifiable", "nothing in the claim can be checked against the features"
 
 
 def check_time(ev: Evidence, ix: ClipIndex, out: Finding) -> None:
@@ -326,7 +326,8 @@ def check_ref(ev: Evidence, cue: Cue, ix: ClipIndex, out: Finding) -> bool:
     return False
 
 
-def verify(ev: Evidence, ix: ClipIndex) -> ClaimCheck:
+def check_claim(ev: Evidence, ix: ClipIndex) -> tuple[str, str, str]:
+    """(evidence_id, verdict, reason) for one cited piece of evidence."""
     out = Finding()
     cue = parse_cue(ev.cue, ev.feature_ref)
     check_time(ev, ix, out)
@@ -344,3 +345,12 @@ def verify(ev: Evidence, ix: ClipIndex) -> ClaimCheck:
                 if cue.aus:
                     check_action_units(ev, cue, ix, out)
     return out.verdict(ev.evidence_id)
+
+
+def verify(ev: Evidence, ix: ClipIndex) -> ClaimCheck:
+    evidence_id, verdict, reason = check_claim(ev, ix)
+    return claim_record(evidence_id, verdict, reason)
+
+
+def claim_record(evidence_id: str, verdict: str, reason: str) -> ClaimCheck:
+    return trusted(ClaimCheck, evidence_id=evidence_id, verdict=verdict, reason=reason)

@@ -51,10 +51,14 @@ def s_rec_given(a: Annotation, peer_distributions: list[dict[str, float]], gold:
 
 
 def s_reason(claims: list[ClaimCheck], unverifiable_credit: float) -> float:
-    if not claims:
+    return s_reason_of([c.verdict for c in claims], unverifiable_credit)
+
+
+def s_reason_of(verdicts: list[str], unverifiable_credit: float) -> float:
+    if not verdicts:
         return unverifiable_credit
     credit = {"supported": 1.0, "unverifiable": unverifiable_credit, "contradicted": 0.0}
-    return sum(credit[c.verdict] for c in claims) / len(claims)
+    return sum(credit[v] for v in verdicts) / len(verdicts)
 
 
 def step_grounded(step_text: str, evidence_ids: list[str], known_ids: set[str], cues: list[str]) -> bool:

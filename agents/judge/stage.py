@@ -13,8 +13,9 @@ import numpy as np
 from agents.judge.aggregate import Votes, label_distributions, summarise
 from agents.judge.clip_index import Baseline, ClipIndex
 from agents.judge.flags import review_threshold
-from agents.judge.grounding import verify
-from agents.judge.scores import MODALITY_GROUP, distribution, s_cot_parts, s_final, s_rec_given, s_reason
+from agents.judge.grounding import check_claim, claim_record
+from agents.judge.processes import judge_processes, score_in_processes
+from agents.judge.scores import MODALITY_GROUP, distribution, s_cot_parts, s_final, s_rec_given, s_reason_of
 from schemas import Annotation, Clip, ClipFeatures, Consensus, EmoforgeConfig, Judgement, Provenance, SourceJudgements
 from schemas.features import LabelProb
 from schemas.trusted import trusted
@@ -41,13 +42,19 @@ def judge_run(clips: list[Clip], features: list[ClipFeatures], annotations: list
         if a.clip_id in index and a.status != "abstained":
             by_clip[a.clip_id].append(a)
 
+    jobs = [(index[clip_id], answers, jc.weights_for(index[clip_id].clip.instruction.template_id), gold.get(clip_id))
+            for clip_id, answers in by_clip.items()]
     judgements: list[Judgement] = []
     cited: dict[str, set[str]] = {}  # modality groups the clip's usable answers cite
     with gc_paused():
-        for clip_id, answers in by_clip.items():
-            ix = index[clip_id]
-            cited[clip_id] = score_clip(ix, answers, jc.weights_for(ix.clip.instruction.template_id), gold.get(clip_id),
-                                        jc.unverifiable_credit, prov, llm_judge, judgements)
+        processes = judge_processes(config, len(annotations), llm_judge)
+        if processes > 1:
+            scored = score_in_processes(jobs, jc.unverifiable_credit, processes)
+        else:
+            scored = (score_answers(ix, answers, w, g, jc.unverifiable_credit, llm_judge) for ix, answers, w, g in jobs)
+        for (ix, answers, weights, _), (rows, groups) in zip(jobs, scored):
+            cited[ix.clip.clip_id] = groups
+            add_judgements(ix.clip.clip_id, answers, rows, weights, prov, judgements)
         consensus, threshold = resolve(clips, index, judgements, cited, config, gold, prov)
     low = {c.clip_id for c in consensus if "low_score" in c.flags}
     for j in judgements:
@@ -56,33 +63,49 @@ def judge_run(clips: list[Clip], features: list[ClipFeatures], annotations: list
     return SourceJudgements(judgements=judgements, consensus=consensus, threshold=threshold)
 
 
-def score_clip(ix: ClipIndex, answers: list[Annotation], weights, gold: list[str] | None, unverifiable_credit: float,
-               prov: Provenance, llm_judge, out: list[Judgement]) -> set[str]:
-    """Score one clip's answers into `out`; returns the modality groups its usable answers cite."""
-    clip_id = ix.clip.clip_id
+# One scored answer: S_rec, S_reason, S_cot, S_final, S_rec basis, claims as (evidence_id, verdict,
+# reason), flags, LLM step scores; None for an answer that was not usable. Plain tuples, so worker
+# processes can send them back cheaply; records are built once, in add_judgements.
+Scored = tuple[float, float, float, float, str, list[tuple[str, str, str]], list[str], list] | None
+
+
+def score_answers(ix: ClipIndex, answers: list[Annotation], weights, gold: list[str] | None, unverifiable_credit: float,
+                  llm_judge=None) -> tuple[list[Scored], set[str]]:
+    """Score one clip's answers; also returns the modality groups its usable answers cite."""
     usable = [a for a in answers if a.status in USABLE and a.label]
     dists = {id(a): distribution(a) for a in usable}  # identity: pydantic equality compares every field
+    rows: list[Scored] = []
     for a in answers:
         if id(a) not in dists:
-            out.append(trusted(
-                Judgement, annotation_id=a.annotation_id, clip_id=clip_id, annotator_id=a.annotator_id, label=None, s_rec=0.0,
-                s_reason=0.0, s_cot=0.0, s_final=0.0, s_rec_basis="none", weights=weights, claims=[], step_scores=[],
-                flags=["rejected_answer"], provenance=prov))
+            rows.append(None)
             continue
-        claims = [verify(ev, ix) for ev in a.evidence]
+        claims = [check_claim(ev, ix) for ev in a.evidence]
         rec, basis = s_rec_given(a, [d for k, d in dists.items() if k != id(a)], gold)
-        reason = s_reason(claims, unverifiable_credit)
+        reason = s_reason_of([c[1] for c in claims], unverifiable_credit)
         cot = sum(s_cot_parts(a, ix.modalities)) / 3.0
         steps = []
         if llm_judge is not None:
             steps, rec, reason = llm_judge.blend(ix, a, rec, reason)
             basis = "llm" if basis == "none" and rec is not None else basis
-        flags = ["hallucinated_evidence"] if any(c.verdict == "contradicted" for c in claims) else []
+        flags = ["hallucinated_evidence"] if any(c[1] == "contradicted" for c in claims) else []
+        rows.append((0.0 if rec is None else rec, reason, cot, s_final(rec, reason, cot, weights), basis, claims, flags, steps))
+    return rows, {MODALITY_GROUP[e.modality] for a in usable for e in a.evidence if e.modality in MODALITY_GROUP}
+
+
+def add_judgements(clip_id: str, answers: list[Annotation], rows: list[Scored], weights, prov: Provenance,
+                   out: list[Judgement]) -> None:
+    for a, row in zip(answers, rows):
+        if row is None:
+            out.append(trusted(
+                Judgement, annotation_id=a.annotation_id, clip_id=clip_id, annotator_id=a.annotator_id, label=None, s_rec=0.0,
+                s_reason=0.0, s_cot=0.0, s_final=0.0, s_rec_basis="none", weights=weights, claims=[], step_scores=[],
+                flags=["rejected_answer"], provenance=prov))
+            continue
+        rec, reason, cot, final, basis, claims, flags, steps = row
         out.append(trusted(
             Judgement, annotation_id=a.annotation_id, clip_id=clip_id, annotator_id=a.annotator_id, label=a.label,
-            s_rec=0.0 if rec is None else rec, s_reason=reason, s_cot=cot, s_final=s_final(rec, reason, cot, weights),
-            s_rec_basis=basis, weights=weights, claims=claims, step_scores=steps, flags=flags, provenance=prov))
-    return {MODALITY_GROUP[e.modality] for a in usable for e in a.evidence if e.modality in MODALITY_GROUP}
+            s_rec=rec, s_reason=reason, s_cot=cot, s_final=final, s_rec_basis=basis, weights=weights,
+            claims=[claim_record(*c) for c in claims], step_scores=steps, flags=flags, provenance=prov))
 
 
 @contextmanager
