@@ -6,13 +6,18 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import sqlite3
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 _server_port: int | None = None
+_server_home: Path | None = None
+# a migrated, empty server database: a fresh one takes ~25 s of migrations to start
+PREFECT_TEMPLATE_DB = Path.home() / ".cache" / "emoforge" / "prefect-test-template.db"
 
 
 def _free_port() -> int:
@@ -21,11 +26,34 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _fresh_server_home() -> Path:
+    """Each session's server gets its own database. One shared across sessions grew with every run
+    (400 MB here, after which the SQLite server answered 503 "database is locked" mid-test), and two
+    sessions at once would write to the same file."""
+    home = Path(tempfile.mkdtemp(prefix="emoforge-prefect-test-"))
+    if PREFECT_TEMPLATE_DB.exists():
+        shutil.copyfile(PREFECT_TEMPLATE_DB, home / "prefect.db")
+    return home
+
+
+def _keep_template(home: Path) -> None:
+    if PREFECT_TEMPLATE_DB.exists() or not (home / "prefect.db").exists():
+        return
+    PREFECT_TEMPLATE_DB.parent.mkdir(parents=True, exist_ok=True)
+    part = PREFECT_TEMPLATE_DB.with_suffix(".part")
+    # SQLite's backup API: a consistent copy of a database the running server has open (WAL included)
+    with sqlite3.connect(home / "prefect.db") as src, sqlite3.connect(part) as dst:
+        src.backup(dst)
+    part.replace(PREFECT_TEMPLATE_DB)
+
+
 def pytest_configure(config):
-    global _server_port
+    global _server_port, _server_home
     # settings first: prefect reads them when it is imported
-    os.environ.setdefault("EMOFORGE_PREFECT_HOME", str(Path.home() / ".cache" / "emoforge" / "prefect-test"))
     if not os.environ.get("PREFECT_API_URL"):
+        if not os.environ.get("EMOFORGE_PREFECT_HOME"):
+            _server_home = _fresh_server_home()
+            os.environ["EMOFORGE_PREFECT_HOME"] = str(_server_home)
         _server_port = _free_port()
         proc = subprocess.run(
             [str(ROOT / "scripts" / "prefect-server"), "start", str(_server_port)], capture_output=True, text=True
@@ -33,6 +61,8 @@ def pytest_configure(config):
         if proc.returncode != 0:
             raise pytest.UsageError(f"could not start the Prefect server for tests: {proc.stderr.strip()}")
         os.environ["PREFECT_API_URL"] = proc.stdout.strip().splitlines()[-1]
+        if _server_home is not None:
+            _keep_template(_server_home)  # right after startup: migrated, nothing of the tests in it yet
     from flows.prefect_env import configure_prefect
 
     configure_prefect()
@@ -49,6 +79,8 @@ def pytest_sessionfinish(session, exitstatus):
 def pytest_unconfigure(config):
     if _server_port is not None:
         subprocess.run([str(ROOT / "scripts" / "prefect-server"), "stop", str(_server_port)], capture_output=True)
+    if _server_home is not None:
+        shutil.rmtree(_server_home, ignore_errors=True)
     # ctranslate2 (faster-whisper) can crash in interpreter teardown after every test has passed
     # (free(): invalid pointer, exit 134/139); leave with pytest's own status instead
     import sys
