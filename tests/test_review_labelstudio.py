@@ -116,14 +116,19 @@ def test_push_pull_two_reviewers_human_wins(label_studio, review_run):
     assert (report.pushed, report.already_there, report.skipped, report.problems) == (2, 0, 1, [])
     assert set(report.task_ids) == {"v1", "a1"} and report.overlap_tasks == 2
 
-    # media really cut: browser-playable H.264 + AAC for video, WAV for audio-only, served by the server
-    mp4 = review_run.media_dir / "wolf" / "v1" / "clip.mp4"
-    probe = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "stream=codec_name:format=duration", "-of", "json",
-                            str(mp4)], capture_output=True, text=True, check=True)
-    info = json.loads(probe.stdout)
-    assert {s["codec_name"] for s in info["streams"]} == {"h264", "aac"}
-    assert 2.8 < float(info["format"]["duration"]) < 3.3
-    assert (review_run.media_dir / "beck" / "a1" / "clip.wav").stat().st_size > 10_000
+    # media really cut: browser-playable H.264 + AAC, served by the server; an audio-only clip's
+    # picture is its waveform (not an empty video area), at the frame rate the task gives the player
+    for source, cid, seconds in (("wolf", "v1", 3.0), ("beck", "a1", 2.5)):
+        mp4 = review_run.media_dir / source / cid / "clip.mp4"
+        probe = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "stream=codec_name:format=duration", "-of", "json",
+                                str(mp4)], capture_output=True, text=True, check=True)
+        info = json.loads(probe.stdout)
+        assert sorted(s["codec_name"] for s in info["streams"]) == ["aac", "h264"]
+        assert seconds - 0.2 < float(info["format"]["duration"]) < seconds + 0.3
+    frame = subprocess.run(["ffmpeg", "-v", "error", "-ss", "1.0", "-i", str(mp4), "-frames:v", "1", "-f", "rawvideo",
+                            "-pix_fmt", "gray", "-"], capture_output=True, check=True).stdout
+    assert len(frame) == 640 * 200 and sum(b > 60 for b in frame) > 2000  # the waveform is drawn
+    assert _task(ls, report.task_ids["a1"])["data"]["fps"] == 25
 
     task = _task(ls, report.task_ids["v1"])
     assert task["data"]["video"].startswith("/data/local-files/?d=") and task["data"]["clip_id"] == "v1"

@@ -1,8 +1,9 @@
 """Clip media for review: each pushed clip's span cut from its source into the run directory, in
 formats every browser plays, and the local-files URL Label Studio serves it under.
 
-Video clips become H.264 + AAC MP4 (a silent track is added when the source has no audio, so the
-synced <Audio> always has something to decode); audio-only clips become WAV. Label Studio serves
+Every clip becomes an H.264 + AAC MP4. A silent track is added when the source has no audio, so the
+synced <Audio> always has something to decode; an audio-only clip gets its waveform drawn as the
+picture, so the <Video> area shows the sound moving in sync instead of an empty frame. Label Studio serves
 files only beneath its LOCAL_FILES_DOCUMENT_ROOT, so a run directory outside it is refused up front.
 """
 
@@ -36,9 +37,12 @@ def check_under_root(run_dir: RunDir, root: Path) -> None:
         )
 
 
+WAVEFORM_SIZE = "640x200"  # the picture of an audio-only clip: wide and low, like a waveform view
+WAVEFORM_FPS = 25
+
+
 def clip_media_path(run_dir: RunDir, clip: Clip) -> Path:
-    name = "clip.mp4" if clip.has_video else "clip.wav"
-    return run_dir.media_dir / clip.source_id / clip.clip_id / name
+    return run_dir.media_dir / clip.source_id / clip.clip_id / "clip.mp4"
 
 
 def cut_clip(run_dir: RunDir, clip: Clip, *, force: bool = False) -> Path:
@@ -49,20 +53,22 @@ def cut_clip(run_dir: RunDir, clip: Clip, *, force: bool = False) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.stem + ".part" + out.suffix)
     span = ["-ss", f"{clip.start:.3f}", "-t", f"{max(clip.duration, 0.05):.3f}"]
+    cmd = ["ffmpeg", "-y", "-loglevel", "error", *span, "-i", clip.source_path]
     if clip.has_video:
         # re-encode (not stream copy): a copy starts at the previous key frame and browsers need
         # H.264/AAC; faststart puts the index first so playback starts before the download ends
-        cmd = ["ffmpeg", "-y", "-loglevel", "error", *span, "-i", clip.source_path]
         if clip.has_audio:
             cmd += ["-map", "0:v:0", "-map", "0:a:0"]
         else:
             cmd += ["-f", "lavfi", "-i", "anullsrc=r=44100:cl=mono", "-map", "0:v:0", "-map", "1:a:0", "-shortest"]
-        cmd += ["-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-pix_fmt", "yuv420p",
-                # even dimensions: yuv420p H.264 refuses odd ones
-                "-vf", "scale=trunc(iw/2)*2:trunc(ih/2)*2", "-c:a", "aac", "-b:a", "128k",
-                "-movflags", "+faststart", str(tmp)]
+        # even dimensions: yuv420p H.264 refuses odd ones
+        cmd += ["-vf", "scale=trunc(iw/2)*2:trunc(ih/2)*2"]
     else:
-        cmd = ["ffmpeg", "-y", "-loglevel", "error", *span, "-i", clip.source_path, "-vn", "-c:a", "pcm_s16le", str(tmp)]
+        cmd += ["-filter_complex", f"[0:a:0]showwaves=s={WAVEFORM_SIZE}:mode=cline:scale=sqrt:rate={WAVEFORM_FPS}:"
+                "colors=0x4f8fd6,"
+                "format=yuv420p[v]", "-map", "[v]", "-map", "0:a:0"]
+    cmd += ["-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "128k",
+            "-movflags", "+faststart", str(tmp)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0 or not tmp.exists() or tmp.stat().st_size == 0:
         tmp.unlink(missing_ok=True)

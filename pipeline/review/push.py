@@ -180,7 +180,7 @@ def push_review(run_dir: RunDir, config: EmoforgeConfig, client: LabelStudioClie
             path = cut_clip(run_dir, clip)
         except Exception as exc:  # one bad source must not stop the push
             return c, None, f"{c.clip_id}: {exc}"
-        fps = probe_fps(path) if clip.has_video else None
+        fps = probe_fps(path)  # every clip is an MP4 with a picture (audio-only: its waveform)
         over = needs_overlap(c.clip_id, config.review.overlap)
         return c, build_task(clip, c, local_files_url(path, root), fps, answers=answers[c.clip_id],
                              judgements=judged[c.clip_id], features=feats.get(c.clip_id), overlap=over,
