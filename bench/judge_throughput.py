@@ -21,6 +21,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agents.judge import judge_run  # noqa: E402
+from agents.judge.processes import judge_processes  # noqa: E402
 from agents.judge.aggregate import Votes, label_distributions  # noqa: E402
 from schemas import Annotation, Evidence, Provenance, RationaleStep, load_config  # noqa: E402
 from tests.fixtures.judge_cases import clip, features  # noqa: E402
@@ -49,14 +50,28 @@ LIES = [Evidence.model_construct(evidence_id="e9", modality="text", cue="the spe
                                  feature_ref="faces[track=0].action_units[AU04]")]
 
 
-def build(n: int, seed: int = 0):
+def _tag(i: int) -> str:
+    """A letters-only tag (no digits, so no checker reads a number from it) that makes a cue unique."""
+    out = ""
+    while True:
+        i, r = divmod(i, 26)
+        out += chr(97 + r)
+        if not i:
+            return out
+
+
+def build(n: int, seed: int = 0, unique_cues: bool = False):
+    """unique_cues: every clip's cues carry its own tag, so the judge's per-cue parse cache never hits
+    across clips (the worst case, as with free-text LLM answers); otherwise cues repeat across clips,
+    as with templated agents."""
     rng = random.Random(seed)
-    pool = evidence_pool()
+    shared_pool = evidence_pool()
     n_clips = max(1, n // 4)
     clips, feats, answers = [], [], []
     base_clip, base_feat = clip("c"), features("c")
     for i in range(n_clips):
         cid = f"c{i}"
+        pool = [e.model_copy(update={"cue": f"{e.cue} (ref {_tag(i)})"}) for e in shared_pool] if unique_cues else shared_pool
         clips.append(base_clip.model_copy(update={"clip_id": cid}))
         feats.append(base_feat.model_copy(update={"clip_id": cid}))
         for w in range(4):
@@ -78,11 +93,14 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=1_000_000)
     ap.add_argument("--aggregation", default="weighted")
+    ap.add_argument("--unique-cues", action="store_true", help="no cue repeats across clips (free-text answers)")
+    ap.add_argument("--processes", type=int, default=None, help="runtime.judge_processes (default: one per core)")
     args = ap.parse_args()
     t0 = time.perf_counter()
-    clips, feats, answers = build(args.n)
+    clips, feats, answers = build(args.n, unique_cues=args.unique_cues)
     built = time.perf_counter() - t0
-    config = load_config(overrides=[f"judge.aggregation={args.aggregation}", "judge.threshold.mode=budget"])
+    config = load_config(overrides=[f"judge.aggregation={args.aggregation}", "judge.threshold.mode=budget",
+                                    f"runtime.judge_processes={args.processes or 'null'}"])
     t1 = time.perf_counter()
     res = judge_run(clips, feats, answers, config, "bench")
     judge_s = time.perf_counter() - t1
@@ -100,7 +118,8 @@ def main() -> None:
     caught = sum(1 for a, j in zip(answers, res.judgements) if any(e.evidence_id == "e9" for e in a.evidence) and "hallucinated_evidence" in j.flags)
     planted = sum(1 for a in answers if any(e.evidence_id == "e9" for e in a.evidence))
     report = {
-        "annotations": len(answers), "clips": len(clips), "build_s": round(built, 1),
+        "annotations": len(answers), "clips": len(clips), "unique_cues": args.unique_cues,
+        "processes": judge_processes(config, len(answers), None), "build_s": round(built, 1),
         "judge_run_s": round(judge_s, 2), "annotations_per_s": round(len(answers) / judge_s),
         "projected_1M_s": round(judge_s * 1_000_000 / len(answers), 1), "goal_1M_s": 60,
         "aggregation_only_s": agg, "planted_hallucinations": planted, "caught": caught,
@@ -109,7 +128,7 @@ def main() -> None:
     print(json.dumps(report, indent=2))
     out = Path(__file__).parent / "results"
     out.mkdir(exist_ok=True)
-    (out / "judge_throughput.json").write_text(json.dumps(report, indent=2) + "\n")
+    (out / f"judge_throughput{'_unique_cues' if args.unique_cues else ''}.json").write_text(json.dumps(report, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from functools import cached_property, lru_cache
+from functools import lru_cache
 
+from agents.verbalizer import SYNONYMS
 from schemas import Clip, ClipFeatures, FaceObservation
 
+# any word for an emotion (the taxonomy's labels and their synonyms) -> its taxonomy label
+WORD_LABEL = {w: label for label, words in SYNONYMS.items() for w in [label, *words]}
 _PUNCT = re.compile(r"[^\w' ]+")
 _AU_NUM = re.compile(r"\d+")
 
@@ -45,38 +48,58 @@ class Baseline:
                    med(p.speech_rate_wps for p in pros), med(p.pause_ratio for p in pros))
 
 
+class lazy:
+    """functools.cached_property without the lock and double check Python 3.11 runs on every first
+    access, which is most accesses when the judge builds one index per clip of a million-answer run."""
+
+    def __init__(self, fn):
+        self.fn = fn
+        self.name = fn.__name__
+        self.__doc__ = fn.__doc__
+
+    def __get__(self, obj, cls=None):
+        if obj is None:
+            return self
+        value = obj.__dict__[self.name] = self.fn(obj)
+        return value
+
+
 @dataclass
 class ClipIndex:
     clip: Clip
     features: ClipFeatures | None
     baseline: Baseline = field(default_factory=Baseline)
 
-    @property
-    def start(self) -> float:
-        return self.clip.start
+    def __post_init__(self) -> None:
+        self.start = self.clip.start  # plain attributes: the time check reads them for every claim
+        self.end = self.clip.end
 
-    @property
-    def end(self) -> float:
-        return self.clip.end
-
-    @cached_property
+    @lazy
     def words(self) -> list[tuple[str, float | None, float | None, str | None]]:
         f = self.features
         return [(norm_text(w.text), w.start, w.end, w.speaker) for w in (f.words if f else [])]
 
-    @cached_property
+    @lazy
     def faces(self) -> list[FaceObservation]:
         return list(self.features.faces) if self.features else []
 
-    @cached_property
+    @lazy
+    def expressions(self) -> dict[int, list[tuple[str, float]]]:
+        """Each face frame's expression probabilities under taxonomy labels, keyed by id(frame)."""
+        out = {}
+        for o in self.faces:
+            out[id(o)] = [(label, p.prob) for p in o.expression if (label := WORD_LABEL.get(p.label.lower()))]
+        return out
+
+    @lazy
     def tracks(self) -> set[int]:
         return {o.track_id for o in self.faces}
 
-    @cached_property
+    @lazy
     def measured_aus(self) -> set[str]:
         return {a.au for o in self.faces for a in o.action_units}
 
-    @cached_property
+    @lazy
     def modalities(self) -> frozenset[str]:
         """Modality groups the features actually carry: text (words), audio (prosody), visual (faces)."""
         f = self.features
@@ -113,7 +136,7 @@ class ClipIndex:
         b = self.baseline
         return {"pitch": b.pitch_hz, "loudness": b.intensity_db, "rate": b.rate_wps, "pauses": b.pause_ratio}[quantity]
 
-    @cached_property
+    @lazy
     def vader(self) -> float | None:
         """VADER compound valence of the clip's transcript (None without one)."""
         from agents.feature_agents import vader_compound
@@ -121,6 +144,6 @@ class ClipIndex:
         f = self.features
         return vader_compound(" ".join(w.text for w in f.words)) if f and f.words else None
 
-    @cached_property
+    @lazy
     def transcript(self) -> str:
         return " ".join(w[0] for w in self.words)

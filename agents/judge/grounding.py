@@ -9,8 +9,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-from agents.judge.clip_index import ClipIndex, au_numbers, norm_text
-from agents.verbalizer import SYNONYMS
+from agents.judge.clip_index import WORD_LABEL, ClipIndex, au_numbers, norm_text
 from schemas import Evidence
 from schemas.judgement import ClaimCheck
 from schemas.trusted import trusted
@@ -38,7 +37,7 @@ _STATED = {q: re.compile(rf"(\d+(?:\.\d+)?)\s*{u}") for q, u in
 _BAND = {"pitch": 0.05, "loudness": 1.5, "rate": 0.10, "pauses": 0.05}
 
 
-_WORD_LABEL = {w: label for label, words in SYNONYMS.items() for w in [label, *words]}
+_WORD_LABEL = WORD_LABEL
 _LABEL_WORDS = re.compile(r"\b(" + "|".join(sorted(map(re.escape, _WORD_LABEL), key=len, reverse=True)) + r")\b", re.IGNORECASE)
 
 
@@ -117,8 +116,9 @@ class Finding:
 
 
 def check_time(ev: Evidence, ix: ClipIndex, out: Finding) -> None:
+    lo, hi = ix.start - TIME_TOLERANCE_S, ix.end + TIME_TOLERANCE_S
     for name, t in (("start", ev.start), ("end", ev.end)):
-        if t is not None and not (ix.start - TIME_TOLERANCE_S <= t <= ix.end + TIME_TOLERANCE_S):
+        if t is not None and not lo <= t <= hi:
             out.bad(f"{name} {t:.2f} s lies outside the clip ({ix.start:.2f}-{ix.end:.2f} s)")
             return
 
@@ -181,11 +181,10 @@ def check_expression(ev: Evidence, cue: Cue, ix: ClipIndex, out: Finding, frames
     if not named or frames is None:
         return
     sums: dict[str, list[float]] = {}
+    expressions = ix.expressions
     for o in frames:
-        for p in o.expression:
-            label = _WORD_LABEL.get(p.label.lower())
-            if label:
-                sums.setdefault(label, []).append(p.prob)
+        for label, prob in expressions[id(o)]:
+            sums.setdefault(label, []).append(prob)
     if not sums:
         return  # no expression model output: nothing to check
     mean = {k: sum(v) / len(v) for k, v in sums.items()}

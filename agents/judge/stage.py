@@ -117,6 +117,10 @@ def gc_paused():
     try:
         yield
     finally:
+        # the records made meanwhile are long-lived (the run's output): file them straight in the
+        # oldest generation, or the first young collection after this would scan all of them
+        gc.freeze()
+        gc.unfreeze()
         if was:
             gc.enable()
 
@@ -161,29 +165,31 @@ def resolve(clips: list[Clip], index: dict[str, ClipIndex], judgements: list[Jud
     for j in judgements:
         hallucinated[j.clip_id] |= "hallucinated_evidence" in j.flags
         rejected[j.clip_id] |= "rejected_answer" in j.flags
+    # plain Python values: indexing numpy arrays one element at a time costs more than the rest of the loop
+    top_, margin_, entropy_, uncertainty_, agreement_, n_answers_, s_mean_, review_, dist_ = (
+        x.tolist() for x in (top, margin, entropy, uncertainty, agreement, n_answers, s_mean, review, dist))
+    flag_on = set(jc.flag_on)
     out = []
     for i, clip in enumerate(clips):
         cid = clip.clip_id
-        ix = index[cid]
         flags = []
-        if review[i] < threshold:
+        if review_[i] < threshold:
             flags.append("low_score")
-        if margin[i] < jc.min_margin:
+        if margin_[i] < jc.min_margin:
             flags.append("thin_margin")
-        if agreement[i] < jc.min_agreement:
+        if agreement_[i] < jc.min_agreement:
             flags.append("disagreement")
         if hallucinated[cid]:
             flags.append("hallucinated_evidence")
-        if ix.modalities - cited.get(cid, set()):  # measured, but no answer looked at it
+        if index[cid].modalities - cited.get(cid, set()):  # measured, but no answer looked at it
             flags.append("missing_modality")
         if rejected[cid]:
             flags.append("rejected_answer")
-        row = dist[i]
         out.append(trusted(
-            Consensus, clip_id=cid, label=labels[top[i]] if top[i] >= 0 else None,
-            distribution=[trusted(LabelProb, label=labels[k], prob=round(float(row[k]), 6)) for k in np.nonzero(row)[0]],
-            method=jc.aggregation, margin=float(margin[i]), entropy=float(entropy[i]), uncertainty=float(uncertainty[i]),
-            agreement=float(agreement[i]), n_answers=int(n_answers[i]),
-            s_final_mean=None if math.isnan(s_mean[i]) else float(s_mean[i]), review_score=float(review[i]),
-            gold_label=(gold.get(cid) or [None])[0], flags=flags, needs_review=any(f in jc.flag_on for f in flags), provenance=prov))
+            Consensus, clip_id=cid, label=labels[top_[i]] if top_[i] >= 0 else None,
+            distribution=[trusted(LabelProb, label=labels[k], prob=round(p, 6)) for k, p in enumerate(dist_[i]) if p != 0],
+            method=jc.aggregation, margin=margin_[i], entropy=entropy_[i], uncertainty=uncertainty_[i],
+            agreement=agreement_[i], n_answers=n_answers_[i],
+            s_final_mean=None if math.isnan(s_mean_[i]) else s_mean_[i], review_score=review_[i],
+            gold_label=(gold.get(cid) or [None])[0], flags=flags, needs_review=not flag_on.isdisjoint(flags), provenance=prov))
     return out, threshold
