@@ -112,6 +112,13 @@ class ClipIndex:
             out.add("visual")
         return frozenset(out)
 
+    @lazy
+    def track_frames(self) -> dict[int, list[FaceObservation]]:
+        out: dict[int, list[FaceObservation]] = {}
+        for o in self.faces:
+            out.setdefault(o.track_id, []).append(o)
+        return out
+
     def frames(self, track: int | None = None, index: int | None = None, start: float | None = None,
                end: float | None = None) -> list[FaceObservation]:
         """Face frames of one track (default: the main face) or one frame, within [start, end] when given."""
@@ -119,7 +126,7 @@ class ClipIndex:
             chosen = [self.faces[index]]
         else:
             t = track if track is not None else (self.features.main_track_id if self.features else None)
-            chosen = [o for o in self.faces if t is None or o.track_id == t]
+            chosen = self.faces if t is None else self.track_frames.get(t, [])
         if start is not None and end is not None:
             lo, hi = min(start, end) - 0.25, max(start, end) + 0.25  # a sampled frame may sit just outside
             inside = [o for o in chosen if lo <= o.time <= hi]

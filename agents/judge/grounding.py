@@ -96,6 +96,8 @@ def parse_cue(cue: str, feature_ref: str | None) -> Cue:
 class Finding:
     """What the checkers found about one claim; contradiction wins over support."""
 
+    __slots__ = ("supported", "contradicted")
+
     def __init__(self) -> None:
         self.supported: list[str] = []
         self.contradicted: list[str] = []
