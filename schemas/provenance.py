@@ -5,11 +5,13 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import UTC, datetime
+from functools import lru_cache
 from importlib import metadata
 
 from pydantic import BaseModel, Field
 
 
+@lru_cache(maxsize=1)  # reading package metadata parses a file (~1 ms); every record's provenance asks
 def emoforge_version() -> str:
     try:
         return metadata.version("emoforge")
