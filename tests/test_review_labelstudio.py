@@ -114,7 +114,7 @@ def test_push_pull_two_reviewers_human_wins(label_studio, review_run):
     client = _client(ls, config)
     report = push_review(review_run, config, client)
     assert (report.pushed, report.already_there, report.skipped, report.problems) == (2, 0, 1, [])
-    assert set(report.task_ids) == {"v1", "a1"} and report.overlap_tasks == 2
+    assert set(report.task_ids) == {"v1", "a1"} and report.overlap_percent == 100
 
     # media really cut: browser-playable H.264 + AAC, served by the server; an audio-only clip's
     # picture is its waveform (not an empty video area), at the frame rate the task gives the player
@@ -179,7 +179,7 @@ def test_deleted_task_and_label_outside_taxonomy_are_reported(label_studio, revi
     config = _config(ls, **{"review.overlap": 0.0})
     client = _client(ls, config)
     report = push_review(review_run, config, client)
-    assert report.overlap_tasks == 0 and _task(ls, report.task_ids["v1"])["overlap"] == 1
+    assert report.overlap_percent == 0 and _task(ls, report.task_ids["v1"])["overlap"] == 1
     _annotate(ls, ls.token, report.task_ids["v1"], "joyish")  # the UI allows only the taxonomy; the API does not check
     r = httpx.delete(f"{ls.url}/api/tasks/{report.task_ids['a1']}", headers={"Authorization": f"Token {ls.token}"})
     assert r.status_code == 204
@@ -190,6 +190,24 @@ def test_deleted_task_and_label_outside_taxonomy_are_reported(label_studio, revi
     bad = [p for p in pulled.problems if p.clip_id == "v1"]
     assert len(bad) == 1 and bad[0].task_id == report.task_ids["v1"] and "joyish" in bad[0].problem
     assert pulled.pending == 2
+
+
+def test_overlap_share_is_the_servers_and_an_overlap_task_waits_for_its_second_reviewer(label_studio, review_run):
+    ls = label_studio
+    config = _config(ls, **{"review.overlap": 0.5})
+    client = _client(ls, config)
+    report = push_review(review_run, config, client)
+    assert report.overlap_percent == 50
+    overlap = {cid: _task(ls, tid)["overlap"] for cid, tid in report.task_ids.items()}
+    assert sorted(overlap.values()) == [1, 2]  # half of the two tasks asks for two reviewers
+    for tid in report.task_ids.values():
+        _annotate(ls, ls.token, tid, "sadness")
+    by = {r.clip_id: r for r in pull_review(review_run, config, client).reviews}
+    assert {cid: by[cid].decision for cid in overlap} == {cid: "pending" if n == 2 else "accepted" for cid, n in overlap.items()}
+    # the setting is the project's: pushing again with another share changes it, in one request
+    same = {"review.overlap": 0.0, "review.label_studio.project_title": config.review.label_studio.project_title}
+    again = push_review(review_run, _config(ls, **same), client)
+    assert again.overlap_percent == 0 and {_task(ls, tid)["overlap"] for tid in report.task_ids.values()} == {1}
 
 
 def test_wrong_token_is_a_clear_error(label_studio):

@@ -141,20 +141,8 @@ class LabelStudioClient:
 
     def task_index(self, project_id: int) -> dict[str, int]:
         """clip_id -> task id for every task in the project (re-push looks clips up here)."""
-        out: dict[str, int] = {}
-        page = 1
-        while True:
-            r = self._http("GET", "/api/tasks", "list tasks", params={
-                "project": project_id, "page": page, "page_size": PAGE, "fields": "task_only", "include": "id,data"})
-            rows = r.get("tasks", []) if isinstance(r, dict) else r
-            for t in rows:
-                cid = (t.get("data") or {}).get("clip_id")
-                if cid is not None:
-                    out[str(cid)] = int(t["id"])
-            total = r.get("total", 0) if isinstance(r, dict) else 0
-            if not rows or page * PAGE >= total:
-                return out
-            page += 1
+        pairs = self._task_pages(project_id, "id,data", lambda t: ((t.get("data") or {}).get("clip_id"), int(t["id"])))
+        return {str(cid): tid for cid, tid in pairs if cid is not None}
 
     def import_tasks(self, project_id: int, tasks: list[dict]) -> list[int]:
         if not tasks:
@@ -163,8 +151,26 @@ class LabelStudioClient:
                        return_task_ids=True)
         return list(r.task_ids or [])
 
-    def set_overlap(self, task_id: int, reviewers: int) -> None:
-        self._http("PATCH", f"/api/tasks/{task_id}", "set a task's overlap", json={"overlap": reviewers})
+    def set_overlap(self, project_id: int, reviewers: int, share: float) -> int:
+        """Ask for `reviewers` reviewers on `share` of the project's tasks: Label Studio's own overlap
+        setting (maximum annotations, enforced on a cohort of that percentage of tasks), which the
+        server keeps as tasks are imported. One request, and only when the setting changes; returns
+        the cohort percentage in force."""
+        want = {"maximum_annotations": reviewers if share > 0 else 1,
+                "overlap_cohort_percentage": max(1, round(100 * share)) if share > 0 else 100}
+        have = self._http("GET", f"/api/projects/{project_id}", "read the project's overlap setting")
+        if any(have.get(k) != v for k, v in want.items()):
+            self._http("PATCH", f"/api/projects/{project_id}", "set the project's overlap", json=want)
+        return want["overlap_cohort_percentage"] if share > 0 else 0
+
+    def review_tasks(self, project_id: int) -> list[dict]:
+        """Every task with its annotations (the JSON export) and its overlap, i.e. how many reviewers
+        it asks for (the export lacks it; the Data Manager lists it, and only lists annotation ids)."""
+        tasks = self.export_tasks(project_id)
+        overlap = {t: n for t, n in self._task_pages(project_id, "id,overlap", lambda row: (int(row["id"]), row.get("overlap")))}
+        for t in tasks:
+            t["overlap"] = overlap.get(t.get("id"), 1)
+        return tasks
 
     def export_tasks(self, project_id: int) -> list[dict]:
         """Every task with its annotations (JSON export, all tasks so unannotated ones are seen too)."""
@@ -172,6 +178,20 @@ class LabelStudioClient:
             self._sdk.projects.exports.download_sync(project_id, export_type="JSON", download_all_tasks=True,
                                                      download_resources=False, request_options=request_options)))
         return json.loads(chunks)
+
+    def _task_pages(self, project_id: int, include: str, row: Callable[[dict], T]) -> list[T]:
+        """One value per task of the project, from the Data Manager's task list, page by page."""
+        out: list[T] = []
+        page = 1
+        while True:
+            r = self._http("GET", "/api/tasks", "list tasks", params={
+                "project": project_id, "page": page, "page_size": PAGE, "fields": "task_only", "include": include})
+            rows = r.get("tasks", []) if isinstance(r, dict) else r
+            out += [row(t) for t in rows]
+            total = r.get("total", 0) if isinstance(r, dict) else 0
+            if not rows or page * PAGE >= total:
+                return out
+            page += 1
 
     def users(self) -> dict[int, str]:
         """user id -> email (exports name annotators by id)."""

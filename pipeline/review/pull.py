@@ -110,9 +110,10 @@ def resolve(c: Consensus, answers: list[ReviewerAnswer], *, required: int, multi
     return Review(**base, final_label=top, final_labels=[top], final_source="human", decision="accepted")
 
 
-def reviews_from_export(tasks: list[dict], consensus: list[Consensus], config: EmoforgeConfig, users: dict[int, str],
-                        project_id: int, run_id: str | None = None) -> PullReport:
-    """The pure part of a pull: exported tasks + the run's consensus -> Review records and problems."""
+def reviews_from_tasks(tasks: list[dict], consensus: list[Consensus], config: EmoforgeConfig, users: dict[int, str],
+                       project_id: int, run_id: str | None = None) -> PullReport:
+    """The pure part of a pull: the project's tasks (with overlap and annotations) + the run's
+    consensus -> Review records and problems."""
     report = PullReport(project_id=project_id)
     by_clip: dict[str, dict] = {}
     for t in tasks:
@@ -138,7 +139,7 @@ def reviews_from_export(tasks: list[dict], consensus: list[Consensus], config: E
                 if a is not None:
                     answers.append(a)
             answers.sort(key=lambda a: (a.annotation_id or 0))
-        required = config.review.reviewers_on_overlap if task and (task.get("data") or {}).get("needs_overlap") else 1
+        required = int(task.get("overlap") or 1) if task else 1  # how many reviewers Label Studio asks for
         # created_at from the data, not the clock: the same annotations give the same record
         stamps = [a.submitted_at for a in answers if a.submitted_at] or [c.provenance.created_at]
         prov = Provenance(stage="review", stage_config_hash=settings_hash, run_id=run_id or c.provenance.run_id,
@@ -153,10 +154,11 @@ def reviews_from_export(tasks: list[dict], consensus: list[Consensus], config: E
 
 def pull_review(run_dir: RunDir, config: EmoforgeConfig, client: LabelStudioClient | None = None, *,
                 consensus: list[Consensus] | None = None, run_id: str | None = None, write: bool = True) -> PullReport:
-    """Export the project, build the run's Review records and (by default) write tables/reviews.parquet."""
+    """Read the project's tasks and answers, build the run's Review records and (by default) write
+    tables/reviews.parquet."""
     consensus = run_dir.read("consensus") if consensus is None else consensus
     client, pid = connect(config, client)
-    report = reviews_from_export(client.export_tasks(pid), consensus, config, client.users(), pid, run_id=run_id)
+    report = reviews_from_tasks(client.review_tasks(pid), consensus, config, client.users(), pid, run_id=run_id)
     if write:
         run_dir.write("reviews", report.reviews)
     return report

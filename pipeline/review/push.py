@@ -4,11 +4,12 @@ One task per clip the judge flagged (Consensus.needs_review). The task carries t
 transcript, the model's rationale and evidence, and the consensus answer as a prediction whose score
 is the review score, so the Data Manager sorts the least certain clips first. Pushing is idempotent:
 clips already in the project (looked up by clip_id) are left alone, so a re-run adds only new ones.
+The overlap (a share of tasks with several reviewers, for agreement) is Label Studio's own project
+setting; setting it per task took one slow request per task (~0.2 s each against SQLite).
 """
 
 from __future__ import annotations
 
-import hashlib
 import html
 import logging
 from collections import defaultdict
@@ -31,16 +32,11 @@ class PushReport(BaseModel):
     pushed: int = 0  # new tasks created
     already_there: int = 0  # flagged clips whose task existed (re-push)
     skipped: int = 0  # clips not flagged for review
-    overlap_tasks: int = 0  # new tasks that ask for config.review.reviewers_on_overlap reviewers
+    # the share of the project's tasks (percent) Label Studio asks config.review.reviewers_on_overlap
+    # reviewers for; the server picks them and keeps the share as tasks are added (0: one reviewer each)
+    overlap_percent: int = 0
     task_ids: dict[str, int] = {}  # clip_id -> task id, for every flagged clip in the project
     problems: list[str] = []  # clips that could not be pushed (media could not be cut, no clip record)
-
-
-def needs_overlap(clip_id: str, share: float) -> bool:
-    """Whether a clip is in the overlap share: a hash of its id, so the choice is the same on every
-    push and does not depend on which other clips are pushed with it."""
-    h = int(hashlib.sha256(clip_id.encode()).hexdigest()[:8], 16) / 0x100000000
-    return h < share
 
 
 def model_version(c: Consensus) -> str:
@@ -96,7 +92,7 @@ def _evidence_html(a: Annotation | None, j: Judgement | None) -> str:
 
 
 def build_task(clip: Clip, c: Consensus, media_url: str, fps: float | None, *, answers: list[Annotation] = (),
-               judgements: list[Judgement] = (), features: ClipFeatures | None = None, overlap: bool = False,
+               judgements: list[Judgement] = (), features: ClipFeatures | None = None,
                config: EmoforgeConfig | None = None) -> dict:
     """One Label Studio task (data + the consensus as a prediction)."""
     scores = {j.annotation_id: j.s_final for j in judgements}
@@ -118,7 +114,6 @@ def build_task(clip: Clip, c: Consensus, media_url: str, fps: float | None, *, a
         "review_score": round(c.review_score, 4),
         "flags": ",".join(c.flags),
         "annotators": ",".join(sorted({a.annotator_id for a in answers})),
-        "needs_overlap": overlap,
     }
     task: dict = {"data": data}
     if c.label is not None:
@@ -161,6 +156,8 @@ def push_review(run_dir: RunDir, config: EmoforgeConfig, client: LabelStudioClie
     client, pid = connect(config, client)
     client.ensure_local_storage(pid, run_dir.media_dir, title=f"emoforge media {run_dir.root.name}")
     report = PushReport(project_id=pid)
+    # before the import, so the server spreads the overlap over the new tasks as it adds them
+    report.overlap_percent = client.set_overlap(pid, config.review.reviewers_on_overlap, config.review.overlap)
     existing = client.task_index(pid)
     flagged = [c for c in consensus if c.needs_review]
     report.skipped = len(consensus) - len(flagged)
@@ -181,10 +178,8 @@ def push_review(run_dir: RunDir, config: EmoforgeConfig, client: LabelStudioClie
         except Exception as exc:  # one bad source must not stop the push
             return c, None, f"{c.clip_id}: {exc}"
         fps = probe_fps(path)  # every clip is an MP4 with a picture (audio-only: its waveform)
-        over = needs_overlap(c.clip_id, config.review.overlap)
         return c, build_task(clip, c, local_files_url(path, root), fps, answers=answers[c.clip_id],
-                             judgements=judged[c.clip_id], features=feats.get(c.clip_id), overlap=over,
-                             config=config), None
+                             judgements=judged[c.clip_id], features=feats.get(c.clip_id), config=config), None
 
     # ffmpeg runs in its own process: threads keep the CPUs busy while one clip encodes
     with ThreadPoolExecutor(max_workers=workers) as pool:
@@ -196,13 +191,12 @@ def push_review(run_dir: RunDir, config: EmoforgeConfig, client: LabelStudioClie
         else:
             tasks.append((c, task))
     report.problems and log.warning("review push: %d clip(s) not pushed: %s", len(report.problems), report.problems[:3])
-    push_tasks(client, pid, tasks, config.review.reviewers_on_overlap, report, workers=workers)
+    push_tasks(client, pid, tasks, report)
     return report
 
 
-def push_tasks(client: LabelStudioClient, pid: int, tasks: list[tuple[Consensus, dict]], reviewers: int,
-               report: PushReport, workers: int = 4) -> None:
-    """Bulk-import built tasks and raise the overlap of those in the overlap share."""
+def push_tasks(client: LabelStudioClient, pid: int, tasks: list[tuple[Consensus, dict]], report: PushReport) -> None:
+    """Bulk-import built tasks, recording each clip's task id."""
     for i in range(0, len(tasks), IMPORT_BATCH):
         batch = tasks[i:i + IMPORT_BATCH]
         ids = client.import_tasks(pid, [t for _, t in batch])
@@ -214,10 +208,3 @@ def push_tasks(client: LabelStudioClient, pid: int, tasks: list[tuple[Consensus,
             if tid is not None:
                 report.task_ids[c.clip_id] = int(tid)
         report.pushed += len(batch)
-    # Label Studio Community sets a task's overlap from the project on import (maximum_annotations,
-    # or a random cohort); a per-task PATCH is the only deterministic way, and it survives re-imports
-    # because the project keeps maximum_annotations=1 (no cohort re-arrangement).
-    over = [report.task_ids[c.clip_id] for c, t in tasks if t["data"]["needs_overlap"] and c.clip_id in report.task_ids]
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        list(pool.map(lambda tid: client.set_overlap(tid, reviewers), over))
-    report.overlap_tasks = len(over)
