@@ -16,7 +16,8 @@ _shared: tuple | None = None  # (score, jobs, unverifiable_credit), set before t
 
 def judge_processes(config, n_answers: int, llm_judge) -> int:
     """How many processes score this run."""
-    wanted = config.runtime.judge_processes or len(os.sched_getaffinity(0))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)  # Linux / macOS
+    wanted = config.runtime.judge_processes or cores
     if wanted <= 1 or llm_judge is not None or n_answers < PARALLEL_MIN_ANSWERS:
         return 1
     if "fork" not in multiprocessing.get_all_start_methods():
