@@ -84,7 +84,7 @@ def main() -> None:
     assert n_ann == args.n and pulled.accepted == args.n, (n_ann, pulled.accepted, pulled.problems[:3])
 
     out = {"n": args.n, "overlap": args.overlap, "push_s": round(push_s, 2), "overlap_percent": report.overlap_percent,
-           "overlap_tasks": sum(n > 1 for n in client._task_pages(pid, "id,overlap", lambda t: t.get("overlap") or 1)),
+           "overlap_tasks": sum(n > 1 for n in client.task_overlaps(pid).values()),
            "pull_s": round(pull_s, 2), "pull_export_alone_s": round(export_s, 2), "pull_read_s": round(read_s, 2), "push_goal_s": 60, "pull_goal_s": 10,
            "push_ok": push_s <= 60, "pull_ok": pull_s <= 10}
     print(json.dumps(out))

@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+from agents.feature_agents import vader_compound  # at import: no imports inside forked judge workers
 from agents.verbalizer import SYNONYMS
 from schemas import Clip, ClipFeatures, FaceObservation
 
@@ -146,8 +147,6 @@ class ClipIndex:
     @lazy
     def vader(self) -> float | None:
         """VADER compound valence of the clip's transcript (None without one)."""
-        from agents.feature_agents import vader_compound
-
         f = self.features
         return vader_compound(" ".join(w.text for w in f.words)) if f and f.words else None
 

@@ -38,7 +38,6 @@ _STATED = {q: re.compile(rf"(\d+(?:\.\d+)?)\s*{u}") for q, u in
 _BAND = {"pitch": 0.05, "loudness": 1.5, "rate": 0.10, "pauses": 0.05}
 
 
-_WORD_LABEL = WORD_LABEL
 # the synonym phrases first (longest first), then any word: one left-to-right scan that takes a
 # phrase where one starts and a single word elsewhere; the words are then looked up in a dict
 _PHRASE_OR_WORD = re.compile(
@@ -49,7 +48,7 @@ _PHRASE_OR_WORD = re.compile(
 def labels_named(text: str) -> tuple[str, ...]:
     """Taxonomy labels the text names, in order: whole words or phrases, any case. (One regex
     alternating over every synonym took ~50 µs per cue; this ~10 µs.)"""
-    return tuple(dict.fromkeys(_WORD_LABEL[t] for t in _PHRASE_OR_WORD.findall(text.lower()) if t in _WORD_LABEL))
+    return tuple(dict.fromkeys(WORD_LABEL[t] for t in _PHRASE_OR_WORD.findall(text.lower()) if t in WORD_LABEL))
 
 
 class Cue:

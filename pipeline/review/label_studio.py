@@ -158,7 +158,7 @@ class LabelStudioClient:
         the cohort percentage in force."""
         want = {"maximum_annotations": reviewers if share > 0 else 1,
                 "overlap_cohort_percentage": max(1, round(100 * share)) if share > 0 else 100}
-        have = self._http("GET", f"/api/projects/{project_id}", "read the project's overlap setting")
+        have = self._project(project_id)
         if any(have.get(k) != v for k, v in want.items()):
             self._http("PATCH", f"/api/projects/{project_id}", "set the project's overlap", json=want)
         return want["overlap_cohort_percentage"] if share > 0 else 0
@@ -167,14 +167,21 @@ class LabelStudioClient:
         """Every task with its annotations (the JSON export) and its overlap, i.e. how many reviewers
         it asks for (the export lacks it; the Data Manager lists it, and only lists annotation ids)."""
         tasks = self.export_tasks(project_id)
-        most = int(self._http("GET", f"/api/projects/{project_id}", "read the project's overlap setting").get("maximum_annotations") or 1)
+        most = int(self._project(project_id).get("maximum_annotations") or 1)
         # only a task with some answers but fewer than the most any task asks for can be waiting on a
         # reviewer; listing every task's overlap costs ~1.3 ms a task, so it is read only then
         waiting = [t for t in tasks if 0 < sum(not a.get("was_cancelled") for a in t.get("annotations") or []) < most]
-        overlap = dict(self._task_pages(project_id, "id,overlap", lambda row: (int(row["id"]), row.get("overlap")))) if waiting else {}
+        overlap = self.task_overlaps(project_id) if waiting else {}
         for t in tasks:
             t["overlap"] = overlap.get(t.get("id"), 1)
         return tasks
+
+    def task_overlaps(self, project_id: int) -> dict[int, int]:
+        """task id -> how many reviewers the task asks for."""
+        return dict(self._task_pages(project_id, "id,overlap", lambda t: (int(t["id"]), int(t.get("overlap") or 1))))
+
+    def _project(self, project_id: int) -> dict:
+        return self._http("GET", f"/api/projects/{project_id}", "read the project")
 
     def export_tasks(self, project_id: int) -> list[dict]:
         """Every task with its annotations (JSON export, all tasks so unannotated ones are seen too)."""
