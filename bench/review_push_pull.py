@@ -1,8 +1,10 @@
 """Benchmark: stage-5 push and pull against a local Label Studio (scripts/label-studio start).
 Push: N built tasks (data + prediction) into a project whose overlap setting asks 2 reviewers for
 20% of tasks (one project request), by bulk import in batches; goal <= 60 s for 10k. Pull: N
-annotations (imported with their tasks into a second project, not timed) read back (JSON export
-plus the task list for each task's overlap) and resolved into Review records; goal <= 10 s for 10k.
+annotations (imported with their tasks and predictions into a second project, not timed) read back
+as the flow does (read_tasks: an export snapshot, through the run's task mirror) and resolved into
+Review records; goal <= 10 s for 10k. Timed cold (empty mirror: the whole project is exported),
+unchanged (an empty delta), and in rounds (the answers arrive in --rounds parts, a pull after each).
 Cutting media is not timed (it is ffmpeg's speed, per clip).
 
     export LABEL_STUDIO_API_KEY=...; .venv/bin/python bench/review_push_pull.py --url http://127.0.0.1:8080 [--n 10000]
@@ -14,6 +16,7 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -22,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pipeline.review import labeling  # noqa: E402
 from pipeline.review.label_studio import LabelStudioClient  # noqa: E402
-from pipeline.review.pull import reviews_from_tasks  # noqa: E402
+from pipeline.review.pull import read_tasks, reviews_from_tasks  # noqa: E402
 from pipeline.review.push import PushReport, build_task, push_tasks  # noqa: E402
 from schemas import Consensus, Provenance, load_config  # noqa: E402
 from schemas.features import LabelProb  # noqa: E402
@@ -32,12 +35,19 @@ PROV = Provenance(stage="judge", stage_config_hash="bench", run_id="bench")
 LABELS = ["happiness", "sadness", "anger", "neutral", "surprise"]
 
 
+def annotated_task(i: int, task: dict) -> dict:
+    result = [{"from_name": labeling.EMOTION, "to_name": "video", "type": "choices", "value": {"choices": [LABELS[(i + 1) % 5]]}},
+              {"from_name": labeling.INTENSITY, "to_name": "video", "type": "rating", "value": {"rating": 1 + i % 5}}]
+    return {"data": task["data"], "predictions": task.get("predictions", []), "annotations": [{"result": result}]}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--url", default="http://127.0.0.1:8080")
     ap.add_argument("--token", default=os.environ.get("LABEL_STUDIO_API_KEY", "emoforge-dev-token-0123456789abcdef"))
     ap.add_argument("--n", type=int, default=10_000)
     ap.add_argument("--overlap", type=float, default=0.2, help="share of tasks Label Studio asks 2 reviewers for")
+    ap.add_argument("--rounds", type=int, default=10, help="incremental pull: answers arrive in this many rounds")
     args = ap.parse_args()
     tag = uuid.uuid4().hex[:6]
     config = load_config(overrides=[f"review.label_studio.url={args.url}", f"review.overlap={args.overlap}"])
@@ -63,30 +73,49 @@ def main() -> None:
     push_s = time.perf_counter() - t0
     assert report.pushed == args.n and len(report.task_ids) == args.n, report
 
-    # pull: a second project whose tasks come with one annotation each (set up in bulk, not timed)
+    # pull: a second project whose tasks come with their prediction and one annotation each (set up
+    # in bulk, not timed), pulled as the flow does it (read_tasks + resolve) into an empty cache:
+    # a cold pull exports the whole project
     pid2 = client.ensure_project(f"bench pull {tag}", xml)
-    annotated = []
-    for i, (c, t) in enumerate(tasks):
-        result = [{"from_name": labeling.EMOTION, "to_name": "video", "type": "choices", "value": {"choices": [LABELS[(i + 1) % 5]]}},
-                  {"from_name": labeling.INTENSITY, "to_name": "video", "type": "rating", "value": {"rating": 1 + i % 5}}]
-        annotated.append({"data": t["data"], "annotations": [{"result": result}]})
+    annotated = [annotated_task(i, t) for i, (c, t) in enumerate(tasks)]
     for i in range(0, len(annotated), 2000):
         client.import_tasks(pid2, annotated[i:i + 2000])
-    t0 = time.perf_counter()
-    exported = client.export_tasks(pid2)
-    export_s = time.perf_counter() - t0  # the server's export alone, for reference
-    assert len(exported) == args.n
-    tasks2 = client.review_tasks(pid2)  # the export again, plus each task's overlap from the task list
-    read_s = time.perf_counter() - t0 - export_s
-    pulled = reviews_from_tasks(tasks2, cons, config, client.users(), pid2)
-    pull_s = time.perf_counter() - t0 - export_s  # the pull as the flow does it: review_tasks + resolve
-    n_ann = sum(len(r.answers) for r in pulled.reviews)
-    assert n_ann == args.n and pulled.accepted == args.n, (n_ann, pulled.accepted, pulled.problems[:3])
+    cache = Path(tempfile.mkdtemp(prefix="bench-pull-"))
+    users = client.users()
+
+    def pull(pid: int, consensus: list[Consensus]) -> tuple[float, object, int]:
+        t = time.perf_counter()
+        rows, sync = read_tasks(client, pid, cache)
+        pulled = reviews_from_tasks(rows, consensus, config, users, pid)
+        return time.perf_counter() - t, sync, sum(len(r.answers) for r in pulled.reviews)
+
+    cold_s, sync, n_ann = pull(pid2, cons)
+    assert sync.full and n_ann == args.n, (sync, n_ann)
+    warm_s, sync, n_ann = pull(pid2, cons)  # nothing changed since: an empty delta
+    assert not sync.full and n_ann == args.n, (sync, n_ann)
+    t0 = time.perf_counter()  # the one-shot export the pull used before snapshots, for reference
+    assert len(json.loads(b"".join(client.sdk.projects.exports.download_sync(
+        pid2, export_type="JSON", download_all_tasks=True, download_resources=False)))) == args.n
+    oneshot_s = time.perf_counter() - t0
+
+    # incremental: the same number of answers arriving in rounds, a pull after each (as the webhook
+    # listener or a schedule runs them); each pull exports what changed since the last one
+    pid3 = client.ensure_project(f"bench pull rounds {tag}", xml)
+    rounds, step, round_s = [], max(1, args.n // args.rounds), []
+    for i in range(0, args.n, step):
+        client.import_tasks(pid3, annotated[i:i + step])
+        s, sync, n_ann = pull(pid3, cons)
+        round_s.append(round(s, 2))
+        rounds.append(sync.fetched)
+    assert n_ann == args.n and not sync.full, (n_ann, sync)
 
     out = {"n": args.n, "overlap": args.overlap, "push_s": round(push_s, 2), "overlap_percent": report.overlap_percent,
            "overlap_tasks": sum(n > 1 for n in client.task_overlaps(pid).values()),
-           "pull_s": round(pull_s, 2), "pull_export_alone_s": round(export_s, 2), "pull_read_s": round(read_s, 2), "push_goal_s": 60, "pull_goal_s": 10,
-           "push_ok": push_s <= 60, "pull_ok": pull_s <= 10}
+           "pull_cold_s": round(cold_s, 2), "pull_unchanged_s": round(warm_s, 2),
+           "oneshot_export_alone_s": round(oneshot_s, 2),
+           "pull_rounds": args.rounds, "pull_round_s": round_s, "pull_round_exported_tasks": rounds,
+           "push_goal_s": 60, "pull_goal_s": 10, "push_ok": push_s <= 60, "pull_cold_ok": cold_s <= 10,
+           "pull_last_round_ok": round_s[-1] <= 10}
     print(json.dumps(out))
     res = Path(__file__).parent / "results"
     res.mkdir(exist_ok=True)

@@ -252,3 +252,54 @@ def test_webhook_triggers_a_pull(label_studio, review_run):
     assert hook.events and hook.events[0]["action"] == "ANNOTATION_CREATED"
     v1 = {r.clip_id: r for r in pulls[-1].reviews}["v1"]
     assert (v1.final_label, v1.final_source) == ("surprise", "human")
+
+
+def test_pull_exports_only_what_changed_and_falls_back_when_the_counts_do_not_add_up(label_studio, review_run,
+                                                                                     monkeypatch, caplog):
+    from pipeline.review import mirror
+    from pipeline.review.label_studio import PULL_VIEW
+
+    monkeypatch.setattr(mirror, "MARGIN", mirror.timedelta(0))  # else every change of this quick test is "recent"
+    ls = label_studio
+    config = _config(ls, **{"review.overlap": 0.0})
+    client = _client(ls, config)
+    report = push_review(review_run, config, client)
+    pid = report.project_id
+    _annotate(ls, ls.token, report.task_ids["v1"], "sadness")
+    time.sleep(1.1)  # the pull reads the server's clock from its Date header, in whole seconds
+    first = pull_review(review_run, config, client)
+    assert (first.full_export, first.exported_tasks) == (True, 2)
+    nothing = pull_review(review_run, config, client)
+    assert (nothing.full_export, nothing.exported_tasks) == (False, 0) and nothing.reviews == first.reviews
+
+    _annotate(ls, ls.token, report.task_ids["a1"], "anger")
+    time.sleep(1.1)
+    delta = pull_review(review_run, config, client)
+    assert (delta.full_export, delta.exported_tasks) == (False, 1)  # only a1's task
+    by = {r.clip_id: r for r in delta.reviews}
+    assert (by["v1"].final_label, by["a1"].final_label) == ("sadness", "anger")
+    assert {r.clip_id: r.final_label for r in delta.reviews} == {
+        r.clip_id: r.final_label for r in pull_review(RunDir.create(review_run.root / "fresh"), config, client,
+                                                      consensus=review_run.read("consensus")).reviews}
+
+    # a deletion moves no timestamp the delta could see; the counts catch it and the pull exports everything
+    headers = {"Authorization": f"Token {ls.token}"}
+    assert httpx.delete(f"{ls.url}/api/tasks/{report.task_ids['a1']}", headers=headers).status_code == 204
+    after = pull_review(review_run, config, client)
+    assert after.full_export and after.exported_tasks == 1 and after.missing == ["a1"]
+
+    # nothing of the pull's is left on the server: its filtered view and export snapshots are deleted,
+    # a view left by a crashed pull included
+    httpx.post(f"{ls.url}/api/dm/views", headers=headers, json={"project": pid, "data": {"title": PULL_VIEW}})
+    assert pull_review(review_run, config, client).full_export is False
+    views = httpx.get(f"{ls.url}/api/dm/views", headers=headers, params={"project": pid}).json()
+    assert [v for v in views if v["data"].get("title") == PULL_VIEW] == []
+    assert httpx.get(f"{ls.url}/api/projects/{pid}/exports", headers=headers).json() == []
+
+    # a mirror that cannot be read costs one full export, with a warning naming the file
+    (cached,) = review_run.cache_dir.glob(f"label-studio-{pid}-*.json")
+    cached.write_text("{not json")
+    with caplog.at_level("WARNING"):
+        again = pull_review(review_run, config, client)
+    assert again.full_export and again.reviews == after.reviews
+    assert any(str(cached) in r.getMessage() for r in caplog.records)

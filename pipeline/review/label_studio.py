@@ -13,6 +13,8 @@ import logging
 import os
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
@@ -26,6 +28,10 @@ from schemas.config import LabelStudioConfig
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 PAGE = 1000  # tasks per page when listing a project
+PULL_VIEW = "emoforge pull (temporary)"  # the Data Manager view a delta export filters through
+# ids only for what the pull does not read: expanding them costs server time per task
+SNAPSHOT_OPTIONS = {"drafts": {"only_id": True}, "predictions": {"only_id": True},
+                    "annotations__completed_by": {"only_id": True}, "include_annotation_history": False}
 
 
 class LabelStudioError(RuntimeError):
@@ -38,6 +44,15 @@ class LabelStudioAuthError(LabelStudioError):
 
 class LabelStudioUnavailable(LabelStudioError):
     pass
+
+
+@dataclass(frozen=True)
+class ProjectCounts:
+    tasks: int
+    answers: int  # annotations that are not skips
+    skips: int
+    most_reviewers: int  # the project's maximum annotations per task
+    as_of: datetime | None = None
 
 
 @dataclass
@@ -98,12 +113,16 @@ class LabelStudioClient:
 
     def _http(self, method: str, path: str, what: str, **kwargs: Any) -> Any:
         """A raw API request (for endpoints the SDK types too strictly), same retries and errors."""
-        def go(request_options: dict | None = None) -> Any:
+        r = self._response(method, path, what, **kwargs)
+        return r.json() if r.content else None
+
+    def _response(self, method: str, path: str, what: str, **kwargs: Any) -> httpx.Response:
+        def go(request_options: dict | None = None) -> httpx.Response:
             r = httpx.request(method, self.url + path, headers={"Authorization": f"Token {self.token}"},
                               timeout=self.timeout_s, **kwargs)
             if r.status_code >= 400:
                 raise ApiError(status_code=r.status_code, body=r.text[:500])
-            return r.json() if r.content else None
+            return r
 
         return self._call(what, go)
 
@@ -163,40 +182,94 @@ class LabelStudioClient:
             self._http("PATCH", f"/api/projects/{project_id}", "set the project's overlap", json=want)
         return want["overlap_cohort_percentage"] if share > 0 else 0
 
-    def review_tasks(self, project_id: int) -> list[dict]:
-        """Every task with its annotations (the JSON export) and its overlap, i.e. how many reviewers
-        it asks for (the export lacks it; the Data Manager lists it, and only lists annotation ids)."""
-        tasks = self.export_tasks(project_id)
-        most = int(self._project(project_id).get("maximum_annotations") or 1)
-        # only a task with some answers but fewer than the most any task asks for can be waiting on a
-        # reviewer; listing every task's overlap costs ~1.3 ms a task, so it is read only then
-        waiting = [t for t in tasks if 0 < sum(not a.get("was_cancelled") for a in t.get("annotations") or []) < most]
-        overlap = self.task_overlaps(project_id) if waiting else {}
-        for t in tasks:
-            t["overlap"] = overlap.get(t.get("id"), 1)
-        return tasks
+    def counts(self, project_id: int) -> "ProjectCounts":
+        """How many tasks, answers and skips the project holds, the most reviewers a task asks for, and
+        the server's clock when it counted (its Date header, to the second; None if it sends none)."""
+        r = self._response("GET", f"/api/projects/{project_id}", "read the project")
+        p = r.json()
+        try:
+            as_of = parsedate_to_datetime(r.headers["date"])
+        except (KeyError, TypeError, ValueError):
+            as_of = None
+        return ProjectCounts(tasks=int(p.get("task_number") or 0), answers=int(p.get("total_annotations_number") or 0),
+                             skips=int(p.get("skipped_annotations_number") or 0),
+                             most_reviewers=int(p.get("maximum_annotations") or 1), as_of=as_of)
 
-    def task_overlaps(self, project_id: int) -> dict[int, int]:
-        """task id -> how many reviewers the task asks for."""
-        return dict(self._task_pages(project_id, "id,overlap", lambda t: (int(t["id"]), int(t.get("overlap") or 1))))
+    def task_overlaps(self, project_id: int, waiting_below: int | None = None) -> dict[int, int]:
+        """task id -> how many reviewers the task asks for (the export lacks it). With `waiting_below`,
+        only tasks with some answers but fewer than that many: the list costs ~1.3 ms a task."""
+        query = None
+        if waiting_below is not None:
+            query = json.dumps({"filters": {"conjunction": "and", "items": [
+                {"filter": "filter:tasks:total_annotations", "operator": "greater", "type": "Number", "value": 0},
+                {"filter": "filter:tasks:total_annotations", "operator": "less", "type": "Number", "value": waiting_below}]}})
+        return dict(self._task_pages(project_id, "id,overlap", lambda t: (int(t["id"]), int(t.get("overlap") or 1)),
+                                     query=query))
 
     def _project(self, project_id: int) -> dict:
         return self._http("GET", f"/api/projects/{project_id}", "read the project")
 
-    def export_tasks(self, project_id: int) -> list[dict]:
-        """Every task with its annotations (JSON export, all tasks so unannotated ones are seen too)."""
-        chunks = self._call("export annotations", lambda request_options=None: b"".join(
-            self._sdk.projects.exports.download_sync(project_id, export_type="JSON", download_all_tasks=True,
-                                                     download_resources=False, request_options=request_options)))
-        return json.loads(chunks)
+    def export_tasks(self, project_id: int, updated_after: datetime | None = None) -> list[dict]:
+        """Every task with its annotations, or only those whose updated_at is after `updated_after`
+        (an aware time; creating or editing an annotation moves it).
 
-    def _task_pages(self, project_id: int, include: str, row: Callable[[dict], T]) -> list[T]:
-        """One value per task of the project, from the Data Manager's task list, page by page."""
+        Through an export snapshot, not the one-shot export: the snapshot prefetches drafts and
+        skips building the project per task, ~40% less server time (10k tasks: 23 s against 38 s).
+        A delta is a snapshot of a temporary Data Manager view filtered on updated_at; the view and
+        the snapshot are deleted afterwards so reviewers never see them."""
+        view = None
+        if updated_after is not None:
+            self._drop_views(project_id)  # one a crashed pull may have left
+            view = self._http("POST", "/api/dm/views", "create a filtered view", json={"project": project_id, "data": {
+                "title": PULL_VIEW, "filters": {"conjunction": "and", "items": [
+                    {"filter": "filter:tasks:updated_at", "operator": "greater", "type": "Datetime",
+                     # the one format the Data Manager parses; any other is ignored (all tasks match)
+                     "value": updated_after.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")}]}}})["id"]
+        try:
+            body = {"title": "emoforge pull", "serialization_options": SNAPSHOT_OPTIONS}
+            if view is not None:
+                body["task_filter_options"] = {"view": view}
+            snap = self._http("POST", f"/api/projects/{project_id}/exports", "create an export snapshot", json=body)
+            base = f"/api/projects/{project_id}/exports/{snap['id']}"
+            try:
+                deadline = time.monotonic() + self.timeout_s * 10
+                # servers with a job queue (redis) build the snapshot in the background
+                while snap.get("status") not in ("completed", "failed"):
+                    if time.monotonic() > deadline:
+                        raise LabelStudioUnavailable(f"Label Studio at {self.url}: export snapshot {snap['id']} still "
+                                                     f"{snap.get('status')!r} after {self.timeout_s * 10:.0f} s")
+                    time.sleep(0.5)
+                    snap = self._http("GET", base, "check the export snapshot")
+                if snap["status"] == "failed":
+                    raise LabelStudioError(f"Label Studio at {self.url} failed to export project {project_id}; see its log")
+                return self._http("GET", base + "/download", "download the export", params={"exportType": "JSON"}) or []
+            finally:
+                self._cleanup("DELETE", base, "delete the export snapshot")
+        finally:
+            if view is not None:
+                self._cleanup("DELETE", f"/api/dm/views/{view}", "delete the filtered view")
+
+    def _cleanup(self, method: str, path: str, what: str) -> None:
+        """A tidy-up request whose failure must not hide the error that may be on its way out."""
+        try:
+            self._http(method, path, what)
+        except LabelStudioError as exc:
+            log.warning("%s", exc)
+
+    def _drop_views(self, project_id: int) -> None:
+        for v in self._http("GET", "/api/dm/views", "list views", params={"project": project_id}) or []:
+            if (v.get("data") or {}).get("title") == PULL_VIEW:
+                self._http("DELETE", f"/api/dm/views/{v['id']}", "delete a left-over view")
+
+    def _task_pages(self, project_id: int, include: str, row: Callable[[dict], T], query: str | None = None) -> list[T]:
+        """One value per task of the project (matching the Data Manager `query`), page by page."""
         out: list[T] = []
         page = 1
         while True:
-            r = self._http("GET", "/api/tasks", "list tasks", params={
-                "project": project_id, "page": page, "page_size": PAGE, "fields": "task_only", "include": include})
+            params = {"project": project_id, "page": page, "page_size": PAGE, "fields": "task_only", "include": include}
+            if query is not None:
+                params["query"] = query
+            r = self._http("GET", "/api/tasks", "list tasks", params=params)
             rows = r.get("tasks", []) if isinstance(r, dict) else r
             out += [row(t) for t in rows]
             total = r.get("total", 0) if isinstance(r, dict) else 0

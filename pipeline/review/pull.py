@@ -16,6 +16,7 @@ from pydantic import BaseModel
 
 from pipeline.review import labeling
 from pipeline.review.label_studio import LabelStudioClient
+from pipeline.review.mirror import TaskMirror
 from pipeline.review.push import connect
 from schemas import Consensus, EmoforgeConfig, Provenance, Review, ReviewerAnswer
 from schemas.provenance import stable_hash
@@ -37,6 +38,13 @@ class PullReport(BaseModel):
     accepted: int = 0
     escalated: int = 0
     pending: int = 0
+    full_export: bool = True  # False when only the tasks changed since the last pull were exported
+    exported_tasks: int = 0  # tasks the server exported for this pull
+
+
+def _clip_id(task: dict) -> str | None:
+    cid = task["clip_id"] if "clip_id" in task else (task.get("data") or {}).get("clip_id")
+    return None if cid is None else str(cid)
 
 
 def _ts(value: str | None) -> datetime | None:
@@ -51,8 +59,7 @@ def _ts(value: str | None) -> datetime | None:
 def parse_answer(ann: dict, task: dict, users: dict[int, str], taxonomy: list[str], multi_label: bool,
                  problems: list[PullProblem]) -> ReviewerAnswer | None:
     """One annotation as a ReviewerAnswer; None (with a problem recorded) when it has no usable label."""
-    clip_id = (task.get("data") or {}).get("clip_id")
-    where = dict(clip_id=clip_id, task_id=task.get("id"), annotation_id=ann.get("id"))
+    where = dict(clip_id=_clip_id(task), task_id=task.get("id"), annotation_id=ann.get("id"))
     labels: list[str] = []
     intensity = evidence_ok = correction = None
     for r in ann.get("result") or []:
@@ -112,14 +119,14 @@ def resolve(c: Consensus, answers: list[ReviewerAnswer], *, required: int, multi
 
 def reviews_from_tasks(tasks: list[dict], consensus: list[Consensus], config: EmoforgeConfig, users: dict[int, str],
                        project_id: int, run_id: str | None = None) -> PullReport:
-    """The pure part of a pull: the project's tasks (with overlap and annotations) + the run's
-    consensus -> Review records and problems."""
+    """The pure part of a pull: the project's tasks (with overlap and annotations; as exported, or
+    as the mirror keeps them) + the run's consensus -> Review records and problems."""
     report = PullReport(project_id=project_id)
     by_clip: dict[str, dict] = {}
     for t in tasks:
-        cid = (t.get("data") or {}).get("clip_id")
+        cid = _clip_id(t)
         if cid is not None:
-            by_clip[str(cid)] = t
+            by_clip[cid] = t
     settings_hash = stable_hash({"review": config.review.model_dump(mode="json", exclude={"label_studio"}),
                                  "taxonomy": config.taxonomy, "multi_label": config.multi_label})
     for c in consensus:
@@ -154,11 +161,32 @@ def reviews_from_tasks(tasks: list[dict], consensus: list[Consensus], config: Em
 
 def pull_review(run_dir: RunDir, config: EmoforgeConfig, client: LabelStudioClient | None = None, *,
                 consensus: list[Consensus] | None = None, run_id: str | None = None, write: bool = True) -> PullReport:
-    """Read the project's tasks and answers, build the run's Review records and (by default) write
-    tables/reviews.parquet."""
+    """Bring the run's mirror of the project up to date (only changed tasks, when it adds up), build
+    the run's Review records and (by default) write tables/reviews.parquet."""
     consensus = run_dir.read("consensus") if consensus is None else consensus
     client, pid = connect(config, client)
-    report = reviews_from_tasks(client.review_tasks(pid), consensus, config, client.users(), pid, run_id=run_id)
+    tasks, sync = read_tasks(client, pid, run_dir.cache_dir)
+    report = reviews_from_tasks(tasks, consensus, config, client.users(), pid, run_id=run_id)
+    report.full_export, report.exported_tasks = sync.full, sync.fetched
     if write:
         run_dir.write("reviews", report.reviews)
     return report
+
+
+def read_tasks(client: LabelStudioClient, project_id: int, cache_dir):
+    """The project's tasks with their answers and how many reviewers each asks for, through the
+    mirror in `cache_dir` (saved before anything else can fail)."""
+    counts = client.counts(project_id)
+    mirror = TaskMirror.for_project(cache_dir, client.url, project_id)
+    sync = mirror.sync(client, counts)
+    mirror.save()
+    most = counts.most_reviewers
+
+    def answered(t: dict) -> int:
+        return sum(not a.get("was_cancelled") for a in t["annotations"])
+
+    # only a task with some answers but fewer than the most any task asks for can be waiting on a
+    # second reviewer; the export lacks the overlap, so it is listed for those tasks alone
+    waiting = any(0 < answered(t) < most for t in mirror.tasks.values())
+    overlap = client.task_overlaps(project_id, waiting_below=most) if waiting else {}
+    return [dict(t, overlap=overlap.get(t["id"], 1)) for t in mirror.tasks.values()], sync
