@@ -45,7 +45,7 @@ def judge_run(clips: list[Clip], features: list[ClipFeatures], annotations: list
     jobs = [(index[clip_id], answers, jc.weights_for(index[clip_id].clip.instruction.template_id), gold.get(clip_id))
             for clip_id, answers in by_clip.items()]
     judgements: list[Judgement] = []
-    cited: dict[str, set[str]] = {}  # modality groups the clip's usable answers cite
+    tally = Tally(clips, config.taxonomy)
     with gc_paused():
         processes = judge_processes(config, len(annotations), llm_judge)
         if processes > 1:
@@ -53,9 +53,9 @@ def judge_run(clips: list[Clip], features: list[ClipFeatures], annotations: list
         else:
             scored = (score_answers(ix, answers, w, g, jc.unverifiable_credit, llm_judge) for ix, answers, w, g in jobs)
         for (ix, answers, weights, _), (rows, groups) in zip(jobs, scored):
-            cited[ix.clip.clip_id] = groups
             add_judgements(ix.clip.clip_id, answers, rows, weights, prov, judgements)
-        consensus, threshold = resolve(clips, index, judgements, cited, config, gold, prov)
+            tally.add(ix.clip.clip_id, answers, rows, groups)
+        consensus, threshold = resolve(clips, index, tally, config, gold, prov)
     low = {c.clip_id for c in consensus if "low_score" in c.flags}
     for j in judgements:
         if j.clip_id in low and j.label is not None and j.s_final < threshold and "low_score" not in j.flags:
@@ -75,11 +75,22 @@ def score_answers(ix: ClipIndex, answers: list[Annotation], weights, gold: list[
     usable = [a for a in answers if a.status in USABLE and a.label]
     dists = {id(a): distribution(a) for a in usable}  # identity: pydantic equality compares every field
     rows: list[Scored] = []
+    # answers on one clip often cite the same evidence (agents reading the same features): a claim's
+    # verdict depends on these fields and the clip only, so each distinct one is checked once
+    checked: dict[tuple, tuple[str, str, str]] = {}
     for a in answers:
         if id(a) not in dists:
             rows.append(None)
             continue
-        claims = [check_claim(ev, ix) for ev in a.evidence]
+        claims = []
+        for ev in a.evidence:
+            key = (ev.cue, ev.feature_ref, ev.start, ev.end, ev.modality)
+            found = checked.get(key)
+            if found is None:
+                found = checked[key] = check_claim(ev, ix)
+            elif found[0] != ev.evidence_id:
+                found = (ev.evidence_id, found[1], found[2])
+            claims.append(found)
         rec, basis = s_rec_given(a, [d for k, d in dists.items() if k != id(a)], gold)
         reason = s_reason_of([c[1] for c in claims], unverifiable_credit)
         cot = sum(s_cot_parts(a, ix.modalities)) / 3.0
@@ -92,8 +103,58 @@ def score_answers(ix: ClipIndex, answers: list[Annotation], weights, gold: list[
     return rows, {MODALITY_GROUP[e.modality] for a in usable for e in a.evidence if e.modality in MODALITY_GROUP}
 
 
+class Tally:
+    """What resolving needs of the scored answers (votes, and per clip: cited modalities, any
+    hallucinated or rejected answer), gathered clip by clip as scores arrive, while worker processes
+    are still scoring, instead of in passes over a million records afterwards."""
+
+    def __init__(self, clips: list[Clip], labels: list[str]):
+        self.clip_ids = [c.clip_id for c in clips]
+        self.cpos = {c: i for i, c in enumerate(self.clip_ids)}
+        self.labels = list(labels)
+        self.lpos = {lab: i for i, lab in enumerate(self.labels)}
+        self.apos: dict[str, int] = {}  # annotator -> index in order of first vote
+        self.clip: list[int] = []
+        self.annotator: list[int] = []
+        self.label: list[int] = []
+        self.weight: list[float] = []
+        self.cited: dict[str, set[str]] = {}  # modality groups the clip's usable answers cite
+        self.hallucinated: set[str] = set()
+        self.rejected: set[str] = set()
+
+    def add(self, clip_id: str, answers: list[Annotation], rows: list[Scored], groups: set[str]) -> None:
+        self.cited[clip_id] = groups
+        ci, lpos, apos = self.cpos[clip_id], self.lpos, self.apos
+        for a, row in zip(answers, rows):
+            if row is None:
+                self.rejected.add(clip_id)
+                continue
+            if row[6]:  # flags: only "hallucinated_evidence" is set while scoring
+                self.hallucinated.add(clip_id)
+            k = lpos.get(a.label)
+            if k is None:
+                continue  # a label outside the taxonomy casts no vote
+            self.clip.append(ci)
+            self.annotator.append(apos.setdefault(a.annotator_id, len(apos)))
+            self.label.append(k)
+            self.weight.append(row[3])
+
+    def votes(self) -> Votes:
+        annotators = sorted(self.apos)
+        # annotators numbered in sorted order, as the aggregators' output does not depend on it otherwise
+        renumber = np.empty(len(annotators), dtype=np.int64)
+        for new, a in enumerate(annotators):
+            renumber[self.apos[a]] = new
+        return Votes(clip=np.array(self.clip, dtype=np.int64), annotator=renumber[np.array(self.annotator, dtype=np.int64)],
+                     label=np.array(self.label, dtype=np.int64), weight=np.array(self.weight, dtype=float),
+                     clip_ids=self.clip_ids, annotator_ids=annotators, labels=self.labels)
+
+
 def add_judgements(clip_id: str, answers: list[Annotation], rows: list[Scored], weights, prov: Provenance,
                    out: list[Judgement]) -> None:
+    # the answers of a clip that cite the same evidence share one verdict tuple (stage.score_answers,
+    # kept shared through pickling); one record each
+    records: dict[int, object] = {}
     for a, row in zip(answers, rows):
         if row is None:
             out.append(trusted(
@@ -105,7 +166,8 @@ def add_judgements(clip_id: str, answers: list[Annotation], rows: list[Scored], 
         out.append(trusted(
             Judgement, annotation_id=a.annotation_id, clip_id=clip_id, annotator_id=a.annotator_id, label=a.label,
             s_rec=rec, s_reason=reason, s_cot=cot, s_final=final, s_rec_basis=basis, weights=weights,
-            claims=[claim_record(*c) for c in claims], step_scores=steps, flags=flags, provenance=prov))
+            claims=[records.get(id(c)) or records.setdefault(id(c), claim_record(*c)) for c in claims],
+            step_scores=steps, flags=flags, provenance=prov))
 
 
 @contextmanager
@@ -125,22 +187,12 @@ def gc_paused():
             gc.enable()
 
 
-def resolve(clips: list[Clip], index: dict[str, ClipIndex], judgements: list[Judgement], cited: dict[str, set[str]], config: EmoforgeConfig,
+def resolve(clips: list[Clip], index: dict[str, ClipIndex], tally: Tally, config: EmoforgeConfig,
             gold: dict[str, list[str]], prov: Provenance) -> tuple[list[Consensus], float]:
     jc = config.judge
-    labels = list(config.taxonomy)
-    clip_ids = [c.clip_id for c in clips]
-    cpos = {c: i for i, c in enumerate(clip_ids)}
-    lpos = {lab: i for i, lab in enumerate(labels)}
-    usable = [j for j in judgements if j.label in lpos]
-    annotators = sorted({j.annotator_id for j in usable})
-    apos = {a: i for i, a in enumerate(annotators)}
-    votes = Votes(
-        clip=np.fromiter((cpos[j.clip_id] for j in usable), dtype=np.int64, count=len(usable)),
-        annotator=np.fromiter((apos[j.annotator_id] for j in usable), dtype=np.int64, count=len(usable)),
-        label=np.fromiter((lpos[j.label] for j in usable), dtype=np.int64, count=len(usable)),
-        weight=np.fromiter((j.s_final for j in usable), dtype=float, count=len(usable)),
-        clip_ids=clip_ids, annotator_ids=annotators, labels=labels)
+    labels = tally.labels
+    clip_ids = tally.clip_ids
+    votes = tally.votes()
     dist = label_distributions(votes, jc.aggregation)
     top, margin, entropy, uncertainty = summarise(dist, len(labels))
 
@@ -160,11 +212,7 @@ def resolve(clips: list[Clip], index: dict[str, ClipIndex], judgements: list[Jud
                                  for i, c in enumerate(clip_ids)])
     threshold = review_threshold(review, jc.threshold, gold_correct)
 
-    hallucinated = defaultdict(bool)
-    rejected = defaultdict(bool)
-    for j in judgements:
-        hallucinated[j.clip_id] |= "hallucinated_evidence" in j.flags
-        rejected[j.clip_id] |= "rejected_answer" in j.flags
+    hallucinated, rejected, cited = tally.hallucinated, tally.rejected, tally.cited
     # plain Python values: indexing numpy arrays one element at a time costs more than the rest of the loop
     top_, margin_, entropy_, uncertainty_, agreement_, n_answers_, s_mean_, review_, dist_ = (
         x.tolist() for x in (top, margin, entropy, uncertainty, agreement, n_answers, s_mean, review, dist))
@@ -179,11 +227,11 @@ def resolve(clips: list[Clip], index: dict[str, ClipIndex], judgements: list[Jud
             flags.append("thin_margin")
         if agreement_[i] < jc.min_agreement:
             flags.append("disagreement")
-        if hallucinated[cid]:
+        if cid in hallucinated:
             flags.append("hallucinated_evidence")
         if index[cid].modalities - cited.get(cid, set()):  # measured, but no answer looked at it
             flags.append("missing_modality")
-        if rejected[cid]:
+        if cid in rejected:
             flags.append("rejected_answer")
         out.append(trusted(
             Consensus, clip_id=cid, label=labels[top_[i]] if top_[i] >= 0 else None,
