@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import datetime
+from pathlib import Path
 
 from pydantic import BaseModel
 
 from pipeline.review import labeling
 from pipeline.review.label_studio import LabelStudioClient
-from pipeline.review.mirror import TaskMirror
+from pipeline.review.mirror import SyncReport, TaskMirror
 from pipeline.review.push import connect
 from schemas import Consensus, EmoforgeConfig, Provenance, Review, ReviewerAnswer
 from schemas.provenance import stable_hash
@@ -173,7 +174,7 @@ def pull_review(run_dir: RunDir, config: EmoforgeConfig, client: LabelStudioClie
     return report
 
 
-def read_tasks(client: LabelStudioClient, project_id: int, cache_dir):
+def read_tasks(client: LabelStudioClient, project_id: int, cache_dir: Path) -> tuple[list[dict], SyncReport]:
     """The project's tasks with their answers and how many reviewers each asks for, through the
     mirror in `cache_dir` (saved before anything else can fail)."""
     counts = client.counts(project_id)
