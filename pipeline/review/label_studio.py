@@ -293,6 +293,16 @@ class LabelStudioClient:
         return int(w["id"])
 
 
+def server_time(value: str | None) -> datetime | None:
+    """A timestamp as Label Studio writes it (ISO, often with a Z); None when absent or unreadable."""
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
 def _short(exc: Exception | None) -> str:
     if isinstance(exc, ApiError):
         return f"HTTP {exc.status_code}"

@@ -18,10 +18,10 @@ import hashlib
 import json
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
-from pipeline.review.label_studio import LabelStudioClient, ProjectCounts
+from pipeline.review.label_studio import LabelStudioClient, ProjectCounts, server_time
 from storage.parquet import atomic_write_bytes
 
 log = logging.getLogger(__name__)
@@ -42,13 +42,6 @@ def _slim(task: dict) -> dict:
     """What a pull reads of a task; the rest (media URLs, rationale HTML) is the push's business."""
     return {"id": int(task["id"]), "clip_id": (task.get("data") or {}).get("clip_id"),
             "updated_at": task.get("updated_at"), "annotations": task.get("annotations") or []}
-
-
-def _time(value: str | None) -> datetime | None:
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
-    except ValueError:
-        return None
 
 
 class TaskMirror:
@@ -92,7 +85,7 @@ class TaskMirror:
     def sync(self, client: LabelStudioClient, counts: ProjectCounts) -> SyncReport:
         """Bring the mirror up to the server's state; `counts` must be read before the export, so an
         answer that lands during it makes the delta not add up (a full export) rather than vanish."""
-        since = _time(self.synced_from)
+        since = server_time(self.synced_from)
         reason = "first pull" if not self.tasks else "no time seen yet"
         if self.tasks and since is not None:
             delta = [_slim(t) for t in client.export_tasks(self.project_id, since - MARGIN)]
@@ -111,7 +104,7 @@ class TaskMirror:
         if counts.as_of is not None:
             self.synced_from = counts.as_of.isoformat()
             return
-        seen = [s for s in (_time(t.get("updated_at")) for t in fetched) if s is not None]
-        if not full and _time(self.synced_from) is not None:
-            seen.append(_time(self.synced_from))
+        seen = [s for s in (server_time(t.get("updated_at")) for t in fetched) if s is not None]
+        if not full and server_time(self.synced_from) is not None:
+            seen.append(server_time(self.synced_from))
         self.synced_from = max(seen).isoformat() if seen else None

@@ -10,13 +10,12 @@ records (timestamps come from the annotations, not from the clock), so a pull ca
 from __future__ import annotations
 
 from collections import Counter
-from datetime import datetime
 from pathlib import Path
 
 from pydantic import BaseModel
 
 from pipeline.review import labeling
-from pipeline.review.label_studio import LabelStudioClient
+from pipeline.review.label_studio import LabelStudioClient, server_time
 from pipeline.review.mirror import SyncReport, TaskMirror
 from pipeline.review.push import connect
 from schemas import Consensus, EmoforgeConfig, Provenance, Review, ReviewerAnswer
@@ -46,15 +45,6 @@ class PullReport(BaseModel):
 def _clip_id(task: dict) -> str | None:
     cid = task["clip_id"] if "clip_id" in task else (task.get("data") or {}).get("clip_id")
     return None if cid is None else str(cid)
-
-
-def _ts(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
 
 
 def parse_answer(ann: dict, task: dict, users: dict[int, str], taxonomy: list[str], multi_label: bool,
@@ -94,7 +84,7 @@ def parse_answer(ann: dict, task: dict, users: dict[int, str], taxonomy: list[st
     else:
         reviewer = users.get(int(who), str(who)) if who is not None else "unknown"
     return ReviewerAnswer(reviewer=reviewer, labels=good, intensity=intensity, evidence_correct=evidence_ok,
-                          correction=correction, submitted_at=_ts(ann.get("updated_at") or ann.get("created_at")),
+                          correction=correction, submitted_at=server_time(ann.get("updated_at") or ann.get("created_at")),
                           task_id=task.get("id"), annotation_id=ann.get("id"))
 
 
