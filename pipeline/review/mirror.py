@@ -82,6 +82,18 @@ class TaskMirror:
         skips = sum(bool(a.get("was_cancelled")) for a in anns)
         return (len(tasks), len(anns) - skips, skips) == (counts.tasks, counts.answers, counts.skips)
 
+    def seed(self, client: LabelStudioClient, task_ids: dict[str, int]) -> bool:
+        """Start from the tasks just imported into an empty project: nobody has answered them, so
+        the first pull need export only the tasks reviewers touched since. Kept only when the
+        server's counts agree (no answer yet, no other task) and it sends its clock."""
+        counts = client.counts(self.project_id)
+        tasks = {tid: {"id": tid, "clip_id": cid, "updated_at": None, "annotations": []} for cid, tid in task_ids.items()}
+        if counts.as_of is None or not self.adds_up(tasks, counts):
+            return False
+        self.tasks, self.synced_from = tasks, counts.as_of.isoformat()
+        self.save()
+        return True
+
     def sync(self, client: LabelStudioClient, counts: ProjectCounts) -> SyncReport:
         """Bring the mirror up to the server's state; `counts` must be read before the export, so an
         answer that lands during it makes the delta not add up (a full export) rather than vanish."""

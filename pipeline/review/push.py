@@ -20,6 +20,7 @@ from pydantic import BaseModel
 from pipeline.review import labeling
 from pipeline.review.label_studio import LabelStudioClient
 from pipeline.review.media import check_under_root, cut_clip, document_root, local_files_url, probe_fps
+from pipeline.review.mirror import TaskMirror
 from schemas import Annotation, Clip, ClipFeatures, Consensus, EmoforgeConfig, Judgement
 from storage import RunDir
 
@@ -192,6 +193,9 @@ def push_review(run_dir: RunDir, config: EmoforgeConfig, client: LabelStudioClie
             tasks.append((c, task))
     report.problems and log.warning("review push: %d clip(s) not pushed: %s", len(report.problems), report.problems[:3])
     push_tasks(client, pid, tasks, report)
+    if not existing and report.task_ids:
+        # the project held nothing before: the run's mirror starts from what was just imported
+        TaskMirror.for_project(run_dir.cache_dir, client.url, pid).seed(client, report.task_ids)
     return report
 
 
