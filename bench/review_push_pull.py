@@ -4,7 +4,8 @@ Push: N built tasks (data + prediction) into a project whose overlap setting ask
 annotations (imported with their tasks and predictions into a second project, not timed) read back
 as the flow does (read_tasks: an export snapshot, through the run's task mirror) and resolved into
 Review records; goal <= 10 s for 10k. Timed cold (empty mirror: the whole project is exported),
-unchanged (an empty delta), and in rounds (the answers arrive in --rounds parts, a pull after each).
+unchanged (an empty delta), in rounds (the answers arrive in --rounds parts, a pull after each), and
+first after a push into an empty project (which seeds the mirror) once a tenth of it is answered.
 Cutting media is not timed (it is ffmpeg's speed, per clip).
 
     export LABEL_STUDIO_API_KEY=...; .venv/bin/python bench/review_push_pull.py --url http://127.0.0.1:8080 [--n 10000]
@@ -21,10 +22,13 @@ import time
 import uuid
 from pathlib import Path
 
+import httpx
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pipeline.review import labeling  # noqa: E402
 from pipeline.review.label_studio import LabelStudioClient  # noqa: E402
+from pipeline.review.mirror import TaskMirror  # noqa: E402
 from pipeline.review.pull import read_tasks, reviews_from_tasks  # noqa: E402
 from pipeline.review.push import PushReport, build_task, push_tasks  # noqa: E402
 from schemas import Consensus, Provenance, load_config  # noqa: E402
@@ -109,9 +113,22 @@ def main() -> None:
         rounds.append(sync.fetched)
     assert n_ann == args.n and not sync.full, (n_ann, sync)
 
+    # the first pull after a push into an empty project, once reviewers answered a tenth of it: the
+    # push seeds the run's mirror (push_review does; here, as it does), so only answered tasks export
+    TaskMirror.for_project(cache, client.url, pid).seed(client, report.task_ids)
+    answered = list(report.task_ids.values())[::10]
+    with httpx.Client(base_url=args.url, headers={"Authorization": f"Token {args.token}"}, timeout=60) as http:
+        for i, tid in enumerate(answered):
+            r = http.post(f"/api/tasks/{tid}/annotations/", json={"result": annotated_task(i, {"data": {}})["annotations"][0]["result"]})
+            assert r.status_code == 201, r.text
+    time.sleep(1.1)
+    first_s, sync, n_ann = pull(pid, cons)
+    assert not sync.full and n_ann == len(answered), (sync, n_ann)
+
     out = {"n": args.n, "overlap": args.overlap, "push_s": round(push_s, 2), "overlap_percent": report.overlap_percent,
            "overlap_tasks": sum(n > 1 for n in client.task_overlaps(pid).values()),
-           "pull_cold_s": round(cold_s, 2), "pull_unchanged_s": round(warm_s, 2),
+           "pull_cold_s": round(cold_s, 2), "pull_first_after_push_tenth_answered_s": round(first_s, 2),
+           "pull_first_after_push_exported_tasks": sync.fetched, "pull_unchanged_s": round(warm_s, 2),
            "oneshot_export_alone_s": round(oneshot_s, 2),
            "pull_rounds": args.rounds, "pull_round_s": round_s, "pull_round_exported_tasks": rounds,
            "push_goal_s": 60, "pull_goal_s": 10, "push_ok": push_s <= 60, "pull_cold_ok": cold_s <= 10,

@@ -10,6 +10,8 @@ edit in flight then may commit with an earlier time).
 Deleting an annotation or a task moves no timestamp. So a delta is trusted only if the mirror then
 holds exactly as many tasks, answers and skips as the server counts; otherwise the pull falls back
 to a full export. Losing or corrupting the mirror costs one full export, never a wrong answer.
+A push into an empty project seeds the mirror (every task, no answers), so the first pull is a
+delta too.
 """
 
 from __future__ import annotations
