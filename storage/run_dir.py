@@ -13,7 +13,8 @@
       tables/rejects.parquet   Reject            (every stage)
       media/<source_id>/<clip_id>/kf_*.jpg       key frames
       dataset/                 exported benchmark (stage 6)
-      .cache/                  task results that let a rerun skip finished work
+      .cache/                  task results that let a rerun skip finished work; the review
+                               project as last pulled (pipeline/review/mirror.py)
 """
 
 from __future__ import annotations
