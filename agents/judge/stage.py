@@ -141,7 +141,8 @@ class Tally:
 
     def votes(self) -> Votes:
         annotators = sorted(self.apos)
-        # annotators numbered in sorted order, as the aggregators' output does not depend on it otherwise
+        # numbered in sorted order, not in order of first vote, so the aggregators' input does not
+        # depend on which annotator happens to answer first in the run
         renumber = np.empty(len(annotators), dtype=np.int64)
         for new, a in enumerate(annotators):
             renumber[self.apos[a]] = new

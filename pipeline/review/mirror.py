@@ -42,7 +42,8 @@ class SyncReport:
 
 def _slim(task: dict) -> dict:
     """What a pull reads of a task; the rest (media URLs, rationale HTML) is the push's business."""
-    return {"id": int(task["id"]), "clip_id": (task.get("data") or {}).get("clip_id"),
+    cid = (task.get("data") or {}).get("clip_id")
+    return {"id": int(task["id"]), "clip_id": None if cid is None else str(cid),
             "updated_at": task.get("updated_at"), "annotations": task.get("annotations") or []}
 
 

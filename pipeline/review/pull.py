@@ -9,6 +9,7 @@ records (timestamps come from the annotations, not from the clock), so a pull ca
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from pathlib import Path
 
@@ -21,6 +22,8 @@ from pipeline.review.push import connect
 from schemas import Consensus, EmoforgeConfig, Provenance, Review, ReviewerAnswer
 from schemas.provenance import stable_hash
 from storage import RunDir
+
+log = logging.getLogger(__name__)
 
 
 class PullProblem(BaseModel):
@@ -42,15 +45,11 @@ class PullReport(BaseModel):
     exported_tasks: int = 0  # tasks the server exported for this pull
 
 
-def _clip_id(task: dict) -> str | None:
-    cid = task["clip_id"] if "clip_id" in task else (task.get("data") or {}).get("clip_id")
-    return None if cid is None else str(cid)
-
 
 def parse_answer(ann: dict, task: dict, users: dict[int, str], taxonomy: list[str], multi_label: bool,
                  problems: list[PullProblem]) -> ReviewerAnswer | None:
     """One annotation as a ReviewerAnswer; None (with a problem recorded) when it has no usable label."""
-    where = dict(clip_id=_clip_id(task), task_id=task.get("id"), annotation_id=ann.get("id"))
+    where = dict(clip_id=task.get("clip_id"), task_id=task.get("id"), annotation_id=ann.get("id"))
     labels: list[str] = []
     intensity = evidence_ok = correction = None
     for r in ann.get("result") or []:
@@ -110,14 +109,10 @@ def resolve(c: Consensus, answers: list[ReviewerAnswer], *, required: int, multi
 
 def reviews_from_tasks(tasks: list[dict], consensus: list[Consensus], config: EmoforgeConfig, users: dict[int, str],
                        project_id: int, run_id: str | None = None) -> PullReport:
-    """The pure part of a pull: the project's tasks (with overlap and annotations; as exported, or
-    as the mirror keeps them) + the run's consensus -> Review records and problems."""
+    """The pure part of a pull: the project's tasks as read_tasks gives them (id, clip_id,
+    annotations, overlap) + the run's consensus -> Review records and problems."""
     report = PullReport(project_id=project_id)
-    by_clip: dict[str, dict] = {}
-    for t in tasks:
-        cid = _clip_id(t)
-        if cid is not None:
-            by_clip[cid] = t
+    by_clip = {t["clip_id"]: t for t in tasks if t.get("clip_id") is not None}
     settings_hash = stable_hash({"review": config.review.model_dump(mode="json", exclude={"label_studio"}),
                                  "taxonomy": config.taxonomy, "multi_label": config.multi_label})
     for c in consensus:
@@ -171,6 +166,8 @@ def read_tasks(client: LabelStudioClient, project_id: int, cache_dir: Path) -> t
     mirror = TaskMirror.for_project(cache_dir, client.url, project_id)
     sync = mirror.sync(client, counts)
     mirror.save()
+    if sync.full:
+        log.info("review pull: exported all %d tasks of project %d (%s)", sync.fetched, project_id, sync.reason)
     most = counts.most_reviewers
 
     def answered(t: dict) -> int:
