@@ -211,6 +211,11 @@ class LabelStudioConfig(_Strict):
     # the server's LOCAL_FILES_DOCUMENT_ROOT; media are served from the run directory beneath it
     document_root: str | None = None
     webhook_port: int | None = Field(None, ge=1, le=65535)  # listen for annotation webhooks on 127.0.0.1:PORT
+    # Label Studio writes each answer to a file here as it is saved (its local-files target
+    # storage), so a pull reads files instead of asking the server to export every task; a
+    # directory per project, beneath the document root. null: <document_root>/.emoforge-answers
+    answer_files: bool = True
+    answers_dir: str | None = None
 
 
 class AgreementGates(_Strict):

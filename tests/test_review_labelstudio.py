@@ -6,7 +6,9 @@ outside the taxonomy."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
 import subprocess
 import time
 import uuid
@@ -261,7 +263,8 @@ def test_pull_exports_only_what_changed_and_falls_back_when_the_counts_do_not_ad
 
     monkeypatch.setattr(mirror, "MARGIN", mirror.timedelta(0))  # else every change of this quick test is "recent"
     ls = label_studio
-    config = _config(ls, **{"review.overlap": 0.0})
+    # the export path: without answer files (they have a test of their own)
+    config = _config(ls, **{"review.overlap": 0.0, "review.label_studio.answer_files": "false"})
     client = _client(ls, config)
     report = push_review(review_run, config, client)
     pid = report.project_id
@@ -307,3 +310,131 @@ def test_pull_exports_only_what_changed_and_falls_back_when_the_counts_do_not_ad
         again = pull_review(review_run, config, client)
     assert again.full_export and again.reviews == after.reviews
     assert any(str(cached) in r.getMessage() for r in caplog.records)
+
+
+def test_pull_reads_the_answer_files_the_server_writes_and_exports_when_they_do_not_add_up(label_studio, review_run,
+                                                                                           caplog):
+    from pipeline.review.answer_files import answers_dir
+    from pipeline.review.label_studio import ANSWER_STORAGE
+
+    ls = label_studio
+    config = _config(ls, **{"review.overlap": 0.0})
+    client = _client(ls, config)
+    report = push_review(review_run, config, client)
+    pid = report.project_id
+    # the push attached a target storage: the server itself writes each answer there as it is saved
+    store = answers_dir(ls.docroot / ".emoforge-answers", client.url, pid).resolve()
+    assert report.answer_dir == str(store) and store.is_dir() and list(store.iterdir()) == []
+    assert [s["title"] for s in client.answer_storages(pid)] == [ANSWER_STORAGE]
+    first_id = _annotate(ls, ls.token, report.task_ids["v1"], "sadness", text="she looks down")
+    assert sorted(p.name for p in store.iterdir()) == [str(first_id)]
+
+    pulled = pull_review(review_run, config, client)
+    assert (pulled.full_export, pulled.exported_tasks, pulled.answer_files) == (False, 0, 1)
+    by = {r.clip_id: r for r in pulled.reviews}
+    assert (by["v1"].final_label, by["v1"].decision, by["a1"].decision) == ("sadness", "accepted", "pending")
+    assert by["v1"].answers[0].correction == "she looks down" and by["v1"].answers[0].reviewer == "admin@emoforge.local"
+
+    # the same records an export gives: a pull into a fresh run directory with answer files off
+    export_config = config.model_copy(deep=True)
+    export_config.review.label_studio.answer_files = False
+    exported = pull_review(RunDir.create(review_run.root / "fresh"), export_config, client,
+                           consensus=review_run.read("consensus"))
+    assert exported.answer_files == 0 and exported.full_export
+    strip = lambda rs: [r.model_dump(exclude={"provenance"}) for r in rs]  # noqa: E731
+    assert strip(exported.reviews) == strip(pulled.reviews)
+
+    # an edited answer rewrites its file; a second answer adds one
+    headers = {"Authorization": f"Token {ls.token}"}
+    edit = _task(ls, report.task_ids["v1"])["annotations"][0]["result"]
+    edit[0]["value"]["choices"] = ["fear"]
+    assert httpx.patch(f"{ls.url}/api/annotations/{first_id}", headers=headers, json={"result": edit}).status_code == 200
+    _annotate(ls, ls.token, report.task_ids["a1"], "anger")
+    again = pull_review(review_run, config, client)
+    assert (again.full_export, again.exported_tasks, again.answer_files) == (False, 0, 2)
+    assert {r.clip_id: r.final_label for r in again.reviews} == {"v1": "fear", "a1": "anger"}
+
+    # deleting an answer removes its file (the storage deletes objects), so the files still add up
+    assert httpx.delete(f"{ls.url}/api/annotations/{first_id}", headers=headers).status_code == 204
+    assert not (store / str(first_id)).exists()
+    gone = pull_review(review_run, config, client)
+    assert (gone.full_export, gone.exported_tasks, gone.answer_files) == (False, 0, 1)
+    assert {r.clip_id: (r.final_label, r.decision) for r in gone.reviews} == {
+        "v1": ("happiness", "pending"), "a1": ("anger", "accepted")}
+
+    # a task deleted in the UI takes its answer file with it, but the mirror still lists the task:
+    # the files do not add up to the server's task count, so the pull exports and reports it missing
+    r = httpx.post(f"{ls.url}/api/dm/actions", headers=headers, params={"id": "delete_tasks", "project": pid},
+                   json={"selectedItems": {"all": False, "included": [report.task_ids["a1"]]}, "project": pid})
+    assert r.status_code == 200, r.text
+    with caplog.at_level("INFO"):
+        after = pull_review(review_run, config, client)
+    assert after.answer_files == 0 and after.missing == ["a1"] and after.reviews[0].decision == "pending"
+    assert any("do not add up" in r.getMessage() for r in caplog.records)
+    assert pull_review(review_run, config, client).answer_files == 0  # nothing answered: an empty read adds up
+
+    # an answer imported with its task never passes through a save, so it has no file: one export
+    # brings it into the mirror, after which the files and the mirror add up together
+    c3 = _consensus("v3", "happiness", 0.2, True)
+    imported = {"data": dict(_task(ls, report.task_ids["v1"])["data"], clip_id="v3"), "annotations": [{"result": [
+        {"from_name": labeling.EMOTION, "to_name": "video", "type": "choices", "value": {"choices": ["anger"]}}]}]}
+    client.import_tasks(pid, [imported])
+    cons = review_run.read("consensus") + [c3]
+    assert pull_review(review_run, config, client, consensus=cons).answer_files == 0
+    second = _annotate(ls, ls.token, report.task_ids["v1"], "surprise")
+    last = pull_review(review_run, config, client, consensus=cons)
+    assert (last.full_export, last.answer_files) == (False, 1)
+    assert {r.clip_id: r.final_label for r in last.reviews} == {"v1": "surprise", "a1": "happiness", "v3": "anger"}
+
+    # a file the pull cannot read (the server half-way through writing it) means an export this time
+    good = (store / str(second)).read_bytes()
+    (store / str(second)).write_text('{"id": 1, "res')
+    with caplog.at_level("WARNING"):
+        broken = pull_review(review_run, config, client, consensus=cons)
+    assert broken.answer_files == 0 and broken.reviews == last.reviews
+    assert any(str(store / str(second)) in r.getMessage() for r in caplog.records)
+    (store / str(second)).write_bytes(good)
+
+    # a file left for an answer the server no longer has (a storage that kept deleted objects)
+    # does not add up: the pull exports, then removes the stale file so the next pull reads files
+    stale = json.loads(good)
+    stale["id"] = first_id
+    (store / str(first_id)).write_text(json.dumps(stale))
+    os.utime(store / str(first_id), (time.time() - 3600,) * 2)
+    assert pull_review(review_run, config, client, consensus=cons).answer_files == 0
+    assert sorted(p.name for p in store.iterdir()) == [str(second)]
+    assert pull_review(review_run, config, client, consensus=cons).answer_files == 1
+
+    # deleting every task of the project: Label Studio removes their files too
+    r = httpx.post(f"{ls.url}/api/dm/actions", headers=headers, params={"id": "delete_tasks", "project": pid},
+                   json={"selectedItems": {"all": True, "excluded": []}, "project": pid})
+    assert r.status_code == 200, r.text
+    assert list(store.iterdir()) == []
+    emptied = pull_review(review_run, config, client, consensus=cons)
+    assert emptied.full_export and sorted(emptied.missing) == ["a1", "v1", "v3"]
+
+
+def test_answer_files_outside_the_document_root_are_refused_and_pulls_export(label_studio, review_run, tmp_path,
+                                                                             caplog):
+    from pipeline.review.label_studio import ANSWER_STORAGE
+
+    ls = label_studio
+    config = _config(ls, **{"review.overlap": 0.0, "review.label_studio.answers_dir": str(tmp_path / "answers")})
+    client = _client(ls, config)
+    with caplog.at_level("WARNING"):
+        report = push_review(review_run, config, client)
+    assert report.answer_dir is None and client.answer_storages(report.project_id) == []
+    assert any("no answer files at" in r.getMessage() and str(tmp_path) in r.getMessage() for r in caplog.records)
+    _annotate(ls, ls.token, report.task_ids["v1"], "fear")
+    pulled = pull_review(review_run, config, client)
+    assert pulled.answer_files == 0 and {r.clip_id: r.final_label for r in pulled.reviews}["v1"] == "fear"
+
+    # one of ours whose directory is gone would fail every save on the server: the next push drops it
+    gone = ls.docroot / f"gone-{uuid.uuid4().hex[:6]}"
+    client.ensure_answer_storage(report.project_id, gone)
+    assert [(s["title"], s["path"]) for s in client.answer_storages(report.project_id)] == [(ANSWER_STORAGE, str(gone))]
+    shutil.rmtree(gone)
+    config = _config(ls, **{"review.overlap": 0.0, "review.label_studio.project_title": config.review.label_studio.project_title})
+    again = push_review(review_run, config, client)
+    # dropped; and none attached in its place, as the project already holds an answer
+    assert client.answer_storages(report.project_id) == [] and again.answer_dir is None

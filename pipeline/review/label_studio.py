@@ -28,6 +28,7 @@ from schemas.config import LabelStudioConfig
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 PAGE = 1000  # tasks per page when listing a project
+ANSWER_STORAGE = "emoforge answers"  # the target storage a push attaches (answer_files.py)
 PULL_VIEW = "emoforge pull (temporary)"  # the Data Manager view a delta export filters through
 # ids only for what the pull does not read: expanding them costs server time per task
 SNAPSHOT_OPTIONS = {"drafts": {"only_id": True}, "predictions": {"only_id": True},
@@ -157,6 +158,30 @@ class LabelStudioClient:
         s = self._call("add a local-files storage", self._sdk.import_storage.local.create, project=project_id,
                        path=path, title=title, use_blob_urls=False)
         return int(s.id)
+
+    def answer_storages(self, project_id: int) -> list[dict]:
+        """The project's local-files target storages (Label Studio writes each saved answer there)."""
+        rows = self._http("GET", "/api/storages/export/localfiles", "list answer storages", params={"project": project_id})
+        return [s for s in rows or [] if int(s.get("project") or project_id) == project_id]
+
+    def ensure_answer_storage(self, project_id: int, path: Path, create: bool = True) -> int | None:
+        """The project's local-files target storage writing its answers to `path` (created when
+        `create`; it must lie beneath the server's document root), with deletion on, so a deleted
+        answer's file goes too. Ours (by title) pointing at a directory that is gone are removed:
+        the server fails every save it cannot write."""
+        path = Path(path).resolve()
+        found = None
+        for s in self.answer_storages(project_id):
+            if s.get("path") == str(path):
+                found = int(s["id"])
+            elif s.get("title") == ANSWER_STORAGE and s.get("path") and not Path(s["path"]).is_dir():
+                self._http("DELETE", f"/api/storages/export/localfiles/{s['id']}", "remove a broken answer storage")
+        if found is not None or not create:
+            return found
+        path.mkdir(parents=True, exist_ok=True)
+        s = self._http("POST", "/api/storages/export/localfiles", "add a local-files answer storage", json={
+            "project": project_id, "path": str(path), "title": ANSWER_STORAGE, "can_delete_objects": True})
+        return int(s["id"])
 
     def task_index(self, project_id: int) -> dict[str, int]:
         """clip_id -> task id for every task in the project (re-push looks clips up here)."""

@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 # an earlier time than it commits (a missed new answer would break the counts anyway)
 MARGIN = timedelta(seconds=2)
 FORMAT = 1
+FROM_FILE = "from_answer_file"  # marks an answer the mirror took from an answer file
 
 
 @dataclass
@@ -38,6 +39,7 @@ class SyncReport:
     full: bool  # the whole project was exported (first pull, or the delta did not add up)
     fetched: int  # tasks the server exported
     reason: str  # why a full export (empty for a delta)
+    answer_files: int = 0  # answer files read instead of an export (0: the server exported)
 
 
 def _slim(task: dict) -> dict:
@@ -96,6 +98,24 @@ class TaskMirror:
         self.tasks, self.synced_from = tasks, counts.as_of.isoformat()
         self.save()
         return True
+
+    def sync_from_files(self, found: dict[int, dict], files: int, counts: ProjectCounts) -> SyncReport | None:
+        """Take the answers read from the project's answer files (answer_files.py) over the mirror.
+        Files decide every answer that came from a file (one whose file is gone was deleted); an
+        answer the mirror has from an export and no file has (imported with its task) stays, and a
+        task seen only in files joins. None, leaving the mirror as it was, unless the result adds
+        up to `counts` (read before the files: the server writes an answer's file before it commits)."""
+        merged = {tid: dict(t, annotations=[a for a in t["annotations"] if not a.get(FROM_FILE)])
+                  for tid, t in self.tasks.items()}
+        for tid, t in found.items():
+            have = merged.setdefault(tid, dict(t, annotations=[]))
+            anns = {int(a["id"]): a for a in have["annotations"]}
+            anns.update((int(a["id"]), dict(a, **{FROM_FILE: True})) for a in t["annotations"])
+            have["annotations"] = [anns[i] for i in sorted(anns)]
+        if not self.adds_up(merged, counts):
+            return None
+        self._take(merged, [], counts, full=False)
+        return SyncReport(full=False, fetched=0, reason="", answer_files=files)
 
     def sync(self, client: LabelStudioClient, counts: ProjectCounts) -> SyncReport:
         """Bring the mirror up to the server's state; `counts` must be read before the export, so an

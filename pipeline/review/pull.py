@@ -16,7 +16,8 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from pipeline.review import labeling
-from pipeline.review.label_studio import LabelStudioClient, server_time
+from pipeline.review.answer_files import prune_stale, read_answer_files
+from pipeline.review.label_studio import ANSWER_STORAGE, LabelStudioClient, server_time
 from pipeline.review.mirror import SyncReport, TaskMirror
 from pipeline.review.push import connect
 from schemas import Consensus, EmoforgeConfig, Provenance, Review, ReviewerAnswer
@@ -43,6 +44,7 @@ class PullReport(BaseModel):
     pending: int = 0
     full_export: bool = True  # False when only the tasks changed since the last pull were exported
     exported_tasks: int = 0  # tasks the server exported for this pull
+    answer_files: int = 0  # answer files read instead (answer_files.py)
 
 
 
@@ -151,20 +153,40 @@ def pull_review(run_dir: RunDir, config: EmoforgeConfig, client: LabelStudioClie
     the run's Review records and (by default) write tables/reviews.parquet."""
     consensus = run_dir.read("consensus") if consensus is None else consensus
     client, pid = connect(config, client)
-    tasks, sync = read_tasks(client, pid, run_dir.cache_dir)
+    tasks, sync = read_tasks(client, pid, run_dir.cache_dir, config.review.label_studio.answer_files)
     report = reviews_from_tasks(tasks, consensus, config, client.users(), pid, run_id=run_id)
-    report.full_export, report.exported_tasks = sync.full, sync.fetched
+    report.full_export, report.exported_tasks, report.answer_files = sync.full, sync.fetched, sync.answer_files
     if write:
         run_dir.write("reviews", report.reviews)
     return report
 
 
-def read_tasks(client: LabelStudioClient, project_id: int, cache_dir: Path) -> tuple[list[dict], SyncReport]:
+def answer_dir(client: LabelStudioClient, project_id: int) -> Path | None:
+    """The directory the project's answer storage writes to, when this machine can read it."""
+    for s in sorted(client.answer_storages(project_id), key=lambda s: s.get("title") != ANSWER_STORAGE):
+        if s.get("path") and Path(s["path"]).is_dir():
+            return Path(s["path"])
+    return None
+
+
+def read_tasks(client: LabelStudioClient, project_id: int, cache_dir: Path,
+               answer_files: bool = True) -> tuple[list[dict], SyncReport]:
     """The project's tasks with their answers and how many reviewers each asks for, through the
-    mirror in `cache_dir` (saved before anything else can fail)."""
+    mirror in `cache_dir` (saved before anything else can fail): from the project's answer files
+    when they add up to the server's counts, else by export (only what changed, when that adds up)."""
+    store = answer_dir(client, project_id) if answer_files else None
     counts = client.counts(project_id)
     mirror = TaskMirror.for_project(cache_dir, client.url, project_id)
-    sync = mirror.sync(client, counts)
+    sync = None
+    if store is not None:
+        read = read_answer_files(store)
+        sync = mirror.sync_from_files(*read, counts) if read is not None else None
+        if sync is None:
+            log.info("review pull: the answer files in %s do not add up to project %d's counts; exporting", store, project_id)
+    if sync is None:
+        sync = mirror.sync(client, counts)
+        if store is not None:  # the mirror now adds up: files for answers it lacks are stale
+            prune_stale(store, mirror.tasks, counts.as_of)
     mirror.save()
     if sync.full:
         log.info("review pull: exported all %d tasks of project %d (%s)", sync.fetched, project_id, sync.reason)

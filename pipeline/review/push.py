@@ -18,7 +18,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pydantic import BaseModel
 
 from pipeline.review import labeling
-from pipeline.review.label_studio import LabelStudioClient
+from pathlib import Path
+
+from pipeline.review.answer_files import answers_dir
+from pipeline.review.label_studio import LabelStudioClient, LabelStudioError
 from pipeline.review.media import check_under_root, cut_clip, document_root, local_files_url, probe_fps
 from pipeline.review.mirror import TaskMirror
 from schemas import Annotation, Clip, ClipFeatures, Consensus, EmoforgeConfig, Judgement
@@ -38,6 +41,7 @@ class PushReport(BaseModel):
     overlap_percent: int = 0
     task_ids: dict[str, int] = {}  # clip_id -> task id, for every flagged clip in the project
     problems: list[str] = []  # clips that could not be pushed (media could not be cut, no clip record)
+    answer_dir: str | None = None  # where Label Studio writes the project's answers (None: pulls export)
 
 
 def model_version(c: Consensus) -> str:
@@ -157,6 +161,10 @@ def push_review(run_dir: RunDir, config: EmoforgeConfig, client: LabelStudioClie
     client, pid = connect(config, client)
     client.ensure_local_storage(pid, run_dir.media_dir, title=f"emoforge media {run_dir.root.name}")
     report = PushReport(project_id=pid)
+    ls = config.review.label_studio
+    if ls.answer_files:
+        where = attach_answer_storage(client, pid, Path(ls.answers_dir) if ls.answers_dir else root / ".emoforge-answers")
+        report.answer_dir = None if where is None else str(where)
     # before the import, so the server spreads the overlap over the new tasks as it adds them
     report.overlap_percent = client.set_overlap(pid, config.review.reviewers_on_overlap, config.review.overlap)
     existing = client.task_index(pid)
@@ -197,6 +205,24 @@ def push_review(run_dir: RunDir, config: EmoforgeConfig, client: LabelStudioClie
         # the project held nothing before: the run's mirror starts from what was just imported
         TaskMirror.for_project(run_dir.cache_dir, client.url, pid).seed(client, report.task_ids)
     return report
+
+
+def attach_answer_storage(client: LabelStudioClient, pid: int, base: Path) -> Path | None:
+    """Have Label Studio write each answer of the project to a file as it is saved (answer_files.py),
+    in a directory of its own beneath `base`; None, with the reason logged, when it cannot be."""
+    want = answers_dir(base, client.url, pid).resolve()
+    counts = client.counts(pid)
+    # a new storage makes the server write every existing answer inside the request (~60 ms each):
+    # a project that already holds answers keeps pulling by export
+    create = not (counts.answers or counts.skips)
+    try:
+        if client.ensure_answer_storage(pid, want, create=create) is None:
+            log.info("review push: project %d already holds answers; no answer files for it, pulls export", pid)
+            return None
+    except (LabelStudioError, OSError) as exc:
+        log.warning("review push: no answer files at %s (%s); pulls export instead", want, exc)
+        return None
+    return want
 
 
 def push_tasks(client: LabelStudioClient, pid: int, tasks: list[tuple[Consensus, dict]], report: PushReport) -> None:
