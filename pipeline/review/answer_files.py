@@ -21,6 +21,7 @@ import logging
 import os
 from datetime import datetime
 from pathlib import Path
+from typing import Iterator
 
 log = logging.getLogger(__name__)
 
@@ -35,38 +36,49 @@ def _slim_annotation(ann: dict) -> dict:
     return {k: v for k, v in ann.items() if k != "task"}
 
 
+def _files(root: Path) -> Iterator[tuple[str, dict | OSError | ValueError]]:
+    """(path, parsed JSON, or the error reading it raised) of each answer file."""
+    with os.scandir(root) as entries:
+        for e in entries:
+            if e.is_file() and not e.name.startswith("."):
+                try:
+                    with open(e.path, "rb") as f:
+                        yield e.path, json.loads(f.read())
+                except (OSError, ValueError) as exc:
+                    yield e.path, exc
+
+
+def _task_and_answers(obj: dict) -> tuple[dict, list[dict]]:
+    if "task" in obj:  # the default layout: an annotation with its task nested
+        return obj["task"], [_slim_annotation(obj)]
+    # servers with FUTURE_SAVE_TASK_TO_STORAGE write the task with all its annotations
+    return obj, [_slim_annotation(a) for a in obj.get("annotations") or []]
+
+
 def read_answer_files(root: Path) -> tuple[dict[int, dict], int] | None:
     """task id -> {id, clip_id, updated_at, annotations} for every answer file under `root`, and how
     many files were read; None (with a warning naming the file) when one cannot be read, e.g.
     while the server is still writing it."""
     tasks: dict[int, dict] = {}
     n = 0
-    with os.scandir(root) as entries:
-        for e in entries:
-            if not e.is_file() or e.name.startswith("."):
-                continue
-            try:
-                with open(e.path, "rb") as f:
-                    obj = json.loads(f.read())
-                if "task" in obj:  # the default layout: an annotation with its task nested
-                    task, anns = obj["task"], [_slim_annotation(obj)]
-                else:  # servers with FUTURE_SAVE_TASK_TO_STORAGE write the task with all its annotations
-                    task, anns = obj, [_slim_annotation(a) for a in obj.get("annotations") or []]
-                tid = int(task["id"])
-                ids = [int(a["id"]) for a in anns]
-            except FileNotFoundError:  # removed (its annotation deleted) since the listing
-                continue
-            except (OSError, ValueError, KeyError, TypeError) as exc:
-                log.warning("answer file %s unreadable (%s); this pull asks the server instead", e.path, exc)
-                return None
-            n += 1
-            cid = (task.get("data") or {}).get("clip_id")
-            have = tasks.setdefault(tid, {"id": tid, "clip_id": None if cid is None else str(cid),
-                                          "updated_at": task.get("updated_at"), "annotations": []})
-            known = {int(a["id"]) for a in have["annotations"]}
-            have["annotations"] += [a for a, i in zip(anns, ids) if i not in known]
+    for path, obj in _files(root):
+        if isinstance(obj, FileNotFoundError):  # removed (its annotation deleted) since the listing
+            continue
+        try:
+            if isinstance(obj, Exception):
+                raise obj
+            task, anns = _task_and_answers(obj)
+            tid, ids = int(task["id"]), [int(a["id"]) for a in anns]
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            log.warning("answer file %s unreadable (%s); this pull asks the server instead", path, exc)
+            return None
+        n += 1
+        cid = (task.get("data") or {}).get("clip_id")
+        have = tasks.setdefault(tid, {"id": tid, "clip_id": None if cid is None else str(cid),
+                                      "updated_at": task.get("updated_at"), "annotations": []})
+        known = {int(a["id"]) for a in have["annotations"]}
+        have["annotations"] += [a for a, i in zip(anns, ids) if i not in known]
     return tasks, n
-
 
 def prune_stale(root: Path, tasks: dict[int, dict], since: datetime | None) -> int:
     """Remove the files of annotations the server no longer has (`tasks`: the mirror after an
@@ -77,25 +89,19 @@ def prune_stale(root: Path, tasks: dict[int, dict], since: datetime | None) -> i
     known = {(tid, int(a["id"])) for tid, t in tasks.items() for a in t["annotations"] if a.get("id") is not None}
     top = max((i for _, i in known), default=0)
     removed = 0
-    with os.scandir(root) as entries:
-        for e in entries:
-            if not e.is_file() or e.name.startswith("."):
-                continue
+    for path, obj in _files(root):
+        try:
+            task, anns = _task_and_answers(obj)  # an error in place of obj fails here: left alone
+            pairs = [(int(task["id"]), int(a["id"])) for a in anns]
+            mtime = datetime.fromtimestamp(os.stat(path).st_mtime).astimezone()
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            continue
+        if pairs and all(p not in known and p[1] < top for p in pairs) and (since is None or mtime < since):
             try:
-                obj = json.loads(Path(e.path).read_bytes())
-                if "task" in obj:
-                    pairs = [(int(obj["task"]["id"]), int(obj["id"]))]
-                else:
-                    pairs = [(int(obj["id"]), int(a["id"])) for a in obj.get("annotations") or []]
-                mtime = datetime.fromtimestamp(e.stat().st_mtime).astimezone()
-            except (OSError, ValueError, KeyError, TypeError):
-                continue
-            if pairs and all(p not in known and p[1] < top for p in pairs) and (since is None or mtime < since):
-                try:
-                    os.remove(e.path)
-                    removed += 1
-                except OSError:
-                    pass
+                os.remove(path)
+                removed += 1
+            except OSError:
+                pass
     if removed:
         log.info("review pull: removed %d answer file(s) the server no longer has from %s", removed, root)
     return removed
