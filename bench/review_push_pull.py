@@ -3,12 +3,15 @@ Push: N built tasks (data + prediction) into a project whose overlap setting ask
 20% of tasks (one project request), by bulk import in batches; goal <= 60 s for 10k. Pull: N
 annotations (imported with their tasks and predictions into a second project, not timed) read back
 as the flow does (read_tasks: an export snapshot, through the run's task mirror) and resolved into
-Review records; goal <= 10 s for 10k. Timed cold (empty mirror: the whole project is exported),
+Review records; goal <= 10 s for 10k. Timed cold (empty mirror) from the project's answer files
+(the server's target storage, as a push attaches it; the import skips the per-save write, so the
+storage's own sync writes them first, not timed) and, for reference, by export (the whole project);
 unchanged (an empty delta), in rounds (the answers arrive in --rounds parts, a pull after each), and
 first after a push into an empty project (which seeds the mirror) once a tenth of it is answered.
 Cutting media is not timed (it is ffmpeg's speed, per clip).
 
-    export LABEL_STUDIO_API_KEY=...; .venv/bin/python bench/review_push_pull.py --url http://127.0.0.1:8080 [--n 10000]
+    export LABEL_STUDIO_API_KEY=...; .venv/bin/python bench/review_push_pull.py --url http://127.0.0.1:8080 \
+        --answers-dir DIR [--n 10000]     (DIR beneath the server's document root)
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from pipeline.review import labeling  # noqa: E402
 from pipeline.review.label_studio import LabelStudioClient  # noqa: E402
 from pipeline.review.mirror import TaskMirror  # noqa: E402
 from pipeline.review.pull import read_tasks, reviews_from_tasks  # noqa: E402
-from pipeline.review.push import PushReport, build_task, push_tasks  # noqa: E402
+from pipeline.review.push import PushReport, attach_answer_storage, build_task, push_tasks  # noqa: E402
 from schemas import Consensus, Provenance, load_config  # noqa: E402
 from schemas.features import LabelProb  # noqa: E402
 from tests.fixtures.judge_cases import answer, clip, ev, features  # noqa: E402
@@ -52,6 +55,8 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=10_000)
     ap.add_argument("--overlap", type=float, default=0.2, help="share of tasks Label Studio asks 2 reviewers for")
     ap.add_argument("--rounds", type=int, default=10, help="incremental pull: answers arrive in this many rounds")
+    ap.add_argument("--answers-dir", type=Path, required=True,
+                    help="where the server writes answer files: beneath its LOCAL_FILES_DOCUMENT_ROOT")
     args = ap.parse_args()
     tag = uuid.uuid4().hex[:6]
     config = load_config(overrides=[f"review.label_studio.url={args.url}", f"review.overlap={args.overlap}"])
@@ -81,21 +86,31 @@ def main() -> None:
     # in bulk, not timed), pulled as the flow does it (read_tasks + resolve) into an empty cache:
     # a cold pull exports the whole project
     pid2 = client.ensure_project(f"bench pull {tag}", xml)
+    store = attach_answer_storage(client, pid2, args.answers_dir)
+    assert store is not None, "the server refused the answer storage (see the log): is --answers-dir beneath its document root?"
     annotated = [annotated_task(i, t) for i, (c, t) in enumerate(tasks)]
     for i in range(0, len(annotated), 2000):
         client.import_tasks(pid2, annotated[i:i + 2000])
+    (sid,) = [s["id"] for s in client.answer_storages(pid2) if s["path"] == str(store)]
+    t0 = time.perf_counter()
+    with httpx.Client(base_url=args.url, headers={"Authorization": f"Token {args.token}"}, timeout=3600) as http:
+        http.post(f"/api/storages/export/localfiles/{sid}/sync").raise_for_status()
+    sync_s = time.perf_counter() - t0
+    assert len(list(store.iterdir())) == args.n
     cache = Path(tempfile.mkdtemp(prefix="bench-pull-"))
     users = client.users()
 
-    def pull(pid: int, consensus: list[Consensus]) -> tuple[float, object, int]:
+    def pull(pid: int, consensus: list[Consensus], files: bool = True, where: Path = cache) -> tuple[float, object, int]:
         t = time.perf_counter()
-        rows, sync = read_tasks(client, pid, cache)
+        rows, sync = read_tasks(client, pid, where, answer_files=files)
         pulled = reviews_from_tasks(rows, consensus, config, users, pid)
         return time.perf_counter() - t, sync, sum(len(r.answers) for r in pulled.reviews)
 
     cold_s, sync, n_ann = pull(pid2, cons)
+    assert sync.answer_files == args.n and n_ann == args.n, (sync, n_ann)
+    cold_export_s, sync, n_ann = pull(pid2, cons, files=False, where=Path(tempfile.mkdtemp(prefix="bench-pull-")))
     assert sync.full and n_ann == args.n, (sync, n_ann)
-    warm_s, sync, n_ann = pull(pid2, cons)  # nothing changed since: an empty delta
+    warm_s, sync, n_ann = pull(pid2, cons)  # nothing changed since: the same files
     assert not sync.full and n_ann == args.n, (sync, n_ann)
     t0 = time.perf_counter()  # the one-shot export the pull used before snapshots, for reference
     assert len(json.loads(b"".join(client.sdk.projects.exports.download_sync(
@@ -127,7 +142,8 @@ def main() -> None:
 
     out = {"n": args.n, "overlap": args.overlap, "push_s": round(push_s, 2), "overlap_percent": report.overlap_percent,
            "overlap_tasks": sum(n > 1 for n in client.task_overlaps(pid).values()),
-           "pull_cold_s": round(cold_s, 2), "pull_first_after_push_tenth_answered_s": round(first_s, 2),
+           "pull_cold_s": round(cold_s, 2), "pull_cold_export_s": round(cold_export_s, 2),
+           "answer_storage_sync_s_untimed_setup": round(sync_s, 2), "pull_first_after_push_tenth_answered_s": round(first_s, 2),
            "pull_first_after_push_exported_tasks": sync.fetched, "pull_unchanged_s": round(warm_s, 2),
            "oneshot_export_alone_s": round(oneshot_s, 2),
            "pull_rounds": args.rounds, "pull_round_s": round_s, "pull_round_exported_tasks": rounds,
