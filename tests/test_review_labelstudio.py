@@ -5,6 +5,7 @@ outside the taxonomy."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -313,7 +314,7 @@ def test_pull_exports_only_what_changed_and_falls_back_when_the_counts_do_not_ad
 
 
 def test_pull_reads_the_answer_files_the_server_writes_and_exports_when_they_do_not_add_up(label_studio, review_run,
-                                                                                           caplog):
+                                                                                           caplog, monkeypatch):
     from pipeline.review.answer_files import answers_dir
     from pipeline.review.label_studio import ANSWER_STORAGE
 
@@ -385,6 +386,21 @@ def test_pull_reads_the_answer_files_the_server_writes_and_exports_when_they_do_
     last = pull_review(review_run, config, client, consensus=cons)
     assert (last.full_export, last.answer_files) == (False, 1)
     assert {r.clip_id: r.final_label for r in last.reviews} == {"v1": "surprise", "a1": "happiness", "v3": "anger"}
+
+    # the server counts an answer a moment before it writes the file (or a reviewer saves between
+    # the pull's count and its read): the pull counts and reads once more instead of exporting
+    calls = []
+
+    def counted_early(project_id):
+        calls.append(LabelStudioClient.counts(client, project_id))
+        c = calls[-1]
+        return dataclasses.replace(c, answers=c.answers + 1) if len(calls) == 1 else c
+
+    monkeypatch.setattr(client, "counts", counted_early)
+    recount = pull_review(review_run, config, client, consensus=cons)
+    monkeypatch.undo()
+    assert len(calls) == 2 and (recount.full_export, recount.answer_files) == (False, 1)
+    assert recount.reviews == last.reviews
 
     # a file the pull cannot read (the server half-way through writing it) means an export this time
     good = (store / str(second)).read_bytes()

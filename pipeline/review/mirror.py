@@ -104,7 +104,7 @@ class TaskMirror:
         Files decide every answer that came from a file (one whose file is gone was deleted); an
         answer the mirror has from an export and no file has (imported with its task) stays, and a
         task seen only in files joins. None, leaving the mirror as it was, unless the result adds
-        up to `counts` (read before the files: the server writes an answer's file before it commits)."""
+        up to `counts` (an answer saved between the count and the read makes them differ: no harm)."""
         merged = {tid: dict(t, annotations=[a for a in t["annotations"] if not a.get(FROM_FILE)])
                   for tid, t in self.tasks.items()}
         for tid, t in found.items():

@@ -10,6 +10,7 @@ records (timestamps come from the annotations, not from the clock), so a pull ca
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from schemas.provenance import stable_hash
 from storage import RunDir
 
 log = logging.getLogger(__name__)
+RECOUNT_S = 0.3  # pause before counting again when the answer files do not add up
 
 
 class PullProblem(BaseModel):
@@ -179,8 +181,15 @@ def read_tasks(client: LabelStudioClient, project_id: int, cache_dir: Path,
     mirror = TaskMirror.for_project(cache_dir, client.url, project_id)
     sync = None
     if store is not None:
-        read = read_answer_files(store)
-        sync = mirror.sync_from_files(*read, counts) if read is not None else None
+        for attempt in range(2):
+            read = read_answer_files(store)
+            sync = mirror.sync_from_files(*read, counts) if read is not None else None
+            if sync is not None or attempt:
+                break
+            # the server counts an answer a moment before it writes its file (and a reviewer may
+            # save between our count and our read): count and read once more before exporting
+            time.sleep(RECOUNT_S)
+            counts = client.counts(project_id)
         if sync is None:
             log.info("review pull: the answer files in %s do not add up to project %d's counts; exporting", store, project_id)
     if sync is None:
