@@ -164,9 +164,10 @@ def pull_review(run_dir: RunDir, config: EmoforgeConfig, client: LabelStudioClie
 
 
 def answer_dir(client: LabelStudioClient, project_id: int) -> Path | None:
-    """The directory the project's answer storage writes to, when this machine can read it."""
-    for s in sorted(client.answer_storages(project_id), key=lambda s: s.get("title") != ANSWER_STORAGE):
-        if s.get("path") and Path(s["path"]).is_dir():
+    """The directory the project's answer storage writes to, when this machine can read it. Only
+    the one a push attached: a pull may remove stale files, and other storages are not ours to tidy."""
+    for s in client.answer_storages(project_id):
+        if s.get("title") == ANSWER_STORAGE and s.get("path") and Path(s["path"]).is_dir():
             return Path(s["path"])
     return None
 
