@@ -80,6 +80,7 @@ def read_answer_files(root: Path) -> tuple[dict[int, dict], int] | None:
         have["annotations"] += [a for a, i in zip(anns, ids) if i not in known]
     return tasks, n
 
+
 def prune_stale(root: Path, tasks: dict[int, dict], since: datetime | None) -> int:
     """Remove the files of annotations the server no longer has (`tasks`: the mirror after an
     export that added up), so the next pull adds up from files again. Known by (task, annotation):

@@ -14,12 +14,11 @@ import html
 import logging
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from pydantic import BaseModel
 
 from pipeline.review import labeling
-from pathlib import Path
-
 from pipeline.review.answer_files import answers_dir
 from pipeline.review.label_studio import LabelStudioClient, LabelStudioError
 from pipeline.review.media import check_under_root, cut_clip, document_root, local_files_url, probe_fps
@@ -212,7 +211,7 @@ def attach_answer_storage(client: LabelStudioClient, pid: int, base: Path) -> Pa
     in a directory of its own beneath `base`; None, with the reason logged, when it cannot be."""
     want = answers_dir(base, client.url, pid).resolve()
     counts = client.counts(pid)
-    # a new storage makes the server write every existing answer inside the request (~60 ms each):
+    # a new storage makes the server write every existing answer inside the request (~30-60 ms each):
     # a project that already holds answers keeps pulling by export
     create = not (counts.answers or counts.skips)
     try:
