@@ -23,6 +23,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Iterator
 
+from pipeline.review.mirror import slim_task
+
 log = logging.getLogger(__name__)
 
 
@@ -73,9 +75,7 @@ def read_answer_files(root: Path) -> tuple[dict[int, dict], int] | None:
             log.warning("answer file %s unreadable (%s); this pull asks the server instead", path, exc)
             return None
         n += 1
-        cid = (task.get("data") or {}).get("clip_id")
-        have = tasks.setdefault(tid, {"id": tid, "clip_id": None if cid is None else str(cid),
-                                      "updated_at": task.get("updated_at"), "annotations": []})
+        have = tasks.setdefault(tid, slim_task(dict(task, annotations=[])))
         known = {int(a["id"]) for a in have["annotations"]}
         have["annotations"] += [a for a, i in zip(anns, ids) if i not in known]
     return tasks, n

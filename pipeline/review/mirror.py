@@ -42,7 +42,7 @@ class SyncReport:
     answer_files: int = 0  # answer files read instead of an export (0: the server exported)
 
 
-def _slim(task: dict) -> dict:
+def slim_task(task: dict) -> dict:
     """What a pull reads of a task; the rest (media URLs, rationale HTML) is the push's business."""
     cid = (task.get("data") or {}).get("clip_id")
     return {"id": int(task["id"]), "clip_id": None if cid is None else str(cid),
@@ -123,14 +123,14 @@ class TaskMirror:
         since = server_time(self.synced_from)
         reason = "first pull" if not self.tasks else "no time seen yet"
         if self.tasks and since is not None:
-            delta = [_slim(t) for t in client.export_tasks(self.project_id, since - MARGIN)]
+            delta = [slim_task(t) for t in client.export_tasks(self.project_id, since - MARGIN)]
             merged = dict(self.tasks)
             merged.update((t["id"], t) for t in delta)
             if self.adds_up(merged, counts):
                 self._take(merged, delta, counts, full=False)
                 return SyncReport(full=False, fetched=len(delta), reason="")
             reason = "the delta does not add up to the server's counts (a task or answer was deleted)"
-        everything = [_slim(t) for t in client.export_tasks(self.project_id)]
+        everything = [slim_task(t) for t in client.export_tasks(self.project_id)]
         self._take({t["id"]: t for t in everything}, everything, counts, full=True)
         return SyncReport(full=True, fetched=len(everything), reason=reason)
 
