@@ -37,8 +37,8 @@ import pipeline.sampling as sampling_pkg
 from pipeline.sampling.media import file_sha256
 from pipeline.sampling.stage import sample_source
 from schemas.config import AnnotatorSpec
-from schemas import (Annotation, AnnotatorInput, Clip, ClipFeatures, EmoforgeConfig, Reject, SourceAnnotations, SourceJudgements,
-                     SourceMedia, SourcePreprocessing, SourceSampling)
+from schemas import (Annotation, AnnotatorInput, Clip, ClipFeatures, EmoforgeConfig, Reject, Review, SourceAnnotations,
+                     SourceJudgements, SourceMedia, SourcePreprocessing, SourceSampling)
 from schemas.provenance import emoforge_version, stable_hash
 from storage import RunDir
 
@@ -105,9 +105,16 @@ class AnnotatorFailed(RuntimeError):
 
 @task(name="judge-run", retries=0, cache_policy=NO_CACHE)  # cheap to redo; hashing a run's answers is not
 def judge_task(clips: list[Clip], features: list[ClipFeatures], annotations: list[Annotation], config: EmoforgeConfig,
-               run_id: str) -> SourceJudgements:
+               run_id: str, reviewed: dict[str, list[str]] | None = None) -> SourceJudgements:
     gold = load_gold(config.judge.gold, config.taxonomy) if config.judge.gold else None
-    return judge_run(clips, features, annotations, config, run_id, gold=gold)
+    return judge_run(clips, features, annotations, config, run_id, gold=gold, known=reviewed)
+
+
+def reviewed_labels(reviews: list[Review]) -> dict[str, list[str]]:
+    """Clips whose label reviewers settled in earlier rounds: known labels for the judge's reliability
+    fit and calibration."""
+    return {r.clip_id: r.final_labels or [r.final_label] for r in reviews
+            if r.decision == "accepted" and r.final_source == "human" and (r.final_labels or r.final_label)}
 
 
 @task(name="review-round", retries=0, cache_policy=NO_CACHE)  # talks to a live server: always fresh
@@ -253,7 +260,8 @@ def emoforge_flow(inputs: list[str], out_dir: str, config: EmoforgeConfig, run_i
     progress.start("judge", 1)
     judged = SourceJudgements(judgements=[], consensus=[], threshold=config.judge.threshold.value)
     try:
-        judged = judge_task(clips, features, annotations, config, run_id)
+        reviewed = reviewed_labels(run.read("reviews")) if config.judge.reliability.use_reviews else {}
+        judged = judge_task(clips, features, annotations, config, run_id, reviewed)
         judge_counts.computed = len(judged.judgements)
     except Exception as exc:  # e.g. a bad gold file: stages 1-3 stay written, the run says why
         rejects.append(Reject(run_id=run_id, stage="judge", path=config.judge.gold or out_dir,
@@ -263,6 +271,7 @@ def emoforge_flow(inputs: list[str], out_dir: str, config: EmoforgeConfig, run_i
     progress.finish("judge")
     run.write("judgements", judged.judgements)
     run.write("consensus", judged.consensus)
+    run.write("reliability", judged.reliability)
     judge_counts.outputs = sum(c.needs_review for c in judged.consensus)  # clips flagged for review
     judge_counts.seconds = round(time.perf_counter() - t3, 3)
 
@@ -320,6 +329,7 @@ def emoforge_flow(inputs: list[str], out_dir: str, config: EmoforgeConfig, run_i
             "tables": {"sources": len(sources), "clips": len(clips), "features": len(features), "annotations": len(annotations),
                        "judgements": len(judged.judgements), "consensus": len(judged.consensus), "flagged": judge_counts.outputs,
                        "review_threshold": judged.threshold, "reviews": len(run.read("reviews")), "rejects": len(rejects)},
+            "routing": judged.routing.model_dump() if judged.routing else None,
         }
     )
     try:  # plots of the finished run (reads the manifest just written, for the stage timings)

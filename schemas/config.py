@@ -178,19 +178,33 @@ class LLMJudgeConfig(_Strict):
 
 
 class ReviewThreshold(_Strict):
-    # fixed: flag clips whose review score is below `value`; budget: flag the worst `budget` share;
-    # calibrated: the lowest threshold at which the accepted gold clips reach `target_accuracy`
-    mode: Literal["fixed", "budget", "calibrated"] = "fixed"
+    # target: flag the fewest clips such that the accepted ones' calibrated confidence averages at
+    # least `target_accuracy`; fixed: flag clips whose review score is below `value`; budget: flag the
+    # worst `budget` share; calibrated: the lowest threshold at which the accepted gold clips reach
+    # `target_accuracy`
+    mode: Literal["target", "fixed", "budget", "calibrated"] = "target"
     value: float = Field(0.5, ge=0, le=1)
     budget: float = Field(0.1, ge=0, le=1)
     target_accuracy: float = Field(0.9, gt=0, le=1)
+
+
+class ReliabilityConfig(_Strict):
+    """The Dawid-Skene fit behind the `reliability` aggregation (agents/judge/reliability.py)."""
+
+    prior_strength: float = Field(2.0, ge=0)  # pseudo-answers per confusion-matrix row
+    prior_accuracy: float = Field(0.6, gt=0, lt=1)  # share of them on the diagonal: better than chance, barely
+    calibration_prior_strength: float = Field(10.0, ge=0)  # pseudo-clips for "the model's probability is right"
+    use_reviews: bool = True  # reviewers' accepted verdicts from earlier runs count as known labels
 
 
 class JudgeConfig(_Strict):
     weights: JudgeWeights = JudgeWeights()
     task_weights: dict[str, JudgeWeights] = {}  # per instruction template id; others use `weights`
     unverifiable_credit: float = Field(0.5, ge=0, le=1)  # S_reason credit for a claim the features cannot check
-    aggregation: Literal["majority", "weighted", "dawid_skene", "one_coin_dawid_skene", "glad", "mace", "wawa"] = "weighted"
+    # reliability: Dawid-Skene on the answers' full distributions, anchored by known labels (default);
+    # the others vote on top labels: majority, S_final-weighted, or crowd-kit's aggregators
+    aggregation: Literal["reliability", "majority", "weighted", "dawid_skene", "one_coin_dawid_skene", "glad", "mace", "wawa"] = "reliability"
+    reliability: ReliabilityConfig = ReliabilityConfig()
     gold: str | None = None  # CSV or Parquet with clip_id,label: S_rec against gold and threshold calibration
     threshold: ReviewThreshold = ReviewThreshold()
     min_margin: float = Field(0.2, ge=0, le=1)  # consensus top-1 minus top-2 below this: thin margin

@@ -32,8 +32,11 @@ class ClaimCheck(BaseModel):
     """One cited piece of evidence held against the clip's measured features."""
 
     evidence_id: str
-    verdict: Verdict
+    verdict: Verdict  # is the cited fact true?
     reason: str
+    # does what was measured for this cue favour the answer's label over its strongest rival?
+    # (agents/judge/inference.py: 1 clearly, 0.5 cannot tell, 0 favours another; None: says nothing about emotion)
+    support: float | None = None
 
 
 class StepScore(BaseModel):
@@ -47,13 +50,14 @@ class Judgement(BaseModel):
     clip_id: str
     annotator_id: str
     label: str | None
-    s_rec: float
+    s_rec: float | None  # None when nothing measured it (s_rec_basis "none")
     s_reason: float
     s_cot: float
     s_final: float
-    # what S_rec was measured against: a gold label, the other annotators, only the LLM judge's mark,
-    # or nothing (then S_final renormalises β and γ over the scores that exist)
-    s_rec_basis: Literal["gold", "peers", "llm", "none"]
+    # what S_rec was measured against: a gold label, the reliability-weighted consensus of the clip's
+    # answers (this one included), the other annotators, only the LLM judge's mark, or nothing (then
+    # S_final renormalises β and γ over the scores that exist)
+    s_rec_basis: Literal["gold", "consensus", "peers", "llm", "none"]
     weights: JudgeWeights
     claims: list[ClaimCheck] = []
     step_scores: list[StepScore] = []  # from the optional LLM judge
@@ -72,11 +76,39 @@ class Consensus(BaseModel):
     agreement: float = 0.0  # share of usable answers that chose the consensus label
     n_answers: int = 0
     s_final_mean: float | None = None  # mean S_final of the answers that chose the consensus label
-    review_score: float = 0.0  # what the review threshold is applied to
+    review_score: float = 0.0  # what the review threshold is applied to: the calibrated confidence
+    # calibrated P(label is right) (agents/judge/calibration.py); 1 for a clip whose label is known
+    confidence: float | None = None
     gold_label: str | None = None
     flags: list[Flag] = []
     needs_review: bool = False
     provenance: Provenance
+
+
+class AnnotatorReliability(BaseModel):
+    """What the run learned about one annotator (agents/judge/reliability.py)."""
+
+    annotator_id: str
+    n_answers: int
+    estimated_accuracy: float  # Σ_k π_k θ[k, k] under the fitted model
+    recall: list[LabelProb] = []  # θ[k, k] per true class k the run saw
+    gold_accuracy: float | None = None  # on the clips with known labels, where it answered any
+    n_gold: int = 0
+
+
+class Routing(BaseModel):
+    """How the review threshold was chosen and what the accepted (unflagged) clips are expected to be."""
+
+    mode: str
+    threshold: float
+    target_accuracy: float | None = None
+    n_clips: int = 0
+    n_accepted: int = 0  # clips under no routing flag
+    estimated_accuracy: float | None = None  # mean calibrated confidence of the accepted clips
+    ci_low: float | None = None  # 95% interval (Jeffreys) around that estimate
+    ci_high: float | None = None
+    calibrated_on: int = 0  # clips with known labels (gold, reviewed) the confidence was fitted on
+    calibration: str = "prior"  # "isotonic" once labelled clips exist
 
 
 class SourceJudgements(BaseModel):
@@ -85,6 +117,8 @@ class SourceJudgements(BaseModel):
     judgements: list[Judgement]
     consensus: list[Consensus]
     threshold: float  # the review threshold in force (after budget or calibration)
+    routing: Routing | None = None
+    reliability: list[AnnotatorReliability] = []
     rejects: list["Reject"] = []
 
     def producer_run_id(self) -> str | None:

@@ -7,6 +7,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterable, TypeVar
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import BaseModel
 
@@ -61,4 +62,8 @@ def read_records(path: Path, model: type[R]) -> list[R]:
     stored = (table.schema.metadata or {}).get(b"emoforge.record", b"").decode()
     if stored and stored != model.__name__:
         raise TableError(f"{path}: holds {stored} records, not {model.__name__}")
-    return from_table(table.cast(arrow_schema(model)), model)
+    try:
+        table = table.cast(arrow_schema(model))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError):
+        pass  # written before a field existed: rows are validated into records, missing fields take their defaults
+    return from_table(table, model)

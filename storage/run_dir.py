@@ -26,7 +26,7 @@ from typing import TypeVar
 
 from pydantic import BaseModel
 
-from schemas import Annotation, Clip, ClipFeatures, Consensus, Judgement, Reject, Review, SourceMedia
+from schemas import Annotation, AnnotatorReliability, Clip, ClipFeatures, Consensus, Judgement, Reject, Review, SourceMedia
 from storage.parquet import atomic_write_bytes, read_records, write_records
 
 R = TypeVar("R", bound=BaseModel)
@@ -39,6 +39,7 @@ TABLES: dict[str, type[BaseModel]] = {
     "judgements": Judgement,
     "consensus": Consensus,
     "reviews": Review,
+    "reliability": AnnotatorReliability,
     "rejects": Reject,
 }
 

@@ -18,13 +18,14 @@ from agents.judge.clip_index import Baseline, ClipIndex
 from agents.judge.flags import CalibrationError, review_threshold
 from agents.judge.gold import GoldError, load_gold
 from agents.judge.grounding import verify
-from agents.judge.scores import s_cot, s_cot_parts, s_final, s_rec, s_reason
+from agents.judge.scores import COVERAGE_FLOOR, s_cot_of, s_final, s_rec, s_reason
 from schemas import ConfigError, JudgeWeights, load_config
 from schemas.config import ReviewThreshold
 from schemas.judgement import ClaimCheck
 from tests.fixtures.judge_cases import answer, clip, ev, features
 
-BASE = Baseline(pitch_hz=200.0, intensity_db=60.0, rate_wps=3.0, pause_ratio=0.1)
+BASE = Baseline(pitch_hz=200.0, intensity_db=60.0, rate_wps=3.0, pause_ratio=0.1, pitch_cv=0.1,
+                spread={"pitch": 20.0, "loudness": 3.0, "rate": 0.5, "pauses": 0.05, "pitch_var": 0.03})
 
 
 def check(e, feats=None, base=BASE):
@@ -82,10 +83,48 @@ def test_a_lower_baseline_turns_a_pitch_claim_around():
 
 # ---------- scores by hand ----------
 
-def test_s_reason_counts_supported_fully_unverifiable_partly_contradicted_not_at_all():
-    claims = [ClaimCheck(evidence_id=x, verdict=v, reason="") for x, v in [("a", "supported"), ("b", "unverifiable"), ("c", "contradicted")]]
-    assert s_reason(claims, 0.5) == pytest.approx((1 + 0.5 + 0) / 3)
-    assert s_reason([], 0.3) == 0.3  # no evidence at all: one unverifiable claim
+def test_s_reason_weighs_each_fact_by_how_strongly_its_measurement_points_to_the_label():
+    claims = [ClaimCheck(evidence_id=x, verdict=v, reason="", support=s)
+              for x, v, s in [("a", "supported", 1.0), ("b", "unverifiable", 1.0), ("c", "contradicted", 1.0), ("d", "supported", None)]]
+    # fact x support; a claim that bears on no emotion gets half its fact's credit
+    assert s_reason(claims, 0.5) == pytest.approx((1 + 0.5 + 0 + 0.5) / 4)
+    assert s_reason([], 0.3) == pytest.approx(0.3 * 0.5)  # no evidence at all: one unverifiable claim pointing nowhere
+
+
+def test_a_true_fact_that_does_not_point_to_the_label_is_not_support():
+    """Answers citing the same true facts (a smile, 'so happy' said, raised pitch) for different labels:
+    the facts are confirmed for all, but only the label they point to earns full S_reason."""
+    cfg = load_config(overrides=["judge.aggregation=majority"])
+    answers = [answer(f"w-{label}", label, GOOD) for label in ("happiness", "sadness", "anger")]
+    res = judge_run([clip(), clip("c2")], [features(), features("c2", pitch=180.0)], answers, cfg, "r")
+    by = {j.label: j for j in res.judgements}
+    for j in by.values():
+        assert [c.verdict for c in j.claims] == ["supported"] * 3
+    support = {label: [c.support for c in j.claims] for label, j in by.items()}
+    assert support["happiness"][0] == 1.0 and support["sadness"][0] == 0.0  # AU12 is happiness's prototype, not sadness's
+    assert support["happiness"][1] > 0.5 > support["sadness"][1]  # 'so happy' is positive
+    assert by["happiness"].s_reason > 0.7 > 0.3 > by["sadness"].s_reason
+    assert by["happiness"].s_reason > by["anger"].s_reason
+
+
+def test_inference_tables_follow_the_literature():
+    from agents.judge.inference import au_distribution, support, valence_distribution, vocal_distribution
+
+    taxonomy = load_config().taxonomy
+    # AU04 belongs to the anger, sadness and fear prototypes: it cannot tell anger from sadness
+    au4 = au_distribution({"AU04": 1.0}, taxonomy)
+    assert support(au4, "anger") == pytest.approx(0.5) and support(au4, "happiness") < 0.5
+    # a raised, variable, loud, fast voice reads as anger or happiness, never sadness (Juslin & Laukka 2003)
+    aroused = vocal_distribution({"pitch": 1.5, "pitch_var": 1.2, "loudness": 1.5, "rate": 1.2}, taxonomy)
+    assert max(aroused, key=aroused.get) in ("anger", "happiness") and support(aroused, "sadness") == 0.0
+    low = vocal_distribution({"pitch": -1.2, "pitch_var": -1.0, "loudness": -1.0, "rate": -1.0}, taxonomy)
+    assert max(low, key=low.get) in ("sadness", "boredom") and support(low, "anger") == 0.0
+    typical = vocal_distribution({"pitch": 0.0, "loudness": 0.1}, taxonomy)
+    assert max(typical, key=typical.get) == "neutral"
+    # flat words say nothing about the speaker; negative words say "negative", not which emotion
+    assert support(valence_distribution(0.0, taxonomy), "neutral") == pytest.approx(0.5)
+    negative = valence_distribution(-0.7, taxonomy)
+    assert support(negative, "anger") == pytest.approx(0.5) and support(negative, "happiness") < 0.5
 
 
 def test_s_rec_is_leave_one_out_soft_agreement_or_gold():
@@ -102,24 +141,39 @@ def test_s_rec_is_leave_one_out_soft_agreement_or_gold():
     assert s_rec(a1, [], None) == (None, "none")
 
 
-def test_s_cot_is_coverage_grounding_and_conclusion_not_correctness():
+def test_s_cot_is_the_share_of_the_discriminating_signal_the_reasoning_covers_not_correctness():
     e1 = ev("e1", "face", "AU12 (lip corner puller) active")
     e2 = ev("e2", "text", "said 'so happy'")
+    ix = ClipIndex(clip(), features(), BASE, frozenset(load_config().taxonomy))
+    assert ix.modalities == {"text", "audio", "visual"}
+    dists = ix.modality_distributions
+    assert max(dists["visual"], key=dists["visual"].get) == "happiness"  # the expression model on the main face
+
+    def margin(g, label):
+        d = dists[g]
+        total = sum(d.values())
+        return abs(d.get(label, 0) / total - max(v / total for k, v in d.items() if k != label))
+
+    weight = {g: COVERAGE_FLOOR + margin(g, "happiness") for g in ("visual", "text", "audio")}
     steps = [("AU12 is active.", ["e1"]), ("The words are neutral.", []), ("Therefore the emotion is happiness.", [])]
     a = answer("a", "happiness", [e1, e2], steps)
-    available = ClipIndex(clip(), features()).modalities
-    assert available == {"text", "audio", "visual"}
-    assert s_cot_parts(a, available) == (pytest.approx(2 / 3), 0.5, 1.0)
-    assert s_cot(a, available) == pytest.approx((2 / 3 + 0.5 + 1) / 3)
-    # a step that repeats an evidence anchor (the quoted words) is grounded without citing an id
+    # only the face is taken up by a reasoning step: the words are cited but no step uses them
+    assert s_cot_of(a, ix.modalities, dists) == pytest.approx(weight["visual"] / sum(weight.values()))
+    # a step that repeats an evidence anchor (the quoted words) covers it without citing an id
     quoting = answer("a", "happiness", [e1, e2], [("AU12 is active.", ["e1"]), ("They said 'so happy'.", []), steps[2]])
-    assert s_cot_parts(quoting, available)[1] == 1.0
+    assert s_cot_of(quoting, ix.modalities, dists) == pytest.approx((weight["visual"] + weight["text"]) / sum(weight.values()))
     # the closing step was added by the normaliser: the answer never concluded
     added = answer("a", "happiness", [e1, e2], steps, origin="normaliser")
-    assert s_cot(added, available) == pytest.approx((2 / 3 + 0.5 + 0) / 3)
-    # a wrong label with the same reasoning structure has the same S_cot: correctness is S_rec's job
-    wrong = answer("a", "sadness", [e1, e2], [steps[0], steps[1], ("Therefore the emotion is sadness.", [])])
-    assert s_cot(wrong, available) == s_cot(a, available)
+    assert s_cot_of(added, ix.modalities, dists) == pytest.approx(s_cot_of(a, ix.modalities, dists) / 2)
+    # the same reasoning for a wrong label covers the same modalities; their weights are the margins
+    # between *its* label and rival, in either direction: correctness is S_rec's job, direction S_reason's
+    sad = answer("a", "sadness", [e1, e2], [steps[0], steps[1], ("Therefore the emotion is sadness.", [])])
+    sad_weight = {g: COVERAGE_FLOOR + margin(g, "sadness") for g in ("visual", "text", "audio")}
+    assert s_cot_of(sad, ix.modalities, dists) == pytest.approx(sad_weight["visual"] / sum(sad_weight.values()))
+    every = answer("a", "happiness", [e1, e2, ev("e3", "prosody", "raised pitch")],
+                   [("AU12 is active.", ["e1"]), ("They said 'so happy'.", ["e2"]), ("The pitch is raised.", ["e3"]), steps[2]])
+    assert s_cot_of(every, ix.modalities, dists) == 1.0
+    assert s_cot_of(a, frozenset(), {}) == 1.0  # nothing measured: nothing to miss
 
 
 def test_s_final_weights_and_renormalises_without_s_rec():
@@ -152,18 +206,25 @@ def three_answers():
 
 
 def test_judge_run_scores_a_clip_and_catches_planted_hallucination():
-    cfg = load_config(overrides=["judge.weights={alpha: 0.5, beta: 0.3, gamma: 0.2}", "judge.threshold.value=0.5"])
+    cfg = load_config(overrides=["judge.weights={alpha: 0.5, beta: 0.3, gamma: 0.2}", "judge.aggregation=weighted",
+                                 "judge.threshold.mode=fixed", "judge.threshold.value=0.5"])
     # a calmer second clip puts the run's median pitch at 200 Hz, so c1's 220 Hz counts as raised
     res = judge_run([clip(), clip("c2")], [features(), features("c2", pitch=180.0)], three_answers(), cfg, "run-j")
     by = {j.annotator_id: j for j in res.judgements}
     good, liar, vague = by["good"], by["liar"], by["vague"]
-    assert [c.verdict for c in good.claims] == ["supported"] * 3 and good.s_reason == 1.0 and not good.flags
+    assert [c.verdict for c in good.claims] == ["supported"] * 3 and not good.flags
     assert [c.verdict for c in liar.claims] == ["supported", "contradicted"]
     assert "'i am furious' was not said" in liar.claims[1].reason and liar.flags == ["hallucinated_evidence"]
-    assert liar.s_reason == 0.5 and vague.s_reason == 0.5  # (1 + 0) / 2 and one unverifiable claim
+    # the smile is happiness's prototype; raised pitch alone cannot tell happiness from anger or fear
+    assert good.claims[0].support == 1.0 and good.claims[2].support == pytest.approx(0.5, abs=0.05)
+    credit = {"supported": 1.0, "unverifiable": 0.5, "contradicted": 0.0}
+    for j in (good, liar, vague):
+        assert j.s_reason == pytest.approx(sum(credit[c.verdict] * (0.5 if c.support is None else c.support) for c in j.claims)
+                                           / len(j.claims))
+    assert liar.s_reason == pytest.approx(0.5) and vague.s_reason == pytest.approx(0.25)  # (1·1 + 0) / 2; one unverifiable claim
     assert good.s_rec == 0.5 and vague.s_rec == 0.0 and good.s_rec_basis == "peers"
-    assert good.s_cot == pytest.approx((1 + 1 + 1) / 3)
-    assert vague.s_cot == pytest.approx((0 + 1 + 1) / 3)  # cites only "context": no modality covered
+    assert good.s_cot == pytest.approx(1.0)  # every measured modality taken up by a step, and concluded
+    assert vague.s_cot == 0.0  # cites only "context": no modality covered
     for j in res.judgements:
         assert j.s_final == pytest.approx(0.5 * j.s_rec + 0.3 * j.s_reason + 0.2 * j.s_cot)
     c, calm = res.consensus
@@ -175,7 +236,9 @@ def test_judge_run_scores_a_clip_and_catches_planted_hallucination():
     assert c.agreement == pytest.approx(2 / 3) and c.n_answers == 3
     assert c.s_final_mean == pytest.approx((w["good"] + w["liar"]) / 2)
     happy = {p.label: p.prob for p in c.distribution}["happiness"]
-    assert c.review_score == pytest.approx(happy * c.s_final_mean)  # backing of the label x quality of its answers
+    # no labelled clips: the stated prior is that the consensus's own probability is right
+    assert c.review_score == c.confidence == pytest.approx(happy, abs=1e-6)
+    assert res.routing.calibration == "prior" and res.routing.calibrated_on == 0
     assert "hallucinated_evidence" in c.flags and c.needs_review
     assert 0 < c.entropy < 1 and c.uncertainty == pytest.approx(c.entropy / 3)  # 8 labels: log2(8) = 3
 
@@ -204,7 +267,8 @@ def test_per_task_weights_apply_to_their_instruction_template():
     a = answer("a", "happiness", GOOD, clip_id="q1")
     b = answer("b", "happiness", clip_id="q1")
     res = judge_run([clip("q1", template="quick")], [features("q1")], [a, b], cfg, "r")
-    assert all(j.s_final == j.s_rec == 1.0 for j in res.judgements)
+    # two answers agreeing, under the reliability model: S_rec is their label's posterior
+    assert all(j.s_final == j.s_rec and 0.5 < j.s_rec < 1.0 and j.s_rec_basis == "consensus" for j in res.judgements)
 
 
 def test_missing_modality_is_flagged_when_no_answer_looks_at_a_measured_one():
@@ -339,7 +403,7 @@ def test_properties_bounded_weighted_order_invariant(panel, a, b, method, rnd):
     res = judge_run(clips, feats, answers, cfg, "p")
     for j in res.judgements:
         for s in (j.s_rec, j.s_reason, j.s_cot, j.s_final):
-            assert 0.0 <= s <= 1.0 + 1e-12
+            assert s is None and j.s_rec_basis == "none" or 0.0 <= s <= 1.0 + 1e-12
         if j.label is not None and j.s_rec_basis != "none":
             assert j.s_final == pytest.approx(alpha * j.s_rec + beta * j.s_reason + (1 - alpha - beta) * j.s_cot)
     for c in res.consensus:

@@ -29,24 +29,51 @@ def au_numbers(code: str) -> frozenset[int]:
 
 @dataclass
 class Baseline:
-    """Run-wide medians that "raised", "loud" or "fast" are judged against."""
+    """Run-wide typical values (medians) that "raised", "loud" or "fast" are judged against, and their
+    robust spreads (scaled MAD), so a voice can be read as z-scores against this corpus."""
 
     pitch_hz: float | None = None
     intensity_db: float | None = None
     rate_wps: float | None = None
     pause_ratio: float | None = None
+    pitch_cv: float | None = None
+    spread: dict[str, float] = field(default_factory=dict)  # quantity -> scaled MAD (or a floor)
+
+    # below these spreads a corpus is too uniform to say what "raised" means: floors in each unit
+    SPREAD_FLOOR = {"pitch": 0.05, "pitch_var": 0.02, "loudness": 1.5, "rate": 0.3, "pauses": 0.05}
 
     @classmethod
     def from_features(cls, features: list[ClipFeatures]) -> "Baseline":
-        import statistics
-
-        def med(values):
-            vals = [v for v in values if v is not None]
-            return statistics.median(vals) if vals else None
+        import numpy as np
 
         pros = [f.prosody for f in features if f.prosody is not None]
-        return cls(med(p.pitch_mean_hz for p in pros), med(p.intensity_mean_db for p in pros),
-                   med(p.speech_rate_wps for p in pros), med(p.pause_ratio for p in pros))
+        columns = {
+            "pitch": [p.pitch_mean_hz for p in pros],
+            "loudness": [p.intensity_mean_db for p in pros],
+            "rate": [p.speech_rate_wps for p in pros],
+            "pauses": [p.pause_ratio for p in pros],
+            "pitch_var": [p.pitch_std_hz / p.pitch_mean_hz if p.pitch_std_hz is not None and p.pitch_mean_hz else None
+                          for p in pros],
+        }
+        med, spread = {}, {}
+        for q, values in columns.items():
+            vals = np.array([v for v in values if v is not None], dtype=float)
+            if len(vals) == 0:
+                med[q] = None
+                continue
+            med[q] = float(np.median(vals))
+            mad = 1.4826 * float(np.median(np.abs(vals - med[q])))
+            # pitch is compared in relative terms (a man's and a woman's voice differ by an octave)
+            floor = cls.SPREAD_FLOOR[q] * (med[q] if q == "pitch" else 1.0)
+            spread[q] = max(mad, floor)
+        return cls(med["pitch"], med["loudness"], med["rate"], med["pauses"], med["pitch_var"], spread)
+
+    def z(self, quantity: str, value: float | None) -> float | None:
+        ref = {"pitch": self.pitch_hz, "loudness": self.intensity_db, "rate": self.rate_wps, "pauses": self.pause_ratio,
+               "pitch_var": self.pitch_cv}[quantity]
+        if value is None or ref is None or quantity not in self.spread:
+            return None
+        return (value - ref) / self.spread[quantity]
 
 
 class lazy:
@@ -70,6 +97,7 @@ class ClipIndex:
     clip: Clip
     features: ClipFeatures | None
     baseline: Baseline = field(default_factory=Baseline)
+    taxonomy: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         self.start = self.clip.start  # plain attributes: the time check reads them for every claim
@@ -149,6 +177,70 @@ class ClipIndex:
         """VADER compound valence of the clip's transcript (None without one)."""
         f = self.features
         return vader_compound(" ".join(w.text for w in f.words)) if f and f.words else None
+
+    def expression_mean(self, frames: list[FaceObservation]) -> dict[str, float]:
+        """The expression model's mean probability per taxonomy label over the given frames."""
+        sums: dict[str, float] = {}
+        expressions = self.expressions
+        for o in frames:
+            for label, prob in expressions[id(o)]:
+                sums[label] = sums.get(label, 0.0) + prob
+        return {k: v / len(frames) for k, v in sums.items()} if frames else {}
+
+    def vocal_z(self, start: float | None = None, end: float | None = None) -> dict[str, float]:
+        """Robust z-scores of the clip's voice against the run's typical values (pitch and loudness
+        on the cited span when it is part of the clip)."""
+        p = self.features.prosody if self.features else None
+        if p is None or p.pitch_mean_hz is None:
+            return {}
+        values = {"pitch": p.pitch_mean_hz, "loudness": p.intensity_mean_db, "rate": p.speech_rate_wps,
+                  "pauses": p.pause_ratio,
+                  "pitch_var": p.pitch_std_hz / p.pitch_mean_hz if p.pitch_std_hz is not None else None}
+        if start is not None and end is not None and abs(end - start) < 0.9 * (self.end - self.start) and p.windows:
+            lo, hi = min(start, end) - 0.25, max(start, end) + 0.25
+            inside = [w for w in p.windows if w.end >= lo and w.start <= hi]
+            pitch = [w.pitch_hz for w in inside if w.pitch_hz is not None]
+            loud = [w.intensity_db for w in inside if w.intensity_db is not None]
+            if pitch:
+                values["pitch"] = sum(pitch) / len(pitch)
+            if loud:
+                values["loudness"] = sum(loud) / len(loud)
+        out = {}
+        for q, v in values.items():
+            z = self.baseline.z(q, v)
+            if z is not None:
+                out[q] = z
+        return out
+
+    @lazy
+    def modality_distributions(self) -> dict[str, dict[str, float]]:
+        """What each measured modality says about the emotion on its own (agents/judge/inference.py):
+        visual from the expression model on the main face (action-unit prototypes without one),
+        audio from the vocal profiles, text from the transcript's valence."""
+        from agents.judge import inference
+
+        out = {}
+        frames = self.frames()
+        if frames:
+            d = self.expression_mean(frames)
+            if not d:
+                units: dict[str, list[float]] = {}
+                for o in frames:
+                    for a in o.action_units:
+                        units.setdefault(a.au, []).append(a.intensity if a.present else 0.0)
+                d = inference.au_distribution({u: sum(v) / len(v) for u, v in units.items()}, self.taxonomy) or {}
+            if d:
+                out["visual"] = d
+        z = self.vocal_z()
+        if z:
+            d = inference.vocal_distribution(z, self.taxonomy)
+            if d:
+                out["audio"] = d
+        if self.vader is not None:
+            d = inference.valence_distribution(self.vader, self.taxonomy)
+            if d:
+                out["text"] = d
+        return out
 
     @lazy
     def transcript(self) -> str:

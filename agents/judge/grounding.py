@@ -361,5 +361,5 @@ def verify(ev: Evidence, ix: ClipIndex) -> ClaimCheck:
     return claim_record(evidence_id, verdict, reason)
 
 
-def claim_record(evidence_id: str, verdict: str, reason: str) -> ClaimCheck:
-    return trusted(ClaimCheck, evidence_id=evidence_id, verdict=verdict, reason=reason)
+def claim_record(evidence_id: str, verdict: str, reason: str, support: float | None = None) -> ClaimCheck:
+    return trusted(ClaimCheck, evidence_id=evidence_id, verdict=verdict, reason=reason, support=support)

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 
 PARALLEL_MIN_ANSWERS = 20_000  # below this, starting processes costs more than it saves
 _CHUNKS_PER_PROCESS = 16  # small enough pieces that a slow one does not leave a core idle at the end
-_shared: tuple | None = None  # (score, jobs, unverifiable_credit), set before the fork
+_shared: tuple | None = None  # (score, jobs, settings), set before the fork
 
 
 def judge_processes(config, n_answers: int, llm_judge) -> int:
@@ -25,14 +25,14 @@ def judge_processes(config, n_answers: int, llm_judge) -> int:
     return wanted
 
 
-def score_in_processes(jobs: list[tuple], unverifiable_credit: float, processes: int,
+def score_in_processes(jobs: list[tuple], settings, processes: int,
                        score: Callable | None = None) -> Iterator[tuple[list, set[str]]]:
-    """score(ix, answers, weights, gold, credit) for every job, in job order, from `processes` workers."""
+    """score(ix, answers, weights, gold, settings) for every job, in job order, from `processes` workers."""
     global _shared
     if score is None:
         from agents.judge.stage import score_answers as score
     size = max(1, -(-len(jobs) // (processes * _CHUNKS_PER_PROCESS)))
-    _shared = (score, jobs, unverifiable_credit)
+    _shared = (score, jobs, settings)
     try:
         with multiprocessing.get_context("fork").Pool(processes) as pool:
             for part in pool.imap(_score_range, [(i, i + size) for i in range(0, len(jobs), size)]):
@@ -42,5 +42,5 @@ def score_in_processes(jobs: list[tuple], unverifiable_credit: float, processes:
 
 
 def _score_range(span: tuple[int, int]) -> list[tuple[list, set[str]]]:
-    score, jobs, credit = _shared
-    return [score(ix, answers, weights, gold, credit) for ix, answers, weights, gold in jobs[span[0]:span[1]]]
+    score, jobs, settings = _shared
+    return [score(ix, answers, weights, gold, settings) for ix, answers, weights, gold in jobs[span[0]:span[1]]]

@@ -1,17 +1,26 @@
 """The judge's three scores and their combination; each is in [0, 1].
 
 S_rec (recognition): with a gold label, 1 if the answer's label is the gold label else 0 (multi-label:
-  Jaccard of the label sets). Without gold, leave-one-out soft agreement with the *other* usable
-  answers on the clip: the mean over peers b of p_b(label), where p_b is b's label distribution (or
-  one-hot on b's label). With neither, S_rec does not exist and S_final renormalises over β and γ.
-S_reason (soundness, the hallucination check): over the answer's evidence claims,
-  (n_supported + λ·n_unverifiable) / n_claims, λ = unverifiable_credit; an answer citing no
-  evidence counts as one unverifiable claim (λ). A contradicted claim earns 0.
-S_cot (completeness of the multimodal reasoning), the mean of three structural parts that say
-  nothing about whether the label or the evidence is right (those are S_rec and S_reason):
-  coverage   |modalities cited ∩ modalities the clip has| / |modalities the clip has| (1 if none);
-  grounding  share of the reasoning steps (all but the last) that cite evidence;
-  conclusion 1 if the annotator's own last step states the label and some grounded step precedes it.
+  Jaccard of the label sets). Without gold, under the default `reliability` aggregation, the
+  posterior probability of the answer's label in the reliability-weighted consensus of the clip's
+  answers, this one included (agents/judge/reliability.py): what the run's evidence says about
+  whether the label is right, each answer counting as much as its annotator has earned. Under the
+  other aggregations, leave-one-out soft agreement with the other answers (mean of their probability
+  for this label). With neither, S_rec does not exist and S_final renormalises over β and γ.
+S_reason (soundness of the inference): the mean over the answer's claims of fact × support. fact is
+  1 for a claim the features confirm, λ = unverifiable_credit for one they cannot check, 0 for one
+  they contradict; support (agents/judge/inference.py) is how strongly what was measured for the
+  cited cue favours the answer's label over its strongest rival, from published cue-emotion
+  knowledge (1 clearly, 0.5 cannot tell, 0 points elsewhere; 0.5 for a claim that says nothing about
+  emotion). A true fact that does not point to the label earns half, not full credit. An answer
+  citing no evidence counts as one unverifiable claim that points nowhere.
+S_cot (completeness of the multimodal reasoning): of what the clip's measured modalities say to tell
+  the answer's label from its strongest rival, the share its reasoning steps take into account.
+  Each modality the clip has weighs COVERAGE_FLOOR plus |its margin between the label and the
+  rival|; it is covered when a reasoning step cites evidence of it. Halved when the annotator's own
+  last step does not state the label. It asks whether the answer looked where the discriminating
+  signal is, in either direction; whether that signal agrees with the label is S_reason's question,
+  and whether the label is right S_rec's, so nothing counts twice.
 S_final = α·S_rec + β·S_reason + γ·S_cot (α+β+γ = 1, per task from config)."""
 
 from __future__ import annotations
@@ -51,14 +60,18 @@ def s_rec_given(a: Annotation, peer_distributions: list[dict[str, float]], gold:
 
 
 def s_reason(claims: list[ClaimCheck], unverifiable_credit: float) -> float:
-    return s_reason_of([c.verdict for c in claims], unverifiable_credit)
+    return s_reason_of([c.verdict for c in claims], [c.support for c in claims], unverifiable_credit)
 
 
-def s_reason_of(verdicts: list[str], unverifiable_credit: float) -> float:
+def s_reason_of(verdicts: list[str], supports: list[float | None], unverifiable_credit: float) -> float:
     if not verdicts:
-        return unverifiable_credit
+        return unverifiable_credit * NO_SUPPORT
     credit = {"supported": 1.0, "unverifiable": unverifiable_credit, "contradicted": 0.0}
-    return sum(credit[v] for v in verdicts) / len(verdicts)
+    return sum(credit[v] * (NO_SUPPORT if s is None else s) for v, s in zip(verdicts, supports)) / len(verdicts)
+
+
+NO_SUPPORT = 0.5  # a claim that bears on no emotion neither supports the label nor speaks against it
+COVERAGE_FLOOR = 0.1  # a measured modality counts a little even where it cannot tell the label from its rival
 
 
 def step_grounded(step_text: str, evidence_ids: list[str], known_ids: set[str], cues: list[str]) -> bool:
@@ -76,24 +89,43 @@ def anchors(cue: str) -> frozenset[str]:
     return frozenset(m.group(0).lower() for m in _ANCHOR.finditer(cue))
 
 
-def s_cot_parts(a: Annotation, available: frozenset[str]) -> tuple[float, float, float]:
-    cited = {MODALITY_GROUP[e.modality] for e in a.evidence if e.modality in MODALITY_GROUP}
-    coverage = len(cited & available) / len(available) if available else 1.0
+def covered_groups(a: Annotation) -> set[str]:
+    """Modality groups of the evidence that some reasoning step (every step but the conclusion) takes up,
+    by evidence id or by repeating the evidence's concrete anchors."""
     reasoning = a.steps[:-1]
-    ids = {e.evidence_id for e in a.evidence}
-    cues = [e.cue for e in a.evidence]
-    grounded = [step_grounded(s.text, s.evidence_ids, ids, cues) for s in reasoning]
-    grounding = sum(grounded) / len(grounded) if grounded else 0.0
+    out = set()
+    for e in a.evidence:
+        group = MODALITY_GROUP.get(e.modality)
+        if group is None or group in out:
+            continue
+        marks = anchors(e.cue)
+        if any(e.evidence_id in s.evidence_ids or any(x in s.text.lower() for x in marks) for s in reasoning):
+            out.add(group)
+    return out
+
+
+def s_cot_of(a: Annotation, available: frozenset[str], modality_distributions: dict[str, dict[str, float]]) -> float:
+    if not available:
+        return 1.0
+    weight = {}
+    for g in available:
+        d = modality_distributions.get(g)
+        margin = 0.0
+        if d:
+            total = sum(d.values()) or 1.0
+            mine = d.get(a.label, 0.0) / total
+            rival = max((v / total for k, v in d.items() if k != a.label), default=0.0)
+            margin = abs(mine - rival)
+        weight[g] = COVERAGE_FLOOR + margin
+    covered = covered_groups(a)
+    score = sum(w for g, w in weight.items() if g in covered) / sum(weight.values())
     last = a.steps[-1] if a.steps else None
-    conclusion = float(bool(last and a.label and last.origin == "annotator" and states_label(last.text, a.label) and any(grounded)))
-    return coverage, grounding, conclusion
-
-
-def s_cot(a: Annotation, available: frozenset[str]) -> float:
-    return sum(s_cot_parts(a, available)) / 3.0
+    concluded = bool(last and a.label and last.origin == "annotator" and states_label(last.text, a.label))
+    return score if concluded else score / 2
 
 
 def s_final(rec: float | None, reason: float, cot: float, w: JudgeWeights) -> float:
+    """With no S_rec (nothing measured it), α's share is spread over β and γ in proportion."""
     if rec is None:
         rest = w.beta + w.gamma
         return (w.beta * reason + w.gamma * cot) / rest if rest > 0 else 0.0

@@ -5,18 +5,22 @@ from __future__ import annotations
 
 import gc
 import math
-from contextlib import contextmanager
 from collections import defaultdict
+from contextlib import contextmanager
+from dataclasses import dataclass
 
 import numpy as np
 
+from agents.judge import calibration, reliability
 from agents.judge.aggregate import Votes, label_distributions, summarise
 from agents.judge.clip_index import Baseline, ClipIndex
 from agents.judge.flags import review_threshold
-from agents.judge.grounding import check_claim, claim_record
+from agents.judge.grounding import check_claim, claim_record, parse_cue
+from agents.judge.inference import claim_distribution, support
 from agents.judge.processes import judge_processes, score_in_processes
-from agents.judge.scores import MODALITY_GROUP, distribution, s_cot_parts, s_final, s_rec_given, s_reason_of
-from schemas import Annotation, Clip, ClipFeatures, Consensus, EmoforgeConfig, Judgement, Provenance, SourceJudgements
+from agents.judge.scores import MODALITY_GROUP, distribution, s_cot_of, s_final, s_rec_given, s_reason_of
+from schemas import (Annotation, AnnotatorReliability, Clip, ClipFeatures, Consensus, EmoforgeConfig, Judgement, Provenance,
+                     Routing, SourceJudgements)
 from schemas.features import LabelProb
 from schemas.trusted import trusted
 
@@ -25,9 +29,14 @@ USABLE = ("ok", "repaired")
 
 
 def judge_run(clips: list[Clip], features: list[ClipFeatures], annotations: list[Annotation], config: EmoforgeConfig,
-              run_id: str, gold: dict[str, list[str]] | None = None, llm_judge=None) -> SourceJudgements:
+              run_id: str, gold: dict[str, list[str]] | None = None, llm_judge=None,
+              known: dict[str, list[str]] | None = None) -> SourceJudgements:
+    """`gold`: labels from judge.gold (S_rec against them, and known labels); `known`: further known
+    labels that are not gold for S_rec, e.g. reviewers' verdicts from earlier runs, which anchor the
+    reliability fit and the calibration."""
     jc = config.judge
     gold = gold or {}
+    known = {**(known or {}), **gold}
     if llm_judge is None and jc.llm_judge is not None:
         from agents.judge.llm_judge import LLMJudge
 
@@ -36,7 +45,8 @@ def judge_run(clips: list[Clip], features: list[ClipFeatures], annotations: list
                       model_version=getattr(llm_judge, "pinned", None))
     feats = {f.clip_id: f for f in features}
     baseline = Baseline.from_features(features)
-    index = {c.clip_id: ClipIndex(c, feats.get(c.clip_id), baseline) for c in clips}
+    taxonomy = frozenset(config.taxonomy)
+    index = {c.clip_id: ClipIndex(c, feats.get(c.clip_id), baseline, taxonomy) for c in clips}
     by_clip: dict[str, list[Annotation]] = defaultdict(list)
     for a in annotations:
         if a.clip_id in index and a.status != "abstained":
@@ -44,63 +54,99 @@ def judge_run(clips: list[Clip], features: list[ClipFeatures], annotations: list
 
     jobs = [(index[clip_id], answers, jc.weights_for(index[clip_id].clip.instruction.template_id), gold.get(clip_id))
             for clip_id, answers in by_clip.items()]
-    judgements: list[Judgement] = []
+    # under the reliability aggregation S_rec comes from the fitted model, after every clip is scored
+    from_model = jc.aggregation == "reliability"
+    settings = (jc.unverifiable_credit, from_model)
     tally = Tally(clips, config.taxonomy)
+    scored_clips = []
     with gc_paused():
         processes = judge_processes(config, len(annotations), llm_judge)
         if processes > 1:
-            scored = score_in_processes(jobs, jc.unverifiable_credit, processes)
+            scored = score_in_processes(jobs, settings, processes)
         else:
-            scored = (score_answers(ix, answers, w, g, jc.unverifiable_credit, llm_judge) for ix, answers, w, g in jobs)
+            scored = (score_answers(ix, answers, w, g, settings, llm_judge) for ix, answers, w, g in jobs)
         for (ix, answers, weights, _), (rows, groups) in zip(jobs, scored):
-            add_judgements(ix.clip.clip_id, answers, rows, weights, prov, judgements)
             tally.add(ix.clip.clip_id, answers, rows, groups)
-        consensus, threshold = resolve(clips, index, tally, config, gold, prov)
+            scored_clips.append((ix.clip.clip_id, answers, rows, weights))
+        outcome = resolve(clips, index, tally, config, gold, known, prov)
+        posterior = outcome.posterior
+        judgements: list[Judgement] = []
+        for clip_id, answers, rows, weights in scored_clips:
+            if from_model:
+                rows = with_model_rec(rows, answers, posterior.get(clip_id), tally.lpos, weights)
+            add_judgements(clip_id, answers, rows, weights, prov, judgements)
+    consensus, threshold = outcome.consensus, outcome.threshold
     low = {c.clip_id for c in consensus if "low_score" in c.flags}
     for j in judgements:
         if j.clip_id in low and j.label is not None and j.s_final < threshold and "low_score" not in j.flags:
             j.flags = [*j.flags, "low_score"]
-    return SourceJudgements(judgements=judgements, consensus=consensus, threshold=threshold)
+    return SourceJudgements(judgements=judgements, consensus=consensus, threshold=threshold, routing=outcome.routing,
+                            reliability=outcome.reliability)
 
 
 # One scored answer: S_rec, S_reason, S_cot, S_final, S_rec basis, claims as (evidence_id, verdict,
-# reason), flags, LLM step scores; None for an answer that was not usable. Plain tuples, so worker
+# reason), each claim's support, flags, LLM step scores; None for an answer that was not usable.
+# S_rec and S_final are None while they wait for the reliability model. Plain tuples, so worker
 # processes can send them back cheaply; records are built once, in add_judgements.
-Scored = tuple[float, float, float, float, str, list[tuple[str, str, str]], list[str], list] | None
+Scored = tuple[float | None, float, float, float | None, str, list[tuple[str, str, str]], list, list[str], list] | None
 
 
-def score_answers(ix: ClipIndex, answers: list[Annotation], weights, gold: list[str] | None, unverifiable_credit: float,
+def score_answers(ix: ClipIndex, answers: list[Annotation], weights, gold: list[str] | None, settings,
                   llm_judge=None) -> tuple[list[Scored], set[str]]:
-    """Score one clip's answers; also returns the modality groups its usable answers cite."""
+    """Score one clip's answers; also returns the modality groups its usable answers cite.
+    settings: (unverifiable_credit, S_rec from the reliability model) — or a bare credit."""
+    unverifiable_credit, from_model = settings if isinstance(settings, tuple) else (settings, False)
     usable = [a for a in answers if a.status in USABLE and a.label]
     dists = {id(a): distribution(a) for a in usable}  # identity: pydantic equality compares every field
     rows: list[Scored] = []
     # answers on one clip often cite the same evidence (agents reading the same features): a claim's
-    # verdict depends on these fields and the clip only, so each distinct one is checked once
-    checked: dict[tuple, tuple[str, str, str]] = {}
+    # verdict and what its measurement says depend on these fields and the clip only, so each
+    # distinct one is checked once
+    checked: dict[tuple, tuple[tuple[str, str, str], dict | None]] = {}
     for a in answers:
         if id(a) not in dists:
             rows.append(None)
             continue
-        claims = []
+        claims, supports = [], []
         for ev in a.evidence:
             key = (ev.cue, ev.feature_ref, ev.start, ev.end, ev.modality)
             found = checked.get(key)
             if found is None:
-                found = checked[key] = check_claim(ev, ix)
-            elif found[0] != ev.evidence_id:
-                found = (ev.evidence_id, found[1], found[2])
-            claims.append(found)
-        rec, basis = s_rec_given(a, [d for k, d in dists.items() if k != id(a)], gold)
-        reason = s_reason_of([c[1] for c in claims], unverifiable_credit)
-        cot = sum(s_cot_parts(a, ix.modalities)) / 3.0
+                found = checked[key] = (check_claim(ev, ix), claim_distribution(ev, parse_cue(ev.cue, ev.feature_ref), ix))
+            fact, measured = found
+            if fact[0] != ev.evidence_id:
+                fact = (ev.evidence_id, fact[1], fact[2])
+            claims.append(fact)
+            supports.append(None if measured is None else round(support(measured, a.label), 4))
+        if gold or not from_model:
+            rec, basis = s_rec_given(a, [d for k, d in dists.items() if k != id(a)], gold)
+        else:
+            rec, basis = None, "consensus"
+        reason = s_reason_of([c[1] for c in claims], supports, unverifiable_credit)
+        cot = s_cot_of(a, ix.modalities, ix.modality_distributions)
         steps = []
         if llm_judge is not None:
             steps, rec, reason = llm_judge.blend(ix, a, rec, reason)
             basis = "llm" if basis == "none" and rec is not None else basis
         flags = ["hallucinated_evidence"] if any(c[1] == "contradicted" for c in claims) else []
-        rows.append((0.0 if rec is None else rec, reason, cot, s_final(rec, reason, cot, weights), basis, claims, flags, steps))
+        final = None if basis == "consensus" and rec is None else s_final(rec, reason, cot, weights)
+        rows.append((rec, reason, cot, final, basis, claims, supports, flags, steps))
     return rows, {MODALITY_GROUP[e.modality] for a in usable for e in a.evidence if e.modality in MODALITY_GROUP}
+
+
+def with_model_rec(rows: list[Scored], answers: list[Annotation], posterior: list[float] | None, lpos: dict[str, int],
+                   weights) -> list[Scored]:
+    """Fill S_rec (the answer's label's posterior under the reliability model) and S_final of the rows
+    that waited for the model."""
+    out = []
+    for a, row in zip(answers, rows):
+        if row is None or row[4] != "consensus":
+            out.append(row)
+            continue
+        k = lpos.get(a.label)
+        rec = posterior[k] if posterior is not None and k is not None else 0.0
+        out.append((rec, row[1], row[2], s_final(rec, row[1], row[2], weights), *row[4:]))
+    return out
 
 
 class Tally:
@@ -118,6 +164,7 @@ class Tally:
         self.annotator: list[int] = []
         self.label: list[int] = []
         self.weight: list[float] = []
+        self.soft: list[tuple[tuple[int, ...], tuple[float, ...]]] = []  # each vote's distribution over the taxonomy
         self.cited: dict[str, set[str]] = {}  # modality groups the clip's usable answers cite
         self.hallucinated: set[str] = set()
         self.rejected: set[str] = set()
@@ -129,7 +176,7 @@ class Tally:
             if row is None:
                 self.rejected.add(clip_id)
                 continue
-            if row[6]:  # flags: only "hallucinated_evidence" is set while scoring
+            if row[7]:  # flags: only "hallucinated_evidence" is set while scoring
                 self.hallucinated.add(clip_id)
             k = lpos.get(a.label)
             if k is None:
@@ -137,37 +184,61 @@ class Tally:
             self.clip.append(ci)
             self.annotator.append(apos.setdefault(a.annotator_id, len(apos)))
             self.label.append(k)
-            self.weight.append(row[3])
+            self.weight.append(row[3] if row[3] is not None else 1.0)
+            self.soft.append(self._soft(a, k))
 
-    def votes(self) -> Votes:
+    def _soft(self, a: Annotation, k: int) -> tuple[tuple[int, ...], tuple[float, ...]]:
+        if a.label_distribution:
+            pairs = [(self.lpos[p.label], p.prob) for p in a.label_distribution if p.label in self.lpos and p.prob > 0]
+            total = sum(p for _, p in pairs)
+            if total > 0:
+                return tuple(i for i, _ in pairs), tuple(p / total for _, p in pairs)
+        labels = [self.lpos[x] for x in (a.labels or [a.label]) if x in self.lpos] or [k]
+        return tuple(labels), tuple(1.0 / len(labels) for _ in labels)
+
+    def _renumber(self) -> tuple[list[str], np.ndarray]:
         annotators = sorted(self.apos)
         # numbered in sorted order, not in order of first vote, so the aggregators' input does not
         # depend on which annotator happens to answer first in the run
         renumber = np.empty(len(annotators), dtype=np.int64)
         for new, a in enumerate(annotators):
             renumber[self.apos[a]] = new
-        return Votes(clip=np.array(self.clip, dtype=np.int64), annotator=renumber[np.array(self.annotator, dtype=np.int64)],
+        return annotators, renumber[np.array(self.annotator, dtype=np.int64)]
+
+    def votes(self) -> Votes:
+        annotators, numbered = self._renumber()
+        return Votes(clip=np.array(self.clip, dtype=np.int64), annotator=numbered,
                      label=np.array(self.label, dtype=np.int64), weight=np.array(self.weight, dtype=float),
                      clip_ids=self.clip_ids, annotator_ids=annotators, labels=self.labels)
+
+    def soft_votes(self) -> reliability.SoftVotes:
+        annotators, numbered = self._renumber()
+        probs = np.zeros((len(self.soft), len(self.labels)))
+        rows = np.repeat(np.arange(len(self.soft)), [len(i) for i, _ in self.soft])
+        cols = np.fromiter((i for idx, _ in self.soft for i in idx), dtype=np.int64, count=len(rows))
+        vals = np.fromiter((p for _, ps in self.soft for p in ps), dtype=float, count=len(rows))
+        probs[rows, cols] = vals
+        return reliability.SoftVotes(clip=np.array(self.clip, dtype=np.int64), annotator=numbered, probs=probs,
+                                     n_clips=len(self.clip_ids), n_annotators=len(annotators))
 
 
 def add_judgements(clip_id: str, answers: list[Annotation], rows: list[Scored], weights, prov: Provenance,
                    out: list[Judgement]) -> None:
-    # the answers of a clip that cite the same evidence share one verdict tuple (stage.score_answers,
-    # kept shared through pickling); one record each
-    records: dict[int, object] = {}
+    # the answers of a clip that cite the same evidence with the same support share one claim record
+    records: dict[tuple, object] = {}
     for a, row in zip(answers, rows):
         if row is None:
             out.append(trusted(
-                Judgement, annotation_id=a.annotation_id, clip_id=clip_id, annotator_id=a.annotator_id, label=None, s_rec=0.0,
+                Judgement, annotation_id=a.annotation_id, clip_id=clip_id, annotator_id=a.annotator_id, label=None, s_rec=None,
                 s_reason=0.0, s_cot=0.0, s_final=0.0, s_rec_basis="none", weights=weights, claims=[], step_scores=[],
                 flags=["rejected_answer"], provenance=prov))
             continue
-        rec, reason, cot, final, basis, claims, flags, steps = row
+        rec, reason, cot, final, basis, claims, supports, flags, steps = row
         out.append(trusted(
             Judgement, annotation_id=a.annotation_id, clip_id=clip_id, annotator_id=a.annotator_id, label=a.label,
             s_rec=rec, s_reason=reason, s_cot=cot, s_final=final, s_rec_basis=basis, weights=weights,
-            claims=[records.get(id(c)) or records.setdefault(id(c), claim_record(*c)) for c in claims],
+            claims=[records.get((id(c), s)) or records.setdefault((id(c), s), claim_record(*c, support=s))
+                    for c, s in zip(claims, supports)],
             step_scores=steps, flags=flags, provenance=prov))
 
 
@@ -188,13 +259,32 @@ def gc_paused():
             gc.enable()
 
 
+@dataclass
+class Resolved:
+    consensus: list[Consensus]
+    threshold: float
+    routing: Routing
+    reliability: list[AnnotatorReliability]
+    posterior: dict[str, list[float]]  # clip -> posterior over the taxonomy (reliability aggregation only)
+
+
 def resolve(clips: list[Clip], index: dict[str, ClipIndex], tally: Tally, config: EmoforgeConfig,
-            gold: dict[str, list[str]], prov: Provenance) -> tuple[list[Consensus], float]:
+            gold: dict[str, list[str]], known: dict[str, list[str]], prov: Provenance) -> Resolved:
     jc = config.judge
     labels = tally.labels
     clip_ids = tally.clip_ids
     votes = tally.votes()
-    dist = label_distributions(votes, jc.aggregation)
+    known_rows = _known_matrix(clip_ids, labels, known)
+    annotators: list[AnnotatorReliability] = []
+    posterior: dict[str, list[float]] = {}
+    if jc.aggregation == "reliability":
+        fitted = reliability.fit(tally.soft_votes(), known_rows, prior_strength=jc.reliability.prior_strength,
+                                 prior_accuracy=jc.reliability.prior_accuracy)
+        dist, free = fitted.posterior, fitted.free_posterior
+        posterior = {c: row for c, row in zip(clip_ids, dist.tolist())}
+        annotators = _annotator_reliability(fitted, votes, known_rows, labels)
+    else:
+        dist = free = label_distributions(votes, jc.aggregation)
     top, margin, entropy, uncertainty = summarise(dist, len(labels))
 
     n_answers = np.bincount(votes.clip, minlength=len(clip_ids))
@@ -203,15 +293,29 @@ def resolve(clips: list[Clip], index: dict[str, ClipIndex], tally: Tally, config
     s_agree = np.bincount(votes.clip, weights=votes.weight * agree, minlength=len(clip_ids))
     agreement = np.divide(n_agree, n_answers, out=np.zeros(len(clip_ids)), where=n_answers > 0)
     s_mean = np.divide(s_agree, n_agree, out=np.full(len(clip_ids), np.nan), where=n_agree > 0)
-    top_p = np.where(top >= 0, dist[np.arange(len(clip_ids)), np.maximum(top, 0)], 0.0)
-    # the review score: how strongly the panel backs the label, times how good the backing answers are
-    review = np.nan_to_num(top_p * s_mean, nan=0.0)
+
+    # calibrated confidence: the review score. Fitted on the clips with known labels, from what the
+    # answers alone said about them (the known label held out of the belief, not of the fit)
+    is_known = known_rows.sum(axis=1) > 0
+    raw = free.max(axis=1)
+    free_top = np.where(free.sum(axis=1) > 0, free.argmax(axis=1), -1)
+    fit_on = is_known & (free_top >= 0)
+    right = known_rows[np.nonzero(fit_on)[0], free_top[fit_on]] > 0
+    calibrate = calibration.fit_calibrator(raw[fit_on], right.astype(float), jc.reliability.calibration_prior_strength)
+    confidence = np.where(top >= 0, calibrate(raw), 0.0)
+    confidence[is_known & (top >= 0)] = 1.0  # the label is the known one
+    review = confidence
 
     gold_correct = None
     if gold:
         gold_correct = np.array([np.nan if c not in gold else float(top[i] >= 0 and labels[top[i]] in gold[c])
                                  for i, c in enumerate(clip_ids)])
-    threshold = review_threshold(review, jc.threshold, gold_correct)
+    rule = jc.threshold
+    if rule.mode == "target":
+        cut = calibration.cut_for_target(review[top >= 0], rule.target_accuracy)
+        threshold = cut.threshold
+    else:
+        threshold = review_threshold(review, rule, gold_correct)
 
     hallucinated, rejected, cited = tally.hallucinated, tally.rejected, tally.cited
     # plain Python values: indexing numpy arrays one element at a time costs more than the rest of the loop
@@ -240,5 +344,39 @@ def resolve(clips: list[Clip], index: dict[str, ClipIndex], tally: Tally, config
             method=jc.aggregation, margin=margin_[i], entropy=entropy_[i], uncertainty=uncertainty_[i],
             agreement=agreement_[i], n_answers=n_answers_[i],
             s_final_mean=None if math.isnan(s_mean_[i]) else s_mean_[i], review_score=review_[i],
+            confidence=review_[i] if top_[i] >= 0 else None,
             gold_label=(gold.get(cid) or [None])[0], flags=flags, needs_review=not flag_on.isdisjoint(flags), provenance=prov))
-    return out, threshold
+    accepted = np.array([not c.needs_review and c.label is not None for c in out], dtype=bool)
+    est, lo, hi = calibration.accepted_estimate(review[accepted])
+    routing = Routing(mode=rule.mode, threshold=float(threshold), target_accuracy=rule.target_accuracy if rule.mode in ("target", "calibrated") else None,
+                      n_clips=len(out), n_accepted=int(accepted.sum()), estimated_accuracy=est, ci_low=lo, ci_high=hi,
+                      calibrated_on=int(fit_on.sum()), calibration=calibrate.method)
+    return Resolved(out, float(threshold), routing, annotators, posterior)
+
+
+def _known_matrix(clip_ids: list[str], labels: list[str], known: dict[str, list[str]]) -> np.ndarray:
+    """(N, K): a known clip's labels spread evenly; zeros elsewhere."""
+    out = np.zeros((len(clip_ids), len(labels)))
+    lpos = {lab: k for k, lab in enumerate(labels)}
+    for i, c in enumerate(clip_ids):
+        ks = [lpos[x] for x in known.get(c, []) if x in lpos]
+        if ks:
+            out[i, ks] = 1.0 / len(ks)
+    return out
+
+
+def _annotator_reliability(fitted: reliability.Reliability, votes: Votes, known_rows: np.ndarray,
+                           labels: list[str]) -> list[AnnotatorReliability]:
+    acc = fitted.accuracy()
+    n = np.bincount(votes.annotator, minlength=len(votes.annotator_ids))
+    seen = fitted.posterior[np.unique(votes.clip)].sum(axis=0) > 0.5  # classes the run's clips hold
+    out = []
+    for j, name in enumerate(votes.annotator_ids):
+        mine = votes.annotator == j
+        on_known = mine & (known_rows[votes.clip].sum(axis=1) > 0)
+        right = known_rows[votes.clip[on_known], votes.label[on_known]] > 0
+        out.append(AnnotatorReliability(
+            annotator_id=name, n_answers=int(n[j]), estimated_accuracy=round(float(acc[j]), 4),
+            recall=[LabelProb(label=labels[k], prob=round(float(fitted.confusion[j, k, k]), 4)) for k in range(len(labels)) if seen[k]],
+            gold_accuracy=round(float(right.mean()), 4) if on_known.any() else None, n_gold=int(on_known.sum())))
+    return out

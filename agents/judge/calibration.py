@@ -1,0 +1,84 @@
+"""From the consensus's own belief to P(the label is right), and from that to which clips need a person.
+
+Calibration is isotonic regression (scikit-learn) of "was the consensus right" on its top
+probability, fitted on the clips whose truth is known (gold labels, reviewers' verdicts). Before any
+exist, the stated prior is that the model's probability is right: it enters the fit as
+`prior_strength` pseudo-clips spread over [0, 1] whose outcome equals their probability, so a few
+labelled clips bend the map a little and many bend it fully.
+
+Routing to a target accuracy flags the fewest clips such that the accepted ones are expected to be
+right at least `target` of the time: accept clips in order of confidence while the mean confidence
+of the accepted set stays at or above the target."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+PRIOR_GRID = 21
+
+
+@dataclass(frozen=True)
+class Calibrator:
+    xs: np.ndarray  # isotonic breakpoints
+    ys: np.ndarray
+    n_labelled: int
+
+    def __call__(self, raw: np.ndarray) -> np.ndarray:
+        return np.clip(np.interp(raw, self.xs, self.ys), 0.0, 1.0)
+
+    @property
+    def method(self) -> str:
+        return "isotonic" if self.n_labelled else "prior"
+
+
+def fit_calibrator(raw: np.ndarray, correct: np.ndarray, prior_strength: float = 10.0) -> Calibrator:
+    """raw: the consensus's top probability on labelled clips; correct: 1.0 where it was right."""
+    from sklearn.isotonic import IsotonicRegression
+
+    grid = np.linspace(0.0, 1.0, PRIOR_GRID)
+    x = np.r_[grid, raw]
+    y = np.r_[grid, correct]
+    w = np.r_[np.full(PRIOR_GRID, prior_strength / PRIOR_GRID), np.ones(len(raw))]
+    iso = IsotonicRegression(y_min=0.0, y_max=1.0, increasing=True, out_of_bounds="clip").fit(x, y, sample_weight=w)
+    return Calibrator(xs=iso.X_thresholds_, ys=iso.y_thresholds_, n_labelled=len(raw))
+
+
+@dataclass(frozen=True)
+class TargetCut:
+    threshold: float  # clips with confidence below it are flagged
+    n_accepted: int
+    estimated_accuracy: float | None
+    ci_low: float | None
+    ci_high: float | None
+
+
+def accepted_estimate(confidence: np.ndarray) -> tuple[float | None, float | None, float | None]:
+    """Expected accuracy of a set of clips, with a 95% Jeffreys interval treating the expected number
+    right as the observed count (it ignores the calibration's own error, which the interval would widen)."""
+    from scipy.stats import beta
+
+    n = len(confidence)
+    if n == 0:
+        return None, None, None
+    right = float(confidence.sum())
+    lo, hi = beta.ppf([0.025, 0.975], right + 0.5, n - right + 0.5)
+    return right / n, float(lo), float(hi)
+
+
+def cut_for_target(confidence: np.ndarray, target: float) -> TargetCut:
+    """The lowest threshold whose accepted set (confidence ≥ threshold) has mean confidence ≥ target.
+    Clips with equal confidence are accepted or flagged together."""
+    if len(confidence) == 0:
+        return TargetCut(0.0, 0, None, None, None)
+    order = np.argsort(-confidence, kind="stable")
+    c = confidence[order]
+    mean = np.cumsum(c) / np.arange(1, len(c) + 1)
+    ends = np.r_[c[1:] < c[:-1], True]  # a cut falls only between different confidences
+    good = np.nonzero((mean >= target - 1e-12) & ends)[0]
+    if len(good) == 0:
+        return TargetCut(float(np.nextafter(c[0], np.inf)), 0, None, None, None)
+    k = good[-1] + 1
+    est, lo, hi = accepted_estimate(c[:k])
+    return TargetCut(float(c[k - 1]), int(k), est, lo, hi)

@@ -1,0 +1,185 @@
+"""Stage 4's learned part: reliability-weighted consensus (Dawid-Skene on full distributions), the
+calibrated confidence, routing to a target accuracy, and known labels (gold, reviewers) feeding back."""
+
+from __future__ import annotations
+
+import random
+import warnings
+
+import numpy as np
+import pytest
+
+from agents.judge import judge_run
+from agents.judge.calibration import accepted_estimate, cut_for_target, fit_calibrator
+from agents.judge.reliability import SoftVotes, fit
+from schemas import load_config
+from tests.fixtures.judge_cases import answer, clip, ev, features
+
+LABELS = ["anger", "happiness", "sadness", "neutral"]
+
+
+def simulate(seed: int, n: int, annotators: dict[str, float | str], k: int = 4, coverage: float = 1.0):
+    """annotators: name -> accuracy (a wrong answer is uniform over the other labels) or a constant label index."""
+    rng = random.Random(seed)
+    truth = [rng.randrange(k) for _ in range(n)]
+    clip_, who, lab = [], [], []
+    for i, y in enumerate(truth):
+        for j, (_, spec) in enumerate(annotators.items()):
+            if rng.random() > coverage:
+                continue
+            if isinstance(spec, str):
+                label = int(spec)
+            else:
+                label = y if rng.random() < spec else rng.choice([x for x in range(k) if x != y])
+            clip_.append(i)
+            who.append(j)
+            lab.append(label)
+    return np.array(truth), np.array(clip_), np.array(who), np.array(lab)
+
+
+def test_soft_dawid_skene_lands_where_crowdkit_does_on_hard_votes():
+    import pandas as pd
+    from crowdkit.aggregation import DawidSkene
+
+    truth, c, w, y = simulate(0, 400, {"a": 0.85, "b": 0.7, "c": 0.55, "d": 0.4}, k=5, coverage=0.8)
+    ours = fit(SoftVotes(c, w, np.eye(5)[y], 400, 4), prior_strength=1e-4, class_prior_weight=0.0, tol=1e-7)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        theirs = DawidSkene(n_iter=100).fit(pd.DataFrame({"task": c, "worker": w, "label": y})).probas_
+    answered = np.unique(c)
+    theirs = theirs.reindex(index=answered, columns=range(5)).fillna(0.0).to_numpy()
+    mine = ours.posterior[answered]
+    # the two stop iterating at different points: near-tied clips may fall either way
+    assert (mine.argmax(1) == theirs.argmax(1)).mean() > 0.97
+    assert np.abs(mine - theirs).mean() < 0.02
+    assert list(np.argsort(-ours.accuracy())) == [0, 1, 2, 3]  # it ranks the annotators by how good they are
+
+
+def test_an_annotator_that_says_one_label_to_everything_earns_no_weight():
+    # one informative annotator (70%) and two that answer "happiness" and "neutral" whatever the truth:
+    # an equal vote lets the constant ones win every clip they outnumber the informative one on
+    truth, c, w, y = simulate(1, 300, {"informative": 0.7, "always-happy": "1", "always-neutral": "3"})
+    soft = np.eye(4)[y]
+    fitted = fit(SoftVotes(c, w, soft, 300, 3))
+    consensus = fitted.posterior.argmax(1)
+    informative = y[w == 0]
+    assert (consensus == truth).mean() >= (informative == truth).mean() - 1e-9
+    majority = np.zeros((300, 4))
+    np.add.at(majority, (c, y), 1.0)
+    assert (consensus == truth).mean() > (majority.argmax(1) == truth).mean() + 0.1
+    acc = fitted.accuracy()
+    assert acc[0] > 0.6 and acc[1] < 0.35 and acc[2] < 0.35
+
+
+def test_full_distributions_carry_what_top_labels_lose():
+    """Two annotators 60% right; when wrong, their second choice is the truth. Their top labels
+    disagree on many clips; their distributions settle most of them."""
+    rng = random.Random(2)
+    n, k = 300, 4
+    truth = np.array([rng.randrange(k) for _ in range(n)])
+    c, w, probs = [], [], []
+    for i, t in enumerate(truth):
+        for j in range(2):
+            p = np.full(k, 0.05)
+            if rng.random() < 0.6:
+                p[t] = 0.65
+                p[rng.choice([x for x in range(k) if x != t])] = 0.25
+            else:
+                p[rng.choice([x for x in range(k) if x != t])] = 0.6
+                p[t] = 0.3
+            c.append(i)
+            w.append(j)
+            probs.append(p / p.sum())
+    c, w, probs = np.array(c), np.array(w), np.array(probs)
+    soft = fit(SoftVotes(c, w, probs, n, 2)).posterior.argmax(1)
+    hard = fit(SoftVotes(c, w, np.eye(k)[probs.argmax(1)], n, 2)).posterior.argmax(1)
+    assert (soft == truth).mean() > (hard == truth).mean() + 0.1
+
+
+def test_known_labels_anchor_the_fit():
+    # a tiny run where the only annotator is wrong in a systematic way (says sadness for anger):
+    # with no known labels nothing can tell; with a few, the fit learns the swap
+    truth = np.array([0, 0, 0, 0, 2, 2, 2, 2, 1, 1])
+    swap = {0: 2, 2: 0, 1: 1}
+    y = np.array([swap[t] for t in truth])
+    votes = SoftVotes(np.arange(10), np.zeros(10, dtype=int), np.eye(4)[y], 10, 1)
+    blind = fit(votes).posterior.argmax(1)
+    known = np.zeros((10, 4))
+    known[[0, 4, 8], truth[[0, 4, 8]]] = 1.0
+    anchored = fit(votes, known, prior_strength=0.5).posterior.argmax(1)
+    assert (blind == truth).mean() == pytest.approx(0.2)
+    assert (anchored == truth).mean() == 1.0
+
+
+def test_calibration_starts_from_the_stated_prior_and_learns_from_labelled_clips():
+    prior = fit_calibrator(np.array([]), np.array([]))
+    assert prior.method == "prior" and prior(np.array([0.2, 0.5, 0.9])) == pytest.approx([0.2, 0.5, 0.9])
+    # an overconfident model: its 0.9s are right half the time
+    rng = np.random.default_rng(0)
+    raw = rng.uniform(0.8, 1.0, 400)
+    right = (rng.random(400) < 0.5).astype(float)
+    learned = fit_calibrator(raw, right)
+    assert learned.method == "isotonic" and learned.n_labelled == 400
+    assert learned(np.array([0.9]))[0] == pytest.approx(0.5, abs=0.1)
+    few = fit_calibrator(raw[:3], right[:3])  # three clips bend the prior only a little
+    assert abs(few(np.array([0.9]))[0] - 0.9) < 0.3
+
+
+def test_routing_flags_the_fewest_clips_that_reach_the_target():
+    conf = np.array([0.99, 0.95, 0.9, 0.85, 0.6, 0.3])
+    cut = cut_for_target(conf, 0.9)
+    assert cut.n_accepted == 4 and cut.threshold == 0.85  # mean of the top four is 0.9225; adding 0.6 drops below
+    assert cut.estimated_accuracy == pytest.approx(conf[:4].mean())
+    assert cut.ci_low < cut.estimated_accuracy < cut.ci_high
+    tied = cut_for_target(np.array([0.95, 0.8, 0.8]), 0.9)
+    assert tied.n_accepted == 1  # the two 0.8s go together or not at all
+    assert cut_for_target(np.array([0.5, 0.4]), 0.9).n_accepted == 0
+    est, lo, hi = accepted_estimate(np.full(200, 0.9))
+    assert est == pytest.approx(0.9) and 0.84 < lo < 0.9 < hi < 0.95
+
+
+def _panel_run(known=None, gold=None):
+    """Eight clips of one face, answered by a careful annotator and one that always says neutral."""
+    clips = [clip(f"c{i}") for i in range(8)]
+    feats = [features(f"c{i}") for i in range(8)]
+    good_ev = [ev("e1", "face", "AU12 (lip corner puller) active", 10.4, 11.2, "faces[track=0].action_units[AU12]")]
+    answers = []
+    for i in range(8):
+        answers.append(answer("careful", "happiness" if i < 6 else "sadness", good_ev, clip_id=f"c{i}",
+                              dist={"happiness": 0.8, "sadness": 0.2} if i < 6 else {"sadness": 0.7, "happiness": 0.3}))
+        answers.append(answer("flat", "neutral", [ev("e1", "context", "nothing stands out")], clip_id=f"c{i}"))
+    return judge_run(clips, feats, answers, load_config(), "r", gold=gold, known=known)
+
+
+def test_the_judge_reports_reliability_confidence_and_routing():
+    res = _panel_run()
+    rel = {r.annotator_id: r for r in res.reliability}
+    assert rel["careful"].estimated_accuracy > rel["flat"].estimated_accuracy
+    assert [c.label for c in res.consensus[:6]] == ["happiness"] * 6  # the constant "neutral" does not outvote
+    for c in res.consensus:
+        assert c.method == "reliability" and c.review_score == c.confidence and 0 < c.confidence < 1
+    by = {j.annotation_id: j for j in res.judgements}
+    assert by["careful:c0"].s_rec_basis == "consensus" and by["careful:c0"].s_rec > by["flat:c0"].s_rec
+    assert res.routing.mode == "target" and res.routing.target_accuracy == 0.9
+    accepted = [c for c in res.consensus if not c.needs_review]
+    assert res.routing.n_accepted == len(accepted)
+    if accepted:
+        assert res.routing.estimated_accuracy == pytest.approx(np.mean([c.confidence for c in accepted]))
+        assert res.routing.estimated_accuracy >= 0.9 - 1e-9 or any("low_score" not in c.flags for c in accepted)
+
+
+def test_reviewed_clips_become_known_labels_and_refit_the_calibration():
+    before = _panel_run()
+    reviewed = {"c0": ["happiness"], "c1": ["happiness"], "c6": ["sadness"]}
+    after = _panel_run(known=reviewed)
+    assert after.routing.calibrated_on == 3 and after.routing.calibration == "isotonic"
+    cons = {c.clip_id: c for c in after.consensus}
+    assert cons["c0"].confidence == 1.0 and cons["c6"].label == "sadness"
+    # reviewers agreed with the model: the unreviewed clips are trusted more, and fewer are flagged
+    conf_before = {c.clip_id: c.confidence for c in before.consensus}
+    assert cons["c3"].confidence > conf_before["c3"]
+    assert sum(c.needs_review for c in after.consensus) <= sum(c.needs_review for c in before.consensus)
+    # known labels from review are not gold: S_rec stays the model's estimate
+    assert {j.s_rec_basis for j in after.judgements if j.label} == {"consensus"}
+    rel = {r.annotator_id: r for r in after.reliability}
+    assert rel["careful"].gold_accuracy == 1.0 and rel["flat"].gold_accuracy == 0.0 and rel["careful"].n_gold == 3
