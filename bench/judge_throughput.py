@@ -3,7 +3,7 @@ like the offline panel's: four annotators per clip, each citing 1-4 pieces of ev
 into the clip's features, 10% of them planted hallucinations. Goal: 1M annotations in <= 60 s on 2
 cores. Building the inputs is not timed.
 
-    .venv/bin/python bench/judge_throughput.py [--n 1000000] [--aggregation weighted]
+    .venv/bin/python bench/judge_throughput.py [--n 1000000] [--aggregation reliability]
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ def build(n: int, seed: int = 0, unique_cues: bool = False):
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=1_000_000)
-    ap.add_argument("--aggregation", default="weighted")
+    ap.add_argument("--aggregation", default="reliability")
     ap.add_argument("--unique-cues", action="store_true", help="no cue repeats across clips (free-text answers)")
     ap.add_argument("--processes", type=int, default=None, help="runtime.judge_processes (default: one per core)")
     args = ap.parse_args()

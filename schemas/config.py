@@ -209,7 +209,10 @@ class JudgeConfig(_Strict):
     threshold: ReviewThreshold = ReviewThreshold()
     min_margin: float = Field(0.2, ge=0, le=1)  # consensus top-1 minus top-2 below this: thin margin
     min_agreement: float = Field(0.5, ge=0, le=1)  # share of answers with the consensus label below this: disagreement
-    flag_on: list[Flag] = ["low_score", "thin_margin", "disagreement", "hallucinated_evidence", "missing_modality"]
+    # which flags send a clip to review. The calibrated confidence already weighs margin, agreement and
+    # who agreed, so thin_margin, disagreement, missing_modality and rejected_answer are recorded to
+    # explain a clip, not to route it; a contradicted fact always routes
+    flag_on: list[Flag] = ["low_score", "hallucinated_evidence"]
     llm_judge: LLMJudgeConfig | None = None
 
     def weights_for(self, task: str | None) -> JudgeWeights:

@@ -158,21 +158,21 @@ def test_s_cot_is_the_share_of_the_discriminating_signal_the_reasoning_covers_no
     steps = [("AU12 is active.", ["e1"]), ("The words are neutral.", []), ("Therefore the emotion is happiness.", [])]
     a = answer("a", "happiness", [e1, e2], steps)
     # only the face is taken up by a reasoning step: the words are cited but no step uses them
-    assert s_cot_of(a, ix.modalities, dists) == pytest.approx(weight["visual"] / sum(weight.values()))
+    assert s_cot_of(a, ix.modalities, ix.modality_leanings) == pytest.approx(weight["visual"] / sum(weight.values()))
     # a step that repeats an evidence anchor (the quoted words) covers it without citing an id
     quoting = answer("a", "happiness", [e1, e2], [("AU12 is active.", ["e1"]), ("They said 'so happy'.", []), steps[2]])
-    assert s_cot_of(quoting, ix.modalities, dists) == pytest.approx((weight["visual"] + weight["text"]) / sum(weight.values()))
+    assert s_cot_of(quoting, ix.modalities, ix.modality_leanings) == pytest.approx((weight["visual"] + weight["text"]) / sum(weight.values()))
     # the closing step was added by the normaliser: the answer never concluded
     added = answer("a", "happiness", [e1, e2], steps, origin="normaliser")
-    assert s_cot_of(added, ix.modalities, dists) == pytest.approx(s_cot_of(a, ix.modalities, dists) / 2)
+    assert s_cot_of(added, ix.modalities, ix.modality_leanings) == pytest.approx(s_cot_of(a, ix.modalities, ix.modality_leanings) / 2)
     # the same reasoning for a wrong label covers the same modalities; their weights are the margins
     # between *its* label and rival, in either direction: correctness is S_rec's job, direction S_reason's
     sad = answer("a", "sadness", [e1, e2], [steps[0], steps[1], ("Therefore the emotion is sadness.", [])])
     sad_weight = {g: COVERAGE_FLOOR + margin(g, "sadness") for g in ("visual", "text", "audio")}
-    assert s_cot_of(sad, ix.modalities, dists) == pytest.approx(sad_weight["visual"] / sum(sad_weight.values()))
+    assert s_cot_of(sad, ix.modalities, ix.modality_leanings) == pytest.approx(sad_weight["visual"] / sum(sad_weight.values()))
     every = answer("a", "happiness", [e1, e2, ev("e3", "prosody", "raised pitch")],
                    [("AU12 is active.", ["e1"]), ("They said 'so happy'.", ["e2"]), ("The pitch is raised.", ["e3"]), steps[2]])
-    assert s_cot_of(every, ix.modalities, dists) == 1.0
+    assert s_cot_of(every, ix.modalities, ix.modality_leanings) == 1.0
     assert s_cot_of(a, frozenset(), {}) == 1.0  # nothing measured: nothing to miss
 
 

@@ -243,5 +243,11 @@ class ClipIndex:
         return out
 
     @lazy
+    def modality_leanings(self) -> dict:
+        from agents.judge.inference import Leaning
+
+        return {g: Leaning(d) for g, d in self.modality_distributions.items() if sum(d.values()) > 0}
+
+    @lazy
     def transcript(self) -> str:
         return " ".join(w[0] for w in self.words)

@@ -20,6 +20,7 @@ Every cue becomes a distribution D over the taxonomy; the support for label ℓ 
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 from agents.feature_agents import PROTOTYPES
 
@@ -44,16 +45,36 @@ VOCAL_DIMS = ("pitch", "pitch_var", "loudness", "rate", "pauses")
 NEGATIVE = ("anger", "sadness", "fear", "disgust", "boredom")
 
 
-def support(dist: dict[str, float] | None, label: str) -> float | None:
+class Leaning:
+    """A cue's distribution over emotions, normalised, with its top two kept so that the support for
+    any label is a constant-time look-up (the judge asks it for every answer citing the cue)."""
+
+    __slots__ = ("probs", "top", "first", "second")
+
+    def __init__(self, dist: dict[str, float]) -> None:
+        total = sum(dist.values())
+        self.probs = {k: v / total for k, v in dist.items()}
+        ranked = sorted(self.probs.items(), key=lambda kv: -kv[1])
+        self.top, self.first = ranked[0]
+        self.second = ranked[1][1] if len(ranked) > 1 else 0.0
+
+    def margin(self, label: str) -> float:
+        """The label's probability minus its strongest rival's."""
+        mine = self.probs.get(label, 0.0)
+        return mine - (self.second if label == self.top else self.first)
+
+
+def leaning(dist: dict[str, float] | None) -> Leaning | None:
+    return Leaning(dist) if dist and sum(dist.values()) > 0 else None
+
+
+def support(cue: Leaning | dict[str, float] | None, label: str) -> float | None:
     """How strongly a cue's distribution favours `label` over its strongest rival, in [0, 1]."""
-    if not dist:
+    if cue is not None and not isinstance(cue, Leaning):
+        cue = leaning(cue)
+    if cue is None:
         return None
-    total = sum(dist.values())
-    if total <= 0:
-        return None
-    mine = dist.get(label, 0.0) / total
-    rival = max((v / total for k, v in dist.items() if k != label), default=0.0)
-    return min(1.0, max(0.0, 0.5 + (mine - rival) / (2 * SCALE)))
+    return min(1.0, max(0.0, 0.5 + cue.margin(label) / (2 * SCALE)))
 
 
 def au_distribution(intensities: dict[str, float], taxonomy) -> dict[str, float] | None:
@@ -72,19 +93,21 @@ def au_distribution(intensities: dict[str, float], taxonomy) -> dict[str, float]
 def vocal_distribution(z: dict[str, float], taxonomy, temperature: float = 1.0) -> dict[str, float] | None:
     """Robust z-scores of the named voice quantities → a softmax over each emotion's closeness to its
     profile (one standard deviation in the profile's direction is a perfect match)."""
-    dims = [i for i, d in enumerate(VOCAL_DIMS) if d in z]
-    if not dims:
-        return None
-    scores = {}
-    for emotion, profile in VOCAL_PROFILES.items():
-        if emotion in taxonomy:
-            scores[emotion] = -sum((max(-3.0, min(3.0, z[VOCAL_DIMS[i]])) - profile[i]) ** 2 for i in dims) / temperature
+    key = tuple(sorted((d, round(max(-3.0, min(3.0, v)), 2)) for d, v in z.items() if d in VOCAL_DIMS))
+    return dict(_vocal(key, frozenset(taxonomy), temperature)) if key else None
+
+
+@lru_cache(maxsize=65536)  # z-scores rounded to 0.01 repeat across clips: each profile match is computed once
+def _vocal(z: tuple[tuple[str, float], ...], taxonomy: frozenset[str], temperature: float) -> tuple[tuple[str, float], ...]:
+    dims = [(VOCAL_DIMS.index(d), v) for d, v in z]
+    scores = {emotion: -sum((v - profile[i]) ** 2 for i, v in dims) / temperature
+              for emotion, profile in VOCAL_PROFILES.items() if emotion in taxonomy}
     if not scores:
-        return None
+        return ()
     top = max(scores.values())
     exp = {k: math.exp(v - top) for k, v in scores.items()}
     total = sum(exp.values())
-    return {k: v / total for k, v in exp.items()}
+    return tuple((k, v / total) for k, v in exp.items())
 
 
 def valence_distribution(compound: float, taxonomy) -> dict[str, float] | None:

@@ -104,19 +104,14 @@ def covered_groups(a: Annotation) -> set[str]:
     return out
 
 
-def s_cot_of(a: Annotation, available: frozenset[str], modality_distributions: dict[str, dict[str, float]]) -> float:
+def s_cot_of(a: Annotation, available: frozenset[str], leanings: dict) -> float:
+    """`leanings`: what each measured modality says on its own (ClipIndex.modality_leanings)."""
     if not available:
         return 1.0
     weight = {}
     for g in available:
-        d = modality_distributions.get(g)
-        margin = 0.0
-        if d:
-            total = sum(d.values()) or 1.0
-            mine = d.get(a.label, 0.0) / total
-            rival = max((v / total for k, v in d.items() if k != a.label), default=0.0)
-            margin = abs(mine - rival)
-        weight[g] = COVERAGE_FLOOR + margin
+        lean = leanings.get(g)
+        weight[g] = COVERAGE_FLOOR + (abs(lean.margin(a.label)) if lean is not None else 0.0)
     covered = covered_groups(a)
     score = sum(w for g, w in weight.items() if g in covered) / sum(weight.values())
     last = a.steps[-1] if a.steps else None

@@ -16,7 +16,7 @@ from agents.judge.aggregate import Votes, label_distributions, summarise
 from agents.judge.clip_index import Baseline, ClipIndex
 from agents.judge.flags import review_threshold
 from agents.judge.grounding import check_claim, claim_record, parse_cue
-from agents.judge.inference import claim_distribution, support
+from agents.judge.inference import claim_distribution, leaning, support
 from agents.judge.processes import judge_processes, score_in_processes
 from agents.judge.scores import MODALITY_GROUP, distribution, s_cot_of, s_final, s_rec_given, s_reason_of
 from schemas import (Annotation, AnnotatorReliability, Clip, ClipFeatures, Consensus, EmoforgeConfig, Judgement, Provenance,
@@ -112,7 +112,7 @@ def score_answers(ix: ClipIndex, answers: list[Annotation], weights, gold: list[
             key = (ev.cue, ev.feature_ref, ev.start, ev.end, ev.modality)
             found = checked.get(key)
             if found is None:
-                found = checked[key] = (check_claim(ev, ix), claim_distribution(ev, parse_cue(ev.cue, ev.feature_ref), ix))
+                found = checked[key] = (check_claim(ev, ix), leaning(claim_distribution(ev, parse_cue(ev.cue, ev.feature_ref), ix)))
             fact, measured = found
             if fact[0] != ev.evidence_id:
                 fact = (ev.evidence_id, fact[1], fact[2])
@@ -123,7 +123,7 @@ def score_answers(ix: ClipIndex, answers: list[Annotation], weights, gold: list[
         else:
             rec, basis = None, "consensus"
         reason = s_reason_of([c[1] for c in claims], supports, unverifiable_credit)
-        cot = s_cot_of(a, ix.modalities, ix.modality_distributions)
+        cot = s_cot_of(a, ix.modalities, ix.modality_leanings)
         steps = []
         if llm_judge is not None:
             steps, rec, reason = llm_judge.blend(ix, a, rec, reason)
