@@ -379,7 +379,8 @@ def _bench(args, config, manifest: Path, items: list[Item]) -> int:
     stills = 0
     for it in items:
         if it.path.suffix.lower() in IMAGE_EXTENSIONS and not images_direct:
-            it.input_path = still_video(it.path, out / "bench-inputs" / f"{it.path.stem}.mp4", args.still_seconds, args.still_min_side)
+            name = f"{it.path.stem}-{args.still_seconds:g}s-{args.still_min_side}px.mp4"  # settings in the name: a change makes a new file
+            it.input_path = still_video(it.path, out / "bench-inputs" / name, args.still_seconds, args.still_min_side)
             stills += 1
         else:
             it.input_path = it.path
