@@ -273,7 +273,7 @@ def plot(results: dict[str, dict], path: Path) -> None:
     ax.set_xlabel("fraction of clips flagged for review")
     ax.set_ylabel("accuracy of the accepted clips")
     ax.set_title("risk-coverage of the consensus")
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="best")
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     path.write_bytes(buf.getvalue())
