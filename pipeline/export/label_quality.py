@@ -1,0 +1,191 @@
+"""Label quality against known labels: how right the consensus is, and whether the judge's scores
+tell right from wrong (AUROC), what routing buys (risk-coverage), how calibrated the confidence is
+(ECE), and each annotator against the consensus on that annotator's own items.
+
+Pure functions over small typed records, so the label-quality benchmark (bench/label_quality.py)
+and a run report can share them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class ClipOutcome:
+    """One clip with a known label and what the run concluded."""
+
+    clip_id: str
+    gold: str
+    predicted: str | None  # None: no consensus label (every answer abstained or was rejected)
+    confidence: float  # P(consensus label is correct) as the run states it
+    review_score: float  # higher = more trusted; routing flags clips below its threshold
+    needs_review: bool
+
+    @property
+    def correct(self) -> bool:
+        return self.predicted == self.gold
+
+
+@dataclass(frozen=True)
+class AnswerOutcome:
+    """One annotator's usable answer on a clip with a known label, and the judge's scores for it."""
+
+    clip_id: str
+    annotator_id: str
+    label: str
+    gold: str
+    s_final: float
+    s_rec: float
+    s_reason: float
+    s_cot: float
+
+    @property
+    def correct(self) -> bool:
+        return self.label == self.gold
+
+
+def auroc(scores: list[float], correct: list[bool]) -> float | None:
+    """P(a right item scores above a wrong one), ties half; None when only one class is present."""
+    from sklearn.metrics import roc_auc_score
+
+    y = np.asarray(correct, dtype=bool)
+    if y.all() or not y.any():
+        return None
+    return float(roc_auc_score(y, np.asarray(scores, dtype=float)))
+
+
+def classification(gold: list[str], predicted: list[str | None], order: list[str] | None = None) -> dict:
+    """Accuracy, UAR (mean recall over the gold classes), WAR (support-weighted recall, = accuracy),
+    per-class recall and the confusion matrix (rows gold, columns predicted; "none" = no label)."""
+    from sklearn.metrics import confusion_matrix, recall_score
+
+    if not gold:
+        return {"n": 0}
+    pred = [p if p is not None else "none" for p in predicted]
+    gold_classes = _ordered(set(gold), order)
+    labels = _ordered(set(gold) | set(pred), order)
+    recalls = recall_score(gold, pred, labels=gold_classes, average=None, zero_division=0)
+    return {
+        "n": len(gold),
+        "accuracy": float(np.mean([g == p for g, p in zip(gold, pred)])),
+        "uar": float(np.mean(recalls)),
+        "war": float(recall_score(gold, pred, labels=gold_classes, average="weighted", zero_division=0)),
+        "recall": {c: float(r) for c, r in zip(gold_classes, recalls)},
+        "support": {c: gold.count(c) for c in gold_classes},
+        "confusion": {"labels": labels, "matrix": confusion_matrix(gold, pred, labels=labels).tolist()},
+    }
+
+
+def _ordered(labels: set[str], order: list[str] | None) -> list[str]:
+    order = order or []
+    known = [x for x in order if x in labels]
+    return known + sorted(labels - set(known) - {"none"}) + (["none"] if "none" in labels else [])
+
+
+@dataclass(frozen=True)
+class CoveragePoint:
+    threshold: float  # accept clips scoring >= this
+    flagged: float  # share of clips flagged (below the threshold)
+    accepted: int
+    accuracy: float  # of the accepted clips
+
+
+def risk_coverage(scores: list[float], correct: list[bool]) -> list[CoveragePoint]:
+    """Accept the clips scoring at or above each distinct score, from the strictest threshold to
+    accepting all; tied clips are accepted or flagged together (a threshold cannot split them)."""
+    s = np.asarray(scores, dtype=float)
+    y = np.asarray(correct, dtype=bool)
+    n = len(s)
+    points = []
+    for t in sorted(set(s.tolist()), reverse=True):
+        keep = s >= t
+        points.append(CoveragePoint(float(t), float(1 - keep.sum() / n), int(keep.sum()), float(y[keep].mean())))
+    return points
+
+
+def flagged_for_accuracy(curve: list[CoveragePoint], target: float) -> float | None:
+    """The smallest flagged share whose accepted set is at least `target` accurate (None: no
+    threshold reaches it while accepting anything)."""
+    ok = [p.flagged for p in curve if p.accuracy >= target - 1e-12]
+    return min(ok) if ok else None
+
+
+def expected_calibration_error(confidence: list[float], correct: list[bool], bins: int = 10) -> float | None:
+    """ECE with `bins` equal-width bins on [0, 1]: sum over bins of |accuracy - mean confidence|
+    weighted by the bin's share of items (1.0 falls in the last bin)."""
+    if not confidence:
+        return None
+    c = np.clip(np.asarray(confidence, dtype=float), 0.0, 1.0)
+    y = np.asarray(correct, dtype=float)
+    idx = np.minimum((c * bins).astype(int), bins - 1)
+    total = 0.0
+    for b in range(bins):
+        m = idx == b
+        if m.any():
+            total += m.sum() / len(c) * abs(y[m].mean() - c[m].mean())
+    return float(total)
+
+
+def per_annotator(answers: list[AnswerOutcome], clips: list[ClipOutcome]) -> dict[str, dict]:
+    """Each annotator's accuracy and the consensus's accuracy on the clips that annotator answered
+    (abstentions and rejected answers are not answers), and its mean S_final."""
+    by_clip = {c.clip_id: c for c in clips}
+    out: dict[str, dict] = {}
+    for annotator in sorted({a.annotator_id for a in answers}):
+        mine = [a for a in answers if a.annotator_id == annotator and a.clip_id in by_clip]
+        if not mine:
+            continue
+        out[annotator] = {
+            "answered": len(mine),
+            "accuracy": float(np.mean([a.correct for a in mine])),
+            "consensus_accuracy": float(np.mean([by_clip[a.clip_id].correct for a in mine])),
+            "mean_s_final": float(np.mean([a.s_final for a in mine])),
+            "mean_s_final_right": _mean([a.s_final for a in mine if a.correct]),
+            "mean_s_final_wrong": _mean([a.s_final for a in mine if not a.correct]),
+        }
+    return out
+
+
+def _mean(xs: list[float]) -> float | None:
+    return float(np.mean(xs)) if xs else None
+
+
+TARGETS = (0.85, 0.90)
+
+
+def evaluate(clips: list[ClipOutcome], answers: list[AnswerOutcome], order: list[str] | None = None, ece_bins: int = 10) -> dict:
+    """Every label-quality figure for one set of clips with known labels, as a JSON-ready dict."""
+    correct = [c.correct for c in clips]
+    right = [a.correct for a in answers]
+    curves = {
+        "confidence": risk_coverage([c.confidence for c in clips], correct),
+        "review_score": risk_coverage([c.review_score for c in clips], correct),
+    }
+    accepted = [c for c in clips if not c.needs_review]
+    return {
+        "clips": len(clips),
+        "answers": len(answers),
+        "consensus": classification([c.gold for c in clips], [c.predicted for c in clips], order),
+        "answer_auroc": {
+            name: auroc([getattr(a, name) for a in answers], right) for name in ("s_final", "s_rec", "s_reason", "s_cot")
+        },
+        "answer_accuracy": _mean([float(x) for x in right]),
+        "clip_auroc": {
+            "review_score": auroc([c.review_score for c in clips], correct),
+            "confidence": auroc([c.confidence for c in clips], correct),
+        },
+        "risk_coverage": {k: [p.__dict__ for p in v] for k, v in curves.items()},
+        "flagged_for_accuracy": {
+            k: {f"{t:.2f}": flagged_for_accuracy(v, t) for t in TARGETS} for k, v in curves.items()
+        },
+        "routing": {
+            "flagged_share": _mean([float(c.needs_review) for c in clips]),
+            "accepted": len(accepted),
+            "accepted_accuracy": _mean([float(c.correct) for c in accepted]),
+        },
+        "ece": {"bins": ece_bins, "value": expected_calibration_error([c.confidence for c in clips], correct, ece_bins)},
+        "annotators": per_annotator(answers, clips),
+    }

