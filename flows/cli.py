@@ -86,6 +86,13 @@ def print_summary(summary) -> None:
     judge = next((s for s in summary.stages if s.stage == "judge"), None)
     if judge is not None:
         out.print(f"review: {judge.outputs} of {summary.stages[0].outputs} clips flagged for human review")
+        from storage import RunDir
+
+        routing = (RunDir(Path(summary.out_dir)).read_manifest() or {}).get("routing") or {}
+        if routing.get("estimated_accuracy") is not None:
+            out.print(f"accepted: {routing['n_accepted']} clips, expected accuracy {routing['estimated_accuracy']:.2f} "
+                      f"(95% interval {routing['ci_low']:.2f}-{routing['ci_high']:.2f}; confidence calibrated on "
+                      f"{routing['calibrated_on']} labelled clips)")
     root = Path(summary.out_dir)
     if (root / "dataset" / "README.md").exists():
         out.print(f"dataset: {root / 'dataset'}  (card README.md, croissant.json; report: {root / 'report' / 'report.md'})")

@@ -110,6 +110,12 @@ def judge_task(clips: list[Clip], features: list[ClipFeatures], annotations: lis
     return judge_run(clips, features, annotations, config, run_id, gold=gold, known=reviewed)
 
 
+def write_judged(run: RunDir, judged: SourceJudgements) -> None:
+    run.write("judgements", judged.judgements)
+    run.write("consensus", judged.consensus)
+    run.write("reliability", judged.reliability)
+
+
 def reviewed_labels(reviews: list[Review]) -> dict[str, list[str]]:
     """Clips whose label reviewers settled in earlier rounds: known labels for the judge's reliability
     fit and calibration."""
@@ -259,8 +265,8 @@ def emoforge_flow(inputs: list[str], out_dir: str, config: EmoforgeConfig, run_i
     judge_counts = StageCounts(stage="judge", items=len(annotations))
     progress.start("judge", 1)
     judged = SourceJudgements(judgements=[], consensus=[], threshold=config.judge.threshold.value)
+    reviewed = reviewed_labels(run.read("reviews")) if config.judge.reliability.use_reviews else {}
     try:
-        reviewed = reviewed_labels(run.read("reviews")) if config.judge.reliability.use_reviews else {}
         judged = judge_task(clips, features, annotations, config, run_id, reviewed)
         judge_counts.computed = len(judged.judgements)
     except Exception as exc:  # e.g. a bad gold file: stages 1-3 stay written, the run says why
@@ -269,9 +275,7 @@ def emoforge_flow(inputs: list[str], out_dir: str, config: EmoforgeConfig, run_i
         judge_counts.rejects += 1
     progress.advance("judge", "judge", reused=False)
     progress.finish("judge")
-    run.write("judgements", judged.judgements)
-    run.write("consensus", judged.consensus)
-    run.write("reliability", judged.reliability)
+    write_judged(run, judged)
     judge_counts.outputs = sum(c.needs_review for c in judged.consensus)  # clips flagged for review
     judge_counts.seconds = round(time.perf_counter() - t3, 3)
 
@@ -297,6 +301,15 @@ def emoforge_flow(inputs: list[str], out_dir: str, config: EmoforgeConfig, run_i
         progress.finish("review")
         review_counts.seconds = round(time.perf_counter() - t4, 3)
         stages_done.append(review_counts)
+        # verdicts this round's pull brought teach the judge at once: reliability and calibration are
+        # refitted with them, so the export and the next push see what the reviewers settled
+        pulled = reviewed_labels(run.read("reviews")) if config.judge.reliability.use_reviews else {}
+        if pulled != reviewed and not judge_counts.rejects:
+            t = time.perf_counter()
+            judged = judge_task(clips, features, annotations, config, run_id, pulled)
+            write_judged(run, judged)
+            judge_counts.outputs = sum(c.needs_review for c in judged.consensus)
+            judge_counts.seconds = round(judge_counts.seconds + time.perf_counter() - t, 3)
 
     # ---- stage 6: the benchmark dataset ----
     t5 = time.perf_counter()

@@ -37,6 +37,8 @@ class DatasetRow(BaseModel):
     evidence: list[Evidence] = []
     answers: list[AnnotatorAnswer] = []
     s_final: float | None = None
+    # P(label is right): the judge's calibrated confidence for a model label, 1 for a reviewer's
+    confidence: float | None = None
     label_source: Literal["human", "model"] | None = None  # who decided the label (None in the released test split)
     flags: list[str] = []  # the judge's QC flags
     needs_review: bool = False

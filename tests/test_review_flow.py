@@ -54,3 +54,42 @@ def test_flow_with_review_pushes_pulls_gates_and_exports_human_labels(label_stud
     assert labels == wanted and sum(len(ds.read_split(s)) for s in SPLITS) == len(clips)
     manifest = RunDir(out).read_manifest()
     assert manifest["tables"]["reviews"] == len(clips) and json.dumps(manifest)
+
+
+def test_reviewers_verdicts_teach_the_judge_and_a_rerun_flags_fewer_clips(label_studio, feat_data, speech_dir, monkeypatch):
+    """Routing to a target accuracy flags the clips the judge is unsure of; reviewers confirm the
+    model's label on some of them; the rerun pulls those verdicts, refits reliability and calibration
+    on them, and flags fewer clips at the same target."""
+    ls = label_studio
+    out = ls.docroot / f"teach-{uuid.uuid4().hex[:6]}"
+    config = load_config(overrides=[
+        "review.enabled=true", f"review.label_studio.url={ls.url}", f"review.label_studio.document_root={ls.docroot}",
+        f"review.label_studio.project_title=teach {uuid.uuid4().hex[:8]}", "review.overlap=0.0",
+        "judge.threshold.mode=target", "judge.threshold.target_accuracy=0.9"])
+    monkeypatch.setenv(config.review.label_studio.token_env, ls.token)
+    inputs = [str(feat_data / "WolfgangLanger_Pexels.mp4"), str(speech_dir / "beckett.wav"), str(speech_dir / "two_cities.wav")]
+    run_pipeline(inputs, str(out), config)
+    run = RunDir(out)
+    before = {c.clip_id: c for c in run.read("consensus")}
+    flagged = sorted(c for c, x in before.items() if x.needs_review and x.label)
+    first_routing = run.read_manifest()["routing"]
+    assert len(flagged) >= 2 and first_routing["calibrated_on"] == 0 and first_routing["calibration"] == "prior"
+
+    # one reviewer confirms the model's label on half of the flagged clips
+    tasks = {r.clip_id: r.task_id for r in run.read("reviews")}
+    confirmed = flagged[: max(1, len(flagged) // 2)]
+    for cid in confirmed:
+        _annotate(ls, ls.token, tasks[cid], before[cid].label)
+
+    second = run_pipeline(inputs, str(out), config)
+    after = {c.clip_id: c for c in run.read("consensus")}
+    routing = run.read_manifest()["routing"]
+    assert routing["calibrated_on"] == len(confirmed) and routing["calibration"] == "isotonic"
+    for cid in confirmed:
+        assert after[cid].label == before[cid].label and after[cid].confidence == 1.0 and not after[cid].needs_review
+    assert sum(c.needs_review for c in after.values()) < sum(c.needs_review for c in before.values())
+    assert {s.stage: s for s in second.stages}["judge"].outputs == sum(c.needs_review for c in after.values())
+    # every annotator that answered a confirmed clip is now measured against the verdicts
+    answered = {j.annotator_id for j in run.read("judgements") if j.clip_id in confirmed and j.label}
+    measured = {r.annotator_id: r for r in run.read("reliability")}
+    assert answered and all(measured[a].n_gold > 0 and measured[a].gold_accuracy is not None for a in answered)

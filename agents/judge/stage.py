@@ -319,8 +319,8 @@ def resolve(clips: list[Clip], index: dict[str, ClipIndex], tally: Tally, config
 
     hallucinated, rejected, cited = tally.hallucinated, tally.rejected, tally.cited
     # plain Python values: indexing numpy arrays one element at a time costs more than the rest of the loop
-    top_, margin_, entropy_, uncertainty_, agreement_, n_answers_, s_mean_, review_, dist_ = (
-        x.tolist() for x in (top, margin, entropy, uncertainty, agreement, n_answers, s_mean, review, dist))
+    top_, margin_, entropy_, uncertainty_, agreement_, n_answers_, s_mean_, review_, dist_, known_ = (
+        x.tolist() for x in (top, margin, entropy, uncertainty, agreement, n_answers, s_mean, review, dist, is_known))
     flag_on = set(jc.flag_on)
     out = []
     for i, clip in enumerate(clips):
@@ -345,7 +345,9 @@ def resolve(clips: list[Clip], index: dict[str, ClipIndex], tally: Tally, config
             agreement=agreement_[i], n_answers=n_answers_[i],
             s_final_mean=None if math.isnan(s_mean_[i]) else s_mean_[i], review_score=review_[i],
             confidence=review_[i] if top_[i] >= 0 else None,
-            gold_label=(gold.get(cid) or [None])[0], flags=flags, needs_review=not flag_on.isdisjoint(flags), provenance=prov))
+            gold_label=(gold.get(cid) or [None])[0], flags=flags,
+            # a clip whose label is known (gold, a reviewer's verdict) has nothing left to ask a person
+            needs_review=not known_[i] and not flag_on.isdisjoint(flags), provenance=prov))
     accepted = np.array([not c.needs_review and c.label is not None for c in out], dtype=bool)
     est, lo, hi = calibration.accepted_estimate(review[accepted])
     routing = Routing(mode=rule.mode, threshold=float(threshold), target_accuracy=rule.target_accuracy if rule.mode in ("target", "calibrated") else None,

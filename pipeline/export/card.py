@@ -18,8 +18,31 @@ def summary(config: EmoforgeConfig, run_id: str) -> str:
             f"[emoforge](https://example.invalid/emoforge) (run `{run_id}`). Annotations: {config.export.licence}.")
 
 
+def trust_lines(rows: list[DatasetRow]) -> list[str]:
+    """How far the labels can be trusted: reviewers' labels, and the model labels accepted without review
+    with their expected accuracy (mean calibrated confidence) and a 95% Jeffreys interval."""
+    from scipy.stats import beta
+
+    human = [r for r in rows if r.label_source == "human"]
+    model = [r for r in rows if r.label_source == "model"]
+    accepted = [r.confidence for r in model if not r.needs_review and r.confidence is not None]
+    pending = [r.confidence for r in model if r.needs_review and r.confidence is not None]
+    lines = [f"- {len(human)} labels were decided by reviewers."]
+    if accepted:
+        right = sum(accepted)
+        lo, hi = beta.ppf([0.025, 0.975], right + 0.5, len(accepted) - right + 0.5)
+        lines.append(f"- {len(accepted)} model labels were accepted without review; their expected accuracy is "
+                     f"{right / len(accepted):.3f} (95% interval {lo:.3f}-{hi:.3f}), the mean of the judge's calibrated "
+                     "confidence (`confidence` column).")
+    if pending:
+        lines.append(f"- {len(pending)} model labels were flagged for review and not yet decided by a person; "
+                     f"their expected accuracy is {sum(pending) / len(pending):.3f}.")
+    return lines
+
+
 def dataset_card(splits: dict[str, list[DatasetRow]], answer_key: list[AnswerKeyRow], sources: list[SourceMedia],
-                 config: EmoforgeConfig, run_id: str, version: int | None = None) -> str:
+                 config: EmoforgeConfig, run_id: str, version: int | None = None, rows: list[DatasetRow] | None = None) -> str:
+    """`rows`: every exported row with its label (the test split's included) for the trust figures."""
     labels_by_split = {s: Counter(r.label for r in rows if r.label) for s, rows in splits.items()}
     if answer_key:
         labels_by_split["test"] = Counter(k.label for k in answer_key if k.label)
@@ -75,6 +98,10 @@ def dataset_card(splits: dict[str, list[DatasetRow]], answer_key: list[AnswerKey
         "",
         f"Clips flagged by the judge: {sum(r.needs_review for r in rows_all)} of {len(rows_all)} "
         "(flags are in the `flags` column of train and validation rows).",
+        "",
+        "## How far to trust the labels",
+        "",
+        *trust_lines(rows if rows is not None else rows_all),
         "",
         "## Source media and their licences",
         "",

@@ -47,6 +47,7 @@ def build_rows(clips: list[Clip], consensus: list[Consensus], judgements: list[J
                                         if a.annotation_id in judged else {}))
                      for a in answers[clip.clip_id] if a.status != "abstained"],
             s_final=judged[best.annotation_id].s_final if best and best.annotation_id in judged else None,
+            confidence=1.0 if human else (c.confidence if c else None),
             label_source=("human" if human else "model") if label else None, flags=list(c.flags) if c else [],
             needs_review=bool(c and c.needs_review), review_decision=r.decision if r else None,
             agreement=r.agreement if r else [], provenance=prov))
@@ -54,7 +55,7 @@ def build_rows(clips: list[Clip], consensus: list[Consensus], judgements: list[J
 
 
 HIDDEN = {"label": None, "labels": [], "label_distribution": [], "intensity": None, "uncertainty": None, "steps": [], "evidence": [],
-          "answers": [], "s_final": None, "label_source": None, "flags": [], "needs_review": False, "review_decision": None,
+          "answers": [], "s_final": None, "confidence": None, "label_source": None, "flags": [], "needs_review": False, "review_decision": None,
           "agreement": []}
 
 

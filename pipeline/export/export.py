@@ -46,7 +46,7 @@ def export_run(run: RunDir, out: str | Path, config: EmoforgeConfig, run_id: str
             ds.write_answer_key(key)
         ids = {r.clip_id for r in rows}
         ds.write_features([f for f in run.read("features") if f.clip_id in ids], [c for c in clips if c.clip_id in ids])
-        card = dataset_card(splits, key, run.read("sources"), config, run_id, version)
+        card = dataset_card(splits, key, run.read("sources"), config, run_id, version, rows=rows)
         (tmp / "README.md").write_text(card)
         write_croissant(ds, config, summary(config, run_id))
         if out.exists():

@@ -10,6 +10,8 @@ Plots (PNG, matplotlib's Agg renderer through the object API: no pyplot, no glob
   review_funnel.png        clips -> flagged (consensus needs_review) -> reviewed (reviews with at least
                            one human answer) -> accepted (review decision "accepted")
   stage_timings.png        seconds per stage from run.json
+  risk_coverage.png        expected accuracy of the accepted clips (mean calibrated confidence) against
+                           the share flagged, with the run's routing point and its target
 
 A table that is missing, empty or unreadable gives a plot that says "no data" (and a note in
 report.md), never an exception. Every file is written atomically.
@@ -28,7 +30,7 @@ from matplotlib.ticker import MaxNLocator
 from storage.parquet import TableError, atomic_write_bytes
 from storage.run_dir import RunDir
 
-PLOTS = ("label_distribution", "s_final", "annotator_agreement", "review_funnel", "stage_timings")
+PLOTS = ("label_distribution", "s_final", "annotator_agreement", "review_funnel", "stage_timings", "risk_coverage")
 _COLOURS = ["#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860", "#DA8BC3", "#8C8C8C", "#CCB974", "#64B5CD"]
 
 
@@ -204,6 +206,56 @@ def plot_timings(manifest: dict | None, path: Path) -> dict[str, float]:
     return seconds
 
 
+def plot_risk_coverage(t: _Tables, routing: dict | None, path: Path) -> list[tuple[float, float]]:
+    """Accept clips in order of calibrated confidence: (share flagged, expected accuracy of the rest)."""
+    conf = sorted((c.confidence for c in t["consensus"] if getattr(c, "confidence", None) is not None), reverse=True)
+    n = len(conf)
+    curve, total = [], 0.0
+    for k, c in enumerate(conf, start=1):
+        total += c
+        curve.append((1 - k / n, total / k))
+    fig, ax = _figure()
+    title = "Expected accuracy of the accepted clips"
+    if not curve:
+        _no_data(ax, title, "no data (no calibrated confidence)")
+    else:
+        ax.plot([x for x, _ in curve], [y for _, y in curve], color=_COLOURS[0], label="accept the most confident first")
+        if routing and routing.get("target_accuracy") is not None:
+            ax.axhline(routing["target_accuracy"], color=_COLOURS[3], linestyle="--", linewidth=1, label="target")
+        if routing and routing.get("estimated_accuracy") is not None and routing.get("n_clips"):
+            x = 1 - routing["n_accepted"] / routing["n_clips"]
+            ax.errorbar([x], [routing["estimated_accuracy"]], fmt="o", color=_COLOURS[2], capsize=4, label="this run's routing",
+                        yerr=[[routing["estimated_accuracy"] - routing["ci_low"]], [routing["ci_high"] - routing["estimated_accuracy"]]])
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1.02)
+        ax.set_xlabel("share of clips flagged for review")
+        ax.set_ylabel("expected accuracy of the accepted")
+        ax.set_title(title, fontsize=10)
+        ax.legend(loc="lower right", fontsize=8)
+    _save(fig, path)
+    return curve
+
+
+def _routing_lines(routing: dict | None, reliability: list) -> list[str]:
+    if not routing:
+        return ["No routing figures (run.json has none)."]
+    lines = [f"Routing `{routing['mode']}`"
+             + (f" to a target accuracy of {routing['target_accuracy']:.2f}" if routing.get("target_accuracy") else "")
+             + f": {routing['n_clips'] - routing['n_accepted']} of {routing['n_clips']} clips flagged."]
+    if routing.get("estimated_accuracy") is not None:
+        lines.append(f"Expected accuracy of the {routing['n_accepted']} accepted clips: {routing['estimated_accuracy']:.3f} "
+                     f"(95% interval {routing['ci_low']:.3f}-{routing['ci_high']:.3f}).")
+    lines.append(f"Confidence calibrated on {routing['calibrated_on']} clips with known labels (gold or reviewed)"
+                 if routing.get("calibrated_on") else
+                 "No clip has a known label yet: the confidence is the consensus's own probability (the stated prior); "
+                 "gold labels or reviewers' verdicts calibrate it.")
+    if reliability:
+        lines += ["", "| annotator | answers | estimated accuracy | on known labels |", "|---|---:|---:|---:|"]
+        lines += [f"| {r.annotator_id} | {r.n_answers} | {r.estimated_accuracy:.2f} | "
+                  + ("—" if r.gold_accuracy is None else f"{r.gold_accuracy:.2f} (n={r.n_gold})") + " |" for r in reliability]
+    return lines
+
+
 def write_run_report(run_dir: RunDir, out_dir: Path) -> Path:
     """Write the five plots and report.md into out_dir; returns the path of report.md."""
     out_dir = Path(out_dir)
@@ -220,6 +272,8 @@ def write_run_report(run_dir: RunDir, out_dir: Path) -> Path:
     names, share = plot_agreement(t, png["annotator_agreement"])
     funnel = plot_funnel(t, png["review_funnel"])
     seconds = plot_timings(manifest, png["stage_timings"])
+    routing = manifest.get("routing") if isinstance(manifest, dict) else None
+    plot_risk_coverage(t, routing, png["risk_coverage"])
 
     run_id = (manifest or {}).get("run_id") if isinstance(manifest, dict) else None
     pairs = [share[i][j] for i, j in itertools.combinations(range(len(names)), 2) if share[i][j] is not None]
@@ -253,6 +307,12 @@ def write_run_report(run_dir: RunDir, out_dir: Path) -> Path:
         "## Agreement between annotators",
         "",
         "![annotator agreement](annotator_agreement.png)",
+        "",
+        "## Routing",
+        "",
+        *_routing_lines(routing, t["reliability"]),
+        "",
+        "![expected accuracy against share flagged](risk_coverage.png)",
         "",
         "## Review",
         "",
