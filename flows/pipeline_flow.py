@@ -22,8 +22,10 @@ from pydantic import BaseModel
 
 from agents import annotator_hash, shared_annotator
 import agents as agents_pkg
+from agents.base import UnknownBackend, backend_class
 from agents.judge import judge_run
 from agents.judge.gold import load_gold
+from agents.voice_baseline import voice_baselines
 from flows.gpu_pool import annotate_via_pool, runs_on_pool
 from flows.progress import hook
 from flows.task_runners import api_for_workers, make_task_runner
@@ -101,6 +103,13 @@ def annotate_task(items: list[AnnotatorInput], spec: AnnotatorSpec, config: Emof
 
 class AnnotatorFailed(RuntimeError):
     pass
+
+
+def reads_baseline(spec: AnnotatorSpec) -> bool:
+    try:
+        return backend_class(spec).reads_baseline
+    except UnknownBackend:
+        return False  # the annotate task reports the unknown backend as a reject row
 
 
 @task(name="judge-run", retries=0, cache_policy=NO_CACHE)  # cheap to redo; hashing a run's answers is not
@@ -236,9 +245,18 @@ def emoforge_flow(inputs: list[str], out_dir: str, config: EmoforgeConfig, run_i
     batches = [[AnnotatorInput(clip=c, features=feats[c.clip_id], media_root=str(run.root)) for c in cl if c.clip_id in feats]
                for _, cl in by_source]
     batches = [b for b in batches if b]
+    # run-level voice baselines go only to the annotators that read them, so only those annotators'
+    # cache keys (which hash their inputs) change when a new file shifts the run's statistics
+    voice = voice_baselines(clips, features, config.annotate.baseline)
+
+    def inputs_for(batch: list[AnnotatorInput], spec: AnnotatorSpec) -> list[AnnotatorInput]:
+        if not reads_baseline(spec):
+            return batch
+        return [i.model_copy(update={"baseline": voice.get(i.clip.clip_id)}) for i in batch]
+
     annotator = annotate_task.with_options(result_storage=storage)
     progress.start("annotate", len(batches) * len(panel))
-    answered = collect("annotate", {annotator.submit(b, spec, config, run_id): Job(f"{b[0].clip.source_id}/{spec.id}", b[0].clip.source_path,
+    answered = collect("annotate", {annotator.submit(inputs_for(b, spec), spec, config, run_id): Job(f"{b[0].clip.source_id}/{spec.id}", b[0].clip.source_path,
                                                                                    b[0].clip.source_id, len(b))
                                     for b in batches for spec in panel}, ann_counts, rejects, run_id)
     annotations = [a for b in batches for spec in panel for a in
