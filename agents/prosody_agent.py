@@ -28,7 +28,7 @@ class VocalProfileAgent(PerClipAnnotator):
     reads_baseline = True
     profiles: ClassVar[dict[str, dict[str, float]]]
     effect = 1.0  # spreads a profiled emotion shifts a cue by
-    sharpness = 0.5
+    sharpness = 1.0
     min_margin = 0.1  # top minus runner-up probability below this: the cues do not discriminate
     min_cues = 3
     # aroused emotions of opposite valence share their vocal profile up to degree (Banse & Scherer

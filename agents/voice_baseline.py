@@ -9,7 +9,9 @@ Two scopes, chosen per clip:
   `min_clips` of them and `min_speech_s` seconds (a long recording of one or several people);
 - corpus: every clip of the run otherwise (single-utterance corpora such as EmoDB give one short
   source per file, so only the run knows the speaker's range).
-The baselines are computed once over the run before stage 3 and travel in `AnnotatorInput`."""
+Within the chosen clips the spread is the robust spread of all of them; the centre is, by default,
+the median of the calmer half (`annotate.baseline.reference: calm`, see `_calm_centres`). The
+baselines are computed once over the run before stage 3 and travel in `AnnotatorInput`."""
 
 from __future__ import annotations
 
@@ -35,6 +37,8 @@ EGEMAPS = {
     "h1h2_db": "logRelF0-H1-H2_sma3nz_amean",  # first two harmonics: breathy (high) vs pressed (low)
     "slope_db": "slopeV500-1500_sma3nz_amean",
 }
+# the cues that rise with arousal (Juslin & Laukka 2003), used to find a speaker's calm clips
+AROUSAL = ("pitch_st", "pitch_range_st", "loudness", "syllable_rate")
 # a pause share needs words to pause between: a one- or two-word clip has none to measure
 MIN_WORDS_FOR_PAUSES = 4
 # voice-quality functionals are 0 in openSMILE when no frame was voiced: not a measurement
@@ -63,7 +67,7 @@ def measures(p: Prosody | None) -> dict[str, float]:
     return out
 
 
-def _stats(rows: list[dict[str, float]]) -> list[FeatureStat]:
+def _stats(rows: list[dict[str, float]], config: VoiceBaselineConfig) -> list[FeatureStat]:
     stats = []
     for name in sorted({k for r in rows for k in r}):
         vals = np.array([r[name] for r in rows if name in r])
@@ -76,7 +80,26 @@ def _stats(rows: list[dict[str, float]]) -> list[FeatureStat]:
         if scale <= 1e-9:
             continue  # constant over the group: says nothing about any clip
         stats.append(FeatureStat(name=name, center=round(center, 6), scale=round(scale, 6), n=int(vals.size)))
+    if config.reference == "calm":
+        stats = _calm_centres(rows, stats, config.calm_share)
     return stats
+
+
+def _calm_centres(rows: list[dict[str, float]], stats: list[FeatureStat], share: float) -> list[FeatureStat]:
+    """Centre each quantity on the calmest `share` of the clips (lowest mean z over pitch level,
+    pitch range, loudness and rate), keeping the spread of all of them: the speaker's neutral voice
+    is the reference, as in neutral-reference normalisation (Busso, Metallinou & Narayanan,
+    "Iterative feature normalization for emotional speech detection", ICASSP 2011). In an acted
+    corpus most clips are emotional and their median is no one's neutral voice; in mostly neutral
+    speech the calm half sits a little below the median, which the neutral profile absorbs."""
+    first = VoiceBaseline(scope="corpus", key="", clips=len(rows), speech_s=0.0, stats=stats)
+    arousal = np.array([np.mean([v for k, v in zscores(r, first).items() if k in AROUSAL] or [0.0]) for r in rows])
+    calm = [r for r, a in zip(rows, arousal) if a <= np.quantile(arousal, share)]
+    out = []
+    for s in stats:
+        vals = [r[s.name] for r in calm if s.name in r]
+        out.append(s.model_copy(update={"center": round(float(np.median(vals)), 6)}) if len(vals) >= 3 else s)
+    return out
 
 
 def clip_speaker(f: ClipFeatures) -> str:
@@ -100,11 +123,11 @@ def voice_baselines(clips: list[Clip], features: list[ClipFeatures], config: Voi
     corpus = None
     if len(rows) >= config.min_clips:
         corpus = VoiceBaseline(scope="corpus", key="run", clips=len(rows), speech_s=seconds(list(rows)),
-                               stats=_stats(list(rows.values())))
+                               stats=_stats(list(rows.values()), config))
     out: dict[str, VoiceBaseline] = {}
     for key, ids in groups.items():
         if len(ids) >= config.min_clips and seconds(ids) >= config.min_speech_s:
-            own = VoiceBaseline(scope="speaker", key=key, clips=len(ids), speech_s=seconds(ids), stats=_stats([rows[i] for i in ids]))
+            own = VoiceBaseline(scope="speaker", key=key, clips=len(ids), speech_s=seconds(ids), stats=_stats([rows[i] for i in ids], config))
             out.update({i: own for i in ids})
         elif corpus is not None:
             out.update({i: corpus for i in ids})

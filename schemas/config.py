@@ -165,6 +165,10 @@ class VoiceBaselineConfig(_Strict):
 
     min_clips: int = Field(5, ge=3)
     min_speech_s: float = Field(20.0, ge=0)
+    # centre: the median of the calmest `calm_share` of the clips (the speaker's neutral voice), or
+    # the median of all of them
+    reference: Literal["calm", "median"] = "calm"
+    calm_share: float = Field(0.5, gt=0, le=1)
 
 
 class AnnotateConfig(_Strict):

@@ -82,7 +82,7 @@ def test_corpus_baseline_moves_z_scores_the_way_the_run_does(speech):
             out.append(f.model_copy(update={"prosody": p}))
         return out
 
-    cfg = VoiceBaselineConfig(min_clips=3, min_speech_s=1e9)  # force the corpus scope
+    cfg = VoiceBaselineConfig(min_clips=3, min_speech_s=1e9, reference="median")  # the corpus scope, centred on its median
     low = voice_baselines(clips, shifted(0.5), cfg)[target.clip_id]
     high = voice_baselines(clips, shifted(2.0), cfg)[target.clip_id]
     z_low, z_high = zscores(m, low)["pitch_st"], zscores(m, high)["pitch_st"]
@@ -90,6 +90,12 @@ def test_corpus_baseline_moves_z_scores_the_way_the_run_does(speech):
     assert z_low > 0.5 and z_high < -0.5
     # a cue the shift did not touch keeps its z-score
     assert zscores(m, low)["jitter"] == pytest.approx(zscores(m, high)["jitter"])
+    # centred on the calmer half of the run, the same clip reads as more aroused than against the median
+    calm = voice_baselines(clips, features, cfg.model_copy(update={"reference": "calm"}))[target.clip_id]
+    median = voice_baselines(clips, features, cfg)[target.clip_id]
+    for cue in ("pitch_st", "loudness"):
+        assert calm.stat(cue).center < median.stat(cue).center and calm.stat(cue).scale == median.stat(cue).scale
+        assert zscores(m, calm)[cue] > zscores(m, median)[cue]
     # a baseline centred on the clip itself: every cue at 0
     same = voice_baselines(clips[:3], [target.model_copy(update={"clip_id": c.clip_id}) for c in clips[:3]], cfg)
     assert not any(zscores(m, next(iter(same.values()))).values())
@@ -114,8 +120,9 @@ def test_vocal_agents_answer_with_normalised_distributions_and_checkable_evidenc
             funcs = {f.name: f.value for f in item.features.prosody.functionals}
             for e in a.evidence:
                 assert e.modality == "prosody" and item.clip.start <= e.start <= e.end <= item.clip.end
-                if e.feature_ref == "prosody":  # the pitch claim states the Praat mean the judge compares
-                    assert f"{item.features.prosody.pitch_mean_hz:.0f} Hz" in e.cue
+                if e.feature_ref == "prosody":  # pitch and pauses state the statistics the judge compares
+                    p = item.features.prosody
+                    assert f"mean pitch {p.pitch_mean_hz:.0f} Hz" in e.cue or f"pauses {100 * p.pause_ratio:.0f}%" in e.cue, e.cue
                 else:  # a functional that exists in the clip's features
                     key = e.feature_ref.removeprefix("prosody.functionals[").removesuffix("]")
                     assert key in funcs and key in EGEMAPS.values(), e.feature_ref
