@@ -47,12 +47,13 @@ class VocalProfileAgent(PerClipAnnotator):
         if b is None:
             return self.abstain(item, run_id, "no voice baseline: too few clips with voiced speech in the run to know this "
                                               "speaker's normal voice")
-        z = zscores(m, b)
+        own = {k for p in self.profiles.values() for k in p}
+        z = {k: v for k, v in zscores(m, b).items() if k in own}
+        if len(z) < self.min_cues:  # unmeasured, or constant over the baseline's clips
+            return self.abstain(item, run_id, f"only {len(z)} of the {self.backend} cues could be measured against the baseline")
         r = match(z, self.profiles, self.config.taxonomy, self.effect, self.sharpness)
         if r is None:
             return self.abstain(item, run_id, "the taxonomy has none of the emotions with a vocal profile")
-        if len(r.cues) < self.min_cues:
-            return self.abstain(item, run_id, f"only {len(r.cues)} of the {self.backend} cues could be measured against the baseline")
         ranked = list(r.distribution.items())
         valence_split = {ranked[0][0], ranked[1][0]} in AROUSED_PAIRS if len(ranked) > 1 else False
         if r.margin < (self.min_valence_margin if valence_split else self.min_margin):
@@ -73,11 +74,12 @@ class VocalProfileAgent(PerClipAnnotator):
         fit = [n for n in cited if profile.get(n, 0) * r.cues[n] > 0 or (label == "neutral" and abs(r.cues[n]) < 1)]
         steps = normalise([
             f"Against {_baseline_words(b)}: {_listing(r.cues)}.",
-            f"Overall the voice departs {r.deviation:.1f} SD from that baseline; "
+            f"The voice departs {r.deviation:.1f} SD (root mean square) from that baseline; "
             + (f"{', '.join(_WORDS[n] for n in fit)} move as the literature's {label} profile predicts"
-               if fit and label != "neutral" else "no cue departs far, as in the speaker's neutral voice")
+               if fit and label != "neutral" else "the cues stay nearest the speaker's baseline, the neutral profile")
             + f" (next: {', '.join(f'{k} {p:.2f}' for k, p in ranked[1:3])}).",
-        ], label, [ids, ids])
+            f"Therefore, with probability {ranked[0][1]:.2f}, the most prominent emotion is {label}.",
+        ], label, [ids, ids, ids])
         intensity = 0.0 if label == "neutral" else round(float(np.clip(r.deviation / 2, 0, 1)), 3)
         return Annotation(**self.base(item, run_id), label=label, labels=[label], label_distribution=dist, intensity=intensity,
                           steps=steps, evidence=evidence)
