@@ -58,8 +58,9 @@ class VocalProfileAgent(PerClipAnnotator):
         valence_split = {ranked[0][0], ranked[1][0]} in AROUSED_PAIRS if len(ranked) > 1 else False
         if r.margin < (self.min_valence_margin if valence_split else self.min_margin):
             (a, pa), (c, pc) = ranked[0], ranked[1]
-            return self.abstain(item, run_id, f"not discriminative: the {self.backend} cues fit {a} ({pa:.2f}) and {c} ({pc:.2f}) "
-                                              f"about equally ({_listing(r.cues)} {_against(b)})")
+            how = "an aroused voice, which does not tell them apart" if valence_split else "about equally"
+            return self.abstain(item, run_id, f"not discriminative: the {self.backend} cues fit {a} ({pa:.2f}) and {c} ({pc:.2f}), "
+                                              f"{how} ({_listing(r.cues)} {_against(b)})")
         label = ranked[0][0]
         dist = [LabelProb(label=k, prob=round(p, 4)) for k, p in ranked]
         # cite the cues that moved furthest from the baseline, as measured values the judge can check
