@@ -153,12 +153,29 @@ def test_vocal_agents_abstain_and_say_why(speech):
     assert a.status == "abstained" and a.error.startswith("not discriminative"), a
 
 
-def test_only_baseline_readers_get_the_run_level_input():
-    from flows.pipeline_flow import reads_baseline
+def test_only_baseline_readers_get_the_run_level_input_and_a_new_key_when_it_moves(speech):
+    from flows.pipeline_flow import _annotate_key, annotator_inputs, reads_baseline
 
+    clips, features = speech
     cfg = load_config()
-    readers = {s.id for s in cfg.annotate.panel if reads_baseline(s)}
-    assert readers == set(VOCAL)
+    assert {s.id for s in cfg.annotate.panel if reads_baseline(s)} == set(VOCAL)
+    batch = [AnnotatorInput(clip=c, features=f) for c, f in zip(clips, features)]
+    run = voice_baselines(clips, features, VoiceBaselineConfig(min_clips=3))
+    other = clips[-1].model_copy(update={"clip_id": "another", "source_id": "another"})  # one more file in the run
+    bigger = voice_baselines(clips + [other], features + [features[-1].model_copy(update={"clip_id": "another"})],
+                             VoiceBaselineConfig(min_clips=3))
+    assert bigger[clips[0].clip_id].clips == run[clips[0].clip_id].clips + 1
+
+    def key(spec, voice):
+        return _annotate_key(None, {"items": annotator_inputs(batch, spec, voice), "spec": spec, "config": cfg})
+
+    for spec in cfg.annotate.panel:
+        if spec.id in VOCAL:
+            assert all(i.baseline is not None for i in annotator_inputs(batch, spec, run))
+            assert key(spec, run) != key(spec, bigger)  # the vocal answers are recomputed
+        else:
+            assert annotator_inputs(batch, spec, run) is batch
+            assert key(spec, run) == key(spec, bigger)  # the others stay cached
 
 
 def test_lexical_agent_abstains_on_a_language_its_lexicons_lack(speech):
