@@ -12,6 +12,9 @@ from schemas.config import AnnotatorSpec
 
 class Annotator(ABC):
     backend: ClassVar[str]
+    # True for annotators that read `AnnotatorInput.baseline` (a run-level statistic): only their
+    # cached answers depend on the rest of the run
+    reads_baseline: ClassVar[bool] = False
     model_id: str = ""
     model_version: str = ""
 
@@ -133,14 +136,18 @@ def plugin_class(spec: AnnotatorSpec) -> type[Annotator]:
     return cls
 
 
-def build_one(spec: AnnotatorSpec, config: EmoforgeConfig) -> Annotator:
+def backend_class(spec: AnnotatorSpec) -> type[Annotator]:
     if ":" in spec.backend:
-        return plugin_class(spec)(spec, config)
+        return plugin_class(spec)
     register_backends()
     if spec.backend not in REGISTRY:
         raise UnknownBackend(f"annotator {spec.id!r}: unknown backend {spec.backend!r} (known: {', '.join(sorted(REGISTRY))}; "
                              "or a plugin as package.module:Class)")
-    return REGISTRY[spec.backend](spec, config)
+    return REGISTRY[spec.backend]
+
+
+def build_one(spec: AnnotatorSpec, config: EmoforgeConfig) -> Annotator:
+    return backend_class(spec)(spec, config)
 
 
 def build_panel(config: EmoforgeConfig) -> list[Annotator]:

@@ -175,6 +175,10 @@ class LexicalAgent(PerClipAnnotator):
         words = item.features.words if item.features else []
         if not words:
             return self.abstain(item, run_id, "no transcript")
+        lang = item.features.language
+        if lang and not lang.lower().startswith("en"):
+            # both lexicons are English: a German or Polish word matches nothing, or the wrong entry
+            return self.abstain(item, run_id, f"the NRC lexicon and VADER are English; the transcript is in {lang!r}")
         text = " ".join(w.text for w in words)
         counts: dict[str, float] = {}
         hits = []

@@ -22,8 +22,10 @@ from pydantic import BaseModel
 
 from agents import annotator_hash, shared_annotator
 import agents as agents_pkg
+from agents.base import UnknownBackend, backend_class
 from agents.judge import judge_run
 from agents.judge.gold import load_gold
+from agents.voice_baseline import voice_baselines
 from flows.gpu_pool import annotate_via_pool, runs_on_pool
 from flows.progress import hook
 from flows.task_runners import api_for_workers, make_task_runner
@@ -39,6 +41,7 @@ from pipeline.sampling.stage import sample_source
 from schemas.config import AnnotatorSpec
 from schemas import (Annotation, AnnotatorInput, Clip, ClipFeatures, EmoforgeConfig, Reject, Review, SourceAnnotations,
                      SourceJudgements, SourceMedia, SourcePreprocessing, SourceSampling)
+from schemas.features import VoiceBaseline
 from schemas.provenance import emoforge_version, stable_hash
 from storage import RunDir
 
@@ -101,6 +104,22 @@ def annotate_task(items: list[AnnotatorInput], spec: AnnotatorSpec, config: Emof
 
 class AnnotatorFailed(RuntimeError):
     pass
+
+
+def reads_baseline(spec: AnnotatorSpec) -> bool:
+    try:
+        return backend_class(spec).reads_baseline
+    except UnknownBackend:
+        return False  # the annotate task reports the unknown backend as a reject row
+
+
+def annotator_inputs(batch: list[AnnotatorInput], spec: AnnotatorSpec, voice: dict[str, VoiceBaseline]) -> list[AnnotatorInput]:
+    """The batch as one annotator sees it: with each clip's voice baseline only for annotators that
+    read it. The cache key hashes the inputs, so a new file that moves the run's baseline
+    recomputes the vocal answers and leaves the others' cached."""
+    if not reads_baseline(spec):
+        return batch
+    return [i.model_copy(update={"baseline": voice.get(i.clip.clip_id)}) for i in batch]
 
 
 @task(name="judge-run", retries=0, cache_policy=NO_CACHE)  # cheap to redo; hashing a run's answers is not
@@ -249,9 +268,11 @@ def emoforge_flow(inputs: list[str], out_dir: str, config: EmoforgeConfig, run_i
     batches = [[AnnotatorInput(clip=c, features=feats[c.clip_id], media_root=str(run.root)) for c in cl if c.clip_id in feats]
                for _, cl in by_source]
     batches = [b for b in batches if b]
+    # run-level voice baselines, for the annotators that read them (annotator_inputs)
+    voice = voice_baselines(clips, features, config.annotate.baseline)
     annotator = annotate_task.with_options(result_storage=storage)
     progress.start("annotate", len(batches) * len(panel))
-    answered = collect("annotate", {annotator.submit(b, spec, config, run_id): Job(f"{b[0].clip.source_id}/{spec.id}", b[0].clip.source_path,
+    answered = collect("annotate", {annotator.submit(annotator_inputs(b, spec, voice), spec, config, run_id): Job(f"{b[0].clip.source_id}/{spec.id}", b[0].clip.source_path,
                                                                                    b[0].clip.source_id, len(b))
                                     for b in batches for spec in panel}, ann_counts, rejects, run_id)
     annotations = [a for b in batches for spec in panel for a in

@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import BaseModel
 
 from schemas.clip import Clip
-from schemas.features import ClipFeatures, LabelProb
+from schemas.features import ClipFeatures, LabelProb, VoiceBaseline
 from schemas.provenance import Provenance
 
 Modality = Literal["text", "audio", "prosody", "visual", "face", "context"]
@@ -53,6 +53,8 @@ class AnnotatorInput(BaseModel):
     clip: Clip
     features: ClipFeatures | None = None
     media_root: str | None = None  # run directory that key-frame paths are relative to
+    # the clip's voice baseline (agents.voice_baseline), set before stage 3 for annotators that read it
+    baseline: VoiceBaseline | None = None
 
 
 class SourceAnnotations(BaseModel):

@@ -152,14 +152,29 @@ def _default_panel() -> list[AnnotatorSpec]:
         AnnotatorSpec(id="facs-rules", backend="facs-rules"),
         AnnotatorSpec(id="lexical", backend="lexical"),
         AnnotatorSpec(id="prosody", backend="prosody"),
+        # a third view on audio-only clips, from cues the prosody agent does not read
+        AnnotatorSpec(id="voice-quality", backend="voice-quality"),
         # a text LLM joins with {id: ..., backend: llm-gguf, model: PATH.gguf}; the packaged
         # SmolLM2-135M ("packaged:smollm2-135m") runs but answers the same label for every clip
     ]
 
 
+class VoiceBaselineConfig(_Strict):
+    """When a speaker's own clips in a source are enough to know their normal voice; below this the
+    vocal agents compare with the whole run (agents/voice_baseline.py)."""
+
+    min_clips: int = Field(5, ge=3)
+    min_speech_s: float = Field(20.0, ge=0)
+    # centre: the median of the calmest `calm_share` of the clips (the speaker's neutral voice), or
+    # the median of all of them
+    reference: Literal["calm", "median"] = "calm"
+    calm_share: float = Field(0.5, gt=0, le=1)
+
+
 class AnnotateConfig(_Strict):
     panel: list[AnnotatorSpec] = Field(default_factory=_default_panel, min_length=1)
     open_vocabulary: bool = False
+    baseline: VoiceBaselineConfig = VoiceBaselineConfig()
 
     @model_validator(mode="after")
     def _unique_ids(self) -> "AnnotateConfig":

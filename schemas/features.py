@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel
 
 from schemas.provenance import Provenance
@@ -47,6 +49,31 @@ class Prosody(BaseModel):
     speech_rate_wps: float | None = None
     functionals: list[NamedValue] = []  # e.g. eGeMAPS functionals
     windows: list[ProsodyWindow] = []
+
+
+class FeatureStat(BaseModel):
+    """One prosodic quantity's typical value and spread in a group of clips (robust: median and
+    1.4826 x MAD, floored so a near-constant quantity does not blow z-scores up)."""
+
+    name: str
+    center: float
+    scale: float
+    n: int  # clips the statistic was computed from
+
+
+class VoiceBaseline(BaseModel):
+    """What a voice normally sounds like, for annotators that z-score a clip's prosody: the same
+    speaker within the source when the source has enough of their speech, else the whole run
+    ("corpus": single-utterance corpora give one short source per file)."""
+
+    scope: Literal["speaker", "corpus"]
+    key: str  # "<source_id>/<speaker>" or "run"
+    clips: int
+    speech_s: float
+    stats: list[FeatureStat]
+
+    def stat(self, name: str) -> FeatureStat | None:
+        return next((s for s in self.stats if s.name == name), None)
 
 
 class ActionUnit(BaseModel):

@@ -96,7 +96,7 @@ def test_lexical_agent_abstains_without_transcript(smiling_man):
 
 
 def test_panel_is_built_from_configuration():
-    assert list(panel()) == ["face-expression", "facs-rules", "lexical", "prosody"]
+    assert list(panel()) == ["face-expression", "facs-rules", "lexical", "prosody", "voice-quality"]
     with pytest.raises(UnknownBackend, match="unknown backend 'gpt-9'"):
         build_panel(load_config(overrides=['annotate.panel=[{"id": "x", "backend": "gpt-9"}]']))
     with pytest.raises(ConfigError, match="annotator ids must be unique"):
@@ -133,24 +133,7 @@ def test_panel_and_its_models_load_once_per_process():
     assert other[0].verbalizer.taxonomy == ["happiness", "sadness", "neutral"]
 
 
-def _prosody(cv: float, rate: float, pause: float, text: str) -> ClipFeatures:
-    from schemas.features import Prosody
-
-    f = _words(text)
-    return f.model_copy(update={"prosody": Prosody(pitch_mean_hz=200.0, pitch_std_hz=200.0 * cv, speech_rate_wps=rate, pause_ratio=pause)})
-
-
-@pytest.mark.parametrize("cv, rate, pause, text, label", [
-    (0.35, 4.0, 0.05, "this is wonderful, I love it", "happiness"),  # aroused, positive
-    (0.35, 4.0, 0.05, "I hate this, it is terrible", "anger"),  # aroused, negative
-    (0.06, 1.5, 0.5, "I miss her, it is terrible", "sadness"),  # calm, negative
-    (0.06, 1.5, 0.5, "the meeting is at three", "neutral"),  # calm, flat
-])
-def test_prosody_agent_places_arousal_and_valence_on_the_circumplex(smiling_man, cv, rate, pause, text, label):
-    clip = smiling_man[0].clip
-    [a] = panel()["prosody"].annotate([AnnotatorInput(clip=clip, features=_prosody(cv, rate, pause, text))], "r")
-    assert a.label == label, a.steps
-    assert {e.modality for e in a.evidence} == {"prosody", "text"} and "words/s" in a.evidence[1].cue
+# the vocal agents on real speech: tests/test_vocal_agents.py
 
 
 def test_prosody_agent_abstains_without_voiced_speech(smiling_man):

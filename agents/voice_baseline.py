@@ -1,0 +1,144 @@
+"""Voice baselines: what a speaker's voice normally sounds like, so the vocal agents judge a clip by
+how far it departs from that speaker's own habits instead of from a population average (a low male
+voice is not "sad" and a high female voice is not "excited"). Speech-emotion work normalises per
+speaker for this reason (e.g. Schuller et al., "Acoustic emotion recognition", Speech Communication
+2011; Busso, Lee & Narayanan, IEEE TASLP 2009).
+
+Two scopes, chosen per clip:
+- speaker: the clips of the same speaker in the same source, when the source holds at least
+  `min_clips` of them and `min_speech_s` seconds (a long recording of one or several people);
+- corpus: every clip of the run otherwise (single-utterance corpora such as EmoDB give one short
+  source per file, so only the run knows the speaker's range).
+Within the chosen clips the spread is the robust spread of all of them; the centre is, by default,
+the median of the calmer half (`annotate.baseline.reference: calm`, see `_calm_centres`). The
+baselines are computed once over the run before stage 3 and travel in `AnnotatorInput`."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+
+from schemas import Clip, ClipFeatures, Prosody
+from schemas.config import VoiceBaselineConfig
+from schemas.features import FeatureStat, VoiceBaseline
+
+# quantity -> the eGeMAPS v02 functional it is read from (Eyben et al. 2016)
+EGEMAPS = {
+    "pitch_range_st": "F0semitoneFrom27.5Hz_sma3nz_pctlrange0-2",  # F0 range, 20th-80th percentile
+    "loudness": "loudness_sma3_amean",  # perceived loudness (sones, gain-dependent: hence the baseline)
+    "loudness_var": "loudness_sma3_stddevNorm",
+    "syllable_rate": "loudnessPeaksPerSec",  # loudness peaks per second: a rate proxy that needs no words
+    "jitter": "jitterLocal_sma3nz_amean",
+    "shimmer_db": "shimmerLocaldB_sma3nz_amean",
+    "hnr_db": "HNRdBACF_sma3nz_amean",
+    "alpha_ratio_db": "alphaRatioV_sma3nz_amean",  # energy above 1 kHz vs below, voiced frames
+    "hammarberg_db": "hammarbergIndexV_sma3nz_amean",  # strongest peak 0-2 kHz vs 2-5 kHz
+    "h1h2_db": "logRelF0-H1-H2_sma3nz_amean",  # first two harmonics: breathy (high) vs pressed (low)
+    "slope_db": "slopeV500-1500_sma3nz_amean",
+}
+# the cues that rise with arousal (Juslin & Laukka 2003), used to find a speaker's calm clips
+AROUSAL = ("pitch_st", "pitch_range_st", "loudness", "syllable_rate")
+# a pause share needs words to pause between: a one- or two-word clip has none to measure
+MIN_WORDS_FOR_PAUSES = 4
+# voice-quality functionals are 0 in openSMILE when no frame was voiced: not a measurement
+_VOICED_ONLY = {"pitch_range_st", "jitter", "shimmer_db", "hnr_db", "alpha_ratio_db", "hammarberg_db", "h1h2_db", "slope_db"}
+
+
+def measures(p: Prosody | None) -> dict[str, float]:
+    """A clip's prosodic quantities by name (Praat statistics and eGeMAPS functionals); a quantity
+    that was not measured is absent."""
+    if p is None or p.pitch_mean_hz is None:
+        return {}
+    # F0 level in semitones (pitch is heard on a log scale), from the Praat mean the evidence cites
+    out: dict[str, float] = {"pitch_hz": p.pitch_mean_hz, "pitch_st": 12 * float(np.log2(p.pitch_mean_hz / 27.5))}
+    if p.intensity_mean_db is not None:
+        out["intensity_db"] = p.intensity_mean_db
+    if p.speech_rate_wps:
+        out["rate_wps"] = p.speech_rate_wps
+    if p.pause_ratio is not None and sum(w.word_index is not None for w in p.windows) >= MIN_WORDS_FOR_PAUSES:
+        out["pause_ratio"] = p.pause_ratio
+    funcs = {f.name: f.value for f in p.functionals}
+    for name, key in EGEMAPS.items():
+        v = funcs.get(key)
+        if v is None or not np.isfinite(v) or (name in _VOICED_ONLY and v == 0.0):
+            continue
+        out[name] = float(v)
+    return out
+
+
+def _stats(rows: list[dict[str, float]], config: VoiceBaselineConfig) -> list[FeatureStat]:
+    stats = []
+    for name in sorted({k for r in rows for k in r}):
+        vals = np.array([r[name] for r in rows if name in r])
+        if vals.size < 3:
+            continue
+        center = float(np.median(vals))
+        scale = 1.4826 * float(np.median(np.abs(vals - center)))  # MAD: one shouted clip does not widen it
+        if scale <= 1e-9:
+            scale = float(vals.std())
+        if scale <= 1e-9:
+            continue  # constant over the group: says nothing about any clip
+        stats.append(FeatureStat(name=name, center=round(center, 6), scale=round(scale, 6), n=int(vals.size)))
+    if config.reference == "calm":
+        stats = _calm_centres(rows, stats, config.calm_share)
+    return stats
+
+
+def _calm_centres(rows: list[dict[str, float]], stats: list[FeatureStat], share: float) -> list[FeatureStat]:
+    """Centre each quantity on the calmest `share` of the clips (lowest mean z over pitch level,
+    pitch range, loudness and rate), keeping the spread of all of them: the speaker's neutral voice
+    is the reference, as in neutral-reference normalisation (Busso, Metallinou & Narayanan,
+    "Iterative feature normalization for emotional speech detection", ICASSP 2011). In an acted
+    corpus most clips are emotional and their median is no one's neutral voice; in mostly neutral
+    speech the calm half sits a little below the median, which the neutral profile absorbs."""
+    first = VoiceBaseline(scope="corpus", key="", clips=len(rows), speech_s=0.0, stats=stats)
+    arousal = np.array([np.mean([v for k, v in zscores(r, first).items() if k in AROUSAL] or [0.0]) for r in rows])
+    calm = [r for r, a in zip(rows, arousal) if a <= np.quantile(arousal, share)]
+    out = []
+    for s in stats:
+        vals = [r[s.name] for r in calm if s.name in r]
+        out.append(s.model_copy(update={"center": round(float(np.median(vals)), 6)}) if len(vals) >= 3 else s)
+    return out
+
+
+def clip_speaker(f: ClipFeatures) -> str:
+    spoken = [w.speaker for w in f.words if w.speaker]
+    return Counter(spoken).most_common(1)[0][0] if spoken else "SPEAKER_00"
+
+
+def voice_baselines(clips: list[Clip], features: list[ClipFeatures], config: VoiceBaselineConfig) -> dict[str, VoiceBaseline]:
+    """clip_id -> the baseline its prosody is z-scored against; clips without voiced speech, or a run
+    too small for any baseline, get none (the vocal agents then abstain and say so)."""
+    by_id = {c.clip_id: c for c in clips}
+    rows = {f.clip_id: m for f in features if f.clip_id in by_id and (m := measures(f.prosody))}
+    groups: dict[str, list[str]] = {}
+    for f in features:
+        if f.clip_id in rows:
+            groups.setdefault(f"{by_id[f.clip_id].source_id}/{clip_speaker(f)}", []).append(f.clip_id)
+
+    def seconds(ids: list[str]) -> float:
+        return round(sum(by_id[i].end - by_id[i].start for i in ids), 3)
+
+    corpus = None
+    if len(rows) >= config.min_clips:
+        corpus = VoiceBaseline(scope="corpus", key="run", clips=len(rows), speech_s=seconds(list(rows)),
+                               stats=_stats(list(rows.values()), config))
+    out: dict[str, VoiceBaseline] = {}
+    for key, ids in groups.items():
+        if len(ids) >= config.min_clips and seconds(ids) >= config.min_speech_s:
+            own = VoiceBaseline(scope="speaker", key=key, clips=len(ids), speech_s=seconds(ids), stats=_stats([rows[i] for i in ids], config))
+            out.update({i: own for i in ids})
+        elif corpus is not None:
+            out.update({i: corpus for i in ids})
+    return out
+
+
+def zscores(m: dict[str, float], baseline: VoiceBaseline, clip_at: float = 3.0) -> dict[str, float]:
+    """Each measured quantity in spreads from the baseline's centre, clipped so one extreme cue
+    cannot outvote the rest."""
+    out = {}
+    for s in baseline.stats:
+        if s.name in m:
+            out[s.name] = float(np.clip((m[s.name] - s.center) / s.scale, -clip_at, clip_at))
+    return out
