@@ -441,3 +441,30 @@ def test_a_large_run_is_scored_in_worker_processes_with_the_same_result(monkeypa
     got = list(processes.score_in_processes(jobs, 0.5, 2, score=lambda ix, answers, w, gold, credit: (ix, os.getpid())))
     assert [i for i, _ in got] == list(range(40))
     assert os.getpid() not in {pid for _, pid in got}
+
+
+def test_stated_acoustic_functionals_are_checked_and_read_against_the_run():
+    from schemas.features import NamedValue
+
+    def with_voice(clip_id, jitter, pitch=220.0):
+        f = features(clip_id, pitch=pitch)
+        f.prosody.functionals = [NamedValue(name="jitterLocal_sma3nz_amean", value=jitter),
+                                 NamedValue(name="HNRdBACF_sma3nz_amean", value=10.0)]
+        return f
+
+    feats = [with_voice("c1", 0.04), *(with_voice(f"c{i}", 0.01 + 0.002 * i, 200.0) for i in range(2, 8))]
+    base = Baseline.from_features(feats)
+    ix = ClipIndex(clip(), feats[0], base, frozenset(load_config().taxonomy))
+    ref = "prosody.functionals[jitterLocal_sma3nz_amean]"
+    assert verify(ev("e", "prosody", "jitter 4.00% (cycle-to-cycle period perturbation), z +3.1", ref=ref), ix).verdict == "supported"
+    wrong = verify(ev("e", "prosody", "jitter 1.50% (cycle-to-cycle period perturbation)", ref=ref), ix)
+    assert wrong.verdict == "contradicted" and "measured 0.04" in wrong.reason
+    missing = verify(ev("e", "prosody", "shimmer 0.8 dB", ref="prosody.functionals[shimmerLocaldB_sma3nz_amean]"), ix)
+    assert missing.verdict == "contradicted" and "not measured" in missing.reason
+    # far more jitter than the run's other clips: the voice-quality profiles read it as fear or sadness
+    from agents.judge.grounding import parse_cue
+    from agents.judge.inference import claim_distribution, support
+
+    e = ev("e", "prosody", "jitter 4.00%", ref=ref)
+    d = claim_distribution(e, parse_cue(e.cue, e.feature_ref), ix)
+    assert max(d, key=d.get) in ("fear", "sadness") and support(d, "happiness") < 0.5

@@ -38,6 +38,8 @@ class Baseline:
     pause_ratio: float | None = None
     pitch_cv: float | None = None
     spread: dict[str, float] = field(default_factory=dict)  # quantity -> scaled MAD (or a floor)
+    # the vocal agents' named quantities (agents/voice_baseline.measures): quantity -> (median, scaled MAD)
+    voice: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     # below these spreads a corpus is too uniform to say what "raised" means: floors in each unit
     SPREAD_FLOOR = {"pitch": 0.05, "pitch_var": 0.02, "loudness": 1.5, "rate": 0.3, "pauses": 0.05}
@@ -66,7 +68,33 @@ class Baseline:
             # pitch is compared in relative terms (a man's and a woman's voice differ by an octave)
             floor = cls.SPREAD_FLOOR[q] * (med[q] if q == "pitch" else 1.0)
             spread[q] = max(mad, floor)
-        return cls(med["pitch"], med["loudness"], med["rate"], med["pauses"], med["pitch_var"], spread)
+        return cls(med["pitch"], med["loudness"], med["rate"], med["pauses"], med["pitch_var"], spread, cls._voice(pros))
+
+    @staticmethod
+    def _voice(pros) -> dict[str, tuple[float, float]]:
+        """Run-wide medians and spreads of the eGeMAPS-based quantities, when any clip has functionals."""
+        import numpy as np
+
+        if not any(p.functionals for p in pros):
+            return {}
+        from agents.voice_baseline import measures
+
+        columns: dict[str, list[float]] = {}
+        for p in pros:
+            for q, v in measures(p).items():
+                columns.setdefault(q, []).append(v)
+        out = {}
+        for q, values in columns.items():
+            vals = np.array(values, dtype=float)
+            med = float(np.median(vals))
+            mad = 1.4826 * float(np.median(np.abs(vals - med)))
+            if len(vals) >= 3 and mad > 0:
+                out[q] = (med, mad)
+        return out
+
+    def voice_z(self, quantity: str, value: float | None) -> float | None:
+        stat = self.voice.get(quantity)
+        return None if stat is None or value is None else (value - stat[0]) / stat[1]
 
     def z(self, quantity: str, value: float | None) -> float | None:
         ref = {"pitch": self.pitch_hz, "loudness": self.intensity_db, "rate": self.rate_wps, "pauses": self.pause_ratio,
@@ -241,6 +269,17 @@ class ClipIndex:
             if d:
                 out["text"] = d
         return out
+
+    def functional(self, name: str) -> float | None:
+        p = self.features.prosody if self.features else None
+        return next((f.value for f in p.functionals if f.name == name), None) if p else None
+
+    @lazy
+    def voice_measures(self) -> dict[str, float]:
+        """The clip's named voice quantities as the vocal agents read them (agents/voice_baseline.py)."""
+        from agents.voice_baseline import measures
+
+        return measures(self.features.prosody if self.features else None)
 
     @lazy
     def modality_leanings(self) -> dict:

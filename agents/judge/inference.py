@@ -144,6 +144,8 @@ def claim_distribution(ev, cue, ix) -> dict[str, float] | None:
         if fld == "expression" or cue.labels:
             return ix.expression_mean(frames) or None
         return None
+    if kind == "prosody" and fld == "functionals":
+        return _functional_distribution(key, ix)
     if kind == "prosody" or (kind is None and modality in ("audio", "prosody")) or (kind is None and cue.prosody):
         named = {q for q, *_ in cue.prosody}
         lower = f" {ev.cue.lower()} "
@@ -163,6 +165,23 @@ def claim_distribution(ev, cue, ix) -> dict[str, float] | None:
 
             return valence_distribution(vader_compound(" ".join(cue.quotes)), ix.taxonomy)
     return None
+
+
+def _functional_distribution(name: str | None, ix) -> dict[str, float] | None:
+    """An eGeMAPS functional the vocal agents cite: its z-score against the run, matched to the vocal
+    profiles that name that quantity (agents/vocal_profiles.py, same sources as above)."""
+    from agents.vocal_profiles import PROSODY_PROFILES, VOICE_QUALITY_PROFILES, match
+    from agents.voice_baseline import EGEMAPS
+
+    quantity = next((q for q, f in EGEMAPS.items() if f == name), None)
+    if quantity is None:
+        return None
+    z = ix.baseline.voice_z(quantity, ix.voice_measures.get(quantity))
+    if z is None:
+        return None
+    profiles = next((p for p in (PROSODY_PROFILES, VOICE_QUALITY_PROFILES) if any(quantity in v for v in p.values())), None)
+    found = match({quantity: max(-3.0, min(3.0, z))}, profiles, ix.taxonomy, 1.0, 1.0) if profiles else None
+    return found.distribution if found else None
 
 
 def _cited_frames(ev, ix, sel):
