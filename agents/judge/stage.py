@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from agents.judge import calibration, reliability
+from agents.voice_baseline import voice_baselines
 from agents.judge.aggregate import Votes, label_distributions, summarise
 from agents.judge.clip_index import Baseline, ClipIndex
 from agents.judge.flags import review_threshold
@@ -46,7 +47,8 @@ def judge_run(clips: list[Clip], features: list[ClipFeatures], annotations: list
     feats = {f.clip_id: f for f in features}
     baseline = Baseline.from_features(features)
     taxonomy = frozenset(config.taxonomy)
-    index = {c.clip_id: ClipIndex(c, feats.get(c.clip_id), baseline, taxonomy) for c in clips}
+    voice = voice_baselines(clips, features, config.annotate.baseline)  # as the vocal agents saw them
+    index = {c.clip_id: ClipIndex(c, feats.get(c.clip_id), baseline, taxonomy, voice.get(c.clip_id)) for c in clips}
     by_clip: dict[str, list[Annotation]] = defaultdict(list)
     for a in annotations:
         if a.clip_id in index and a.status != "abstained":
