@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from schemas.judgement import Flag, JudgeWeights
 from schemas.provenance import stable_hash
@@ -206,8 +206,20 @@ class ReviewThreshold(_Strict):
 class ReliabilityConfig(_Strict):
     """The Dawid-Skene fit behind the `reliability` aggregation (agents/judge/reliability.py)."""
 
+    @field_validator("annotator_priors")
+    @classmethod
+    def _probabilities(cls, v: dict[str, float]) -> dict[str, float]:
+        bad = {k: x for k, x in v.items() if not 0 < x < 1}
+        if bad:
+            raise ValueError(f"annotator prior accuracies must lie strictly between 0 and 1: {bad}")
+        return v
+
     prior_strength: float = Field(2.0, ge=0)  # pseudo-answers per confusion-matrix row
-    prior_accuracy: float = Field(0.6, gt=0, lt=1)  # share of them on the diagonal: better than chance, barely
+    prior_accuracy: float = Field(0.6, gt=0, lt=1)  # share of them on the diagonal, for an annotator not listed below
+    # what is known of an annotator before the run: its accuracy measured on labelled media (the
+    # label-quality benchmark), by annotator id. A small run leans on it; a large one learns past it
+    annotator_priors: dict[str, float] = {"face-expression": 0.7, "facs-rules": 0.4, "lexical": 0.35, "prosody": 0.45,
+                                          "voice-quality": 0.3}
     calibration_prior_strength: float = Field(10.0, ge=0)  # pseudo-clips for "the model's probability is right"
     use_reviews: bool = True  # reviewers' accepted verdicts from earlier runs count as known labels
 

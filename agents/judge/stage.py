@@ -280,8 +280,9 @@ def resolve(clips: list[Clip], index: dict[str, ClipIndex], tally: Tally, config
     annotators: list[AnnotatorReliability] = []
     posterior: dict[str, list[float]] = {}
     if jc.aggregation == "reliability":
-        fitted = reliability.fit(tally.soft_votes(), known_rows, prior_strength=jc.reliability.prior_strength,
-                                 prior_accuracy=jc.reliability.prior_accuracy)
+        rc = jc.reliability
+        fitted = reliability.fit(tally.soft_votes(), known_rows, prior_strength=rc.prior_strength,
+                                 prior_accuracy=np.array([rc.annotator_priors.get(a, rc.prior_accuracy) for a in votes.annotator_ids]))
         dist, free = fitted.posterior, fitted.free_posterior
         posterior = {c: row for c, row in zip(clip_ids, dist.tolist())}
         annotators = _annotator_reliability(fitted, votes, known_rows, labels)
