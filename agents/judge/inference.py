@@ -156,6 +156,19 @@ def claim_distribution(ev, cue, ix) -> dict[str, float] | None:
     return None
 
 
+def claim_kind(ev, cue) -> str | None:
+    """Which body of knowledge claim_distribution reads a claim with (the same branches): its measured
+    reliability is learned per kind where known labels exist."""
+    kind, _, fld, _ = cue.ref or (None, None, None, None)
+    if kind == "faces" or (kind is None and ev.modality in ("face", "visual")):
+        return "action_units" if fld == "action_units" or (fld is None and cue.aus and not cue.labels) else "expression"
+    if kind == "prosody" or (kind is None and (ev.modality in ("audio", "prosody") or cue.prosody)):
+        return "voice"
+    if kind == "words" or ev.modality == "text":
+        return "words"
+    return None
+
+
 def _cited_frames(ev, ix, sel):
     try:
         if sel and sel.startswith("track="):

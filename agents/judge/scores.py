@@ -12,8 +12,10 @@ S_reason (soundness of the inference): the mean over the answer's claims of fact
   they contradict; support (agents/judge/inference.py) is how strongly what was measured for the
   cited cue favours the answer's label over its strongest rival, from published cue-emotion
   knowledge (1 clearly, 0.5 cannot tell, 0 points elsewhere; 0.5 for a claim that says nothing about
-  emotion). A true fact that does not point to the label earns half, not full credit. An answer
-  citing no evidence counts as one unverifiable claim that points nowhere.
+  emotion). A true fact that does not point to the label earns half, not full credit. Where labels
+  are known, support is replaced by what that kind of cue's support has been worth on them
+  (stage.cue_reliability). An answer citing no evidence counts as one unverifiable claim that
+  points nowhere.
 S_cot (completeness of the multimodal reasoning): of what the clip's measured modalities say to tell
   the answer's label from its strongest rival, the share its reasoning steps take into account.
   Each modality the clip has weighs COVERAGE_FLOOR plus |its margin between the label and the

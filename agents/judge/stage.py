@@ -17,7 +17,7 @@ from agents.judge.aggregate import Votes, label_distributions, summarise
 from agents.judge.clip_index import Baseline, ClipIndex
 from agents.judge.flags import review_threshold
 from agents.judge.grounding import check_claim, claim_record, parse_cue
-from agents.judge.inference import claim_distribution, leaning, support
+from agents.judge.inference import claim_distribution, claim_kind, leaning, support
 from agents.judge.processes import judge_processes, score_in_processes
 from agents.judge.scores import MODALITY_GROUP, distribution, s_cot_of, s_final, s_rec_given, s_reason_of
 from schemas import (Annotation, AnnotatorReliability, Clip, ClipFeatures, Consensus, EmoforgeConfig, Judgement, Provenance,
@@ -58,7 +58,8 @@ def judge_run(clips: list[Clip], features: list[ClipFeatures], annotations: list
             for clip_id, answers in by_clip.items()]
     # under the reliability aggregation S_rec comes from the fitted model, after every clip is scored
     from_model = jc.aggregation == "reliability"
-    settings = (jc.unverifiable_credit, from_model)
+    cue_maps = cue_reliability(index, by_clip, known, jc.reliability.calibration_prior_strength)
+    settings = (jc.unverifiable_credit, from_model, cue_maps)
     tally = Tally(clips, config.taxonomy)
     scored_clips = []
     with gc_paused():
@@ -96,8 +97,9 @@ Scored = tuple[float | None, float, float, float | None, str, list[tuple[str, st
 def score_answers(ix: ClipIndex, answers: list[Annotation], weights, gold: list[str] | None, settings,
                   llm_judge=None) -> tuple[list[Scored], set[str]]:
     """Score one clip's answers; also returns the modality groups its usable answers cite.
-    settings: (unverifiable_credit, S_rec from the reliability model) — or a bare credit."""
-    unverifiable_credit, from_model = settings if isinstance(settings, tuple) else (settings, False)
+    settings: (unverifiable_credit, S_rec from the reliability model, cue kind -> calibrated support)
+    — or a bare credit."""
+    unverifiable_credit, from_model, cue_maps = settings if isinstance(settings, tuple) else (settings, False, {})
     usable = [a for a in answers if a.status in USABLE and a.label]
     dists = {id(a): distribution(a) for a in usable}  # identity: pydantic equality compares every field
     rows: list[Scored] = []
@@ -114,12 +116,16 @@ def score_answers(ix: ClipIndex, answers: list[Annotation], weights, gold: list[
             key = (ev.cue, ev.feature_ref, ev.start, ev.end, ev.modality)
             found = checked.get(key)
             if found is None:
-                found = checked[key] = (check_claim(ev, ix), leaning(claim_distribution(ev, parse_cue(ev.cue, ev.feature_ref), ix)))
-            fact, measured = found
+                cue = parse_cue(ev.cue, ev.feature_ref)
+                found = checked[key] = (check_claim(ev, ix), leaning(claim_distribution(ev, cue, ix)), claim_kind(ev, cue))
+            fact, measured, kind = found
             if fact[0] != ev.evidence_id:
                 fact = (ev.evidence_id, fact[1], fact[2])
             claims.append(fact)
-            supports.append(None if measured is None else round(support(measured, a.label), 4))
+            backing = None if measured is None else support(measured, a.label)
+            if backing is not None and kind in cue_maps:  # what this kind of cue's support has been worth
+                backing = float(cue_maps[kind](backing))
+            supports.append(None if backing is None else round(backing, 4))
         if gold or not from_model:
             rec, basis = s_rec_given(a, [d for k, d in dists.items() if k != id(a)], gold)
         else:
@@ -134,6 +140,28 @@ def score_answers(ix: ClipIndex, answers: list[Annotation], weights, gold: list[
         final = None if basis == "consensus" and rec is None else s_final(rec, reason, cot, weights)
         rows.append((rec, reason, cot, final, basis, claims, supports, flags, steps))
     return rows, {MODALITY_GROUP[e.modality] for a in usable for e in a.evidence if e.modality in MODALITY_GROUP}
+
+
+def cue_reliability(index: dict[str, ClipIndex], by_clip: dict[str, list[Annotation]], known: dict[str, list[str]],
+                    prior_strength: float) -> dict[str, calibration.Calibrator]:
+    """Where labels are known, what each kind of cue's support has been worth: isotonic maps from
+    support to P(the answer citing it is right), per kind (action units, expression, voice, words),
+    from the stated prior that support is that probability. Kinds never cited on a known clip keep
+    the literature's support as it is."""
+    pairs: dict[str, tuple[list[float], list[float]]] = {}
+    for clip_id, truth in known.items():
+        ix = index.get(clip_id)
+        for a in by_clip.get(clip_id, []) if ix is not None else []:
+            if a.status not in USABLE or not a.label:
+                continue
+            for ev in a.evidence:
+                cue = parse_cue(ev.cue, ev.feature_ref)
+                kind, backing = claim_kind(ev, cue), support(leaning(claim_distribution(ev, cue, ix)), a.label)
+                if kind is not None and backing is not None:
+                    xs, ys = pairs.setdefault(kind, ([], []))
+                    xs.append(backing)
+                    ys.append(float(a.label in truth))
+    return {kind: calibration.fit_calibrator(np.array(xs), np.array(ys), prior_strength) for kind, (xs, ys) in pairs.items()}
 
 
 def with_model_rec(rows: list[Scored], answers: list[Annotation], posterior: list[float] | None, lpos: dict[str, int],
