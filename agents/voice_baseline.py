@@ -94,7 +94,8 @@ def _calm_centres(rows: list[dict[str, float]], stats: list[FeatureStat], share:
     speech the calm half sits a little below the median, which the neutral profile absorbs."""
     first = VoiceBaseline(scope="corpus", key="", clips=len(rows), speech_s=0.0, stats=stats)
     arousal = np.array([np.mean([v for k, v in zscores(r, first).items() if k in AROUSAL] or [0.0]) for r in rows])
-    calm = [r for r, a in zip(rows, arousal) if a <= np.quantile(arousal, share)]
+    cut = np.quantile(arousal, share)  # once: inside the comprehension it was recomputed for every clip
+    calm = [r for r, a in zip(rows, arousal) if a <= cut]
     out = []
     for s in stats:
         vals = [r[s.name] for r in calm if s.name in r]
