@@ -19,7 +19,6 @@ Every cue becomes a distribution D over the taxonomy; the support for label ℓ 
 
 from __future__ import annotations
 
-import math
 from functools import lru_cache
 
 from agents.feature_agents import PROTOTYPES
