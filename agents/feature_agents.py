@@ -32,6 +32,11 @@ PROTOTYPES = {
 }
 
 
+# below this gap between the two best emotions an agent abstains: the signal does not single one
+# out (a round value, not fitted to the few labelled faces)
+MIN_MARGIN = 0.1
+
+
 @lru_cache(maxsize=1)
 def _vader():
     from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
@@ -82,6 +87,9 @@ class FaceExpressionAgent(PerClipAnnotator):
         mean = {k: float(np.mean(v)) for k, v in probs.items()}
         dist = _normalised(mean)
         label = dist[0].label
+        if len(dist) > 1 and dist[0].prob - dist[1].prob < MIN_MARGIN:
+            return self.abstain(item, run_id, f"the expression model does not single out one emotion: {dist[0].label} "
+                                f"{dist[0].prob:.2f} vs {dist[1].label} {dist[1].prob:.2f} over {len(faces)} frames")
         peak_i, peak = max(faces, key=lambda io: next((p.prob for p in io[1].expression if p.label == label), 0.0))
         peak_p = next((p.prob for p in peak.expression if p.label == label), 0.0)
         t0, t1 = faces[0][1].time, faces[-1][1].time
@@ -124,10 +132,21 @@ class FACSRulesAgent(PerClipAnnotator):
         for emotion, aus in PROTOTYPES.items():
             if emotion in self.config.taxonomy and all(a in mean for a in aus):
                 scores[emotion] = float(np.mean([mean[a] for a in aus]))
-        if "neutral" in self.config.taxonomy:
-            scores["neutral"] = max(0.0, 0.5 - max(scores.values(), default=0.0)) * 2  # nothing displayed clearly
         if not scores:
             return self.abstain(item, run_id, "taxonomy has no emotion with an AU prototype")
+        ranked = sorted(scores, key=lambda e: -scores[e])
+        own = any(au.source == "geometry-own-neutral" for _, o in faces for au in o.action_units)
+        if max(mean.values()) < 0.25:
+            # nothing moved: against the person's own neutral that is an answer; against population
+            # values it only says this face does not match the typical one
+            if not own or "neutral" not in self.config.taxonomy:
+                return self.abstain(item, run_id, f"no action unit stands out (best {ranked[0]} {scores[ranked[0]]:.2f}) and they "
+                                    "are measured against population-typical values, not this person's neutral")
+        elif len(ranked) > 1 and scores[ranked[0]] - scores[ranked[1]] < MIN_MARGIN:
+            return self.abstain(item, run_id, f"prototypes match equally: {ranked[0]} {scores[ranked[0]]:.2f} vs {ranked[1]} "
+                                f"{scores[ranked[1]]:.2f} ({'against this person' + chr(39) + 's neutral' if own else 'against population-typical values'})")
+        if "neutral" in self.config.taxonomy:
+            scores["neutral"] = max(0.0, 0.5 - scores[ranked[0]]) * 2  # nothing displayed clearly
         dist = _normalised(scores)
         label = dist[0].label
         used = PROTOTYPES.get(label, [])
@@ -145,7 +164,7 @@ class FACSRulesAgent(PerClipAnnotator):
             ev_ids.append(f"e{k + 1}")
         listing = ", ".join(f"{a} {AU_NAMES.get(a, a)} {mean[a]:.2f}" for a in active) or "none above 0.5"
         if label == "neutral":
-            why = "No emotion prototype is displayed clearly (every prototype's mean AU intensity is below 0.5)."
+            why = "No emotion prototype departs clearly from this person's neutral face (every prototype's mean AU intensity is below 0.5)."
         else:
             why = f"These match the EMFACS prototype of {label} ({' + '.join(used)}), score {scores[label]:.2f}."
         steps = normalise([f"Action units active on the main face: {listing}.", why], label, [ev_ids, ev_ids])

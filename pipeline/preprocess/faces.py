@@ -39,6 +39,54 @@ AU_PROXIES = {
 NEUTRAL = {"brow_raise": 0.42, "brow_furrow": 0.40, "upper_lip_gap": 0.26}
 
 
+# The same units measured against the person's own neutral face (their least expressive frames in
+# the source): (raw descriptor, direction, departure where the unit starts, departure of a clear
+# display), in inter-ocular units. A population-typical neutral reads a resting face with a wide
+# mouth or low brows as AU12 or AU04 on every frame; against the person's own resting values only
+# movement counts. AU04 and AU43 need two descriptors or a floor, so they are handled in code.
+OWN_NEUTRAL_AUS = {
+    "AU01+02": ("brow_raise", +1, 0.0, 0.20),
+    "AU05": ("eye_aperture", +1, 0.0, 0.12),
+    "AU10": ("upper_lip_gap", -1, 0.0, 0.10),
+    "AU12": ("lip_corner_lift", +1, 0.0, 0.09),
+    "AU15": ("lip_corner_lift", -1, 0.0, 0.07),
+    "AU25": ("mouth_open", +1, 0.0, 0.10),
+    "AU26": ("mouth_open", +1, 0.11, 0.30),
+    "AU43": ("eye_aperture", -1, 0.0, 0.10),
+}
+# raw descriptors the neutral is estimated on (the derived ones follow from them)
+NEUTRAL_DESCRIPTORS = ("brow_raise", "brow_furrow", "eye_aperture", "upper_lip_gap", "lip_corner_lift", "mouth_open")
+
+
+def person_neutral(geoms: list[dict[str, float]], calm_share: float = 0.3, min_frames: int = 8) -> dict[str, float] | None:
+    """A person's neutral face from their own frames: each descriptor's median over the `calm_share`
+    least expressive frames (smallest mean robust z-score from the person's median), as the vocal
+    agents centre on a speaker's calm clips. None when there are too few frames or the face never
+    moves (a still picture is its own median: nothing to compare with)."""
+    rows = [g for g in geoms if all(k in g for k in NEUTRAL_DESCRIPTORS)]
+    if len(rows) < min_frames:
+        return None
+    x = np.array([[g[k] for k in NEUTRAL_DESCRIPTORS] for g in rows])
+    med = np.median(x, axis=0)
+    mad = 1.4826 * np.median(np.abs(x - med), axis=0)
+    if not np.any(mad > 1e-3):
+        return None
+    z = np.abs(x - med) / np.maximum(mad, 1e-3)
+    calm = x[z.mean(1) <= np.quantile(z.mean(1), calm_share)]
+    return {k: float(v) for k, v in zip(NEUTRAL_DESCRIPTORS, np.median(calm, axis=0))}
+
+
+def au_against_neutral(g: dict[str, float], n: dict[str, float]) -> list[ActionUnit]:
+    """AU intensities (0..1, present >= 0.5) as departures of this frame from the person's neutral."""
+    out = {}
+    for au, (name, sign, start, width) in OWN_NEUTRAL_AUS.items():
+        out[au] = (sign * (g[name] - n[name]) - start) / width
+    # brows drawn down and together (AU04), as in `geometry`, against the person's own brows
+    out["AU04"] = (max(0.0, n["brow_raise"] - g["brow_raise"]) / 2 + max(0.0, n["brow_furrow"] - g["brow_furrow"]) / 2) / 0.12
+    return [ActionUnit(au=au, intensity=round(float(np.clip(out[au], 0.0, 1.0)), 3), present=bool(out[au] >= 0.5),
+                       source="geometry-own-neutral") for au in AU_PROXIES]
+
+
 @dataclass
 class FaceResult:
     bbox: BoundingBox
