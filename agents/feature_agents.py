@@ -146,7 +146,9 @@ class FACSRulesAgent(PerClipAnnotator):
             return self.abstain(item, run_id, f"prototypes match equally: {ranked[0]} {scores[ranked[0]]:.2f} vs {ranked[1]} "
                                 f"{scores[ranked[1]]:.2f} ({'against this person' + chr(39) + 's neutral' if own else 'against population-typical values'})")
         if "neutral" in self.config.taxonomy:
-            scores["neutral"] = max(0.0, 0.5 - scores[ranked[0]]) * 2  # nothing displayed clearly
+            # neutral only when nothing departs from the person's neutral (the branch above); a
+            # movement that is small but singles one prototype out is that prototype, weakly
+            scores["neutral"] = 1.0 - max(mean.values()) if max(mean.values()) < 0.25 else 0.0
         dist = _normalised(scores)
         label = dist[0].label
         used = PROTOTYPES.get(label, [])
@@ -241,3 +243,70 @@ class LexicalAgent(PerClipAnnotator):
         intensity = 0.0 if label == "neutral" else round(min(1.0, abs(compound) + 0.1 * len(support)), 3)
         return Annotation(**self.base(item, run_id), label=label, labels=[label], label_distribution=dist, intensity=intensity,
                           steps=steps, evidence=evidence)
+
+
+@register
+class FaceDynamicsAgent(PerClipAnnotator):
+    """Expression *change* over the clip: the frame where the face moves furthest from the person's
+    neutral (the apex, by summed action-unit departure) against the clip's calmest frames. It reads
+    what the face turns into, not what it looks like on average, so a resting face the expression
+    model misreads (a low brow read as sadness) cancels out. A still face has no dynamics: abstain."""
+
+    backend = "face-dynamics"
+    model_id = "apex-vs-calm(fer-cnn+geometry-au)"
+    model_version = "1"
+    min_frames = 4
+    min_change = 0.1  # expression probability gained from calm to apex below which nothing changed
+
+    def annotate_one(self, item: AnnotatorInput, run_id: str) -> Annotation:
+        faces = main_face(item)
+        if not faces:
+            return self.abstain(item, run_id, "no face in clip")
+        if len(faces) < self.min_frames:
+            return self.abstain(item, run_id, f"only {len(faces)} frames of the main face: too few to follow a change")
+        move = np.array([sum(a.intensity for a in o.action_units) for _, o in faces])
+        if move.max() - move.min() < 0.25:
+            return self.abstain(item, run_id, "the face does not move over the clip (a still face has no dynamics)")
+        order = np.argsort(move, kind="stable")
+        calm = [faces[k] for k in order[: max(2, len(faces) // 4)]]
+        apex_i, apex = faces[int(order[-1])]
+
+        def probs(o) -> dict[str, float]:
+            out = {}
+            for p in o.expression:
+                try:
+                    out[self.verbalizer.map(p.label)] = p.prob
+                except UnknownLabel:
+                    continue
+            return out
+
+        at_apex = probs(apex)
+        at_calm = {k: float(np.mean([probs(o).get(k, 0.0) for _, o in calm])) for k in at_apex}
+        gain = {k: at_apex[k] - at_calm[k] for k in at_apex if k != "neutral"}
+        if not gain or max(gain.values()) < self.min_change:
+            return self.abstain(item, run_id, f"the expression hardly changes from the calmest frames to the apex at {apex.time:.2f} s "
+                                f"(largest gain {max(gain.values(), default=0.0):+.2f})")
+        ranked = sorted(gain, key=lambda k: -gain[k])
+        if len(ranked) > 1 and gain[ranked[0]] - gain[ranked[1]] < MIN_MARGIN:
+            return self.abstain(item, run_id, f"two expressions grow alike toward the apex: {ranked[0]} {gain[ranked[0]]:+.2f}, "
+                                f"{ranked[1]} {gain[ranked[1]]:+.2f}")
+        label = ranked[0]
+        dist = _normalised({k: max(v, 0.0) + 0.01 for k, v in gain.items()})
+        onset = next(o.time for (_, o), m in zip(faces, move) if m >= move.min() + (move.max() - move.min()) / 2)
+        calm_t = ", ".join(f"{o.time:.2f}" for _, o in sorted(calm, key=lambda io: io[1].time))
+        top2 = sorted(at_apex, key=lambda k: -at_apex[k])[:2]
+        apex_cue = (f"apex frame at {apex.time:.2f} s: {label} {at_apex[label]:.2f}" if label in top2
+                    else f"apex frame at {apex.time:.2f} s, the furthest action-unit departure in the clip")
+        evidence = [
+            Evidence(evidence_id="e1", modality="face", cue=apex_cue, start=apex.time, end=apex.time, feature_ref=f"faces[{apex_i}].expression"),
+            Evidence(evidence_id="e2", modality="face", cue=f"movement (summed action units) rises from {move.min():.2f} to {move.max():.2f}, "
+                     f"half-way by {onset:.2f} s", start=faces[0][1].time, end=faces[-1][1].time,
+                     feature_ref=f"faces[track={item.features.main_track_id}].action_units"),
+        ]
+        steps = normalise([
+            f"The face is calmest at {calm_t} s and moves most at {apex.time:.2f} s (onset by {onset:.2f} s).",
+            f"From the calm frames to the apex the expression model's {label} rises by {gain[label]:+.2f} "
+            f"(to {at_apex[label]:.2f}); next: {ranked[1] if len(ranked) > 1 else 'none'} {gain.get(ranked[1], 0.0) if len(ranked) > 1 else 0.0:+.2f}.",
+        ], label, [["e2"], ["e1"]])
+        return Annotation(**self.base(item, run_id), label=label, labels=[label], label_distribution=dist,
+                          intensity=round(min(1.0, gain[label]), 3), steps=steps, evidence=evidence)

@@ -154,6 +154,8 @@ def _default_panel() -> list[AnnotatorSpec]:
         AnnotatorSpec(id="prosody", backend="prosody"),
         # a third view on audio-only clips, from cues the prosody agent does not read
         AnnotatorSpec(id="voice-quality", backend="voice-quality"),
+        # a third view on silent video: the expression's change from calm to apex frames
+        AnnotatorSpec(id="face-dynamics", backend="face-dynamics"),
         # a text LLM joins with {id: ..., backend: llm-gguf, model: PATH.gguf}; the packaged
         # SmolLM2-135M ("packaged:smollm2-135m") runs but answers the same label for every clip
     ]
