@@ -299,14 +299,17 @@ class FaceDynamicsAgent(PerClipAnnotator):
                     else f"apex frame at {apex.time:.2f} s, the furthest action-unit departure in the clip")
         evidence = [
             Evidence(evidence_id="e1", modality="face", cue=apex_cue, start=apex.time, end=apex.time, feature_ref=f"faces[{apex_i}].expression"),
-            Evidence(evidence_id="e2", modality="face", cue=f"movement (summed action units) rises from {move.min():.2f} to {move.max():.2f}, "
-                     f"half-way by {onset:.2f} s", start=faces[0][1].time, end=faces[-1][1].time,
-                     feature_ref=f"faces[track={item.features.main_track_id}].action_units"),
         ]
+        active = sorted((a for a in apex.action_units if a.present), key=lambda a: -a.intensity)[:3]
+        if active:  # named units the judge can find active on the apex frame
+            evidence.append(Evidence(
+                evidence_id="e2", modality="face", start=apex.time, end=apex.time, feature_ref=f"faces[{apex_i}].action_units",
+                cue=f"active at the apex: {', '.join(f'{a.au} ({AU_NAMES.get(a.au, a.au)})' for a in active)}; movement (summed "
+                    f"action units) rises from {move.min():.2f} to {move.max():.2f} over the clip, half-way by {onset:.2f} s"))
         steps = normalise([
             f"The face is calmest at {calm_t} s and moves most at {apex.time:.2f} s (onset by {onset:.2f} s).",
             f"From the calm frames to the apex the expression model's {label} rises by {gain[label]:+.2f} "
             f"(to {at_apex[label]:.2f}); next: {ranked[1] if len(ranked) > 1 else 'none'} {gain.get(ranked[1], 0.0) if len(ranked) > 1 else 0.0:+.2f}.",
-        ], label, [["e2"], ["e1"]])
+        ], label, [[e.evidence_id for e in evidence[1:]], ["e1"]])
         return Annotation(**self.base(item, run_id), label=label, labels=[label], label_distribution=dist,
                           intensity=round(min(1.0, gain[label]), 3), steps=steps, evidence=evidence)

@@ -181,6 +181,12 @@ def test_face_dynamics_cites_the_apex_and_abstains_on_a_still_face(crying_then_l
     f = crying_then_laughing[0].features
     for e in a.evidence:
         assert resolve(e.feature_ref, f) is not None
+    # the judge finds each cited fact in the features (the apex's expression, the units active there)
+    from agents.judge.clip_index import ClipIndex
+    from agents.judge.grounding import verify
+
+    ix = ClipIndex(crying_then_laughing[0].clip, f)
+    assert len(a.evidence) == 2 and all(verify(e, ix).verdict == "supported" for e in a.evidence), [verify(e, ix) for e in a.evidence]
     apex = int(re.fullmatch(r"faces\[(\d+)\]\.expression", a.evidence[0].feature_ref)[1])
     # the apex is the frame that moved furthest from her neutral
     move = [sum(u.intensity for u in o.action_units) if o.track_id == f.main_track_id else -1 for o in f.faces]
