@@ -113,6 +113,10 @@ class FaceConfig(_Strict):
     detect_width: int = Field(640, ge=64)  # frames are searched for faces at this width
     min_face_px: int = Field(40, ge=8)
     feat_model_dir: str | None = None  # py-feat weights directory (backend py-feat)
+    # AUs of the main face against the person's own neutral: the median of their least expressive
+    # `neutral_calm_share` of frames in the source, when it has `neutral_min_frames` main-face frames
+    neutral_calm_share: float = Field(0.3, gt=0, le=1)
+    neutral_min_frames: int = Field(8, ge=3)
 
 
 class PreprocessConfig(_Strict):

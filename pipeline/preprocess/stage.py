@@ -14,6 +14,7 @@ from pipeline.preprocess.diarize import get_diarizer
 from pipeline.preprocess.faces import au_against_neutral, get_face_analyzer, person_neutral, track
 from pipeline.sampling.decode import DecodedFrame, decode_once
 from schemas import Clip, ClipFeatures, EmoforgeConfig, FaceObservation, Provenance, Reject, SourceMedia
+from schemas.config import FaceConfig
 from schemas.features import SpeakerTurn, Word
 
 STAGE = "preprocess"
@@ -120,7 +121,7 @@ def _preprocess(path, source, clips, config, run_id):
         except Exception as exc:  # one broken clip never loses the others
             rejects.append(Reject(run_id=run_id, stage=STAGE, path=str(path), source_id=source.source_id, clip_id=clip.clip_id,
                                   reason=f"{path} [{clip.clip_id}]: {type(exc).__name__}: {exc}", error_type=type(exc).__name__))
-    features = against_own_neutral(features)
+    features = against_own_neutral(features, cfg.faces)
     if decoded.error:
         rejects.append(Reject(run_id=run_id, stage=STAGE, path=str(path), source_id=source.source_id, severity="warning",
                               reason=f"{path}: {decoded.error}", error_type="TruncatedMedia"))
@@ -169,7 +170,7 @@ def _clip_features(i, clip, audio, sr, sampler, asr, diarizer, config, prov) -> 
                         main_track_id=main, main_track_reason=reason, notes=notes, provenance=prov)
 
 
-def against_own_neutral(features: list[ClipFeatures]) -> list[ClipFeatures]:
+def against_own_neutral(features: list[ClipFeatures], config: FaceConfig) -> list[ClipFeatures]:
     """Re-measure the main faces' action units against the person's own neutral face, estimated from
     their least expressive frames over the whole source (one main person per source is assumed: the
     main track of each clip). Done here rather than in an agent so the stored AUs, which the judge
@@ -178,7 +179,7 @@ def against_own_neutral(features: list[ClipFeatures]) -> list[ClipFeatures]:
     geoms = [{g.name: g.value for g in o.geometry} for f in features for o in f.faces if o.track_id == f.main_track_id]
     if not geoms:
         return features
-    neutral = person_neutral(geoms)
+    neutral = person_neutral(geoms, config.neutral_calm_share, config.neutral_min_frames)
     out = []
     for f in features:
         if f.main_track_id is None:
@@ -190,7 +191,7 @@ def against_own_neutral(features: list[ClipFeatures]) -> list[ClipFeatures]:
             continue
         faces = [o.model_copy(update={"action_units": au_against_neutral({g.name: g.value for g in o.geometry}, neutral)})
                  if o.track_id == f.main_track_id else o for o in f.faces]
-        note = (f"action units of the main face against this person's own neutral (median of the least expressive 30% of "
-                f"{len(geoms)} frames in the source)")
+        note = (f"action units of the main face against this person's own neutral (median of the least expressive "
+                f"{config.neutral_calm_share:.0%} of {len(geoms)} frames in the source)")
         out.append(f.model_copy(update={"faces": faces, "notes": [*f.notes, note]}))
     return out
