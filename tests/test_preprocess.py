@@ -200,3 +200,22 @@ def test_py_feat_backend_without_weights_says_what_is_missing():
 
     with pytest.raises(WeightsError, match="feat_model_dir"):
         PyFeatFaceAnalyzer(FaceConfig(backend="py-feat"))
+
+
+def test_own_neutral_needs_a_moving_face(feat_data, config):
+    """A still picture is its own median: no neutral to compare with (population proxies stay). With
+    the happy and the surprised photo's faces mixed in, the neutral is estimated, the common face
+    barely departs from it, and the smile departs from the surprise-dominated neutral as AU12."""
+    from pipeline.preprocess.faces import au_against_neutral, person_neutral
+
+    analyzer = get_face_analyzer(config.preprocess.faces)
+    g = {p: {v.name: v.value for v in analyzer.analyse(cv2.imread(str(feat_data / p)))[0].geometry} for p in POSED}
+    assert person_neutral([g["0-f15-hao-ph.jpg"]] * 12) is None
+    assert person_neutral([g["0-f15-hao-ph.jpg"]] * 3, min_frames=8) is None
+    # nine frames of the surprised face with landmark jitter, three of the smile
+    mixed = [{k: v + 0.002 * i for k, v in g["0-f1-su-ph.jpg"].items()} for i in range(9)] + [g["0-f15-hao-ph.jpg"]] * 3
+    neutral = person_neutral(mixed)
+    assert neutral is not None
+    assert all(a.intensity < 0.15 and not a.present for a in au_against_neutral(g["0-f1-su-ph.jpg"], neutral))
+    smile = {a.au: a for a in au_against_neutral(g["0-f15-hao-ph.jpg"], neutral)}
+    assert smile["AU12"].present and smile["AU12"].source == "geometry-own-neutral"
