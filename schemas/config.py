@@ -113,6 +113,10 @@ class FaceConfig(_Strict):
     detect_width: int = Field(640, ge=64)  # frames are searched for faces at this width
     min_face_px: int = Field(40, ge=8)
     feat_model_dir: str | None = None  # py-feat weights directory (backend py-feat)
+    # AUs of the main face against the person's own neutral: the median of their least expressive
+    # `neutral_calm_share` of frames in the source, when it has `neutral_min_frames` main-face frames
+    neutral_calm_share: float = Field(0.3, gt=0, le=1)
+    neutral_min_frames: int = Field(8, ge=3)
 
 
 class PreprocessConfig(_Strict):
@@ -154,6 +158,8 @@ def _default_panel() -> list[AnnotatorSpec]:
         AnnotatorSpec(id="prosody", backend="prosody"),
         # a third view on audio-only clips, from cues the prosody agent does not read
         AnnotatorSpec(id="voice-quality", backend="voice-quality"),
+        # a third view on silent video: the expression's change from calm to apex frames
+        AnnotatorSpec(id="face-dynamics", backend="face-dynamics"),
         # a text LLM joins with {id: ..., backend: llm-gguf, model: PATH.gguf}; the packaged
         # SmolLM2-135M ("packaged:smollm2-135m") runs but answers the same label for every clip
     ]
