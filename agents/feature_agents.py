@@ -87,9 +87,8 @@ class FaceExpressionAgent(PerClipAnnotator):
         mean = {k: float(np.mean(v)) for k, v in probs.items()}
         dist = _normalised(mean)
         label = dist[0].label
-        if len(dist) > 1 and dist[0].prob - dist[1].prob < MIN_MARGIN:
-            return self.abstain(item, run_id, f"the expression model does not single out one emotion: {dist[0].label} "
-                                f"{dist[0].prob:.2f} vs {dist[1].label} {dist[1].prob:.2f} over {len(faces)} frames")
+        # no abstention on a near tie: the distribution carries it to the judge, which weighs it by how
+        # reliable the model has been (measured: abstaining here lowered consensus accuracy on the dev set)
         peak_i, peak = max(faces, key=lambda io: next((p.prob for p in io[1].expression if p.label == label), 0.0))
         peak_p = next((p.prob for p in peak.expression if p.label == label), 0.0)
         t0, t1 = faces[0][1].time, faces[-1][1].time
