@@ -216,6 +216,8 @@ class Tally:
             self.soft.append(self._soft(a, k))
 
     def _soft(self, a: Annotation, k: int) -> tuple[tuple[int, ...], tuple[float, ...]]:
+        if not a.label_distribution and len(a.labels) <= 1:
+            return (k,), (1.0,)  # the common case for answers without a distribution: one-hot
         if a.label_distribution:
             pairs = [(self.lpos[p.label], p.prob) for p in a.label_distribution if p.label in self.lpos and p.prob > 0]
             total = sum(p for _, p in pairs)
