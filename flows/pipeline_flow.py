@@ -36,6 +36,7 @@ from pipeline.review.stage import ReviewOutcome, review_run
 import pipeline.sampling as sampling_pkg
 from pipeline.sampling.media import file_sha256
 from pipeline.sampling.stage import sample_source
+from pipeline.threads import pin_blas_threads
 from schemas.config import AnnotatorSpec
 from schemas import (Annotation, AnnotatorInput, Clip, ClipFeatures, EmoforgeConfig, Reject, SourceAnnotations, SourceJudgements,
                      SourceMedia, SourcePreprocessing, SourceSampling)
@@ -65,6 +66,7 @@ def _sampling_key(context, parameters) -> str:
 
 @task(name="sample-source", cache_key_fn=_sampling_key, persist_result=True, retries=0)
 def sample_source_task(path: str, sha256: str, config: EmoforgeConfig, run_root: str, run_id: str) -> SourceSampling:
+    pin_blas_threads()  # in whichever process the runner put this task: results must not depend on it
     return sample_source(Path(path), sha256, config, RunDir(Path(run_root)), run_id)
 
 
@@ -76,6 +78,7 @@ def _preprocess_key(context, parameters) -> str:
 
 @task(name="preprocess-source", cache_key_fn=_preprocess_key, persist_result=True, retries=0)
 def preprocess_source_task(source: SourceMedia, clips: list[Clip], config: EmoforgeConfig, run_id: str) -> SourcePreprocessing:
+    pin_blas_threads()
     features, rejects = preprocess_source(source, clips, config, run_id)
     return SourcePreprocessing(features=features, rejects=rejects)
 
@@ -91,6 +94,7 @@ def annotate_task(items: list[AnnotatorInput], spec: AnnotatorSpec, config: Emof
     """One annotator on one source's clips: adding an annotator to the panel computes only its answers.
     A failure raises rather than returning a reject, so it is not cached: a rerun tries again, and
     `collect` turns it into a reject row meanwhile (one failing annotator never loses the others' answers)."""
+    pin_blas_threads()
     try:
         if runs_on_pool(spec, config):  # GPU annotators: a flow run on the GPU work pool
             return annotate_via_pool(items, spec, config, run_id)
