@@ -320,7 +320,7 @@ def _finished_run(run_dir: Path, config_file: Optional[Path], overrides: list[st
 @app.command("export")
 def export_command(
     run_dir: Annotated[Path, typer.Argument(help="a finished run directory")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="dataset directory to write (replaced if it exists)")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="dataset folder to write: new, empty, or an earlier export (replaced whole); anything else is refused")],
     config: Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML configuration (default: the run's own)")] = None,
     overrides: Annotated[Optional[list[str]], typer.Option("--set", help="override, e.g. export.seed=3")] = None,
 ) -> None:
@@ -355,7 +355,10 @@ def main() -> None:
     try:
         app(standalone_mode=False)
     except UserError as exc:
-        err.print(f"[red]emoforge: error:[/red] {exc}")
+        from rich.markup import escape
+
+        # one line however long (paths are): wrapping would break greps and scripts reading stderr
+        err.print(f"[red]emoforge: error:[/red] {escape(str(exc))}", soft_wrap=True, highlight=False)
         code = 2
     except typer.Abort:
         code = 130

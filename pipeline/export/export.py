@@ -1,15 +1,16 @@
-"""Stage 6 end to end: a run directory in, a complete dataset directory out — written to a
-temporary directory and moved into place, so a failure never leaves a partial dataset."""
+"""Stage 6 end to end: a run directory in, a complete dataset directory out — written beside it and
+swapped into place (pipeline/export/destination.py), so a failure or a kill at any point leaves
+the old dataset or the new one whole, never a partial one."""
 
 from __future__ import annotations
 
 import shutil
-import tempfile
 from pathlib import Path
 
 from pipeline.export.card import dataset_card, summary
 from pipeline.export.croissant import write_croissant
 from pipeline.export.dataset import ExportError, build_rows, hide_labels
+from pipeline.export.destination import check_destination, publish, staging_dir
 from pipeline.export.splits import assign_splits
 from pipeline.export.versions import record_version
 from schemas import EmoforgeConfig
@@ -19,6 +20,9 @@ from storage import SPLITS, DatasetDir, RunDir
 def export_run(run: RunDir, out: str | Path, config: EmoforgeConfig, run_id: str, versioned: bool = False) -> dict[str, int]:
     """Write the dataset to `out`. `versioned` (the run's own dataset) also records a new version in
     OUT/versions/ with a change report whenever labels or answers moved."""
+    out = Path(out)
+    if out.resolve() != run.dataset_dir.resolve():  # the run's own dataset is the one place inside a run
+        check_destination(out, run.root)
     clips, consensus = run.read("clips"), run.read("consensus")
     if not clips:
         raise ExportError(f"{run.root}: the run has no clips to export")
@@ -35,9 +39,7 @@ def export_run(run: RunDir, out: str | Path, config: EmoforgeConfig, run_id: str
     key = []
     if config.export.hide_test_labels:
         splits["test"], key = hide_labels(splits["test"])
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    tmp = staging_dir(out)
     try:
         ds = DatasetDir(tmp)
         for s in SPLITS:
@@ -49,9 +51,7 @@ def export_run(run: RunDir, out: str | Path, config: EmoforgeConfig, run_id: str
         card = dataset_card(splits, key, run.read("sources"), config, run_id, version)
         (tmp / "README.md").write_text(card)
         write_croissant(ds, config, summary(config, run_id))
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
+        publish(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
