@@ -34,7 +34,8 @@ import pipeline.preprocess as preprocess_pkg
 from pipeline.preprocess.stage import preprocess_source
 from pipeline.review.stage import ReviewOutcome, review_run
 import pipeline.sampling as sampling_pkg
-from pipeline.sampling.media import file_sha256
+from pipeline.sampling.inputs import list_inputs
+from pipeline.sampling.media import MediaError, check_media, file_sha256
 from pipeline.sampling.stage import sample_source
 from pipeline.threads import pin_blas_threads
 from schemas.config import AnnotatorSpec
@@ -134,10 +135,20 @@ class StageCounts(BaseModel):
     seconds: float = 0.0
 
 
+class InputCounts(BaseModel):
+    """Files found under the inputs; used: its content became a source with clips; every other
+    one has a row in rejects saying why."""
+
+    found: int
+    used: int
+    rejected: int
+
+
 class RunSummary(BaseModel):
     run_id: str
     out_dir: str
     inputs: int
+    files: InputCounts
     stages: list[StageCounts]
     rejects: list[Reject]
     seconds: float
@@ -189,13 +200,25 @@ def emoforge_flow(inputs: list[str], out_dir: str, config: EmoforgeConfig, run_i
     rejects: list[Reject] = []
 
     # ---- stage 1: sampling, one task per distinct file ----
-    counts = StageCounts(stage="sampling", items=len(inputs))
+    listing = list_inputs(inputs)  # every file under a directory, whatever its name
+    files = listing.files
+    counts = StageCounts(stage="sampling", items=len(files))
     sampler = sample_source_task.with_options(result_storage=storage)
-    progress.start("sampling", len(inputs))
+    progress.start("sampling", len(files))
+    rejects += [Reject(run_id=run_id, stage="sampling", path=s.path, severity=s.severity, reason=s.reason, error_type=s.error_type)
+                for s in listing.skipped]
     futures = {}
     seen: dict[str, str] = {}
-    for raw in inputs:
+    sha_of: dict[str, str] = {}
+    for raw in files:
         path = Path(raw)
+        try:
+            check_media(path)  # by content, headers only: not media is a reject row before any hashing
+        except MediaError as exc:
+            rejects.append(Reject(run_id=run_id, stage="sampling", path=raw, reason=str(exc), error_type="MediaError"))
+            counts.rejects += 1
+            progress.advance("sampling", raw, reused=False)
+            continue
         try:
             sha = file_sha256(path)
         except OSError as exc:
@@ -203,6 +226,7 @@ def emoforge_flow(inputs: list[str], out_dir: str, config: EmoforgeConfig, run_i
             counts.rejects += 1
             progress.advance("sampling", raw, reused=False)
             continue
+        sha_of[raw] = sha
         if sha in seen:
             rejects.append(Reject(run_id=run_id, stage="sampling", path=raw, severity="warning", reason=f"{raw}: same content as {seen[sha]}; sampled once", error_type="DuplicateInput"))
             progress.advance("sampling", raw, reused=True)
@@ -211,10 +235,13 @@ def emoforge_flow(inputs: list[str], out_dir: str, config: EmoforgeConfig, run_i
         resolved = str(path.resolve())
         futures[sampler.submit(resolved, sha, config, str(run.root), run_id)] = Job(resolved, raw, None, 1)
     sampled = collect("sampling", futures, counts, rejects, run_id)
-    results: list[SourceSampling] = [sampled[k] for k in dict.fromkeys(str(Path(p).resolve()) for p in inputs) if k in sampled]
+    results: list[SourceSampling] = [sampled[k] for k in dict.fromkeys(str(Path(p).resolve()) for p in files) if k in sampled]
     by_source = [(r.source, r.clips) for r in results if r.source is not None and r.clips]
     sources = [src for src, _ in by_source]
     clips = [c for _, cl in by_source for c in cl]
+    source_shas = {src.sha256 for src in sources}
+    used = sum(1 for f in files if sha_of.get(f) in source_shas)  # a duplicate's content is used
+    file_counts = InputCounts(found=listing.found, used=used, rejected=listing.found - used)
     run.write("sources", sources)
     run.write("clips", clips)
     counts.outputs = len(clips)
@@ -311,7 +338,7 @@ def emoforge_flow(inputs: list[str], out_dir: str, config: EmoforgeConfig, run_i
 
     (run.root / "config.yaml").write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
     summary = RunSummary(
-        run_id=run_id, out_dir=str(run.root), inputs=len(inputs), stages=[*stages_done, export_counts], rejects=rejects,
+        run_id=run_id, out_dir=str(run.root), inputs=len(inputs), files=file_counts, stages=[*stages_done, export_counts], rejects=rejects,
         seconds=round(time.perf_counter() - t0, 3),
     )
     run.write_manifest(
@@ -320,6 +347,7 @@ def emoforge_flow(inputs: list[str], out_dir: str, config: EmoforgeConfig, run_i
             "finished_at": datetime.now(UTC).isoformat(),
             "emoforge_version": emoforge_version(),
             "inputs": inputs,
+            "files": file_counts.model_dump(),
             "stages": [c.model_dump() for c in summary.stages],
             "tables": {"sources": len(sources), "clips": len(clips), "features": len(features), "annotations": len(annotations),
                        "judgements": len(judged.judgements), "consensus": len(judged.consensus), "flagged": judge_counts.outputs,
