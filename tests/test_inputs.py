@@ -15,7 +15,7 @@ from flows.pipeline_flow import run_pipeline
 from pipeline.sampling.inputs import InputError, list_inputs
 from pipeline.sampling.media import MediaError, check_media
 from schemas import load_config
-from storage import RunDir
+from storage import DatasetDir, RunDir
 from tests.conftest import ffmpeg
 
 # containers FFmpeg decodes that the old extension list left out: name -> ffmpeg output options
@@ -97,3 +97,27 @@ def test_a_folder_of_unlisted_media_and_other_files_is_all_accounted_for(mixed_f
     assert json.loads((tmp_path / "run" / "run.json").read_text())["files"] == {"found": 12, "used": 6, "rejected": 6}
     assert all(run.read("clips")) and {c.source_id for c in run.read("clips")} == {s.source_id for s in run.read("sources")}
 
+
+def _released_text(dataset: Path) -> str:
+    """Everything a released dataset says, decoded: Parquet rows and metadata as JSON, other files as text."""
+    import pyarrow.parquet as pq
+
+    parts = []
+    for f in sorted(p for p in dataset.rglob("*") if p.is_file()):
+        parts.append(f.read_bytes().decode("latin-1"))  # raw bytes too: footers and metadata are not compressed
+        if f.suffix == ".parquet":
+            table = pq.read_table(f)
+            parts.append(json.dumps(table.to_pylist(), default=str))
+            parts.append(str(table.schema.metadata))
+    return "\n".join(parts)
+
+
+def test_the_released_dataset_names_no_local_path(mixed_folder, tmp_path):
+    panel = json.dumps([{"id": "lexical", "backend": "lexical"}])
+    run_pipeline([str(mixed_folder / "talk.flv"), str(mixed_folder / "talk.m4b")], str(tmp_path / "run"),
+                 load_config(overrides=[f"annotate.panel={panel}"]))
+    released = _released_text(tmp_path / "run" / "dataset")
+    assert "talk.flv" in released and "clips.parquet" in str(list((tmp_path / "run" / "dataset").iterdir()))
+    for private in (str(mixed_folder), str(tmp_path), str(Path.home())):
+        assert private not in released, private
+    assert {c.source_path for c in DatasetDir(tmp_path / "run" / "dataset").read_clips()} == {"talk.flv", "talk.m4b"}

@@ -47,7 +47,9 @@ def export_run(run: RunDir, out: str | Path, config: EmoforgeConfig, run_id: str
         if key:
             ds.write_answer_key(key)
         ids = {r.clip_id for r in rows}
-        ds.write_features([f for f in run.read("features") if f.clip_id in ids], [c for c in clips if c.clip_id in ids])
+        # released clips name their source by file name (and source_id): a local path says who made it and where
+        released = [c.model_copy(update={"source_path": Path(c.source_path).name}) for c in clips if c.clip_id in ids]
+        ds.write_features([f for f in run.read("features") if f.clip_id in ids], released)
         card = dataset_card(splits, key, run.read("sources"), config, run_id, version)
         (tmp / "README.md").write_text(card)
         write_croissant(ds, config, summary(config, run_id))
