@@ -36,7 +36,7 @@ def _emoforge(*args: str) -> subprocess.CompletedProcess:
 def test_export_onto_the_run_is_refused_and_the_run_kept(tmp_path):
     run, _ = build_run(tmp_path / "run")
     before = _snapshot(run.root)
-    for out in (run.root, run.root / "tables", tmp_path, ROOT / "tests" / ".."):
+    for out in (run.root, run.root / "tables", run.root / "dataset", tmp_path, ROOT / "tests" / ".."):
         proc = _emoforge("export", str(run.root), "--out", str(out))
         assert proc.returncode == 2, proc.stderr
         lines = proc.stderr.strip().splitlines()

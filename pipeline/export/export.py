@@ -21,7 +21,7 @@ def export_run(run: RunDir, out: str | Path, config: EmoforgeConfig, run_id: str
     """Write the dataset to `out`. `versioned` (the run's own dataset) also records a new version in
     OUT/versions/ with a change report whenever labels or answers moved."""
     out = Path(out)
-    if out.resolve() != run.dataset_dir.resolve():  # the run's own dataset is the one place inside a run
+    if not (versioned and out.resolve() == run.dataset_dir.resolve()):  # only the flow writes inside its run
         check_destination(out, run.root)
     clips, consensus = run.read("clips"), run.read("consensus")
     if not clips:
