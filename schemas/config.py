@@ -86,7 +86,8 @@ class ASRConfig(_Strict):
     language: str | None = None  # None: detect
     beam_size: int = Field(5, ge=1)
     batch_size: int = Field(8, ge=1)
-    cpu_threads: int | None = None
+    # CTranslate2 threads per model; None: one per core (set explicitly, never taken from OMP_NUM_THREADS)
+    cpu_threads: int | None = Field(None, ge=1)
     denoise: bool = False  # spectral-gate clean-up before ASR
 
 
