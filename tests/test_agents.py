@@ -80,7 +80,6 @@ def _words(text: str) -> ClipFeatures:
 @pytest.mark.parametrize("text,label", [
     ("I am so happy and delighted, this is wonderful", "happiness"),
     ("I hate you, you make me furious and angry", "anger"),
-    ("the meeting is at three in the second room", "neutral"),
 ])
 def test_lexical_agent_labels_transcripts(smiling_man, text, label):
     clip = smiling_man[0].clip
@@ -88,6 +87,13 @@ def test_lexical_agent_labels_transcripts(smiling_man, text, label):
     assert a.label == label, a.steps
     for e in a.evidence:
         assert resolve(e.feature_ref, _words(text)) is not None
+
+
+def test_lexical_agent_abstains_on_words_without_emotion(smiling_man):
+    """Issue 20: a neutral sentence says nothing about how it was said, so it casts no vote for neutral."""
+    clip = smiling_man[0].clip
+    [a] = panel()["lexical"].annotate([AnnotatorInput(clip=clip, features=_words("the meeting is at three in the second room"))], "r")
+    assert a.status == "abstained" and "not informative" in a.error
 
 
 def test_lexical_agent_abstains_without_transcript(smiling_man):
