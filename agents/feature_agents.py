@@ -174,7 +174,6 @@ class FACSRulesAgent(PerClipAnnotator):
                           steps=steps, evidence=evidence)
 
 
-FLAT_VALENCE = 0.05  # VADER's own threshold between neutral and positive/negative text (Hutto & Gilbert 2014)
 NRC_TO_BASIC = {"joy": "happiness", "sadness": "sadness", "anger": "anger", "fear": "fear", "surprise": "surprise", "disgust": "disgust"}
 
 
@@ -215,10 +214,12 @@ class LexicalAgent(PerClipAnnotator):
             if emos:
                 hits.append((i, w, emos))
         compound = vader_compound(text)
-        if not hits and abs(compound) < FLAT_VALENCE:
-            # words with no emotion say nothing about the speaker's ("stop!" can be shouted in anger):
-            # answering neutral here would be a vote for neutral whatever the voice or face does
-            return self.abstain(item, run_id, f"no emotion words and flat valence ({compound:+.2f}): the words are not informative")
+        if not hits:
+            # words with no emotion say nothing about the speaker's ("stop!" can be shouted in anger or
+            # fear), and valence alone cannot tell one negative emotion from another: answering neutral
+            # here would be a vote for neutral whatever the voice or face does
+            return self.abstain(item, run_id, f"no emotion words (valence {compound:+.2f} alone does not single out an "
+                                              "emotion): the words are not informative")
         if "neutral" in self.config.taxonomy:
             # few emotion words and a flat valence: the words carry no clear emotion
             counts["neutral"] = max(0.0, 1.0 - abs(compound)) * max(1.0, 0.25 * len(words) / max(1, len(hits)))
