@@ -41,7 +41,7 @@ def resolve(clips: list[Clip], index: dict[str, ClipIndex], tally: "Tally", conf
     posterior: dict[str, list[float]] = {}
     if jc.aggregation == "reliability":
         rc = jc.reliability
-        fitted = reliability.fit(tally.soft_votes(), known_rows, prior_strength=rc.prior_strength,
+        fitted = reliability.fit(tally.soft_votes(), known_rows, prior_strength=rc.prior_strength, class_prior_weight=rc.class_prior_weight,
                                  prior_accuracy=np.array([rc.annotator_priors.get(a, rc.prior_accuracy) for a in votes.annotator_ids]))
         dist, free = fitted.posterior, fitted.free_posterior
         posterior = {c: row for c, row in zip(clip_ids, dist.tolist())}
