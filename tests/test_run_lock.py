@@ -68,7 +68,8 @@ def assert_consistent(out: Path, inputs: list[str] | None = None, settled: bool 
     assert (out / "tables").is_symlink() and run.tables_dir.name == manifest["run_id"]
     if not settled:
         return manifest
-    assert [d.name for d in (out / ".cache" / "work").iterdir()] == []  # no scratch left, of this run or any other
+    work = out / ".cache" / "work"
+    assert ([d.name for d in work.iterdir()] if work.exists() else []) == []  # no scratch left, of this run or any other
     assert read_holder(out / LOCK_FILE, settle_s=0) is None  # released
     return manifest
 
