@@ -5,7 +5,9 @@ The lock is the kernel's flock (through filelock), so it dies with its holder: a
 the file but not the lock. The holder writes who it is (LockHolder) into the file once it has the
 lock and empties the file when it lets go, so a second command can name the holder, and a holder
 that finds the file still filled knows the previous one died without letting go (a stale lock) and
-repairs what a killed run can leave behind (storage.run_dir.recover_after)."""
+says so. What a killed run leaves behind needs no repair: its table set never became current, its
+scratch and set are cleared by the next run (RunDir.begin, commit), and a task result it was cutting
+short is a cache miss to Prefect, which computes that work again."""
 
 from __future__ import annotations
 
@@ -101,12 +103,8 @@ class RunLock:
                 self.took_over = LockHolder.model_validate_json(self._stale_text)
             except ValidationError:  # killed while writing its name
                 self.took_over = LockHolder(pid=0, host="unknown", started_at=datetime.fromtimestamp(0, UTC), command="unknown")
-            from storage.run_dir import recover_after
-
-            repaired = recover_after(self.root, self.took_over)
             if notify is not None:
-                notify(f"{self.root}: took over the lock of {self.took_over.describe()}, which ended without releasing it"
-                       + (f"; {repaired}" if repaired else ""))
+                notify(f"{self.root}: took over the lock of {self.took_over.describe()}, which ended without releasing it")
         return self
 
     def release(self) -> None:

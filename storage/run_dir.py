@@ -38,7 +38,6 @@ from typing import TypeVar
 
 from pydantic import BaseModel
 
-from schemas.lock import LockHolder
 from schemas import Annotation, AnnotatorReliability, Clip, ClipFeatures, Consensus, Judgement, Reject, Review, SourceMedia
 from storage.parquet import atomic_write_bytes, read_records, write_records
 
@@ -174,24 +173,3 @@ def _replace_with_link(path: Path, target: str) -> None:
     os.symlink(target, tmp)
     os.replace(tmp, path)
 
-
-def recover_after(root: Path, dead: LockHolder) -> str:
-    """Repair what a killed holder can leave half done, before anything else reads it. Task results
-    are written by Prefect in place, not atomically: a file the dead run was writing may be cut
-    short, and would then fail every later run that looks that work up. Results are JSON records,
-    so one that does not parse is removed (that work is redone). Scratch and unfinished table sets
-    are cleared by the next run (RunDir.begin, commit). Returns what was done, for the message."""
-    results = Path(root) / ".cache" / "results"
-    if not results.is_dir():
-        return ""
-    since = dead.started_at.timestamp() - 1.0
-    removed = 0
-    for f in results.iterdir():
-        try:
-            if not f.is_file() or f.stat().st_mtime < since:
-                continue
-            json.loads(f.read_bytes())
-        except (OSError, ValueError):
-            f.unlink(missing_ok=True)
-            removed += 1
-    return f"removed {removed} cut-short task result(s) it was writing" if removed else ""
