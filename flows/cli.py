@@ -111,22 +111,30 @@ def _run(inputs: list[str], out_dir: Path, config_file: Optional[Path], override
         raise UserError(str(exc)) from None
     if out_dir.exists() and not out_dir.is_dir():
         raise UserError(f"{out_dir}: output path exists and is not a directory")
-    configure_prefect()
-    from flows import progress
-    from flows.pipeline_flow import run_pipeline
+    from storage.lock import RunDirLocked, RunLock
+    from storage.run_dir import new_run_id
 
-    from flows.task_runners import SchedulerUnreachable
-    from storage.lock import RunDirLocked
-
-    bars = RichProgress(err)
-    progress.set_hook(bars)
-    try:
-        summary = run_pipeline(inputs, str(out_dir), config, wait=wait, notify=_notice)
-    except (SchedulerUnreachable, RunDirLocked) as exc:
+    run_id = new_run_id()
+    try:  # before the slow imports below, so a refusal is immediate
+        lock = RunLock(out_dir, "run", run_id).acquire(wait=wait, notify=_notice)
+    except RunDirLocked as exc:
         raise UserError(str(exc)) from None
-    finally:
-        bars.close()
-        progress.set_hook(None)
+    with lock:
+        configure_prefect()
+        from flows import progress
+        from flows.pipeline_flow import run_pipeline
+
+        from flows.task_runners import SchedulerUnreachable
+
+        bars = RichProgress(err)
+        progress.set_hook(bars)
+        try:
+            summary = run_pipeline(inputs, str(out_dir), config, run_id, notify=_notice, lock=lock)
+        except SchedulerUnreachable as exc:
+            raise UserError(str(exc)) from None
+        finally:
+            bars.close()
+            progress.set_hook(None)
     print_summary(summary)
     return summary
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,6 +45,7 @@ from schemas.features import VoiceBaseline
 from schemas.provenance import emoforge_version, stable_hash
 from storage import RunDir
 from storage.lock import RunLock
+from storage.run_dir import new_run_id  # noqa: F401  (also imported from here)
 
 
 def code_version(package, exclude: tuple[str, ...] = ()) -> str:
@@ -376,17 +376,19 @@ def emoforge_flow(inputs: list[str], out_dir: str, config: EmoforgeConfig, run_i
     return summary
 
 
-def new_run_id() -> str:
-    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
 
 
 def run_pipeline(inputs: list[str], out_dir: str, config: EmoforgeConfig, run_id: str | None = None, *, wait: bool = False,
-                 notify: Callable[[str], None] | None = None, command: str = "run") -> RunSummary:
+                 notify: Callable[[str], None] | None = None, command: str = "run", lock: RunLock | None = None) -> RunSummary:
     """Run the flow holding OUT's lock (storage/lock.py): raises RunDirLocked at once when another
-    command holds it, or with `wait` waits for it; `notify` hears whom it waits for and stale locks."""
+    command holds it, or with `wait` waits for it; `notify` hears whom it waits for and stale locks.
+    A caller that took the lock already (the CLI, before its slow imports) passes it as `lock`, and
+    the run id it named in it as `run_id`."""
     runner = make_task_runner(config)  # an unreachable Dask scheduler fails here, before any work
     run_id = run_id or new_run_id()
-    with RunLock(out_dir, command, run_id).acquire(wait=wait, notify=notify or log.warning), api_for_workers(config):
+    if lock is None:
+        lock = RunLock(out_dir, command, run_id).acquire(wait=wait, notify=notify or log.warning)
+    with lock, api_for_workers(config):
         return emoforge_flow.with_options(task_runner=runner)(
             inputs=[str(i) for i in inputs], out_dir=str(out_dir), config=config, run_id=run_id
         )

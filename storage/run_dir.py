@@ -31,8 +31,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
@@ -54,6 +55,10 @@ TABLES: dict[str, type[BaseModel]] = {
     "reliability": AnnotatorReliability,
     "rejects": Reject,
 }
+
+
+def new_run_id() -> str:
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
 
 
 RUNS = ".runs"
