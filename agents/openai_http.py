@@ -14,6 +14,7 @@ import time
 import wave
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import numpy as np
@@ -60,6 +61,16 @@ def wav_base64(audio: np.ndarray, sample_rate: int) -> str:
     return base64.b64encode(buf.getvalue()).decode()
 
 
+def public_url(url: str) -> str:
+    """An endpoint without what may be a secret in it (user:password@, a query such as ?key=...)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = f"[{host}]" if ":" in host else host
+    if parts.port:
+        netloc += f":{parts.port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
 @register
 class OpenAIHTTPAnnotator(Annotator):
     backend = "openai"
@@ -79,7 +90,8 @@ class OpenAIHTTPAnnotator(Annotator):
         self.limiter = RateLimiter(spec.rate_limit_rpm)
         self.schema = answer_schema(config.taxonomy)
         self.model_id = spec.model or "default"
-        self.model_version = spec.endpoint
+        self.endpoint = public_url(spec.endpoint)  # what records and messages may name
+        self.model_version = self.endpoint
         self.backoff = wait_exponential_jitter(multiplier=0.5, max=20)
 
     def _content(self, item: AnnotatorInput, audio: np.ndarray | None) -> list[dict]:
@@ -108,17 +120,17 @@ class OpenAIHTTPAnnotator(Annotator):
         except httpx.TimeoutException as exc:
             raise EndpointError(f"timed out after {self.spec.timeout_s:g} s ({type(exc).__name__})", retryable=True) from None
         except httpx.TransportError as exc:
-            raise EndpointError(f"cannot reach {self.spec.endpoint}: {exc}", retryable=True) from None
+            raise EndpointError(f"cannot reach {self.endpoint}: {exc}", retryable=True) from None
         if r.status_code == 429 or r.status_code >= 500:
             after = r.headers.get("retry-after")
-            raise EndpointError(f"{self.spec.endpoint} answered {r.status_code}: {r.text[:200]}", retryable=True,
+            raise EndpointError(f"{self.endpoint} answered {r.status_code}: {r.text[:200]}", retryable=True,
                                 retry_after=float(after) if after and after.replace(".", "", 1).isdigit() else None)
         if r.status_code >= 400:  # wrong key, bad request: retrying cannot help
-            raise EndpointError(f"{self.spec.endpoint} answered {r.status_code}: {r.text[:200]}", retryable=False)
+            raise EndpointError(f"{self.endpoint} answered {r.status_code}: {r.text[:200]}", retryable=False)
         try:
             return r.json()["choices"][0]["message"]["content"] or ""
         except (ValueError, KeyError, IndexError, TypeError):
-            raise EndpointError(f"{self.spec.endpoint} sent a reply that is not a chat completion: {r.text[:200]}", retryable=False) from None
+            raise EndpointError(f"{self.endpoint} sent a reply that is not a chat completion: {r.text[:200]}", retryable=False) from None
 
     def _wait(self, state) -> float:
         exc = state.outcome.exception()

@@ -92,9 +92,18 @@ def _calm_centres(rows: list[dict[str, float]], stats: list[FeatureStat], share:
     "Iterative feature normalization for emotional speech detection", ICASSP 2011). In an acted
     corpus most clips are emotional and their median is no one's neutral voice; in mostly neutral
     speech the calm half sits a little below the median, which the neutral profile absorbs."""
-    first = VoiceBaseline(scope="corpus", key="", clips=len(rows), speech_s=0.0, stats=stats)
-    arousal = np.array([np.mean([v for k, v in zscores(r, first).items() if k in AROUSAL] or [0.0]) for r in rows])
-    calm = [r for r, a in zip(rows, arousal) if a <= np.quantile(arousal, share)]
+    # each clip's mean z over the arousal cues it has (clipped as zscores clips them), column by column
+    total, count = np.zeros(len(rows)), np.zeros(len(rows))
+    for st in stats:
+        if st.name in AROUSAL:
+            vals = np.array([r.get(st.name, np.nan) for r in rows], dtype=float)
+            z = np.clip((vals - st.center) / st.scale, -3.0, 3.0)
+            has = ~np.isnan(z)
+            total[has] += z[has]
+            count[has] += 1
+    arousal = np.divide(total, count, out=np.zeros(len(rows)), where=count > 0)
+    cut = np.quantile(arousal, share)  # once: inside the comprehension it was recomputed for every clip
+    calm = [r for r, a in zip(rows, arousal) if a <= cut]
     out = []
     for s in stats:
         vals = [r[s.name] for r in calm if s.name in r]
@@ -140,5 +149,5 @@ def zscores(m: dict[str, float], baseline: VoiceBaseline, clip_at: float = 3.0) 
     out = {}
     for s in baseline.stats:
         if s.name in m:
-            out[s.name] = float(np.clip((m[s.name] - s.center) / s.scale, -clip_at, clip_at))
+            out[s.name] = max(-clip_at, min(clip_at, (m[s.name] - s.center) / s.scale))
     return out

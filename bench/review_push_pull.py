@@ -51,13 +51,15 @@ def annotated_task(i: int, task: dict) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--url", default="http://127.0.0.1:8080")
-    ap.add_argument("--token", default=os.environ.get("LABEL_STUDIO_API_KEY", "emoforge-dev-token-0123456789abcdef"))
+    ap.add_argument("--token", default=os.environ.get("LABEL_STUDIO_API_KEY"), help="default $LABEL_STUDIO_API_KEY (scripts/label-studio token)")
     ap.add_argument("--n", type=int, default=10_000)
     ap.add_argument("--overlap", type=float, default=0.2, help="share of tasks Label Studio asks 2 reviewers for")
     ap.add_argument("--rounds", type=int, default=10, help="incremental pull: answers arrive in this many rounds")
     ap.add_argument("--answers-dir", type=Path, required=True,
                     help="where the server writes answer files: beneath its LOCAL_FILES_DOCUMENT_ROOT")
     args = ap.parse_args()
+    if not args.token:
+        ap.error("no API token: pass --token or export LABEL_STUDIO_API_KEY=$(scripts/label-studio token)")
     tag = uuid.uuid4().hex[:6]
     config = load_config(overrides=[f"review.label_studio.url={args.url}", f"review.overlap={args.overlap}"])
     client = LabelStudioClient(url=args.url, token=args.token, timeout_s=300)

@@ -14,8 +14,6 @@ from rich.table import Table
 
 from flows.prefect_env import configure_prefect
 
-MEDIA_EXTENSIONS = {".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".wav", ".mp3", ".flac", ".m4a", ".ogg", ".opus", ".aac"}
-
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Turn raw video into explainable emotion datasets.")
 err = Console(stderr=True)
 out = Console()
@@ -52,18 +50,15 @@ class RichProgress:
 
 
 def expand_inputs(inputs: list[Path]) -> list[str]:
-    files: list[str] = []
-    for p in inputs:
-        if not p.exists():
-            raise UserError(f"{p}: no such file or directory")
-        if p.is_dir():
-            found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in MEDIA_EXTENSIONS)
-            if not found:
-                raise UserError(f"{p}: directory holds no media files ({', '.join(sorted(MEDIA_EXTENSIONS))})")
-            files.extend(str(f) for f in found)
-        else:
-            files.append(str(p))
-    return files
+    """Check that every input names something to read. The flow lists directories itself: every file,
+    taken or rejected by its content (pipeline/sampling/inputs.py), never by its name."""
+    from pipeline.sampling.inputs import InputError, list_inputs
+
+    try:
+        list_inputs(inputs)
+    except InputError as exc:
+        raise UserError(str(exc)) from None
+    return [str(p) for p in inputs]
 
 
 def print_summary(summary) -> None:
@@ -73,6 +68,9 @@ def print_summary(summary) -> None:
     for s in summary.stages:
         table.add_row(s.stage, str(s.items), str(s.computed), str(s.reused), str(s.outputs), str(s.rejects), f"{s.seconds:.1f}")
     out.print(table)
+    files = summary.files
+    out.print(f"files: {files.found} found, {files.used} used, {files.rejected} rejected"
+              + (" (each has a row in tables/rejects.parquet, listed below)" if files.rejected else ""), markup=False, highlight=False)
     if summary.rejects:
         rt = Table(title="rejects and warnings", title_justify="left")
         rt.add_column("severity")
@@ -348,7 +346,7 @@ def _finished_run(run_dir: Path, config_file: Optional[Path], overrides: list[st
 @app.command("export")
 def export_command(
     run_dir: Annotated[Path, typer.Argument(help="a finished run directory")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="dataset directory to write (replaced if it exists)")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="dataset folder to write: new, empty, or an earlier export (replaced whole); anything else is refused")],
     config: Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML configuration (default: the run's own)")] = None,
     overrides: Annotated[Optional[list[str]], typer.Option("--set", help="override, e.g. export.seed=3")] = None,
     wait: Annotated[bool, typer.Option("--wait", help="if another command is writing the run, wait for it (default: exit 2)")] = False,
@@ -388,7 +386,10 @@ def main() -> None:
     try:
         app(standalone_mode=False)
     except UserError as exc:
-        err.print(f"[red]emoforge: error:[/red] {exc}", soft_wrap=True)  # one line, however long
+        from rich.markup import escape
+
+        # one line however long (paths are): wrapping would break greps and scripts reading stderr
+        err.print(f"[red]emoforge: error:[/red] {escape(str(exc))}", soft_wrap=True, highlight=False)
         code = 2
     except typer.Abort:
         code = 130

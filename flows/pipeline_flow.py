@@ -6,7 +6,6 @@ splits look across clips) and take seconds."""
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from dataclasses import dataclass
@@ -21,23 +20,24 @@ from prefect.futures import as_completed
 from pydantic import BaseModel
 
 from agents import annotator_hash, shared_annotator
-import agents as agents_pkg
 from agents.base import UnknownBackend, backend_class
 from agents.judge import judge_run
 from agents.judge.gold import load_gold
 from agents.voice_baseline import voice_baselines
 from flows.gpu_pool import annotate_via_pool, runs_on_pool
+from flows.code_version import OURS, code_version
 from flows.progress import hook
+from flows.result_cache import ResultCache
 from flows.task_runners import api_for_workers, make_task_runner
 from pipeline.export.dataset import ExportError
 from pipeline.export.export import export_run
 from pipeline.export.report import write_run_report
-import pipeline.preprocess as preprocess_pkg
 from pipeline.preprocess.stage import preprocess_source
 from pipeline.review.stage import ReviewOutcome, review_run
-import pipeline.sampling as sampling_pkg
-from pipeline.sampling.media import file_sha256
+from pipeline.sampling.inputs import list_inputs
+from pipeline.sampling.media import MediaError, check_media, file_sha256
 from pipeline.sampling.stage import sample_source
+from pipeline.threads import pin_blas_threads
 from schemas.config import AnnotatorSpec
 from schemas import (Annotation, AnnotatorInput, Clip, ClipFeatures, EmoforgeConfig, Reject, Review, SourceAnnotations,
                      SourceJudgements, SourceMedia, SourcePreprocessing, SourceSampling)
@@ -48,54 +48,57 @@ from storage.lock import RunLock
 from storage.run_dir import new_run_id  # noqa: F401  (also imported from here)
 
 
-def code_version(package, exclude: tuple[str, ...] = ()) -> str:
-    """emoforge version + hash of a stage package's source: editing the code invalidates its cache."""
-    h = hashlib.sha256()
-    root = Path(package.__file__).parent
-    for f in sorted(root.rglob("*.py")):
-        if not f.relative_to(root).parts[0] in exclude:
-            h.update(f.read_bytes())
-    return f"{emoforge_version()}+{h.hexdigest()[:12]}"
-
-
 log = logging.getLogger(__name__)
-SAMPLING_CODE = code_version(sampling_pkg)
-PREPROCESS_CODE = code_version(preprocess_pkg)
-AGENTS_CODE = code_version(agents_pkg, exclude=("judge",))  # the judge is stage 4: changing it keeps stage-3 answers
+# each stage's code: every module of ours it imports, transitively (flows/code_version.py)
+SAMPLING_CODE = code_version(["pipeline.sampling.stage"])
+PREPROCESS_CODE = code_version(["pipeline.preprocess.stage"])
+AGENTS_CODE = code_version(["agents"])  # the judge (stage 4) is not among them: changing it keeps stage-3 answers
 
 
-def _sampling_key(context, parameters) -> str:
-    return f"sampling-{parameters['sha256']}-{parameters['config'].stage_hash('sampling')}-{SAMPLING_CODE}"
+def annotator_code(spec: AnnotatorSpec) -> str:
+    """The code one annotator runs: ours, plus a plugin's own module and what it imports from its package."""
+    if ":" not in spec.backend:
+        return AGENTS_CODE
+    module = spec.backend.split(":", 1)[0]
+    return code_version(["agents", module], OURS | {module.split(".")[0]})
 
 
-@task(name="sample-source", cache_key_fn=_sampling_key, persist_result=True, retries=0)
+def sampling_key(sha256: str, config: EmoforgeConfig) -> str:
+    return f"sampling-{sha256}-{config.stage_hash('sampling')}-{SAMPLING_CODE}"
+
+
+# Stages 1-3 cache their results themselves (flows/result_cache.py), as JSON records, not Prefect pickles.
+@task(name="sample-source", cache_policy=NO_CACHE, retries=0)
 def sample_source_task(path: str, sha256: str, config: EmoforgeConfig, run_root: str, run_id: str) -> SourceSampling:
+    pin_blas_threads()  # in whichever process the runner put this task: results must not depend on it
     return sample_source(Path(path), sha256, config, RunDir(Path(run_root)), run_id)
 
 
-def _preprocess_key(context, parameters) -> str:
-    clips = stable_hash([c.model_dump(mode="json", exclude={"provenance"}) for c in parameters["clips"]])
-    return (f"preprocess-{parameters['source'].sha256}-{clips}-{parameters['config'].stage_hash('preprocess')}"
-            f"-{parameters['config'].sampling.audio_sample_rate}-{PREPROCESS_CODE}")
+def preprocess_key(source: SourceMedia, clips: list[Clip], config: EmoforgeConfig) -> str:
+    spans = stable_hash([c.model_dump(mode="json", exclude={"provenance"}) for c in clips])
+    return (f"preprocess-{source.sha256}-{spans}-{config.stage_hash('preprocess')}"
+            f"-{config.sampling.audio_sample_rate}-{PREPROCESS_CODE}")
 
 
-@task(name="preprocess-source", cache_key_fn=_preprocess_key, persist_result=True, retries=0)
+@task(name="preprocess-source", cache_policy=NO_CACHE, retries=0)
 def preprocess_source_task(source: SourceMedia, clips: list[Clip], config: EmoforgeConfig, run_id: str) -> SourcePreprocessing:
+    pin_blas_threads()
     features, rejects = preprocess_source(source, clips, config, run_id)
     return SourcePreprocessing(features=features, rejects=rejects)
 
 
-def _annotate_key(context, parameters) -> str:
+def annotate_key(items: list[AnnotatorInput], spec: AnnotatorSpec, config: EmoforgeConfig) -> str:
     inputs = stable_hash([i.model_dump(mode="json", exclude={"clip": {"provenance"}, "features": {"provenance"}, "media_root": True})
-                          for i in parameters["items"]])
-    return f"annotate-{inputs}-{annotator_hash(parameters['spec'], parameters['config'])}-{AGENTS_CODE}"
+                          for i in items])
+    return f"annotate-{inputs}-{annotator_hash(spec, config)}-{annotator_code(spec)}"
 
 
-@task(name="annotate-source", cache_key_fn=_annotate_key, persist_result=True, retries=0)
+@task(name="annotate-source", cache_policy=NO_CACHE, retries=0)
 def annotate_task(items: list[AnnotatorInput], spec: AnnotatorSpec, config: EmoforgeConfig, run_id: str) -> SourceAnnotations:
     """One annotator on one source's clips: adding an annotator to the panel computes only its answers.
     A failure raises rather than returning a reject, so it is not cached: a rerun tries again, and
     `collect` turns it into a reject row meanwhile (one failing annotator never loses the others' answers)."""
+    pin_blas_threads()
     try:
         if runs_on_pool(spec, config):  # GPU annotators: a flow run on the GPU work pool
             return annotate_via_pool(items, spec, config, run_id)
@@ -164,10 +167,20 @@ class StageCounts(BaseModel):
     seconds: float = 0.0
 
 
+class InputCounts(BaseModel):
+    """Files found under the inputs; used: its content became a source with clips; every other
+    one has a row in rejects saying why."""
+
+    found: int
+    used: int
+    rejected: int
+
+
 class RunSummary(BaseModel):
     run_id: str
     out_dir: str
     inputs: int
+    files: InputCounts
     stages: list[StageCounts]
     rejects: list[Reject]
     seconds: float
@@ -175,26 +188,54 @@ class RunSummary(BaseModel):
 
 @dataclass(frozen=True)
 class Job:
-    """One submitted per-source task: what to call it, and how many items it covers."""
+    """One per-source task: what to call it, how many items it covers, and its cache key."""
 
     key: str
     path: str
     source_id: str | None
     items: int
+    cache_key: str = ""
 
 
-def collect(stage: str, futures: dict, counts: "StageCounts", rejects: list[Reject], run_id: str) -> dict[str, BaseModel]:
-    """Wait for a stage's per-source tasks; count computed vs reused (a result made by another run
-    came from the cache), gather rejects, and turn a failure around a task into a reject row."""
+class Stage:
+    """A stage's per-source work: results found in the cache, and tasks submitted for the rest."""
+
+    def __init__(self, cache: ResultCache, record: type[BaseModel]):
+        self.cache, self.record = cache, record
+        self.hits: list[tuple[Job, BaseModel]] = []
+        self.futures: dict = {}
+
+    def run(self, job: Job, task, *args) -> None:
+        hit = self.cache.load(job.cache_key, self.record)
+        if hit is not None:
+            self.hits.append((job, hit))
+        else:
+            self.futures[task.submit(*args)] = job
+
+
+def collect(stage: str, work: Stage, counts: "StageCounts", rejects: list[Reject], run_id: str) -> dict[str, BaseModel]:
+    """Wait for a stage's per-source tasks, keeping each result in the cache as it arrives (a run
+    killed midway resumes from there); count computed vs reused (a result made by another run came
+    from the cache), gather rejects, and turn a failure around a task into a reject row."""
     progress = hook()
     results: dict[str, BaseModel] = {}
-    for fut in as_completed(list(futures)):
-        job: Job = futures[fut]
-        try:
-            res = fut.result()
-        except Exception as exc:  # the task raised (a failed annotator), or a failure around it (result storage)
+
+    def finished():
+        yield from work.hits
+        for fut in as_completed(list(work.futures)):
+            job: Job = work.futures[fut]
+            try:
+                res = fut.result()
+            except Exception as exc:  # the task raised (a failed annotator), or a failure around it (a lost worker)
+                yield job, exc
+                continue
+            work.cache.save(job.cache_key, res)
+            yield job, res
+
+    for job, res in finished():
+        if isinstance(res, Exception):
             rejects.append(Reject(run_id=run_id, stage=stage, path=job.path, source_id=job.source_id,
-                                  reason=f"{job.path}: {type(exc).__name__}: {exc}", error_type=type(exc).__name__))
+                                  reason=f"{job.path}: {type(res).__name__}: {res}", error_type=type(res).__name__))
             counts.rejects += 1
             progress.advance(stage, job.path, reused=False)
             continue
@@ -214,18 +255,29 @@ def collect(stage: str, futures: dict, counts: "StageCounts", rejects: list[Reje
 def emoforge_flow(inputs: list[str], out_dir: str, config: EmoforgeConfig, run_id: str) -> RunSummary:
     t0 = time.perf_counter()
     run = RunDir.begin(out_dir, run_id)  # this run's own table set, made current at the end (commit)
-    storage = run.cache_dir / "results"
+    cache = ResultCache(run.cache_dir / "results")
     progress = hook()
     rejects: list[Reject] = []
 
     # ---- stage 1: sampling, one task per distinct file ----
-    counts = StageCounts(stage="sampling", items=len(inputs))
-    sampler = sample_source_task.with_options(result_storage=storage)
-    progress.start("sampling", len(inputs))
-    futures = {}
+    listing = list_inputs(inputs)  # every file under a directory, whatever its name
+    files = listing.files
+    counts = StageCounts(stage="sampling", items=len(files))
+    progress.start("sampling", len(files))
+    rejects += [Reject(run_id=run_id, stage="sampling", path=s.path, severity=s.severity, reason=s.reason, error_type=s.error_type)
+                for s in listing.skipped]
+    sampling = Stage(cache, SourceSampling)
     seen: dict[str, str] = {}
-    for raw in inputs:
+    sha_of: dict[str, str] = {}
+    for raw in files:
         path = Path(raw)
+        try:
+            check_media(path)  # by content, headers only: not media is a reject row before any hashing
+        except MediaError as exc:
+            rejects.append(Reject(run_id=run_id, stage="sampling", path=raw, reason=str(exc), error_type="MediaError"))
+            counts.rejects += 1
+            progress.advance("sampling", raw, reused=False)
+            continue
         try:
             sha = file_sha256(path)
         except OSError as exc:
@@ -233,18 +285,22 @@ def emoforge_flow(inputs: list[str], out_dir: str, config: EmoforgeConfig, run_i
             counts.rejects += 1
             progress.advance("sampling", raw, reused=False)
             continue
+        sha_of[raw] = sha
         if sha in seen:
             rejects.append(Reject(run_id=run_id, stage="sampling", path=raw, severity="warning", reason=f"{raw}: same content as {seen[sha]}; sampled once", error_type="DuplicateInput"))
             progress.advance("sampling", raw, reused=True)
             continue
         seen[sha] = raw
         resolved = str(path.resolve())
-        futures[sampler.submit(resolved, sha, config, str(run.root), run_id)] = Job(resolved, raw, None, 1)
-    sampled = collect("sampling", futures, counts, rejects, run_id)
-    results: list[SourceSampling] = [sampled[k] for k in dict.fromkeys(str(Path(p).resolve()) for p in inputs) if k in sampled]
+        sampling.run(Job(resolved, raw, None, 1, sampling_key(sha, config)), sample_source_task, resolved, sha, config, str(run.root), run_id)
+    sampled = collect("sampling", sampling, counts, rejects, run_id)
+    results: list[SourceSampling] = [sampled[k] for k in dict.fromkeys(str(Path(p).resolve()) for p in files) if k in sampled]
     by_source = [(r.source, r.clips) for r in results if r.source is not None and r.clips]
     sources = [src for src, _ in by_source]
     clips = [c for _, cl in by_source for c in cl]
+    source_shas = {src.sha256 for src in sources}
+    used = sum(1 for f in files if sha_of.get(f) in source_shas)  # a duplicate's content is used
+    file_counts = InputCounts(found=listing.found, used=used, rejected=listing.found - used)
     run.write("sources", sources)
     run.write("clips", clips)
     counts.outputs = len(clips)
@@ -253,10 +309,12 @@ def emoforge_flow(inputs: list[str], out_dir: str, config: EmoforgeConfig, run_i
     # ---- stage 2: preprocessing, one task per source ----
     t1 = time.perf_counter()
     pre_counts = StageCounts(stage="preprocess", items=len(clips))
-    pre = preprocess_source_task.with_options(result_storage=storage)
     progress.start("preprocess", len(by_source))
-    done = collect("preprocess", {pre.submit(src, cl, config, run_id): Job(src.source_id, src.path, src.source_id, len(cl))
-                                  for src, cl in by_source}, pre_counts, rejects, run_id)
+    preprocessing = Stage(cache, SourcePreprocessing)
+    for src, cl in by_source:
+        preprocessing.run(Job(src.source_id, src.path, src.source_id, len(cl), preprocess_key(src, cl, config)),
+                          preprocess_source_task, src, cl, config, run_id)
+    done = collect("preprocess", preprocessing, pre_counts, rejects, run_id)
     features = [f for src in sources if src.source_id in done for f in done[src.source_id].features]
     run.write("features", features)
     pre_counts.outputs = len(features)
@@ -270,13 +328,17 @@ def emoforge_flow(inputs: list[str], out_dir: str, config: EmoforgeConfig, run_i
     batches = [[AnnotatorInput(clip=c, features=feats[c.clip_id], media_root=str(run.root)) for c in cl if c.clip_id in feats]
                for _, cl in by_source]
     batches = [b for b in batches if b]
-    # run-level voice baselines, for the annotators that read them (annotator_inputs)
+    # run-level voice baselines, for the annotators that read them (annotator_inputs); the cache key
+    # hashes the inputs, baseline included
     voice = voice_baselines(clips, features, config.annotate.baseline)
-    annotator = annotate_task.with_options(result_storage=storage)
     progress.start("annotate", len(batches) * len(panel))
-    answered = collect("annotate", {annotator.submit(annotator_inputs(b, spec, voice), spec, config, run_id): Job(f"{b[0].clip.source_id}/{spec.id}", b[0].clip.source_path,
-                                                                                   b[0].clip.source_id, len(b))
-                                    for b in batches for spec in panel}, ann_counts, rejects, run_id)
+    annotating = Stage(cache, SourceAnnotations)
+    for b in batches:
+        for spec in panel:
+            items = annotator_inputs(b, spec, voice)
+            annotating.run(Job(f"{b[0].clip.source_id}/{spec.id}", b[0].clip.source_path, b[0].clip.source_id, len(b),
+                               annotate_key(items, spec, config)), annotate_task, items, spec, config, run_id)
+    answered = collect("annotate", annotating, ann_counts, rejects, run_id)
     annotations = [a for b in batches for spec in panel for a in
                    (answered[f"{b[0].clip.source_id}/{spec.id}"].annotations if f"{b[0].clip.source_id}/{spec.id}" in answered else [])]
     run.write("annotations", annotations)
@@ -352,7 +414,7 @@ def emoforge_flow(inputs: list[str], out_dir: str, config: EmoforgeConfig, run_i
 
     run.config_path.write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
     summary = RunSummary(
-        run_id=run_id, out_dir=str(run.root), inputs=len(inputs), stages=[*stages_done, export_counts], rejects=rejects,
+        run_id=run_id, out_dir=str(run.root), inputs=len(inputs), files=file_counts, stages=[*stages_done, export_counts], rejects=rejects,
         seconds=round(time.perf_counter() - t0, 3),
     )
     run.write_manifest(
@@ -361,6 +423,7 @@ def emoforge_flow(inputs: list[str], out_dir: str, config: EmoforgeConfig, run_i
             "finished_at": datetime.now(UTC).isoformat(),
             "emoforge_version": emoforge_version(),
             "inputs": inputs,
+            "files": file_counts.model_dump(),
             "stages": [c.model_dump() for c in summary.stages],
             "tables": {"sources": len(sources), "clips": len(clips), "features": len(features), "annotations": len(annotations),
                        "judgements": len(judged.judgements), "consensus": len(judged.consensus), "flagged": judge_counts.outputs,

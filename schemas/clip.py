@@ -51,7 +51,7 @@ ClipKind = Literal["speech", "shot", "audio"]
 class Clip(BaseModel):
     clip_id: str
     source_id: str
-    source_path: str
+    source_path: str  # absolute in a run; in a released dataset only the file name (with source_id)
     start: float
     end: float
     kind: ClipKind  # what the clip was cut around: speech regions, a shot (no speech), or speech in audio-only media

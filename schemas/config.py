@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from schemas.judgement import Flag, JudgeWeights
 from schemas.provenance import stable_hash
@@ -86,7 +86,8 @@ class ASRConfig(_Strict):
     language: str | None = None  # None: detect
     beam_size: int = Field(5, ge=1)
     batch_size: int = Field(8, ge=1)
-    cpu_threads: int | None = None
+    # CTranslate2 threads per model; None: one per core (set explicitly, never taken from OMP_NUM_THREADS)
+    cpu_threads: int | None = Field(None, ge=1)
     denoise: bool = False  # spectral-gate clean-up before ASR
 
 
@@ -113,6 +114,10 @@ class FaceConfig(_Strict):
     detect_width: int = Field(640, ge=64)  # frames are searched for faces at this width
     min_face_px: int = Field(40, ge=8)
     feat_model_dir: str | None = None  # py-feat weights directory (backend py-feat)
+    # AUs of the main face against the person's own neutral: the median of their least expressive
+    # `neutral_calm_share` of frames in the source, when it has `neutral_min_frames` main-face frames
+    neutral_calm_share: float = Field(0.3, gt=0, le=1)
+    neutral_min_frames: int = Field(8, ge=3)
 
 
 class PreprocessConfig(_Strict):
@@ -154,6 +159,8 @@ def _default_panel() -> list[AnnotatorSpec]:
         AnnotatorSpec(id="prosody", backend="prosody"),
         # a third view on audio-only clips, from cues the prosody agent does not read
         AnnotatorSpec(id="voice-quality", backend="voice-quality"),
+        # a third view on silent video: the expression's change from calm to apex frames
+        AnnotatorSpec(id="face-dynamics", backend="face-dynamics"),
         # a text LLM joins with {id: ..., backend: llm-gguf, model: PATH.gguf}; the packaged
         # SmolLM2-135M ("packaged:smollm2-135m") runs but answers the same label for every clip
     ]
@@ -206,8 +213,20 @@ class ReviewThreshold(_Strict):
 class ReliabilityConfig(_Strict):
     """The Dawid-Skene fit behind the `reliability` aggregation (agents/judge/reliability.py)."""
 
+    @field_validator("annotator_priors")
+    @classmethod
+    def _probabilities(cls, v: dict[str, float]) -> dict[str, float]:
+        bad = {k: x for k, x in v.items() if not 0 < x < 1}
+        if bad:
+            raise ValueError(f"annotator prior accuracies must lie strictly between 0 and 1: {bad}")
+        return v
+
     prior_strength: float = Field(2.0, ge=0)  # pseudo-answers per confusion-matrix row
-    prior_accuracy: float = Field(0.6, gt=0, lt=1)  # share of them on the diagonal: better than chance, barely
+    prior_accuracy: float = Field(0.6, gt=0, lt=1)  # share of them on the diagonal, for an annotator not listed below
+    # what is known of an annotator before the run: its accuracy measured on labelled media (the
+    # label-quality benchmark), by annotator id. A small run leans on it; a large one learns past it
+    annotator_priors: dict[str, float] = {"face-expression": 0.7, "facs-rules": 0.4, "lexical": 0.35, "prosody": 0.45,
+                                          "voice-quality": 0.3}
     calibration_prior_strength: float = Field(10.0, ge=0)  # pseudo-clips for "the model's probability is right"
     use_reviews: bool = True  # reviewers' accepted verdicts from earlier runs count as known labels
 

@@ -6,8 +6,8 @@ the file but not the lock. The holder writes who it is (LockHolder) into the fil
 lock and empties the file when it lets go, so a second command can name the holder, and a holder
 that finds the file still filled knows the previous one died without letting go (a stale lock) and
 says so. What a killed run leaves behind needs no repair: its table set never became current, its
-scratch and set are cleared by the next run (RunDir.begin, commit), and a task result it was cutting
-short is a cache miss to Prefect, which computes that work again."""
+scratch and set are cleared by the next run (RunDir.begin, commit), and stage results are written
+atomically (flows/result_cache.py), a damaged one being a miss that is computed again."""
 
 from __future__ import annotations
 

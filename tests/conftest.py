@@ -164,14 +164,15 @@ def label_studio(tmp_path_factory):
 
     docroot = tmp_path_factory.mktemp("ls_docroot")
     port = _free_port()
-    token = "emoforge-test-token-0123456789abcdef"
-    env = dict(os.environ, EMOFORGE_LS_DOCUMENT_ROOT=str(docroot), EMOFORGE_LS_TOKEN=token,
+    # fixed test credentials for a throwaway server (the script makes random ones when none are given)
+    token, password = "emoforge-test-token-0123456789abcdef", "emoforge-admin"
+    env = dict(os.environ, EMOFORGE_LS_DOCUMENT_ROOT=str(docroot), EMOFORGE_LS_TOKEN=token, EMOFORGE_LS_PASSWORD=password,
                EMOFORGE_LS_HOME=os.environ.get("EMOFORGE_LS_TEST_HOME", str(Path.home() / ".cache" / "emoforge" / "label-studio-test")))
     script = str(ROOT / "scripts" / "label-studio")
     proc = subprocess.run([script, "start", str(port)], capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         pytest.fail(f"could not start Label Studio for tests: {proc.stderr.strip()[-2000:]}")
     try:
-        yield SimpleNamespace(url=proc.stdout.strip().splitlines()[-1], token=token, docroot=docroot, port=port, env=env)
+        yield SimpleNamespace(url=proc.stdout.strip().splitlines()[-1], token=token, password=password, docroot=docroot, port=port, env=env)
     finally:
         subprocess.run([script, "stop", str(port)], capture_output=True, env=env)

@@ -80,7 +80,6 @@ def _words(text: str) -> ClipFeatures:
 @pytest.mark.parametrize("text,label", [
     ("I am so happy and delighted, this is wonderful", "happiness"),
     ("I hate you, you make me furious and angry", "anger"),
-    ("the meeting is at three in the second room", "neutral"),
 ])
 def test_lexical_agent_labels_transcripts(smiling_man, text, label):
     clip = smiling_man[0].clip
@@ -90,13 +89,20 @@ def test_lexical_agent_labels_transcripts(smiling_man, text, label):
         assert resolve(e.feature_ref, _words(text)) is not None
 
 
+def test_lexical_agent_abstains_on_words_without_emotion(smiling_man):
+    """Issue 20: a neutral sentence says nothing about how it was said, so it casts no vote for neutral."""
+    clip = smiling_man[0].clip
+    [a] = panel()["lexical"].annotate([AnnotatorInput(clip=clip, features=_words("the meeting is at three in the second room"))], "r")
+    assert a.status == "abstained" and "not informative" in a.error
+
+
 def test_lexical_agent_abstains_without_transcript(smiling_man):
     [a] = panel()["lexical"].annotate([smiling_man[0]], "r")
     assert a.status == "abstained" and a.error == "no transcript"
 
 
 def test_panel_is_built_from_configuration():
-    assert list(panel()) == ["face-expression", "facs-rules", "lexical", "prosody", "voice-quality"]
+    assert list(panel()) == ["face-expression", "facs-rules", "lexical", "prosody", "voice-quality", "face-dynamics"]
     with pytest.raises(UnknownBackend, match="unknown backend 'gpt-9'"):
         build_panel(load_config(overrides=['annotate.panel=[{"id": "x", "backend": "gpt-9"}]']))
     with pytest.raises(ConfigError, match="annotator ids must be unique"):
@@ -139,3 +145,76 @@ def test_panel_and_its_models_load_once_per_process():
 def test_prosody_agent_abstains_without_voiced_speech(smiling_man):
     [a] = panel()["prosody"].annotate([AnnotatorInput(clip=smiling_man[0].clip, features=_words("hello there"))], "r")
     assert a.status == "abstained" and a.error == "no voiced speech"
+
+
+@pytest.fixture(scope="module")
+def crying_then_laughing(feat_data, tmp_path_factory):
+    """WolfgangLanger_Pexels.mp4 (a woman crying, then laughing; silent): real stage 1 + 2 features."""
+    from storage import RunDir
+
+    cfg = load_config()
+    run = RunDir.create(tmp_path_factory.mktemp("wolf"))
+    path = feat_data / "WolfgangLanger_Pexels.mp4"
+    sampled = sample_source(path, file_sha256(path), cfg, run, "r")
+    features, _ = preprocess_source(sampled.source, sampled.clips, cfg, "r")
+    by_id = {f.clip_id: f for f in features}
+    return [AnnotatorInput(clip=c, features=by_id[c.clip_id]) for c in sorted(sampled.clips, key=lambda c: c.start)]
+
+
+def test_own_neutral_stops_facs_rules_reading_crying_as_happiness(crying_then_laughing):
+    """Against population-typical values her bowed, squeezed crying face read as AU12 (happiness) on
+    both clips; against her own least expressive frames the crying clip is not happiness, the
+    action units say which reference they used, and the face agents agree where the face is clear."""
+    crying, laughing = crying_then_laughing
+    assert all(a.source == "geometry-own-neutral" for o in crying.features.faces if o.track_id == crying.features.main_track_id
+               for a in o.action_units)
+    assert any("own neutral" in n for n in crying.features.notes)
+    agents = panel()
+    [facs] = agents["facs-rules"].annotate([crying], "r")
+    assert facs.label != "happiness", facs
+    if facs.status == "abstained":
+        assert "prototypes match equally" in facs.error
+    for name in ("face-expression", "face-dynamics"):
+        [a] = agents[name].annotate([crying], "r")
+        assert a.label == "sadness", (name, a)
+    [happy] = agents["face-expression"].annotate([laughing], "r")
+    assert happy.label == "happiness"
+
+
+def test_face_dynamics_cites_the_apex_and_abstains_on_a_still_face(crying_then_laughing, smiling_man):
+    agents = panel()
+    [a] = agents["face-dynamics"].annotate([crying_then_laughing[0]], "r")
+    f = crying_then_laughing[0].features
+    for e in a.evidence:
+        assert resolve(e.feature_ref, f) is not None
+    # the judge finds each cited fact in the features (the apex's expression, the units active there)
+    from agents.judge.clip_index import ClipIndex
+    from agents.judge.grounding import verify
+
+    ix = ClipIndex(crying_then_laughing[0].clip, f)
+    assert len(a.evidence) == 2 and all(verify(e, ix).verdict == "supported" for e in a.evidence), [verify(e, ix) for e in a.evidence]
+    apex = int(re.fullmatch(r"faces\[(\d+)\]\.expression", a.evidence[0].feature_ref)[1])
+    # the apex is the frame that moved furthest from her neutral
+    move = [sum(u.intensity for u in o.action_units) if o.track_id == f.main_track_id else -1 for o in f.faces]
+    assert move[apex] == max(move)
+    # a still picture: the smiling man's first frame repeated over the clip
+    clip = smiling_man[0]
+    main = [o for o in clip.features.faces if o.track_id == clip.features.main_track_id]
+    frozen = [main[0].model_copy(update={"time": o.time}) for o in main]
+    item = clip.model_copy(update={"features": clip.features.model_copy(update={"faces": frozen})})
+    [still] = agents["face-dynamics"].annotate([item], "r")
+    assert still.status == "abstained" and "does not move" in still.error
+
+
+def test_facs_rules_abstains_when_prototypes_tie(smiling_man):
+    """A face whose units match two prototypes equally gets no forced label."""
+    from schemas.features import ActionUnit
+
+    clip = smiling_man[0]
+    f = clip.features
+    tied = {"AU04": 0.8, "AU15": 0.8, "AU05": 0.8}  # sadness (AU04+AU15) and anger (AU04+AU05) alike
+    faces = [o.model_copy(update={"action_units": [ActionUnit(au=a.au, intensity=tied.get(a.au, 0.0), present=a.au in tied,
+                                                                   source=a.source) for a in o.action_units]}) for o in f.faces]
+    item = clip.model_copy(update={"features": f.model_copy(update={"faces": faces})})
+    [a] = panel()["facs-rules"].annotate([item], "r")
+    assert a.status == "abstained" and "prototypes match equally" in a.error

@@ -86,3 +86,13 @@ def test_compose_topology_matches_the_cluster_config():
     # the services the pipeline talks to get the API URL and token it reads
     env = services["pipeline"]["environment"]
     assert host(env["PREFECT_API_URL"]) == "prefect-server" and config.review.label_studio.token_env in env
+
+
+def test_compose_requires_every_secret():
+    """No password or token has a default: `docker compose up` stops and names the one missing."""
+    text = "\n".join(line for line in (DOCKER / "compose.yaml").read_text().splitlines() if not line.lstrip().startswith("#"))
+    secrets = re.findall(r"\$\{([A-Z_]*(?:PASSWORD|TOKEN)[A-Z_]*)([^}]*)\}", text)
+    assert {name for name, _ in secrets} == {"LS_TOKEN", "LS_PASSWORD", "LS_DB_PASSWORD", "PREFECT_DB_PASSWORD"}
+    assert all(rest.startswith(":?") for _, rest in secrets), secrets
+    env = {k: v for k, v in compose()["services"]["label-studio"]["environment"].items()}
+    assert "emoforge-admin" not in str(env) and "dev-token" not in (DOCKER / "compose.yaml").read_text()

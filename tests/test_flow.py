@@ -77,16 +77,16 @@ def test_run_killed_midway_resumes_without_recomputing(feat_data, speech_dir, tm
     out = tmp_path / "run"
     cmd = [str(ROOT / ".venv" / "bin" / "emoforge"), "run", *inputs, "--out", str(out), "--set", "runtime.workers=1"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    results = out / ".cache" / "results"
+    results = out / ".cache" / "results"  # JSON records, one per finished task (flows/result_cache.py)
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None:
-        if results.exists() and len(list(results.iterdir())) >= 1:
+        if results.exists() and len(list(results.glob("*.json"))) >= 1:
             break
         time.sleep(0.05)
     assert proc.poll() is None, "run finished before it could be killed"
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    finished = len(list(results.iterdir()))
+    finished = len(list(results.glob("*.json")))
     assert 1 <= finished < len(inputs)
     assert not (out / "tables" / "clips.parquet").exists()  # killed before the tables were written
 

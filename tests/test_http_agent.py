@@ -207,3 +207,13 @@ def test_unusable_answer_gets_one_repair_retry(scripted):
     [b] = http_agent(endpoint, images=False).annotate([clip_with_words("hello")], "r")
     assert b.status == "rejected" and "after one repair retry" in b.error and "not in the taxonomy" in b.error
     assert len(script.requests) == 2 and b.raw_answer.count("nostalgic") == 2
+
+
+def test_credentials_in_an_endpoint_are_used_but_never_recorded(scripted):
+    endpoint, script = scripted([GOOD, (500, {}, {"error": "boom"}, 0)])
+    secret = endpoint.replace("http://", "http://reviewer:s3cret-pw@")
+    [a] = http_agent(secret, images=False).annotate([clip_with_words("hello")], "r")
+    assert a.status == "ok" and script.headers[0]["Authorization"].startswith("Basic ")  # the server still got them
+    assert a.provenance.model_version == endpoint and "s3cret" not in a.model_dump_json()
+    [b] = http_agent(secret, images=False, max_retries=0).annotate([clip_with_words("hello")], "r")
+    assert b.status == "rejected" and "answered 500" in b.error and "s3cret" not in b.model_dump_json()

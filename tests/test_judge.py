@@ -24,8 +24,7 @@ from schemas.config import ReviewThreshold
 from schemas.judgement import ClaimCheck
 from tests.fixtures.judge_cases import answer, clip, ev, features
 
-BASE = Baseline(pitch_hz=200.0, intensity_db=60.0, rate_wps=3.0, pause_ratio=0.1, pitch_cv=0.1,
-                spread={"pitch": 20.0, "loudness": 3.0, "rate": 0.5, "pauses": 0.05, "pitch_var": 0.03})
+BASE = Baseline(pitch_hz=200.0, intensity_db=60.0, rate_wps=3.0, pause_ratio=0.1)
 
 
 def check(e, feats=None, base=BASE):
@@ -115,12 +114,14 @@ def test_inference_tables_follow_the_literature():
     au4 = au_distribution({"AU04": 1.0}, taxonomy)
     assert support(au4, "anger") == pytest.approx(0.5) and support(au4, "happiness") < 0.5
     # a raised, variable, loud, fast voice reads as anger or happiness, never sadness (Juslin & Laukka 2003)
-    aroused = vocal_distribution({"pitch": 1.5, "pitch_var": 1.2, "loudness": 1.5, "rate": 1.2}, taxonomy)
+    # (the vocal agents' table, agents/vocal_profiles.py, on z-scores against the speaker's baseline)
+    aroused = vocal_distribution({"pitch_st": 1.5, "pitch_range_st": 1.2, "loudness": 1.5, "syllable_rate": 1.2}, taxonomy)
     assert max(aroused, key=aroused.get) in ("anger", "happiness") and support(aroused, "sadness") == 0.0
-    low = vocal_distribution({"pitch": -1.2, "pitch_var": -1.0, "loudness": -1.0, "rate": -1.0}, taxonomy)
-    assert max(low, key=low.get) in ("sadness", "boredom") and support(low, "anger") == 0.0
-    typical = vocal_distribution({"pitch": 0.0, "loudness": 0.1}, taxonomy)
+    low = vocal_distribution({"pitch_st": -1.2, "pitch_range_st": -1.0, "loudness": -1.0, "syllable_rate": -1.0}, taxonomy)
+    assert max(low, key=low.get) == "sadness" and support(low, "anger") == 0.0
+    typical = vocal_distribution({"pitch_st": 0.0, "loudness": 0.1, "syllable_rate": -0.1}, taxonomy)
     assert max(typical, key=typical.get) == "neutral"
+    assert vocal_distribution({"unknown_cue": 2.0}, taxonomy) is None
     # flat words say nothing about the speaker; negative words say "negative", not which emotion
     assert support(valence_distribution(0.0, taxonomy), "neutral") == pytest.approx(0.5)
     negative = valence_distribution(-0.7, taxonomy)
@@ -144,7 +145,12 @@ def test_s_rec_is_leave_one_out_soft_agreement_or_gold():
 def test_s_cot_is_the_share_of_the_discriminating_signal_the_reasoning_covers_not_correctness():
     e1 = ev("e1", "face", "AU12 (lip corner puller) active")
     e2 = ev("e2", "text", "said 'so happy'")
-    ix = ClipIndex(clip(), features(), BASE, frozenset(load_config().taxonomy))
+    from schemas.features import FeatureStat, VoiceBaseline
+
+    # the speaker's normal pitch is 200 Hz (34.3 semitones over 27.5 Hz); this clip's 220 Hz is raised
+    voice = VoiceBaseline(scope="corpus", key="run", clips=5, speech_s=10.0,
+                          stats=[FeatureStat(name="pitch_st", center=34.34, scale=1.0, n=5)])
+    ix = ClipIndex(clip(), features(), BASE, frozenset(load_config().taxonomy), voice)
     assert ix.modalities == {"text", "audio", "visual"}
     dists = ix.modality_distributions
     assert max(dists["visual"], key=dists["visual"].get) == "happiness"  # the expression model on the main face
@@ -215,8 +221,9 @@ def test_judge_run_scores_a_clip_and_catches_planted_hallucination():
     assert [c.verdict for c in good.claims] == ["supported"] * 3 and not good.flags
     assert [c.verdict for c in liar.claims] == ["supported", "contradicted"]
     assert "'i am furious' was not said" in liar.claims[1].reason and liar.flags == ["hallucinated_evidence"]
-    # the smile is happiness's prototype; raised pitch alone cannot tell happiness from anger or fear
-    assert good.claims[0].support == 1.0 and good.claims[2].support == pytest.approx(0.5, abs=0.05)
+    # the smile is happiness's prototype; two clips are too few to know the speaker's normal voice, so
+    # the raised pitch is a checked fact that says nothing about the emotion
+    assert good.claims[0].support == 1.0 and good.claims[2].support is None
     credit = {"supported": 1.0, "unverifiable": 0.5, "contradicted": 0.0}
     for j in (good, liar, vague):
         assert j.s_reason == pytest.approx(sum(credit[c.verdict] * (0.5 if c.support is None else c.support) for c in j.claims)
@@ -441,3 +448,33 @@ def test_a_large_run_is_scored_in_worker_processes_with_the_same_result(monkeypa
     got = list(processes.score_in_processes(jobs, 0.5, 2, score=lambda ix, answers, w, gold, credit: (ix, os.getpid())))
     assert [i for i, _ in got] == list(range(40))
     assert os.getpid() not in {pid for _, pid in got}
+
+
+def test_stated_acoustic_functionals_are_checked_and_read_against_the_voice_baseline():
+    from schemas.features import NamedValue
+
+    def with_voice(clip_id, jitter, pitch=220.0):
+        f = features(clip_id, pitch=pitch)
+        f.prosody.functionals = [NamedValue(name="jitterLocal_sma3nz_amean", value=jitter),
+                                 NamedValue(name="HNRdBACF_sma3nz_amean", value=10.0)]
+        return f
+
+    from agents.voice_baseline import voice_baselines
+
+    feats = [with_voice("c1", 0.04), *(with_voice(f"c{i}", 0.01 + 0.002 * i, 200.0) for i in range(2, 8))]
+    cfg = load_config()
+    voice = voice_baselines([clip(f.clip_id) for f in feats], feats, cfg.annotate.baseline)  # the run's: one file per source
+    ix = ClipIndex(clip(), feats[0], Baseline.from_features(feats), frozenset(cfg.taxonomy), voice["c1"])
+    ref = "prosody.functionals[jitterLocal_sma3nz_amean]"
+    assert verify(ev("e", "prosody", "jitter 4.00% (cycle-to-cycle period perturbation), z +3.1", ref=ref), ix).verdict == "supported"
+    wrong = verify(ev("e", "prosody", "jitter 1.50% (cycle-to-cycle period perturbation)", ref=ref), ix)
+    assert wrong.verdict == "contradicted" and "measured 0.04" in wrong.reason
+    missing = verify(ev("e", "prosody", "shimmer 0.8 dB", ref="prosody.functionals[shimmerLocaldB_sma3nz_amean]"), ix)
+    assert missing.verdict == "contradicted" and "not measured" in missing.reason
+    # far more jitter than the speaker's normal voice: the voice-quality profiles read it as fear or sadness
+    from agents.judge.grounding import parse_cue
+    from agents.judge.inference import claim_distribution, support
+
+    e = ev("e", "prosody", "jitter 4.00%", ref=ref)
+    d = claim_distribution(e, parse_cue(e.cue, e.feature_ref), ix)
+    assert max(d, key=d.get) in ("fear", "sadness") and support(d, "happiness") < 0.5

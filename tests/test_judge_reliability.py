@@ -183,3 +183,21 @@ def test_reviewed_clips_become_known_labels_and_refit_the_calibration():
     assert {j.s_rec_basis for j in after.judgements if j.label} == {"consensus"}
     rel = {r.annotator_id: r for r in after.reliability}
     assert rel["careful"].gold_accuracy == 1.0 and rel["flat"].gold_accuracy == 0.0 and rel["careful"].n_gold == 3
+
+
+def test_where_labels_are_known_a_cue_kind_earns_the_support_it_has_been_worth():
+    """The expression model says happiness on every clip; the reviewers say six of them were sadness.
+    The literature backs a happiness answer citing that expression fully; the verdicts show what such
+    support has been worth, and S_reason on the unreviewed clips follows them."""
+    clips = [clip(f"c{i}") for i in range(10)]
+    feats = [features(f"c{i}") for i in range(10)]
+    expr = [ev("e1", "face", "expression model: happiness 0.75", 10.4, 11.2, "faces[track=0].expression")]
+    answers = [answer("face", "happiness", expr, clip_id=f"c{i}") for i in range(10)]
+    blind = judge_run(clips, feats, answers, load_config(), "r")
+    taught = judge_run(clips, feats, answers, load_config(), "r", known={f"c{i}": ["sadness"] for i in range(6)})
+    reason = {name: {j.clip_id: j for j in res.judgements} for name, res in (("blind", blind), ("taught", taught))}
+    for i in range(6, 10):
+        before, after = reason["blind"][f"c{i}"], reason["taught"][f"c{i}"]
+        assert before.claims[0].verdict == after.claims[0].verdict == "supported"  # the fact stays true
+        assert before.claims[0].support == 1.0 and after.claims[0].support < 0.4
+        assert after.s_reason < before.s_reason - 0.3

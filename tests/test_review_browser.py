@@ -23,8 +23,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 from pipeline.review.push import push_review
 from tests.test_review_labelstudio import _client, _config, _task, review_run  # noqa: F401 (review_run: fixture)
 
-ADMIN_EMAIL = "admin@emoforge.local"  # scripts/label-studio: EMOFORGE_LS_USERNAME / _PASSWORD defaults
-ADMIN_PASSWORD = "emoforge-admin"
+ADMIN_EMAIL = "admin@emoforge.local"  # scripts/label-studio's admin; the password is the fixture's (label_studio.password)
 WAIT_S = 60  # the editor bundle is large and the machine may be busy
 
 
@@ -143,7 +142,7 @@ def test_reviewer_sees_video_audio_transcript_rationale_and_choices(chromedriver
     # log in through the form, as a reviewer would
     browser.get(ls.url + "/user/login/")
     browser.find_element(By.NAME, "email").send_keys(ADMIN_EMAIL)
-    browser.find_element(By.NAME, "password").send_keys(ADMIN_PASSWORD)
+    browser.find_element(By.NAME, "password").send_keys(ls.password)
     browser.find_element(By.CSS_SELECTOR, "button[type=submit], input[type=submit]").click()
     try:
         WebDriverWait(browser, WAIT_S).until(lambda d: "/user/login" not in d.current_url)

@@ -54,6 +54,10 @@ def test_flow_with_review_pushes_pulls_gates_and_exports_human_labels(label_stud
     assert labels == wanted and sum(len(ds.read_split(s)) for s in SPLITS) == len(clips)
     manifest = RunDir(out).read_manifest()
     assert manifest["tables"]["reviews"] == len(clips) and json.dumps(manifest)
+    # the reviewers' tokens are nowhere in what the runs wrote (tables, config, run.json, media, dataset)
+    for f in (p for p in out.rglob("*") if p.is_file()):
+        data = f.read_bytes()
+        assert not any(t.encode() in data for t in reviewers), f
 
 
 def test_reviewers_verdicts_teach_the_judge_and_a_rerun_flags_fewer_clips(label_studio, feat_data, speech_dir, monkeypatch):

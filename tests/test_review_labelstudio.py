@@ -144,7 +144,7 @@ def test_push_pull_two_reviewers_human_wins(label_studio, review_run):
     with httpx.Client(base_url=ls.url) as s:  # the media URL is served (a logged-in browser session)
         s.get("/user/login/")
         s.post("/user/login/", data={"csrfmiddlewaretoken": s.cookies.get("csrftoken"), "email": "admin@emoforge.local",
-                                     "password": "emoforge-admin"}, headers={"Referer": ls.url + "/user/login/"})
+                                     "password": ls.password}, headers={"Referer": ls.url + "/user/login/"})
         media = s.get(task["data"]["video"])
         assert media.status_code == 200 and media.content[4:8] == b"ftyp"
 

@@ -233,7 +233,7 @@ def test_a_sigkilled_run_is_taken_over_and_its_leftovers_cleared(tmp_path, speec
     assert dead.pid == proc.pid
     left = sorted(d.name for d in (out / ".runs").iterdir())
     assert left == [dead.run_id] and not (out / "tables").exists()  # its set never became current
-    # a kill can cut a task result short while Prefect writes it (in place, not atomically); make one so
+    # a damaged result (a disk error, a writer from before results were written atomically) must not fail the rerun
     written = sorted(results.iterdir())[0]
     written.write_bytes(written.read_bytes()[:100])
 
@@ -241,7 +241,7 @@ def test_a_sigkilled_run_is_taken_over_and_its_leftovers_cleared(tmp_path, speec
     assert again.returncode == 0, again.stderr
     said = " ".join(again.stderr.split())
     assert f"took over the lock of emoforge run (run {dead.run_id}), pid {dead.pid} on {dead.host}" in said, again.stderr
-    json.loads(written.read_bytes())  # Prefect took it for a miss and wrote it again (no reject row: assert_consistent)
+    json.loads(written.read_bytes())  # taken for a miss and written again (no reject row: assert_consistent)
     assert_consistent(out, inputs)
     assert not (out / ".runs" / dead.run_id).exists()
 

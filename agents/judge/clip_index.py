@@ -10,6 +10,7 @@ from functools import lru_cache
 from agents.feature_agents import vader_compound  # at import: no imports inside forked judge workers
 from agents.verbalizer import SYNONYMS
 from schemas import Clip, ClipFeatures, FaceObservation
+from schemas.features import VoiceBaseline
 
 # any word for an emotion (the taxonomy's labels and their synonyms) -> its taxonomy label
 WORD_LABEL = {w: label for label, words in SYNONYMS.items() for w in [label, *words]}
@@ -29,51 +30,24 @@ def au_numbers(code: str) -> frozenset[int]:
 
 @dataclass
 class Baseline:
-    """Run-wide typical values (medians) that "raised", "loud" or "fast" are judged against, and their
-    robust spreads (scaled MAD), so a voice can be read as z-scores against this corpus."""
+    """Run-wide medians that "raised", "loud" or "fast" are judged against."""
 
     pitch_hz: float | None = None
     intensity_db: float | None = None
     rate_wps: float | None = None
     pause_ratio: float | None = None
-    pitch_cv: float | None = None
-    spread: dict[str, float] = field(default_factory=dict)  # quantity -> scaled MAD (or a floor)
-
-    # below these spreads a corpus is too uniform to say what "raised" means: floors in each unit
-    SPREAD_FLOOR = {"pitch": 0.05, "pitch_var": 0.02, "loudness": 1.5, "rate": 0.3, "pauses": 0.05}
 
     @classmethod
     def from_features(cls, features: list[ClipFeatures]) -> "Baseline":
-        import numpy as np
+        import statistics
+
+        def med(values):
+            vals = [v for v in values if v is not None]
+            return statistics.median(vals) if vals else None
 
         pros = [f.prosody for f in features if f.prosody is not None]
-        columns = {
-            "pitch": [p.pitch_mean_hz for p in pros],
-            "loudness": [p.intensity_mean_db for p in pros],
-            "rate": [p.speech_rate_wps for p in pros],
-            "pauses": [p.pause_ratio for p in pros],
-            "pitch_var": [p.pitch_std_hz / p.pitch_mean_hz if p.pitch_std_hz is not None and p.pitch_mean_hz else None
-                          for p in pros],
-        }
-        med, spread = {}, {}
-        for q, values in columns.items():
-            vals = np.array([v for v in values if v is not None], dtype=float)
-            if len(vals) == 0:
-                med[q] = None
-                continue
-            med[q] = float(np.median(vals))
-            mad = 1.4826 * float(np.median(np.abs(vals - med[q])))
-            # pitch is compared in relative terms (a man's and a woman's voice differ by an octave)
-            floor = cls.SPREAD_FLOOR[q] * (med[q] if q == "pitch" else 1.0)
-            spread[q] = max(mad, floor)
-        return cls(med["pitch"], med["loudness"], med["rate"], med["pauses"], med["pitch_var"], spread)
-
-    def z(self, quantity: str, value: float | None) -> float | None:
-        ref = {"pitch": self.pitch_hz, "loudness": self.intensity_db, "rate": self.rate_wps, "pauses": self.pause_ratio,
-               "pitch_var": self.pitch_cv}[quantity]
-        if value is None or ref is None or quantity not in self.spread:
-            return None
-        return (value - ref) / self.spread[quantity]
+        return cls(med(p.pitch_mean_hz for p in pros), med(p.intensity_mean_db for p in pros),
+                   med(p.speech_rate_wps for p in pros), med(p.pause_ratio for p in pros))
 
 
 class lazy:
@@ -98,6 +72,7 @@ class ClipIndex:
     features: ClipFeatures | None
     baseline: Baseline = field(default_factory=Baseline)
     taxonomy: frozenset[str] = frozenset()
+    voice_baseline: VoiceBaseline | None = None
 
     def __post_init__(self) -> None:
         self.start = self.clip.start  # plain attributes: the time check reads them for every claim
@@ -187,30 +162,15 @@ class ClipIndex:
                 sums[label] = sums.get(label, 0.0) + prob
         return {k: v / len(frames) for k, v in sums.items()} if frames else {}
 
-    def vocal_z(self, start: float | None = None, end: float | None = None) -> dict[str, float]:
-        """Robust z-scores of the clip's voice against the run's typical values (pitch and loudness
-        on the cited span when it is part of the clip)."""
-        p = self.features.prosody if self.features else None
-        if p is None or p.pitch_mean_hz is None:
+    @lazy
+    def voice_z(self) -> dict[str, float]:
+        """The clip's voice against its voice baseline (the speaker's or the run's, as the vocal agents
+        see it: agents/voice_baseline.py), as robust z-scores keyed by the vocal profiles' cue names."""
+        from agents.voice_baseline import zscores
+
+        if self.voice_baseline is None or not self.voice_measures:
             return {}
-        values = {"pitch": p.pitch_mean_hz, "loudness": p.intensity_mean_db, "rate": p.speech_rate_wps,
-                  "pauses": p.pause_ratio,
-                  "pitch_var": p.pitch_std_hz / p.pitch_mean_hz if p.pitch_std_hz is not None else None}
-        if start is not None and end is not None and abs(end - start) < 0.9 * (self.end - self.start) and p.windows:
-            lo, hi = min(start, end) - 0.25, max(start, end) + 0.25
-            inside = [w for w in p.windows if w.end >= lo and w.start <= hi]
-            pitch = [w.pitch_hz for w in inside if w.pitch_hz is not None]
-            loud = [w.intensity_db for w in inside if w.intensity_db is not None]
-            if pitch:
-                values["pitch"] = sum(pitch) / len(pitch)
-            if loud:
-                values["loudness"] = sum(loud) / len(loud)
-        out = {}
-        for q, v in values.items():
-            z = self.baseline.z(q, v)
-            if z is not None:
-                out[q] = z
-        return out
+        return zscores(self.voice_measures, self.voice_baseline)
 
     @lazy
     def modality_distributions(self) -> dict[str, dict[str, float]]:
@@ -231,9 +191,8 @@ class ClipIndex:
                 d = inference.au_distribution({u: sum(v) / len(v) for u, v in units.items()}, self.taxonomy) or {}
             if d:
                 out["visual"] = d
-        z = self.vocal_z()
-        if z:
-            d = inference.vocal_distribution(z, self.taxonomy)
+        if self.voice_z:
+            d = inference.vocal_distribution(self.voice_z, self.taxonomy)
             if d:
                 out["audio"] = d
         if self.vader is not None:
@@ -241,6 +200,17 @@ class ClipIndex:
             if d:
                 out["text"] = d
         return out
+
+    def functional(self, name: str) -> float | None:
+        p = self.features.prosody if self.features else None
+        return next((f.value for f in p.functionals if f.name == name), None) if p else None
+
+    @lazy
+    def voice_measures(self) -> dict[str, float]:
+        """The clip's named voice quantities as the vocal agents read them (agents/voice_baseline.py)."""
+        from agents.voice_baseline import measures
+
+        return measures(self.features.prosody if self.features else None)
 
     @lazy
     def modality_leanings(self) -> dict:

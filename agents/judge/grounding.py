@@ -55,10 +55,11 @@ class Cue:
     """What a claim's text says, parsed once per distinct (cue, feature_ref): the clip-independent
     half of every check below, so repeated cues (templated agents, re-judged runs) skip the regexes."""
 
-    __slots__ = ("ref", "aus", "au_mean", "labels", "label_values", "quotes", "has_quote", "speaker", "vader", "prosody")
+    __slots__ = ("text", "ref", "aus", "au_mean", "labels", "label_values", "quotes", "has_quote", "speaker", "vader", "prosody")
 
     def __init__(self, cue: str, feature_ref: str | None) -> None:
         # substring tests first: most cues mention few kinds of thing, and each regex scan costs µs
+        self.text = cue
         lower = cue.lower()
         m = _REF.match(feature_ref.strip()) if feature_ref else None
         self.ref = m.group("kind", "sel", "field", "key") if m else None
@@ -291,6 +292,26 @@ def check_prosody(ev: Evidence, cue: Cue, ix: ClipIndex, out: Finding) -> None:
             out.bad(f"claims {'more' if says_up else 'less'} {quantity} but measured {value:.1f} vs run median {ref:.1f}")
 
 
+_NUMBER = re.compile(r"[-+]?\d*\.\d+|[-+]?\d+")
+
+
+def check_functional(cue: Cue, name: str | None, ix: ClipIndex, out: Finding) -> None:
+    """A stated acoustic functional (prosody.functionals[NAME]) must exist and match one of the numbers
+    the claim states (a percentage as its fraction too)."""
+    value = ix.functional(name) if name else None
+    if value is None:
+        out.bad(f"functional {name!r} was not measured in the clip")
+        return
+    stated = [float(x) for x in _NUMBER.findall(cue.text)]
+    if not stated:
+        return
+    tol = max(0.05 * abs(value), 0.01)
+    if any(abs(x - value) <= tol or abs(x / 100 - value) <= tol / 100 for x in stated):
+        out.ok(f"{name} {value:.4g} as stated")
+    else:
+        out.bad(f"states {name} as one of {', '.join(f'{x:g}' for x in stated[:3])}; measured {value:.4g}")
+
+
 def check_ref(ev: Evidence, cue: Cue, ix: ClipIndex, out: Finding) -> bool:
     """Resolve feature_ref; a reference to a feature that does not exist is a contradiction. Returns
     True when the reference directed the checks (so the free-text checkers need not run again)."""
@@ -327,7 +348,10 @@ def check_ref(ev: Evidence, cue: Cue, ix: ClipIndex, out: Finding) -> bool:
                 check_expression(ev, cue, ix, out, frames)
             return True
         if kind == "prosody":
-            check_prosody(ev, cue, ix, out)
+            if fld == "functionals":
+                check_functional(cue, key, ix, out)
+            else:
+                check_prosody(ev, cue, ix, out)
             return True
     except ValueError:
         out.bad(f"feature_ref {ev.feature_ref!r} has a malformed index")

@@ -6,10 +6,10 @@ strongest rival, using published cue–emotion knowledge:
   reduced to the units we measure in agents/feature_agents.PROTOTYPES. A unit shared by several
   prototypes (AU04: anger, sadness, fear) supports each of them only weakly.
 - the expression model's probabilities on the cited frames: the label's margin over the runner-up.
-- voice: the vocal-affect profiles summarised by Juslin & Laukka (2003, Psychological Bulletin 129(5),
-  table 7) and Scherer (2003, Speech Communication 40): direction of pitch level, pitch variability,
-  loudness, speech rate and pausing per emotion, compared with the run's own typical values (robust
-  z-scores), so a raised voice reads against this corpus, not a population norm.
+- voice: the vocal-affect profiles of Juslin & Laukka (2003) and Scherer (1986, 2003), the same table
+  the vocal agents use (agents/vocal_profiles.py, sources cited there), on robust z-scores against
+  the same voice baseline they get (the speaker's, or the run's: agents/voice_baseline.py), so a
+  raised voice reads against this speaker or corpus, not a population norm.
 - words: VADER valence (Hutto & Gilbert 2014) separates positive from negative from flat, never one
   negative emotion from another.
 
@@ -19,7 +19,6 @@ Every cue becomes a distribution D over the taxonomy; the support for label ℓ 
 
 from __future__ import annotations
 
-import math
 from functools import lru_cache
 
 from agents.feature_agents import PROTOTYPES
@@ -27,21 +26,6 @@ from agents.feature_agents import PROTOTYPES
 # margin (in probability) at which a cue counts as fully for or against a label
 SCALE = 0.3
 
-# (pitch level, pitch variability, loudness, speech rate, pausing): +1 higher, -1 lower than the
-# speaker's typical, 0 no consistent direction. Juslin & Laukka 2003 (anger, fear, happiness,
-# sadness); Scherer 2003 and Banse & Scherer 1996 (boredom, disgust, surprise, weaker evidence,
-# hence halved).
-VOCAL_PROFILES: dict[str, tuple[float, float, float, float, float]] = {
-    "anger": (1.0, 1.0, 1.0, 1.0, -1.0),
-    "fear": (1.0, -0.5, 0.0, 1.0, 0.0),
-    "happiness": (1.0, 1.0, 0.5, 0.5, -0.5),
-    "sadness": (-1.0, -1.0, -1.0, -1.0, 1.0),
-    "boredom": (-0.5, -1.0, -0.5, -0.5, 0.5),
-    "disgust": (-0.5, 0.0, 0.0, -0.5, 0.5),
-    "surprise": (0.5, 0.5, 0.5, 0.0, 0.0),
-    "neutral": (0.0, 0.0, 0.0, 0.0, 0.0),
-}
-VOCAL_DIMS = ("pitch", "pitch_var", "loudness", "rate", "pauses")
 NEGATIVE = ("anger", "sadness", "fear", "disgust", "boredom")
 
 
@@ -90,24 +74,26 @@ def au_distribution(intensities: dict[str, float], taxonomy) -> dict[str, float]
     return out or None
 
 
-def vocal_distribution(z: dict[str, float], taxonomy, temperature: float = 1.0) -> dict[str, float] | None:
-    """Robust z-scores of the named voice quantities → a softmax over each emotion's closeness to its
-    profile (one standard deviation in the profile's direction is a perfect match)."""
-    key = tuple(sorted((d, round(max(-3.0, min(3.0, v)), 2)) for d, v in z.items() if d in VOCAL_DIMS))
-    return dict(_vocal(key, frozenset(taxonomy), temperature)) if key else None
+# a claim's words for a voice quantity -> the vocal profiles' cue names
+VOICE_CUES = {"pitch": ("pitch_st",), "pitch_var": ("pitch_range_st",), "loudness": ("loudness", "loudness_var"),
+              "rate": ("syllable_rate",), "pauses": ("pause_ratio",)}
+
+
+def vocal_distribution(z: dict[str, float], taxonomy) -> dict[str, float] | None:
+    """Robust z-scores of voice quantities (the vocal profiles' cue names) → the profiles' distribution."""
+    key = tuple(sorted((k, round(max(-3.0, min(3.0, v)), 2)) for k, v in z.items()))
+    return dict(_vocal(key, frozenset(taxonomy))) or None if key else None
 
 
 @lru_cache(maxsize=65536)  # z-scores rounded to 0.01 repeat across clips: each profile match is computed once
-def _vocal(z: tuple[tuple[str, float], ...], taxonomy: frozenset[str], temperature: float) -> tuple[tuple[str, float], ...]:
-    dims = [(VOCAL_DIMS.index(d), v) for d, v in z]
-    scores = {emotion: -sum((v - profile[i]) ** 2 for i, v in dims) / temperature
-              for emotion, profile in VOCAL_PROFILES.items() if emotion in taxonomy}
-    if not scores:
-        return ()
-    top = max(scores.values())
-    exp = {k: math.exp(v - top) for k, v in scores.items()}
-    total = sum(exp.values())
-    return tuple((k, v / total) for k, v in exp.items())
+def _vocal(z: tuple[tuple[str, float], ...], taxonomy: frozenset[str]) -> tuple[tuple[str, float], ...]:
+    from agents.vocal_profiles import PROSODY_PROFILES, VOICE_QUALITY_PROFILES, match
+
+    cues = dict(z)
+    profiles = {e: {**PROSODY_PROFILES.get(e, {}), **VOICE_QUALITY_PROFILES.get(e, {})}
+                for e in set(PROSODY_PROFILES) | set(VOICE_QUALITY_PROFILES)}
+    found = match(cues, profiles, sorted(taxonomy), 1.0, 1.0)
+    return tuple(found.distribution.items()) if found else ()
 
 
 def valence_distribution(compound: float, taxonomy) -> dict[str, float] | None:
@@ -144,16 +130,20 @@ def claim_distribution(ev, cue, ix) -> dict[str, float] | None:
         if fld == "expression" or cue.labels:
             return ix.expression_mean(frames) or None
         return None
+    if kind == "prosody" and fld == "functionals":
+        from agents.voice_baseline import EGEMAPS
+
+        quantity = next((q for q, f in EGEMAPS.items() if f == key), None)
+        z = ix.voice_z.get(quantity) if quantity else None
+        return None if z is None else vocal_distribution({quantity: z}, ix.taxonomy)
     if kind == "prosody" or (kind is None and modality in ("audio", "prosody")) or (kind is None and cue.prosody):
         named = {q for q, *_ in cue.prosody}
         lower = f" {ev.cue.lower()} "
-        dims = set()
-        if "pitch" in named:
-            dims.add("pitch")
-            if any(w in lower for w in _VARIABILITY_WORDS):
-                dims.add("pitch_var")
-        dims |= named & {"loudness", "rate", "pauses"}
-        z = {q: v for q, v in ix.vocal_z(ev.start, ev.end).items() if q in dims}
+        dims = set(named & {"pitch", "loudness", "rate", "pauses"})
+        if "pitch" in named and any(w in lower for w in _VARIABILITY_WORDS):
+            dims.add("pitch_var")
+        voice = ix.voice_z
+        z = {c: voice[c] for d in dims for c in VOICE_CUES[d] if c in voice}
         return vocal_distribution(z, ix.taxonomy) if z else None
     if kind == "words" or modality == "text":
         if cue.vader is not None and ix.vader is not None:
@@ -162,6 +152,19 @@ def claim_distribution(ev, cue, ix) -> dict[str, float] | None:
             from agents.feature_agents import vader_compound
 
             return valence_distribution(vader_compound(" ".join(cue.quotes)), ix.taxonomy)
+    return None
+
+
+def claim_kind(ev, cue) -> str | None:
+    """Which body of knowledge claim_distribution reads a claim with (the same branches): its measured
+    reliability is learned per kind where known labels exist."""
+    kind, _, fld, _ = cue.ref or (None, None, None, None)
+    if kind == "faces" or (kind is None and ev.modality in ("face", "visual")):
+        return "action_units" if fld == "action_units" or (fld is None and cue.aus and not cue.labels) else "expression"
+    if kind == "prosody" or (kind is None and (ev.modality in ("audio", "prosody") or cue.prosody)):
+        return "voice"
+    if kind == "words" or ev.modality == "text":
+        return "words"
     return None
 
 

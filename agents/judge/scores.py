@@ -12,8 +12,10 @@ S_reason (soundness of the inference): the mean over the answer's claims of fact
   they contradict; support (agents/judge/inference.py) is how strongly what was measured for the
   cited cue favours the answer's label over its strongest rival, from published cue-emotion
   knowledge (1 clearly, 0.5 cannot tell, 0 points elsewhere; 0.5 for a claim that says nothing about
-  emotion). A true fact that does not point to the label earns half, not full credit. An answer
-  citing no evidence counts as one unverifiable claim that points nowhere.
+  emotion). A true fact that does not point to the label earns half, not full credit. Where labels
+  are known, support is replaced by what that kind of cue's support has been worth on them
+  (stage.cue_reliability). An answer citing no evidence counts as one unverifiable claim that
+  points nowhere.
 S_cot (completeness of the multimodal reasoning): of what the clip's measured modalities say to tell
   the answer's label from its strongest rival, the share its reasoning steps take into account.
   Each modality the clip has weighs COVERAGE_FLOOR plus |its margin between the label and the
@@ -66,8 +68,11 @@ def s_reason(claims: list[ClaimCheck], unverifiable_credit: float) -> float:
 def s_reason_of(verdicts: list[str], supports: list[float | None], unverifiable_credit: float) -> float:
     if not verdicts:
         return unverifiable_credit * NO_SUPPORT
-    credit = {"supported": 1.0, "unverifiable": unverifiable_credit, "contradicted": 0.0}
-    return sum(credit[v] * (NO_SUPPORT if s is None else s) for v, s in zip(verdicts, supports)) / len(verdicts)
+    total = 0.0
+    for v, s in zip(verdicts, supports):
+        fact = 1.0 if v == "supported" else unverifiable_credit if v == "unverifiable" else 0.0
+        total += fact * (NO_SUPPORT if s is None else s)
+    return total / len(verdicts)
 
 
 NO_SUPPORT = 0.5  # a claim that bears on no emotion neither supports the label nor speaks against it
@@ -104,14 +109,19 @@ def covered_groups(a: Annotation) -> set[str]:
     return out
 
 
-def s_cot_of(a: Annotation, available: frozenset[str], leanings: dict) -> float:
-    """`leanings`: what each measured modality says on its own (ClipIndex.modality_leanings)."""
+def s_cot_of(a: Annotation, available: frozenset[str], leanings: dict, weights_of: dict | None = None) -> float:
+    """`leanings`: what each measured modality says on its own (ClipIndex.modality_leanings);
+    `weights_of`: a per-clip memo of the modality weights by label (answers on a clip share labels)."""
     if not available:
         return 1.0
-    weight = {}
-    for g in available:
-        lean = leanings.get(g)
-        weight[g] = COVERAGE_FLOOR + (abs(lean.margin(a.label)) if lean is not None else 0.0)
+    weight = weights_of.get(a.label) if weights_of is not None else None
+    if weight is None:
+        weight = {}
+        for g in available:
+            lean = leanings.get(g)
+            weight[g] = COVERAGE_FLOOR + (abs(lean.margin(a.label)) if lean is not None else 0.0)
+        if weights_of is not None:
+            weights_of[a.label] = weight
     covered = covered_groups(a)
     score = sum(w for g, w in weight.items() if g in covered) / sum(weight.values())
     last = a.steps[-1] if a.steps else None

@@ -4,24 +4,22 @@ Runs over the run at once because the aggregators and the review budget look acr
 from __future__ import annotations
 
 import gc
-import math
 from collections import defaultdict
 from contextlib import contextmanager
-from dataclasses import dataclass
 
 import numpy as np
 
 from agents.judge import calibration, reliability
-from agents.judge.aggregate import Votes, label_distributions, summarise
+from agents.judge.aggregate import Votes
 from agents.judge.clip_index import Baseline, ClipIndex
-from agents.judge.flags import review_threshold
 from agents.judge.grounding import check_claim, claim_record, parse_cue
-from agents.judge.inference import claim_distribution, leaning, support
+from agents.judge.inference import claim_distribution, claim_kind, leaning, support
 from agents.judge.processes import judge_processes, score_in_processes
+from agents.judge.resolve import resolve
 from agents.judge.scores import MODALITY_GROUP, distribution, s_cot_of, s_final, s_rec_given, s_reason_of
-from schemas import (Annotation, AnnotatorReliability, Clip, ClipFeatures, Consensus, EmoforgeConfig, Judgement, Provenance,
-                     Routing, SourceJudgements)
-from schemas.features import LabelProb
+from agents.voice_baseline import voice_baselines
+from schemas import (Annotation, Clip, ClipFeatures, EmoforgeConfig, Judgement, Provenance,
+                     SourceJudgements)
 from schemas.trusted import trusted
 
 JUDGE_ID = "emoforge-grounded-judge"
@@ -46,7 +44,8 @@ def judge_run(clips: list[Clip], features: list[ClipFeatures], annotations: list
     feats = {f.clip_id: f for f in features}
     baseline = Baseline.from_features(features)
     taxonomy = frozenset(config.taxonomy)
-    index = {c.clip_id: ClipIndex(c, feats.get(c.clip_id), baseline, taxonomy) for c in clips}
+    voice = voice_baselines(clips, features, config.annotate.baseline)  # as the vocal agents saw them
+    index = {c.clip_id: ClipIndex(c, feats.get(c.clip_id), baseline, taxonomy, voice.get(c.clip_id)) for c in clips}
     by_clip: dict[str, list[Annotation]] = defaultdict(list)
     for a in annotations:
         if a.clip_id in index and a.status != "abstained":
@@ -56,7 +55,8 @@ def judge_run(clips: list[Clip], features: list[ClipFeatures], annotations: list
             for clip_id, answers in by_clip.items()]
     # under the reliability aggregation S_rec comes from the fitted model, after every clip is scored
     from_model = jc.aggregation == "reliability"
-    settings = (jc.unverifiable_credit, from_model)
+    cue_maps = cue_reliability(index, by_clip, known, jc.reliability.calibration_prior_strength)
+    settings = (jc.unverifiable_credit, from_model, cue_maps)
     tally = Tally(clips, config.taxonomy)
     scored_clips = []
     with gc_paused():
@@ -94,8 +94,9 @@ Scored = tuple[float | None, float, float, float | None, str, list[tuple[str, st
 def score_answers(ix: ClipIndex, answers: list[Annotation], weights, gold: list[str] | None, settings,
                   llm_judge=None) -> tuple[list[Scored], set[str]]:
     """Score one clip's answers; also returns the modality groups its usable answers cite.
-    settings: (unverifiable_credit, S_rec from the reliability model) — or a bare credit."""
-    unverifiable_credit, from_model = settings if isinstance(settings, tuple) else (settings, False)
+    settings: (unverifiable_credit, S_rec from the reliability model, cue kind -> calibrated support)
+    — or a bare credit."""
+    unverifiable_credit, from_model, cue_maps = settings if isinstance(settings, tuple) else (settings, False, {})
     usable = [a for a in answers if a.status in USABLE and a.label]
     dists = {id(a): distribution(a) for a in usable}  # identity: pydantic equality compares every field
     rows: list[Scored] = []
@@ -103,6 +104,7 @@ def score_answers(ix: ClipIndex, answers: list[Annotation], weights, gold: list[
     # verdict and what its measurement says depend on these fields and the clip only, so each
     # distinct one is checked once
     checked: dict[tuple, tuple[tuple[str, str, str], dict | None]] = {}
+    cot_weights: dict = {}
     for a in answers:
         if id(a) not in dists:
             rows.append(None)
@@ -112,18 +114,22 @@ def score_answers(ix: ClipIndex, answers: list[Annotation], weights, gold: list[
             key = (ev.cue, ev.feature_ref, ev.start, ev.end, ev.modality)
             found = checked.get(key)
             if found is None:
-                found = checked[key] = (check_claim(ev, ix), leaning(claim_distribution(ev, parse_cue(ev.cue, ev.feature_ref), ix)))
-            fact, measured = found
+                cue = parse_cue(ev.cue, ev.feature_ref)
+                found = checked[key] = (check_claim(ev, ix), leaning(claim_distribution(ev, cue, ix)), claim_kind(ev, cue))
+            fact, measured, kind = found
             if fact[0] != ev.evidence_id:
                 fact = (ev.evidence_id, fact[1], fact[2])
             claims.append(fact)
-            supports.append(None if measured is None else round(support(measured, a.label), 4))
+            backing = None if measured is None else support(measured, a.label)
+            if backing is not None and kind in cue_maps:  # what this kind of cue's support has been worth
+                backing = float(cue_maps[kind](backing))
+            supports.append(None if backing is None else round(backing, 4))
         if gold or not from_model:
             rec, basis = s_rec_given(a, [d for k, d in dists.items() if k != id(a)], gold)
         else:
             rec, basis = None, "consensus"
         reason = s_reason_of([c[1] for c in claims], supports, unverifiable_credit)
-        cot = s_cot_of(a, ix.modalities, ix.modality_leanings)
+        cot = s_cot_of(a, ix.modalities, ix.modality_leanings, cot_weights)
         steps = []
         if llm_judge is not None:
             steps, rec, reason = llm_judge.blend(ix, a, rec, reason)
@@ -132,6 +138,28 @@ def score_answers(ix: ClipIndex, answers: list[Annotation], weights, gold: list[
         final = None if basis == "consensus" and rec is None else s_final(rec, reason, cot, weights)
         rows.append((rec, reason, cot, final, basis, claims, supports, flags, steps))
     return rows, {MODALITY_GROUP[e.modality] for a in usable for e in a.evidence if e.modality in MODALITY_GROUP}
+
+
+def cue_reliability(index: dict[str, ClipIndex], by_clip: dict[str, list[Annotation]], known: dict[str, list[str]],
+                    prior_strength: float) -> dict[str, calibration.Calibrator]:
+    """Where labels are known, what each kind of cue's support has been worth: isotonic maps from
+    support to P(the answer citing it is right), per kind (action units, expression, voice, words),
+    from the stated prior that support is that probability. Kinds never cited on a known clip keep
+    the literature's support as it is."""
+    pairs: dict[str, tuple[list[float], list[float]]] = {}
+    for clip_id, truth in known.items():
+        ix = index.get(clip_id)
+        for a in by_clip.get(clip_id, []) if ix is not None else []:
+            if a.status not in USABLE or not a.label:
+                continue
+            for ev in a.evidence:
+                cue = parse_cue(ev.cue, ev.feature_ref)
+                kind, backing = claim_kind(ev, cue), support(leaning(claim_distribution(ev, cue, ix)), a.label)
+                if kind is not None and backing is not None:
+                    xs, ys = pairs.setdefault(kind, ([], []))
+                    xs.append(backing)
+                    ys.append(float(a.label in truth))
+    return {kind: calibration.fit_calibrator(np.array(xs), np.array(ys), prior_strength) for kind, (xs, ys) in pairs.items()}
 
 
 def with_model_rec(rows: list[Scored], answers: list[Annotation], posterior: list[float] | None, lpos: dict[str, int],
@@ -188,6 +216,8 @@ class Tally:
             self.soft.append(self._soft(a, k))
 
     def _soft(self, a: Annotation, k: int) -> tuple[tuple[int, ...], tuple[float, ...]]:
+        if not a.label_distribution and len(a.labels) <= 1:
+            return (k,), (1.0,)  # the common case for answers without a distribution: one-hot
         if a.label_distribution:
             pairs = [(self.lpos[p.label], p.prob) for p in a.label_distribution if p.label in self.lpos and p.prob > 0]
             total = sum(p for _, p in pairs)
@@ -257,128 +287,3 @@ def gc_paused():
         gc.unfreeze()
         if was:
             gc.enable()
-
-
-@dataclass
-class Resolved:
-    consensus: list[Consensus]
-    threshold: float
-    routing: Routing
-    reliability: list[AnnotatorReliability]
-    posterior: dict[str, list[float]]  # clip -> posterior over the taxonomy (reliability aggregation only)
-
-
-def resolve(clips: list[Clip], index: dict[str, ClipIndex], tally: Tally, config: EmoforgeConfig,
-            gold: dict[str, list[str]], known: dict[str, list[str]], prov: Provenance) -> Resolved:
-    jc = config.judge
-    labels = tally.labels
-    clip_ids = tally.clip_ids
-    votes = tally.votes()
-    known_rows = _known_matrix(clip_ids, labels, known)
-    annotators: list[AnnotatorReliability] = []
-    posterior: dict[str, list[float]] = {}
-    if jc.aggregation == "reliability":
-        fitted = reliability.fit(tally.soft_votes(), known_rows, prior_strength=jc.reliability.prior_strength,
-                                 prior_accuracy=jc.reliability.prior_accuracy)
-        dist, free = fitted.posterior, fitted.free_posterior
-        posterior = {c: row for c, row in zip(clip_ids, dist.tolist())}
-        annotators = _annotator_reliability(fitted, votes, known_rows, labels)
-    else:
-        dist = free = label_distributions(votes, jc.aggregation)
-    top, margin, entropy, uncertainty = summarise(dist, len(labels))
-
-    n_answers = np.bincount(votes.clip, minlength=len(clip_ids))
-    agree = votes.label == top[votes.clip]
-    n_agree = np.bincount(votes.clip, weights=agree, minlength=len(clip_ids))
-    s_agree = np.bincount(votes.clip, weights=votes.weight * agree, minlength=len(clip_ids))
-    agreement = np.divide(n_agree, n_answers, out=np.zeros(len(clip_ids)), where=n_answers > 0)
-    s_mean = np.divide(s_agree, n_agree, out=np.full(len(clip_ids), np.nan), where=n_agree > 0)
-
-    # calibrated confidence: the review score. Fitted on the clips with known labels, from what the
-    # answers alone said about them (the known label held out of the belief, not of the fit)
-    is_known = known_rows.sum(axis=1) > 0
-    raw = free.max(axis=1)
-    free_top = np.where(free.sum(axis=1) > 0, free.argmax(axis=1), -1)
-    fit_on = is_known & (free_top >= 0)
-    right = known_rows[np.nonzero(fit_on)[0], free_top[fit_on]] > 0
-    calibrate = calibration.fit_calibrator(raw[fit_on], right.astype(float), jc.reliability.calibration_prior_strength)
-    confidence = np.where(top >= 0, calibrate(raw), 0.0)
-    confidence[is_known & (top >= 0)] = 1.0  # the label is the known one
-    review = confidence
-
-    gold_correct = None
-    if gold:
-        gold_correct = np.array([np.nan if c not in gold else float(top[i] >= 0 and labels[top[i]] in gold[c])
-                                 for i, c in enumerate(clip_ids)])
-    rule = jc.threshold
-    if rule.mode == "target":
-        cut = calibration.cut_for_target(review[top >= 0], rule.target_accuracy)
-        threshold = cut.threshold
-    else:
-        threshold = review_threshold(review, rule, gold_correct)
-
-    hallucinated, rejected, cited = tally.hallucinated, tally.rejected, tally.cited
-    # plain Python values: indexing numpy arrays one element at a time costs more than the rest of the loop
-    top_, margin_, entropy_, uncertainty_, agreement_, n_answers_, s_mean_, review_, dist_, known_ = (
-        x.tolist() for x in (top, margin, entropy, uncertainty, agreement, n_answers, s_mean, review, dist, is_known))
-    flag_on = set(jc.flag_on)
-    out = []
-    for i, clip in enumerate(clips):
-        cid = clip.clip_id
-        flags = []
-        if review_[i] < threshold:
-            flags.append("low_score")
-        if margin_[i] < jc.min_margin:
-            flags.append("thin_margin")
-        if agreement_[i] < jc.min_agreement:
-            flags.append("disagreement")
-        if cid in hallucinated:
-            flags.append("hallucinated_evidence")
-        if index[cid].modalities - cited.get(cid, set()):  # measured, but no answer looked at it
-            flags.append("missing_modality")
-        if cid in rejected:
-            flags.append("rejected_answer")
-        out.append(trusted(
-            Consensus, clip_id=cid, label=labels[top_[i]] if top_[i] >= 0 else None,
-            distribution=[trusted(LabelProb, label=labels[k], prob=round(p, 6)) for k, p in enumerate(dist_[i]) if p != 0],
-            method=jc.aggregation, margin=margin_[i], entropy=entropy_[i], uncertainty=uncertainty_[i],
-            agreement=agreement_[i], n_answers=n_answers_[i],
-            s_final_mean=None if math.isnan(s_mean_[i]) else s_mean_[i], review_score=review_[i],
-            confidence=review_[i] if top_[i] >= 0 else None,
-            gold_label=(gold.get(cid) or [None])[0], flags=flags,
-            # a clip whose label is known (gold, a reviewer's verdict) has nothing left to ask a person
-            needs_review=not known_[i] and not flag_on.isdisjoint(flags), provenance=prov))
-    accepted = np.array([not c.needs_review and c.label is not None for c in out], dtype=bool)
-    est, lo, hi = calibration.accepted_estimate(review[accepted])
-    routing = Routing(mode=rule.mode, threshold=float(threshold), target_accuracy=rule.target_accuracy if rule.mode in ("target", "calibrated") else None,
-                      n_clips=len(out), n_accepted=int(accepted.sum()), estimated_accuracy=est, ci_low=lo, ci_high=hi,
-                      calibrated_on=int(fit_on.sum()), calibration=calibrate.method)
-    return Resolved(out, float(threshold), routing, annotators, posterior)
-
-
-def _known_matrix(clip_ids: list[str], labels: list[str], known: dict[str, list[str]]) -> np.ndarray:
-    """(N, K): a known clip's labels spread evenly; zeros elsewhere."""
-    out = np.zeros((len(clip_ids), len(labels)))
-    lpos = {lab: k for k, lab in enumerate(labels)}
-    for i, c in enumerate(clip_ids):
-        ks = [lpos[x] for x in known.get(c, []) if x in lpos]
-        if ks:
-            out[i, ks] = 1.0 / len(ks)
-    return out
-
-
-def _annotator_reliability(fitted: reliability.Reliability, votes: Votes, known_rows: np.ndarray,
-                           labels: list[str]) -> list[AnnotatorReliability]:
-    acc = fitted.accuracy()
-    n = np.bincount(votes.annotator, minlength=len(votes.annotator_ids))
-    seen = fitted.posterior[np.unique(votes.clip)].sum(axis=0) > 0.5  # classes the run's clips hold
-    out = []
-    for j, name in enumerate(votes.annotator_ids):
-        mine = votes.annotator == j
-        on_known = mine & (known_rows[votes.clip].sum(axis=1) > 0)
-        right = known_rows[votes.clip[on_known], votes.label[on_known]] > 0
-        out.append(AnnotatorReliability(
-            annotator_id=name, n_answers=int(n[j]), estimated_accuracy=round(float(acc[j]), 4),
-            recall=[LabelProb(label=labels[k], prob=round(float(fitted.confusion[j, k, k]), 4)) for k in range(len(labels)) if seen[k]],
-            gold_accuracy=round(float(right.mean()), 4) if on_known.any() else None, n_gold=int(on_known.sum())))
-    return out

@@ -1,15 +1,16 @@
-"""Stage 6 end to end: a run directory in, a complete dataset directory out — written to a
-temporary directory and moved into place, so a failure never leaves a partial dataset."""
+"""Stage 6 end to end: a run directory in, a complete dataset directory out — written beside it and
+swapped into place (pipeline/export/destination.py), so a failure or a kill at any point leaves
+the old dataset or the new one whole, never a partial one."""
 
 from __future__ import annotations
 
 import shutil
-import tempfile
 from pathlib import Path
 
 from pipeline.export.card import dataset_card, summary
 from pipeline.export.croissant import write_croissant
 from pipeline.export.dataset import ExportError, build_rows, hide_labels
+from pipeline.export.destination import check_destination, publish, staging_dir
 from pipeline.export.splits import assign_splits
 from pipeline.export.versions import record_version
 from schemas import EmoforgeConfig
@@ -19,6 +20,9 @@ from storage import SPLITS, DatasetDir, RunDir
 def export_run(run: RunDir, out: str | Path, config: EmoforgeConfig, run_id: str, versioned: bool = False) -> dict[str, int]:
     """Write the dataset to `out`. `versioned` (the run's own dataset) also records a new version in
     OUT/versions/ with a change report whenever labels or answers moved."""
+    out = Path(out)
+    if not (versioned and out.resolve() == run.dataset_dir.resolve()):  # only the flow writes inside its run
+        check_destination(out, run.root)
     clips, consensus = run.read("clips"), run.read("consensus")
     if not clips:
         raise ExportError(f"{run.root}: the run has no clips to export")
@@ -35,9 +39,7 @@ def export_run(run: RunDir, out: str | Path, config: EmoforgeConfig, run_id: str
     key = []
     if config.export.hide_test_labels:
         splits["test"], key = hide_labels(splits["test"])
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    tmp = staging_dir(out)
     try:
         ds = DatasetDir(tmp)
         for s in SPLITS:
@@ -45,13 +47,13 @@ def export_run(run: RunDir, out: str | Path, config: EmoforgeConfig, run_id: str
         if key:
             ds.write_answer_key(key)
         ids = {r.clip_id for r in rows}
-        ds.write_features([f for f in run.read("features") if f.clip_id in ids], [c for c in clips if c.clip_id in ids])
+        # released clips name their source by file name (and source_id): a local path says who made it and where
+        released = [c.model_copy(update={"source_path": Path(c.source_path).name}) for c in clips if c.clip_id in ids]
+        ds.write_features([f for f in run.read("features") if f.clip_id in ids], released)
         card = dataset_card(splits, key, run.read("sources"), config, run_id, version, rows=rows)
         (tmp / "README.md").write_text(card)
         write_croissant(ds, config, summary(config, run_id))
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
+        publish(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

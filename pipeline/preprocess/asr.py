@@ -14,6 +14,7 @@ import numpy as np
 
 from pipeline.models import shared
 from pipeline.preprocess.weights import whisper_base_dir
+from pipeline.threads import ctranslate2_threads, pin_blas_threads
 from schemas import Word
 from schemas.config import ASRConfig
 
@@ -39,7 +40,7 @@ class FasterWhisperASR(Transcriber):
         self.model_path = resolve_model(config)
         self.name = f"faster-whisper:{config.model}"
         self.version = metadata.version("faster-whisper")
-        self.model = WhisperModel(self.model_path, device=config.device, compute_type=config.compute_type, cpu_threads=config.cpu_threads or 0)
+        self.model = WhisperModel(self.model_path, device=config.device, compute_type=config.compute_type, cpu_threads=ctranslate2_threads(config.cpu_threads))
         self._lock = threading.Lock()
 
     def transcribe(self, audio, offset):
@@ -67,7 +68,7 @@ class WhisperXASR(Transcriber):
         self.version = metadata.version("whisperx")
         self.model = whisperx.load_model(
             resolve_model(config), config.device, compute_type=config.compute_type, language=config.language,
-            vad_method="pyannote", threads=config.cpu_threads or 0,
+            vad_method="pyannote", threads=ctranslate2_threads(config.cpu_threads),
         )
         self.align = None
         if config.align_model:
@@ -109,4 +110,5 @@ def spread_words(text: str, start: float, end: float) -> list[dict]:
 
 _BACKENDS = {"faster-whisper": FasterWhisperASR, "whisperx": WhisperXASR}
 def get_transcriber(config: ASRConfig) -> Transcriber:
+    pin_blas_threads()  # the features whisper decodes from must not depend on the runner
     return shared("asr", config, lambda: _BACKENDS[config.backend](config))

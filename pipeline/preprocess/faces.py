@@ -4,7 +4,7 @@ Offline default (weights from packages): dlib's HOG face detector (built in) wit
 landmark model from face-recognition-models; AU intensities are *geometric proxies* computed from
 landmark distances normalised by the inter-ocular distance (table AU_PROXIES below, each a linear
 ramp from a typical neutral value to a clear display); expression probabilities come from the `fer`
-package's quantised CNN run with the LiteRT (TFLite) runtime.
+package's quantised CNN run with the LiteRT (TFLite) runtime on an eye-aligned crop.
 With `faces.backend: py-feat` and local weights, py-feat's Detectorv2 gives learned AUs instead.
 """
 
@@ -37,6 +37,54 @@ AU_PROXIES = {
     "AU43": ("eye_closure", 0.0, 0.10),  # eyes closed
 }
 NEUTRAL = {"brow_raise": 0.42, "brow_furrow": 0.40, "upper_lip_gap": 0.26}
+
+
+# The same units measured against the person's own neutral face (their least expressive frames in
+# the source): (raw descriptor, direction, departure where the unit starts, departure of a clear
+# display), in inter-ocular units. A population-typical neutral reads a resting face with a wide
+# mouth or low brows as AU12 or AU04 on every frame; against the person's own resting values only
+# movement counts. AU04 and AU43 need two descriptors or a floor, so they are handled in code.
+OWN_NEUTRAL_AUS = {
+    "AU01+02": ("brow_raise", +1, 0.0, 0.20),
+    "AU05": ("eye_aperture", +1, 0.0, 0.12),
+    "AU10": ("upper_lip_gap", -1, 0.0, 0.10),
+    "AU12": ("lip_corner_lift", +1, 0.0, 0.09),
+    "AU15": ("lip_corner_lift", -1, 0.0, 0.07),
+    "AU25": ("mouth_open", +1, 0.0, 0.10),
+    "AU26": ("mouth_open", +1, 0.11, 0.30),
+    "AU43": ("eye_aperture", -1, 0.0, 0.10),
+}
+# raw descriptors the neutral is estimated on (the derived ones follow from them)
+NEUTRAL_DESCRIPTORS = ("brow_raise", "brow_furrow", "eye_aperture", "upper_lip_gap", "lip_corner_lift", "mouth_open")
+
+
+def person_neutral(geoms: list[dict[str, float]], calm_share: float = 0.3, min_frames: int = 8) -> dict[str, float] | None:
+    """A person's neutral face from their own frames: each descriptor's median over the `calm_share`
+    least expressive frames (smallest mean robust z-score from the person's median), as the vocal
+    agents centre on a speaker's calm clips. None when there are too few frames or the face never
+    moves (a still picture is its own median: nothing to compare with)."""
+    rows = [g for g in geoms if all(k in g for k in NEUTRAL_DESCRIPTORS)]
+    if len(rows) < min_frames:
+        return None
+    x = np.array([[g[k] for k in NEUTRAL_DESCRIPTORS] for g in rows])
+    med = np.median(x, axis=0)
+    mad = 1.4826 * np.median(np.abs(x - med), axis=0)
+    if not np.any(mad > 1e-3):
+        return None
+    z = np.abs(x - med) / np.maximum(mad, 1e-3)
+    calm = x[z.mean(1) <= np.quantile(z.mean(1), calm_share)]
+    return {k: float(v) for k, v in zip(NEUTRAL_DESCRIPTORS, np.median(calm, axis=0))}
+
+
+def au_against_neutral(g: dict[str, float], n: dict[str, float]) -> list[ActionUnit]:
+    """AU intensities (0..1, present >= 0.5) as departures of this frame from the person's neutral."""
+    out = {}
+    for au, (name, sign, start, width) in OWN_NEUTRAL_AUS.items():
+        out[au] = (sign * (g[name] - n[name]) - start) / width
+    # brows drawn down and together (AU04), as in `geometry`, against the person's own brows
+    out["AU04"] = (max(0.0, n["brow_raise"] - g["brow_raise"]) / 2 + max(0.0, n["brow_furrow"] - g["brow_furrow"]) / 2) / 0.12
+    return [ActionUnit(au=au, intensity=round(float(np.clip(out[au], 0.0, 1.0)), 3), present=bool(out[au] >= 0.5),
+                       source="geometry-own-neutral") for au in AU_PROXIES]
 
 
 @dataclass
@@ -98,20 +146,37 @@ class ExpressionModel:
         self.out = self.interpreter.get_output_details()[0]
         self._lock = threading.Lock()
 
-    def predict(self, gray: np.ndarray, box: tuple[int, int, int, int]) -> list[LabelProb]:
-        x, y, w, h = box
-        side = max(w, h)
-        cx, cy = x + w / 2, y + h / 2
-        side = int(side * 1.2)  # fer was trained on Haar boxes, looser than dlib's
-        padded = cv2.copyMakeBorder(gray, side, side, side, side, cv2.BORDER_REPLICATE)
-        x1, y1 = int(cx - side / 2) + side, int(cy - side / 2) + side
-        face = cv2.resize(padded[y1 : y1 + side, x1 : x1 + side], (64, 64)).astype(np.float32)
-        face = (face / 255.0 - 0.5) * 2.0
+    def predict(self, gray: np.ndarray, box: tuple[int, int, int, int], landmarks: np.ndarray | None = None) -> list[LabelProb]:
+        face = aligned_crop(gray, landmarks) if landmarks is not None else box_crop(gray, box)
+        face = (face.astype(np.float32) / 255.0 - 0.5) * 2.0
         with self._lock:
             self.interpreter.set_tensor(self.inp["index"], face[None, :, :, None])
             self.interpreter.invoke()
             probs = self.interpreter.get_tensor(self.out["index"])[0]
         return [LabelProb(label=lab, prob=round(float(p), 4)) for lab, p in zip(FER_LABELS, probs)]
+
+
+def box_crop(gray: np.ndarray, box: tuple[int, int, int, int], size: int = 64) -> np.ndarray:
+    """The detector's box, squared and widened 1.2x (fer was trained on Haar boxes, looser than dlib's)."""
+    x, y, w, h = box
+    side = int(max(w, h) * 1.2)
+    cx, cy = x + w / 2, y + h / 2
+    padded = cv2.copyMakeBorder(gray, side, side, side, side, cv2.BORDER_REPLICATE)
+    x1, y1 = int(cx - side / 2) + side, int(cy - side / 2) + side
+    return cv2.resize(padded[y1 : y1 + side, x1 : x1 + side], (size, size))
+
+
+def aligned_crop(gray: np.ndarray, pts: np.ndarray, size: int = 64) -> np.ndarray:
+    """The face rotated so the eyes are level and scaled by the inter-ocular distance (2.6 of them
+    across, centred a little below the eyes): the same face framing whatever the head roll or the
+    detector's box. On the labelled stills it puts the posed disgust photo right (see README)."""
+    eye_r, eye_l = pts[36:42].mean(0), pts[42:48].mean(0)
+    angle = np.arctan2(eye_l[1] - eye_r[1], eye_l[0] - eye_r[0])
+    iod = max(float(np.hypot(*(eye_l - eye_r))), 1e-6)
+    centre = (eye_r + eye_l) / 2 + np.array([-np.sin(angle), np.cos(angle)]) * iod * 0.45
+    m = cv2.getRotationMatrix2D((float(centre[0]), float(centre[1])), float(np.degrees(angle)), size / (2.6 * iod))
+    m[:, 2] += np.array([size / 2, size / 2]) - centre
+    return cv2.warpAffine(gray, m, (size, size), borderMode=cv2.BORDER_REPLICATE)
 
 
 class OfflineFaceAnalyzer:
@@ -155,7 +220,7 @@ class OfflineFaceAnalyzer:
                         landmarks=[Point(x=round(px, 1), y=round(py, 1)) for px, py in pts],
                         geometry=[NamedValue(name=k, value=round(v, 4)) for k, v in g.items()],
                         action_units=au_proxies(g),
-                        expression=self.expression.predict(gray, (int(x), int(y), int(w), int(h))),
+                        expression=self.expression.predict(gray, (int(x), int(y), int(w), int(h)), pts),
                     )
                 )
         return results

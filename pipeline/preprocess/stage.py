@@ -11,9 +11,10 @@ import numpy as np
 from pipeline.preprocess import prosody as prosody_mod
 from pipeline.preprocess.asr import get_transcriber
 from pipeline.preprocess.diarize import get_diarizer
-from pipeline.preprocess.faces import get_face_analyzer, track
+from pipeline.preprocess.faces import au_against_neutral, get_face_analyzer, person_neutral, track
 from pipeline.sampling.decode import DecodedFrame, decode_once
 from schemas import Clip, ClipFeatures, EmoforgeConfig, FaceObservation, Provenance, Reject, SourceMedia
+from schemas.config import FaceConfig
 from schemas.features import SpeakerTurn, Word
 
 STAGE = "preprocess"
@@ -120,6 +121,7 @@ def _preprocess(path, source, clips, config, run_id):
         except Exception as exc:  # one broken clip never loses the others
             rejects.append(Reject(run_id=run_id, stage=STAGE, path=str(path), source_id=source.source_id, clip_id=clip.clip_id,
                                   reason=f"{path} [{clip.clip_id}]: {type(exc).__name__}: {exc}", error_type=type(exc).__name__))
+    features = against_own_neutral(features, cfg.faces)
     if decoded.error:
         rejects.append(Reject(run_id=run_id, stage=STAGE, path=str(path), source_id=source.source_id, severity="warning",
                               reason=f"{path}: {decoded.error}", error_type="TruncatedMedia"))
@@ -166,3 +168,30 @@ def _clip_features(i, clip, audio, sr, sampler, asr, diarizer, config, prov) -> 
     main, reason = main_track(faces)
     return ClipFeatures(clip_id=clip.clip_id, language=language, words=words, speakers=turns, prosody=prosody, faces=faces,
                         main_track_id=main, main_track_reason=reason, notes=notes, provenance=prov)
+
+
+def against_own_neutral(features: list[ClipFeatures], config: FaceConfig) -> list[ClipFeatures]:
+    """Re-measure the main faces' action units against the person's own neutral face, estimated from
+    their least expressive frames over the whole source (one main person per source is assumed: the
+    main track of each clip). Done here rather than in an agent so the stored AUs, which the judge
+    checks cited AUs against, are the ones the FACS agent reads. A source whose face never moves (a
+    still picture) keeps the population-typical proxies, and its notes say which reference was used."""
+    geoms = [{g.name: g.value for g in o.geometry} for f in features for o in f.faces if o.track_id == f.main_track_id]
+    if not geoms:
+        return features
+    neutral = person_neutral(geoms, config.neutral_calm_share, config.neutral_min_frames)
+    out = []
+    for f in features:
+        if f.main_track_id is None:
+            out.append(f)
+            continue
+        if neutral is None:
+            note = "action units against population-typical neutral values (the face does not move enough in this source to know its own neutral)"
+            out.append(f.model_copy(update={"notes": [*f.notes, note]}))
+            continue
+        faces = [o.model_copy(update={"action_units": au_against_neutral({g.name: g.value for g in o.geometry}, neutral)})
+                 if o.track_id == f.main_track_id else o for o in f.faces]
+        note = (f"action units of the main face against this person's own neutral (median of the least expressive "
+                f"{config.neutral_calm_share:.0%} of {len(geoms)} frames in the source)")
+        out.append(f.model_copy(update={"faces": faces, "notes": [*f.notes, note]}))
+    return out

@@ -59,7 +59,7 @@ class ProjectCounts:
 @dataclass
 class LabelStudioClient:
     url: str
-    token: str
+    token: str = field(repr=False)  # a repr ends up in logs and tracebacks
     timeout_s: float = 30.0
     max_retries: int = 3
     backoff_s: float = 0.5  # first wait; doubles per retry, capped at 8 s

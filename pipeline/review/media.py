@@ -23,8 +23,9 @@ class MediaError(RuntimeError):
 
 
 def document_root(configured: str | None = None) -> Path:
-    """The server's document root: the configured one, else the env the server script reads."""
-    root = configured or os.environ.get("EMOFORGE_LS_DOCUMENT_ROOT") or os.environ.get("LOCAL_FILES_DOCUMENT_ROOT") or str(Path.home())
+    """The server's document root: the configured one, else the env the server script reads, else the
+    current directory (scripts/label-studio's default too: the folder the runs and their media live in)."""
+    root = configured or os.environ.get("EMOFORGE_LS_DOCUMENT_ROOT") or os.environ.get("LOCAL_FILES_DOCUMENT_ROOT") or str(Path.cwd())
     return Path(root).resolve()
 
 

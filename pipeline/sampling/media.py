@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import av
@@ -27,7 +29,18 @@ def _is_cover_art(stream: av.stream.Stream) -> bool:
     return bool(stream.disposition & av.stream.Disposition.attached_pic)
 
 
-def probe(path: Path, sha256: str, provenance: Provenance) -> SourceMedia:
+def _is_still_image(container: av.container.InputContainer) -> bool:
+    # FFmpeg reads a lone picture with its image demuxers: "image2" (chosen by file name) or
+    # "<codec>_pipe" (chosen by content: png_pipe, jpeg_pipe, webp_pipe...)
+    name = container.format.name
+    return name == "image2" or name.endswith("_pipe")
+
+
+@contextlib.contextmanager
+def open_media(path: Path) -> Iterator[tuple[av.container.InputContainer, av.stream.Stream | None, av.stream.Stream | None, float]]:
+    """The one decision whether a file is a source, by content (PyAV reads only its headers): any
+    container FFmpeg opens with an audio or video stream it can decode. Yields the container, its
+    video and audio streams and its duration; anything else raises MediaError saying why."""
     path = Path(path)
     if not path.exists():
         raise MediaError(f"{path}: file not found")
@@ -41,10 +54,16 @@ def probe(path: Path, sha256: str, provenance: Provenance) -> SourceMedia:
     except av.FFmpegError as exc:
         raise MediaError(f"{path}: not a media file that can be decoded ({exc.strerror or exc})") from None
     with container:
-        video = next((s for s in container.streams.video if not _is_cover_art(s)), None)
-        audio = next(iter(container.streams.audio), None)
+        if _is_still_image(container):
+            # stills are not sources yet: this is where an image branch would take them
+            codec = container.streams.video[0].codec_context.name if container.streams.video else container.format.name
+            raise MediaError(f"{path}: a still image ({codec}); only audio and video files are used as sources")
+        decodable = [s for s in container.streams if s.codec_context is not None]  # FFmpeg has a decoder for it
+        video = next((s for s in decodable if s.type == "video" and not _is_cover_art(s)), None)
+        audio = next((s for s in decodable if s.type == "audio"), None)
         if video is None and audio is None:
-            raise MediaError(f"{path}: contains no audio or video stream")
+            kinds = ", ".join(sorted({s.type for s in container.streams})) or "no streams"
+            raise MediaError(f"{path}: contains no audio or video stream that can be decoded ({container.format.name}: {kinds})")
         durations = []
         if container.duration:
             durations.append(container.duration / av.time_base)
@@ -54,6 +73,19 @@ def probe(path: Path, sha256: str, provenance: Provenance) -> SourceMedia:
         duration = max(durations) if durations else 0.0
         if duration <= 0:
             raise MediaError(f"{path}: media has no duration (no decodable frames or samples)")
+        yield container, video, audio, duration
+
+
+def check_media(path: Path) -> None:
+    """Raise MediaError unless `path` is a usable source (cheap: headers only)."""
+    with open_media(path):
+        pass
+
+
+def probe(path: Path, sha256: str, provenance: Provenance) -> SourceMedia:
+    path = Path(path)
+    with open_media(path) as (container, video, audio, duration):
+        size = path.stat().st_size
         vctx = video.codec_context if video is not None else None
         actx = audio.codec_context if audio is not None else None
         fps = float(video.average_rate) if video is not None and video.average_rate else None

@@ -1,0 +1,37 @@
+"""Thread counts that change results, set the same way in every runner (threads, Dask worker
+processes, a GPU pool worker), so a source is heard the same wherever its task runs.
+
+- numpy's BLAS: a matmul split over another number of threads rounds differently in the last bit,
+  and whisper's log-mel features go through one (faster-whisper's `mel_filters @ magnitudes`);
+  that bit was enough to change words ("Never tried" / "Ever tried"). Dask's nanny starts workers
+  with one BLAS thread (OMP_NUM_THREADS=1), so every runner uses one.
+- CTranslate2: given its thread count explicitly, never left to OMP_NUM_THREADS, which differs
+  between the flow's process and a Dask worker.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+BLAS_THREADS = 1
+
+_pinned = False
+_lock = threading.Lock()
+
+
+def pin_blas_threads() -> None:
+    """Limit every BLAS library loaded in this process to BLAS_THREADS, once per process."""
+    global _pinned
+    with _lock:
+        if _pinned:
+            return
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(limits=BLAS_THREADS, user_api="blas")  # kept for the life of the process
+        _pinned = True
+
+
+def ctranslate2_threads(configured: int | None) -> int:
+    """Threads per CTranslate2 model: the configured count, else one per core of this machine."""
+    return configured or os.cpu_count() or 1
