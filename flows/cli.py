@@ -355,6 +355,12 @@ def export_command(
     from pipeline.export.dataset import ExportError
     from pipeline.export.export import export_run
 
+    from pipeline.export.destination import check_destination
+
+    try:  # before the lock: a refused --out leaves the run untouched, not even a lock file made
+        check_destination(out, run_dir)
+    except ExportError as exc:
+        raise UserError(str(exc)) from None
     run, cfg, run_id, lock = _finished_run(run_dir, config, overrides or [], "export", wait)
     try:
         sizes = export_run(run, out, cfg, run_id)
