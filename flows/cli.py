@@ -96,7 +96,11 @@ def print_summary(summary) -> None:
         out.print(f"dataset: {root / 'dataset'}  (card README.md, croissant.json; report: {root / 'report' / 'report.md'})")
 
 
-def _run(inputs: list[str], out_dir: Path, config_file: Optional[Path], overrides: list[str]):
+def _notice(message: str) -> None:
+    err.print(f"emoforge: {message}", markup=False, highlight=False, soft_wrap=True)
+
+
+def _run(inputs: list[str], out_dir: Path, config_file: Optional[Path], overrides: list[str], wait: bool = False):
     from schemas.config import ConfigError, load_config
 
     try:
@@ -105,21 +109,30 @@ def _run(inputs: list[str], out_dir: Path, config_file: Optional[Path], override
         raise UserError(str(exc)) from None
     if out_dir.exists() and not out_dir.is_dir():
         raise UserError(f"{out_dir}: output path exists and is not a directory")
-    configure_prefect()
-    from flows import progress
-    from flows.pipeline_flow import run_pipeline
+    from storage.lock import RunDirLocked, RunLock
+    from storage.run_dir import new_run_id
 
-    from flows.task_runners import SchedulerUnreachable
-
-    bars = RichProgress(err)
-    progress.set_hook(bars)
-    try:
-        summary = run_pipeline(inputs, str(out_dir), config)
-    except SchedulerUnreachable as exc:
+    run_id = new_run_id()
+    try:  # before the slow imports below, so a refusal is immediate
+        lock = RunLock(out_dir, "run", run_id).acquire(wait=wait, notify=_notice)
+    except RunDirLocked as exc:
         raise UserError(str(exc)) from None
-    finally:
-        bars.close()
-        progress.set_hook(None)
+    with lock:
+        configure_prefect()
+        from flows import progress
+        from flows.pipeline_flow import run_pipeline
+
+        from flows.task_runners import SchedulerUnreachable
+
+        bars = RichProgress(err)
+        progress.set_hook(bars)
+        try:
+            summary = run_pipeline(inputs, str(out_dir), config, run_id, notify=_notice, lock=lock)
+        except SchedulerUnreachable as exc:
+            raise UserError(str(exc)) from None
+        finally:
+            bars.close()
+            progress.set_hook(None)
     print_summary(summary)
     return summary
 
@@ -130,9 +143,10 @@ def run(
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="run directory (created; reruns resume)")],
     config: Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML configuration file")] = None,
     overrides: Annotated[Optional[list[str]], typer.Option("--set", help="override, e.g. sampling.clips.max_clip_s=10")] = None,
+    wait: Annotated[bool, typer.Option("--wait", help="if another command is writing OUT, wait for it (default: exit 2)")] = False,
 ) -> None:
     """Run the pipeline on media files."""
-    _run(expand_inputs(inputs), out_dir, config, overrides or [])
+    _run(expand_inputs(inputs), out_dir, config, overrides or [], wait)
 
 
 @app.command()
@@ -306,20 +320,27 @@ def worker_command(
     start_worker(pool, limit)
 
 
-def _finished_run(run_dir: Path, config_file: Optional[Path], overrides: list[str]):
+def _finished_run(run_dir: Path, config_file: Optional[Path], overrides: list[str], command: str, wait: bool):
+    """The run, its configuration and id, read holding its lock (returned last: the caller holds it)."""
     from schemas.config import ConfigError, load_config
     from storage import RunDir
+    from storage.lock import RunDirLocked, RunLock
 
     if not (run_dir / "tables").is_dir():
         raise UserError(f"{run_dir}: not an emoforge run directory (no tables/)")
+    try:
+        lock = RunLock(run_dir, command).acquire(wait=wait, notify=_notice, create=False)
+    except RunDirLocked as exc:
+        raise UserError(str(exc)) from None
     try:
         # a run's own resolved configuration is the default: exporting again gives the same splits
         base = config_file or (run_dir / "config.yaml" if (run_dir / "config.yaml").exists() else None)
         config = load_config(base, overrides)
     except ConfigError as exc:
+        lock.release()
         raise UserError(str(exc)) from None
     run = RunDir(run_dir)
-    return run, config, (run.read_manifest() or {}).get("run_id", run_dir.name)
+    return run, config, (run.read_manifest() or {}).get("run_id", run_dir.name), lock
 
 
 @app.command("export")
@@ -328,16 +349,25 @@ def export_command(
     out: Annotated[Path, typer.Option("--out", "-o", help="dataset folder to write: new, empty, or an earlier export (replaced whole); anything else is refused")],
     config: Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML configuration (default: the run's own)")] = None,
     overrides: Annotated[Optional[list[str]], typer.Option("--set", help="override, e.g. export.seed=3")] = None,
+    wait: Annotated[bool, typer.Option("--wait", help="if another command is writing the run, wait for it (default: exit 2)")] = False,
 ) -> None:
     """Export a run as a Parquet benchmark (splits, hidden test labels, card, Croissant) somewhere else."""
     from pipeline.export.dataset import ExportError
     from pipeline.export.export import export_run
 
-    run, cfg, run_id = _finished_run(run_dir, config, overrides or [])
+    from pipeline.export.destination import check_destination
+
+    try:  # before the lock: a refused --out leaves the run untouched, not even a lock file made
+        check_destination(out, run_dir)
+    except ExportError as exc:
+        raise UserError(str(exc)) from None
+    run, cfg, run_id, lock = _finished_run(run_dir, config, overrides or [], "export", wait)
     try:
         sizes = export_run(run, out, cfg, run_id)
     except ExportError as exc:
         raise UserError(str(exc)) from None
+    finally:
+        lock.release()
     out_sizes = ", ".join(f"{k} {v}" for k, v in sizes.items())
     err.print(f"written: {out} ({out_sizes})", markup=False, highlight=False)
 
@@ -346,12 +376,14 @@ def export_command(
 def report_command(
     run_dir: Annotated[Path, typer.Argument(help="a finished run directory")],
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="directory for report.md and the plots (default RUN/report)")] = None,
+    wait: Annotated[bool, typer.Option("--wait", help="if another command is writing the run, wait for it (default: exit 2)")] = False,
 ) -> None:
     """Write the run report (label distribution, S_final, annotator agreement, review funnel, timings)."""
     from pipeline.export.report import write_run_report
 
-    run, _, _ = _finished_run(run_dir, None, [])
-    path = write_run_report(run, out or run_dir / "report")
+    run, _, _, lock = _finished_run(run_dir, None, [], "report", wait)
+    with lock:
+        path = write_run_report(run, out or run_dir / "report")
     err.print(f"written: {path}", markup=False, highlight=False)
 
 

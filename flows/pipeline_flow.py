@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Callable
 
 import yaml
 from prefect import flow, task
@@ -44,6 +44,8 @@ from schemas import (Annotation, AnnotatorInput, Clip, ClipFeatures, EmoforgeCon
 from schemas.features import VoiceBaseline
 from schemas.provenance import emoforge_version, stable_hash
 from storage import RunDir
+from storage.lock import RunLock
+from storage.run_dir import new_run_id  # noqa: F401  (also imported from here)
 
 
 log = logging.getLogger(__name__)
@@ -146,13 +148,13 @@ def reviewed_labels(reviews: list[Review]) -> dict[str, list[str]]:
 
 
 @task(name="review-round", retries=0, cache_policy=NO_CACHE)  # talks to a live server: always fresh
-def review_task(run_root: str, config: EmoforgeConfig, run_id: str) -> ReviewOutcome:
-    return review_run(RunDir(Path(run_root)), config, run_id)
+def review_task(run: RunDir, config: EmoforgeConfig, run_id: str) -> ReviewOutcome:
+    return review_run(run, config, run_id)
 
 
 @task(name="export-dataset", retries=0, cache_policy=NO_CACHE)
-def export_task(run_root: str, config: EmoforgeConfig, run_id: str) -> dict[str, int]:
-    return export_run(RunDir(Path(run_root)), RunDir(Path(run_root)).dataset_dir, config, run_id, versioned=True)
+def export_task(run: RunDir, config: EmoforgeConfig, run_id: str) -> dict[str, int]:
+    return export_run(run, run.dataset_dir, config, run_id, versioned=True)
 
 
 class StageCounts(BaseModel):
@@ -252,7 +254,7 @@ def collect(stage: str, work: Stage, counts: "StageCounts", rejects: list[Reject
 @flow(name="emoforge", validate_parameters=False)
 def emoforge_flow(inputs: list[str], out_dir: str, config: EmoforgeConfig, run_id: str) -> RunSummary:
     t0 = time.perf_counter()
-    run = RunDir.create(out_dir)
+    run = RunDir.begin(out_dir, run_id)  # this run's own table set, made current at the end (commit)
     cache = ResultCache(run.cache_dir / "results")
     progress = hook()
     rejects: list[Reject] = []
@@ -369,7 +371,7 @@ def emoforge_flow(inputs: list[str], out_dir: str, config: EmoforgeConfig, run_i
         review_counts = StageCounts(stage="review", items=judge_counts.outputs)
         progress.start("review", 1)
         try:
-            outcome = review_task(str(run.root), config, run_id)
+            outcome = review_task(run, config, run_id)
             review_counts.computed = outcome.push.pushed
             review_counts.reused = outcome.push.already_there
             review_counts.outputs = outcome.pull.accepted  # clips whose label reviewers settled
@@ -399,7 +401,7 @@ def emoforge_flow(inputs: list[str], out_dir: str, config: EmoforgeConfig, run_i
     export_counts = StageCounts(stage="export", items=len(judged.consensus))
     progress.start("export", 1)
     try:
-        sizes = export_task(str(run.root), config, run_id)
+        sizes = export_task(run, config, run_id)
         export_counts.computed = export_counts.outputs = sum(sizes.values())
     except Exception as exc:  # nothing to export, or a write failure: earlier stages stay written
         rejects.append(Reject(run_id=run_id, stage="export", path=str(run.dataset_dir), severity="warning" if isinstance(exc, ExportError) else "error",
@@ -410,7 +412,7 @@ def emoforge_flow(inputs: list[str], out_dir: str, config: EmoforgeConfig, run_i
     export_counts.seconds = round(time.perf_counter() - t5, 3)
     run.write("rejects", rejects)
 
-    (run.root / "config.yaml").write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
+    run.config_path.write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
     summary = RunSummary(
         run_id=run_id, out_dir=str(run.root), inputs=len(inputs), files=file_counts, stages=[*stages_done, export_counts], rejects=rejects,
         seconds=round(time.perf_counter() - t0, 3),
@@ -433,16 +435,23 @@ def emoforge_flow(inputs: list[str], out_dir: str, config: EmoforgeConfig, run_i
         write_run_report(run, run.root / "report")
     except Exception as exc:  # a plotting failure must not turn a finished run into a failed one
         log.warning("run report not written: %s: %s", type(exc).__name__, exc)
+    run.commit()
     return summary
 
 
-def new_run_id() -> str:
-    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
 
 
-def run_pipeline(inputs: list[str], out_dir: str, config: EmoforgeConfig, run_id: str | None = None) -> RunSummary:
+def run_pipeline(inputs: list[str], out_dir: str, config: EmoforgeConfig, run_id: str | None = None, *, wait: bool = False,
+                 notify: Callable[[str], None] | None = None, command: str = "run", lock: RunLock | None = None) -> RunSummary:
+    """Run the flow holding OUT's lock (storage/lock.py): raises RunDirLocked at once when another
+    command holds it, or with `wait` waits for it; `notify` hears whom it waits for and stale locks.
+    A caller that took the lock already (the CLI, before its slow imports) passes it as `lock`, and
+    the run id it named in it as `run_id`."""
     runner = make_task_runner(config)  # an unreachable Dask scheduler fails here, before any work
-    with api_for_workers(config):
+    run_id = run_id or new_run_id()
+    if lock is None:
+        lock = RunLock(out_dir, command, run_id).acquire(wait=wait, notify=notify or log.warning)
+    with lock, api_for_workers(config):
         return emoforge_flow.with_options(task_runner=runner)(
-            inputs=[str(i) for i in inputs], out_dir=str(out_dir), config=config, run_id=run_id or new_run_id()
+            inputs=[str(i) for i in inputs], out_dir=str(out_dir), config=config, run_id=run_id
         )

@@ -13,14 +13,25 @@ from prefect import flow
 
 
 @flow(name="emoforge-scheduled", log_prints=True)
-def scheduled_run(inputs: list[str], out_dir: str, config_file: str | None = None, overrides: list[str] | None = None) -> dict:
+def scheduled_run(inputs: list[str], out_dir: str, config_file: str | None = None, overrides: list[str] | None = None):
+    """One scheduled run. A run directory held by another command (a manual `emoforge run`, an
+    export) is not waited for: this run is skipped, ending Cancelled with the holder in its message,
+    and the next one on the schedule tries again."""
     from flows.cli import expand_inputs
     from flows.pipeline_flow import run_pipeline
+    from prefect import get_run_logger
+    from prefect.states import Cancelled
     from schemas import load_config
+    from storage.lock import RunDirLocked
     from pathlib import Path
 
+    logger = get_run_logger()
     config = load_config(config_file, overrides or [])
-    summary = run_pipeline(expand_inputs([Path(i) for i in inputs]), out_dir, config)
+    try:
+        summary = run_pipeline(expand_inputs([Path(i) for i in inputs]), out_dir, config, notify=logger.warning, command="serve")
+    except RunDirLocked as exc:
+        logger.warning("skipped: %s", exc)
+        return Cancelled(message=f"skipped: {exc}")
     return {"run_id": summary.run_id, "stages": [s.model_dump() for s in summary.stages]}
 
 

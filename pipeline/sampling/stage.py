@@ -38,7 +38,7 @@ def sample_source(path: Path, sha256: str, config: EmoforgeConfig, run: RunDir, 
     except MediaError as exc:
         return SourceSampling(source=None, rejects=[reject(str(exc), "MediaError")])
 
-    work = run.cache_dir / "work" / source.source_id
+    work = run.cache_dir / "work" / run_id / source.source_id  # per run: another run's clean-up never touches it
     try:
         return _sample(path, source, config, run, run_id, work, reject)
     except Exception as exc:  # one bad file never fails the run; the reason is kept
