@@ -51,5 +51,5 @@ def test_demo_dataset_loads_validates_and_evaluates(tmp_path):
         assert [r.clip_id for r in DatasetDir(tmp_path / "ds2").read_split(s)] == [r.clip_id for r in ds.read_split(s)]
 
     pngs = sorted(p.name for p in (out / "report").glob("*.png"))
-    assert len(pngs) == 5 and all((out / "report" / p).stat().st_size > 1000 for p in pngs)
+    assert len(pngs) == 6 and all((out / "report" / p).stat().st_size > 1000 for p in pngs)
     assert all(p in (out / "report" / "report.md").read_text() for p in pngs)

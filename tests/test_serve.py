@@ -24,24 +24,27 @@ def wait_for(check, timeout: float, what: str):
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
-def test_schedule_reannotates_only_what_changed_and_never_overlaps(tmp_path, speech_dir):
+def test_schedule_reannotates_only_what_changed_and_never_overlaps(tmp_path, feat_data):
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
 
     assert os.environ.get("PREFECT_API_URL"), "conftest starts a Prefect server"
     cfg = tmp_path / "panel.yaml"
-    cfg.write_text("annotate:\n  panel:\n  - {id: lexical, backend: lexical}\n")
+    # a video with a face: the expression agent answers on it (the word and voice agents abstain on one
+    # short recording, which leaves no labelled clip to version)
+    cfg.write_text("annotate:\n  panel:\n  - {id: face-expression, backend: face-expression}\n")
     out = tmp_path / "run"
     name = f"reannotate-{uuid.uuid4().hex[:6]}"
-    proc = subprocess.Popen([str(ROOT / ".venv" / "bin" / "emoforge"), "serve", str(speech_dir / "beckett.wav"), "--out", str(out),
+    proc = subprocess.Popen([str(ROOT / ".venv" / "bin" / "emoforge"), "serve", str(feat_data / "face_noface.mov"), "--out", str(out),
                              "--interval", "5", "--config", str(cfg), "--name", name],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         wait_for(lambda: (out / "versions" / "v1" / "changes.json").exists(), 300, "the first scheduled run")
-        cfg.write_text("annotate:\n  panel:\n  - {id: lexical, backend: lexical}\n  - {id: prosody, backend: prosody}\n")
+        cfg.write_text("annotate:\n  panel:\n  - {id: face-expression, backend: face-expression}\n"
+                       "  - {id: face-expression-2, backend: face-expression}\n")
         changes = json.loads(wait_for(lambda: (out / "versions" / "v2" / "changes.json").exists()
                                       and (out / "versions" / "v2" / "changes.json").read_text(), 300, "a run with the new panel"))
-        assert changes["annotators_added"] == ["prosody"] and changes["previous"] == 1
+        assert changes["annotators_added"] == ["face-expression-2"] and changes["previous"] == 1
         # the run that made version 2 writes its manifest after its export
         from schemas import DatasetRow
         from storage import read_records
@@ -51,7 +54,7 @@ def test_schedule_reannotates_only_what_changed_and_never_overlaps(tmp_path, spe
                             and json.loads((out / "run.json").read_text()), 120, "the manifest of the run that made version 2")
         annotate = next(s for s in manifest["stages"] if s["stage"] == "annotate")
         sampling = next(s for s in manifest["stages"] if s["stage"] == "sampling")
-        assert sampling["computed"] == 0 and annotate["reused"] == annotate["computed"] > 0  # lexical reused, prosody new
+        assert sampling["computed"] == 0 and annotate["reused"] == annotate["computed"] > 0  # the first reused, the second new
     finally:
         proc.terminate()
         try:

@@ -154,7 +154,7 @@ def test_vocal_agents_abstain_and_say_why(speech):
 
 
 def test_only_baseline_readers_get_the_run_level_input_and_a_new_key_when_it_moves(speech):
-    from flows.pipeline_flow import _annotate_key, annotator_inputs, reads_baseline
+    from flows.pipeline_flow import annotate_key, annotator_inputs, reads_baseline
 
     clips, features = speech
     cfg = load_config()
@@ -167,7 +167,7 @@ def test_only_baseline_readers_get_the_run_level_input_and_a_new_key_when_it_mov
     assert bigger[clips[0].clip_id].clips == run[clips[0].clip_id].clips + 1
 
     def key(spec, voice):
-        return _annotate_key(None, {"items": annotator_inputs(batch, spec, voice), "spec": spec, "config": cfg})
+        return annotate_key(annotator_inputs(batch, spec, voice), spec, cfg)
 
     for spec in cfg.annotate.panel:
         if spec.id in VOCAL:
@@ -184,7 +184,9 @@ def test_lexical_agent_abstains_on_a_language_its_lexicons_lack(speech):
     item = AnnotatorInput(clip=clips[0], features=features[0].model_copy(update={"language": "pl"}))
     a = lexical.annotate_one(item, "r")
     assert a.status == "abstained" and "'pl'" in a.error
-    assert lexical.annotate_one(AnnotatorInput(clip=clips[0], features=features[0]), "r").status == "ok"
+    # in English the same words are read (and, carrying no emotion word, abstained on for that reason)
+    english = lexical.annotate_one(AnnotatorInput(clip=clips[0], features=features[0]), "r")
+    assert english.status == "ok" or "no emotion words" in english.error
 
 
 def test_profiles_are_directions_not_fitted_weights():

@@ -73,7 +73,8 @@ def judge_run(clips: list[Clip], features: list[ClipFeatures], annotations: list
         judgements: list[Judgement] = []
         for clip_id, answers, rows, weights in scored_clips:
             if from_model:
-                rows = with_model_rec(rows, answers, posterior.get(clip_id), tally.lpos, weights)
+                rows = with_model_rec(rows, answers, posterior.get(clip_id), tally.lpos, weights,
+                                      jc.llm_judge.weight if llm_judge is not None and jc.llm_judge else 0.0)
             add_judgements(clip_id, answers, rows, weights, prov, judgements)
     consensus, threshold = outcome.consensus, outcome.threshold
     low = {c.clip_id for c in consensus if "low_score" in c.flags}
@@ -163,9 +164,9 @@ def cue_reliability(index: dict[str, ClipIndex], by_clip: dict[str, list[Annotat
 
 
 def with_model_rec(rows: list[Scored], answers: list[Annotation], posterior: list[float] | None, lpos: dict[str, int],
-                   weights) -> list[Scored]:
+                   weights, llm_weight: float = 0.0) -> list[Scored]:
     """Fill S_rec (the answer's label's posterior under the reliability model) and S_final of the rows
-    that waited for the model."""
+    that waited for the model; an LLM judge's mark on the last step is blended in with its weight."""
     out = []
     for a, row in zip(answers, rows):
         if row is None or row[4] != "consensus":
@@ -173,6 +174,9 @@ def with_model_rec(rows: list[Scored], answers: list[Annotation], posterior: lis
             continue
         k = lpos.get(a.label)
         rec = posterior[k] if posterior is not None and k is not None else 0.0
+        steps = row[8]
+        if steps:
+            rec = (1 - llm_weight) * rec + llm_weight * steps[-1].score
         out.append((rec, row[1], row[2], s_final(rec, row[1], row[2], weights), *row[4:]))
     return out
 
