@@ -66,11 +66,9 @@ class Fetched:
 
 
 def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
+    from pipeline.sampling.media import file_sha256
+
+    return file_sha256(path)
 
 
 def load_manifest(path: Path) -> dict[str, dict]:

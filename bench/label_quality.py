@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime as dt
-import hashlib
 import json
 import os
 import random
@@ -153,11 +152,9 @@ def still_video(image: Path, out: Path, seconds: float, min_side: int) -> Path:
 
 
 def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
+    from pipeline.sampling.media import file_sha256
+
+    return file_sha256(path)
 
 
 def run_emoforge(files: list[Path], out: Path, config: Path | None, sets: list[str], log: Path) -> float:

@@ -25,11 +25,8 @@ COLUMNS = [
 
 
 def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
     with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def build_croissant(ds: DatasetDir, config: EmoforgeConfig, description: str) -> dict:

@@ -16,12 +16,9 @@ class MediaError(ValueError):
     """A file that cannot be used as media; the message names the file and the problem."""
 
 
-def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
+def file_sha256(path: Path) -> str:
     with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def _is_cover_art(stream: av.stream.Stream) -> bool:
