@@ -57,7 +57,8 @@ def test_rerun_reuses_everything_and_config_change_recomputes(feat_data, speech_
     assert manifest["run_id"] == third.run_id and manifest["tables"]["clips"] == len(RunDir(out).read("clips"))
 
     # one more annotator: only its answers are computed; sampling, features and the others' answers are reused
-    panel = [sp.model_dump() for sp in changed.annotate.panel] + [{"id": "lexical-2", "backend": "lexical"}]
+    # (an expression model that answers on the smiling face: a word agent abstains on these words)
+    panel = [sp.model_dump() for sp in changed.annotate.panel] + [{"id": "face-expression-2", "backend": "face-expression"}]
     bigger = load_config(overrides=["sampling.keyframes.max_per_clip=2", f"annotate.panel={json.dumps(panel)}"])
     fourth = run_pipeline(inputs, str(out), bigger)
     n = len(RunDir(out).read("clips"))
@@ -67,7 +68,7 @@ def test_rerun_reuses_everything_and_config_change_recomputes(feat_data, speech_
     # the re-annotation is a new dataset version with a report of what changed and why
     versions = sorted((out / "versions").glob("v*"))
     latest = json.loads((versions[-1] / "changes.json").read_text())
-    assert len(versions) >= 2 and latest["annotators_added"] == ["lexical-2"] and latest["previous"] == len(versions) - 1
+    assert len(versions) >= 2 and latest["annotators_added"] == ["face-expression-2"] and latest["previous"] == len(versions) - 1
     assert (versions[-1] / "CHANGES.md").read_text().startswith(f"# Dataset version {len(versions)}")
 
 
