@@ -85,6 +85,8 @@ def resolve(clips: list[Clip], index: dict[str, ClipIndex], tally: "Tally", conf
     top_, margin_, entropy_, uncertainty_, agreement_, n_answers_, s_mean_, review_, dist_, known_ = (
         x.tolist() for x in (top, margin, entropy, uncertainty, agreement, n_answers, s_mean, review, dist, is_known))
     flag_on = set(jc.flag_on)
+    # a posterior is never exactly 0: labels it gives under 0.001 are left out of the stored distribution
+    floor = 1e-3 if jc.aggregation == "reliability" else 0.0
     out = []
     for i, clip in enumerate(clips):
         cid = clip.clip_id
@@ -103,7 +105,7 @@ def resolve(clips: list[Clip], index: dict[str, ClipIndex], tally: "Tally", conf
             flags.append("rejected_answer")
         out.append(trusted(
             Consensus, clip_id=cid, label=labels[top_[i]] if top_[i] >= 0 else None,
-            distribution=[trusted(LabelProb, label=labels[k], prob=round(p, 6)) for k, p in enumerate(dist_[i]) if p != 0],
+            distribution=[trusted(LabelProb, label=labels[k], prob=round(p, 6)) for k, p in enumerate(dist_[i]) if p > floor],
             method=jc.aggregation, margin=margin_[i], entropy=entropy_[i], uncertainty=uncertainty_[i],
             agreement=agreement_[i], n_answers=n_answers_[i],
             s_final_mean=None if math.isnan(s_mean_[i]) else s_mean_[i], review_score=review_[i],
