@@ -86,6 +86,7 @@ def test_reviewers_verdicts_teach_the_judge_and_a_rerun_flags_fewer_clips(label_
         _annotate(ls, ls.token, tasks[cid], before[cid].label)
 
     second = run_pipeline(inputs, str(out), config)
+    run = RunDir(out)  # a RunDir reads the table set that was current when it was made
     after = {c.clip_id: c for c in run.read("consensus")}
     routing = run.read_manifest()["routing"]
     assert routing["calibrated_on"] == len(confirmed) and routing["calibration"] == "isotonic"
