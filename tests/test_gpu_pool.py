@@ -61,7 +61,9 @@ def test_pool_worker_answers_and_a_crashed_flow_run_is_resubmitted_once(gpu_work
     state.mkdir()
     panel = json.dumps([{"id": "lexical", "backend": "lexical"}, {"id": "fragile", "backend": PLUGIN, "model": str(state)}])
     config = load_config(overrides=[f"annotate.panel={panel}", f"runtime.gpu.pool={gpu_worker}", 'runtime.gpu.annotators=["fragile"]',
-                                    "runtime.gpu.timeout_s=240"])
+                                    "runtime.gpu.timeout_s=240",
+                                    # the word agent abstains on Beckett's words (no emotion words): release the clips unlabelled
+                                    "export.include_unlabelled=true"])
     summary = run_pipeline([str(speech_dir / "beckett.wav")], str(tmp_path / "run"), config)
     assert not [r.reason for r in summary.rejects if r.severity == "error"]
     runs = sorted(pool_runs(gpu_worker), key=lambda r: r.created)
@@ -81,25 +83,27 @@ def test_pool_worker_answers_and_a_crashed_flow_run_is_resubmitted_once(gpu_work
     assert again.stages[2].computed == 0 and len(pool_runs(gpu_worker)) == 2
 
 
-def test_pool_without_worker_is_a_reject_naming_the_pool_and_the_run_finishes(speech_dir, tmp_path):
+def test_pool_without_worker_is_a_reject_naming_the_pool_and_the_run_finishes(feat_data, tmp_path):
     pool = f"test-idle-{uuid.uuid4().hex[:6]}"
     register_deployment(pool)  # a deployment, but no worker polls the pool
-    panel = json.dumps([{"id": "lexical", "backend": "lexical"}, {"id": "lexical-gpu", "backend": "lexical"}])
-    config = load_config(overrides=[f"annotate.panel={panel}", f"runtime.gpu.pool={pool}", 'runtime.gpu.annotators=["lexical-gpu"]',
+    # the expression model answers on this face, so the run has labels to export without the pool's annotator
+    panel = json.dumps([{"id": "face", "backend": "face-expression"}, {"id": "face-gpu", "backend": "face-expression"}])
+    config = load_config(overrides=[f"annotate.panel={panel}", f"runtime.gpu.pool={pool}", 'runtime.gpu.annotators=["face-gpu"]',
                                     "runtime.gpu.timeout_s=3"])
-    summary = run_pipeline([str(speech_dir / "beckett.wav")], str(tmp_path / "run"), config)
+    video = str(feat_data / "face_noface.mov")
+    summary = run_pipeline([video], str(tmp_path / "run"), config)
     reasons = [r.reason for r in summary.rejects if r.stage == "annotate"]
     assert len(reasons) == 1 and f"no worker on pool {pool!r}" in reasons[0] and f"emoforge worker --pool {pool}" in reasons[0]
     assert [r.state.name for r in pool_runs(pool)] == ["Cancelled"]  # a late worker cannot answer twice
     run = RunDir(tmp_path / "run")
-    assert {a.annotator_id for a in run.read("annotations")} == {"lexical"}  # the other annotator's answers kept
+    assert {a.annotator_id for a in run.read("annotations")} == {"face"}  # the other annotator's answers kept
     assert (tmp_path / "run" / "dataset" / "README.md").exists()
     # a failure is not cached: the rerun asks the pool again (and keeps the rest from the cache)
-    again = run_pipeline([str(speech_dir / "beckett.wav")], str(tmp_path / "run"), config)
+    again = run_pipeline([video], str(tmp_path / "run"), config)
     assert again.stages[1].computed == 0 and len([r for r in again.rejects if r.stage == "annotate"]) == 1
     assert [r.state.name for r in pool_runs(pool)] == ["Cancelled", "Cancelled"]
 
-    unknown = load_config(overrides=[f"annotate.panel={panel}", "runtime.gpu.pool=no-such-pool", 'runtime.gpu.annotators=["lexical-gpu"]'])
-    summary = run_pipeline([str(speech_dir / "beckett.wav")], str(tmp_path / "run2"), unknown)
+    unknown = load_config(overrides=[f"annotate.panel={panel}", "runtime.gpu.pool=no-such-pool", 'runtime.gpu.annotators=["face-gpu"]'])
+    summary = run_pipeline([video], str(tmp_path / "run2"), unknown)
     reasons = [r.reason for r in summary.rejects if r.stage == "annotate"]
     assert len(reasons) == 1 and "emoforge worker --pool no-such-pool" in reasons[0]

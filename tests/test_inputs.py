@@ -113,9 +113,10 @@ def _released_text(dataset: Path) -> str:
 
 
 def test_the_released_dataset_names_no_local_path(mixed_folder, tmp_path):
-    panel = json.dumps([{"id": "lexical", "backend": "lexical"}])
+    # the face answers on talk.flv; talk.m4b (audio only) is released unlabelled, so both clips' tables are checked
+    panel = json.dumps([{"id": "face-expression", "backend": "face-expression"}])
     run_pipeline([str(mixed_folder / "talk.flv"), str(mixed_folder / "talk.m4b")], str(tmp_path / "run"),
-                 load_config(overrides=[f"annotate.panel={panel}"]))
+                 load_config(overrides=[f"annotate.panel={panel}", "export.include_unlabelled=true"]))
     released = _released_text(tmp_path / "run" / "dataset")
     assert "talk.flv" in released and "clips.parquet" in str(list((tmp_path / "run" / "dataset").iterdir()))
     for private in (str(mixed_folder), str(tmp_path), str(Path.home())):
