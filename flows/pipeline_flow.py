@@ -129,9 +129,10 @@ def annotator_inputs(batch: list[AnnotatorInput], spec: AnnotatorSpec, voice: di
 
 @task(name="judge-run", retries=0, cache_policy=NO_CACHE)  # cheap to redo; hashing a run's answers is not
 def judge_task(clips: list[Clip], features: list[ClipFeatures], annotations: list[Annotation], config: EmoforgeConfig,
-               run_id: str, reviewed: dict[str, list[str]] | None = None) -> SourceJudgements:
+               run_id: str, reviewed: dict[str, list[str]] | None = None,
+               voice: dict[str, VoiceBaseline] | None = None) -> SourceJudgements:
     gold = load_gold(config.judge.gold, config.taxonomy) if config.judge.gold else None
-    return judge_run(clips, features, annotations, config, run_id, gold=gold, known=reviewed)
+    return judge_run(clips, features, annotations, config, run_id, gold=gold, known=reviewed, voice=voice)
 
 
 def write_judged(run: RunDir, judged: SourceJudgements) -> None:
@@ -352,7 +353,7 @@ def emoforge_flow(inputs: list[str], out_dir: str, config: EmoforgeConfig, run_i
     judged = SourceJudgements(judgements=[], consensus=[], threshold=config.judge.threshold.value)
     reviewed = reviewed_labels(run.read("reviews")) if config.judge.reliability.use_reviews else {}
     try:
-        judged = judge_task(clips, features, annotations, config, run_id, reviewed)
+        judged = judge_task(clips, features, annotations, config, run_id, reviewed, voice)
         judge_counts.computed = len(judged.judgements)
     except Exception as exc:  # e.g. a bad gold file: stages 1-3 stay written, the run says why
         rejects.append(Reject(run_id=run_id, stage="judge", path=config.judge.gold or out_dir,
@@ -391,7 +392,7 @@ def emoforge_flow(inputs: list[str], out_dir: str, config: EmoforgeConfig, run_i
         pulled = reviewed_labels(run.read("reviews")) if config.judge.reliability.use_reviews else {}
         if pulled != reviewed and not judge_counts.rejects:
             t = time.perf_counter()
-            judged = judge_task(clips, features, annotations, config, run_id, pulled)
+            judged = judge_task(clips, features, annotations, config, run_id, pulled, voice)
             write_judged(run, judged)
             judge_counts.outputs = sum(c.needs_review for c in judged.consensus)
             judge_counts.seconds = round(judge_counts.seconds + time.perf_counter() - t, 3)

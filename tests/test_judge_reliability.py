@@ -165,7 +165,9 @@ def test_the_judge_reports_reliability_confidence_and_routing():
     assert res.routing.n_accepted == len(accepted)
     if accepted:
         assert res.routing.estimated_accuracy == pytest.approx(np.mean([c.confidence for c in accepted]))
-        assert res.routing.estimated_accuracy >= 0.9 - 1e-9 or any("low_score" not in c.flags for c in accepted)
+        # the cut: every accepted clip is at least as confident as the threshold, every low_score one below it
+        assert all(c.confidence >= res.routing.threshold for c in accepted)
+    assert all(c.confidence < res.routing.threshold for c in res.consensus if "low_score" in c.flags)
 
 
 def test_reviewed_clips_become_known_labels_and_refit_the_calibration():

@@ -28,10 +28,11 @@ USABLE = ("ok", "repaired")
 
 def judge_run(clips: list[Clip], features: list[ClipFeatures], annotations: list[Annotation], config: EmoforgeConfig,
               run_id: str, gold: dict[str, list[str]] | None = None, llm_judge=None,
-              known: dict[str, list[str]] | None = None) -> SourceJudgements:
+              known: dict[str, list[str]] | None = None, voice: dict | None = None) -> SourceJudgements:
     """`gold`: labels from judge.gold (S_rec against them, and known labels); `known`: further known
     labels that are not gold for S_rec, e.g. reviewers' verdicts from earlier runs, which anchor the
-    reliability fit and the calibration."""
+    reliability fit and the calibration. `voice`: clip_id -> the VoiceBaseline its vocal answers
+    were made against."""
     jc = config.judge
     gold = gold or {}
     known = {**(known or {}), **gold}
@@ -44,7 +45,8 @@ def judge_run(clips: list[Clip], features: list[ClipFeatures], annotations: list
     feats = {f.clip_id: f for f in features}
     baseline = Baseline.from_features(features)
     taxonomy = frozenset(config.taxonomy)
-    voice = voice_baselines(clips, features, config.annotate.baseline)  # as the vocal agents saw them
+    if voice is None:  # the flow passes the baselines it gave the vocal agents; computed here otherwise
+        voice = voice_baselines(clips, features, config.annotate.baseline)
     index = {c.clip_id: ClipIndex(c, feats.get(c.clip_id), baseline, taxonomy, voice.get(c.clip_id)) for c in clips}
     by_clip: dict[str, list[Annotation]] = defaultdict(list)
     for a in annotations:
