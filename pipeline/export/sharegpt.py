@@ -65,7 +65,9 @@ def write_instruct(root: Path, splits: dict[str, list[DatasetRow]], clips: dict[
             file = f"sharegpt-{split}.json"
             _write_json(out / file, [{"id": r.clip_id, "conversations": [{"from": "human", "value": p}, {"from": "gpt", "value": a}], **m}
                                      for r, p, a, m in records])
-            info[f"{name}_{split}"] = {
+            # a hidden-label test split is prompts to predict (empty replies), named so nobody trains on it
+            hidden = split == "test" and any(r.label is None for r, *_ in records)
+            info[f"{name}_{split}" + ("_prompts" if hidden else "")] = {
                 "file_name": file, "formatting": "sharegpt",
                 "columns": {"messages": "conversations", "images": "images", "videos": "videos", "audios": "audios"},
                 "tags": {"role_tag": "from", "content_tag": "value", "user_tag": "human", "assistant_tag": "gpt"}}
