@@ -351,7 +351,7 @@ def export_command(
     overrides: Annotated[Optional[list[str]], typer.Option("--set", help="override, e.g. export.seed=3")] = None,
     wait: Annotated[bool, typer.Option("--wait", help="if another command is writing the run, wait for it (default: exit 2)")] = False,
     media: Annotated[Optional[str], typer.Option("--media", help="media the dataset ships: clips (MP4/FLAC + key frames), keyframes, or none (default: export.media, clips)")] = None,
-    formats: Annotated[Optional[list[str]], typer.Option("--format", help="instruction-tuning files too: sharegpt (LLaMA-Factory), swift (ms-swift); repeatable")] = None,
+    formats: Annotated[Optional[list[str]], typer.Option("--format", help="instruction-tuning files too: sharegpt (LLaMA-Factory), swift (ms-swift), merr (Emotion-LLaMA); repeatable")] = None,
 ) -> None:
     """Export a run as a Parquet benchmark (splits, hidden test labels, card, Croissant, media) somewhere else."""
     from pipeline.export.dataset import ExportError

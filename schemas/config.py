@@ -299,8 +299,8 @@ class ExportConfig(_Strict):
     # and key frames, the key frames only, or nothing (rows then point at no media)
     media: Literal["clips", "keyframes", "none"] = "clips"
     # instruction-tuning files written beside the Parquet (instruct/): sharegpt (LLaMA-Factory, with
-    # its dataset_info.json) and swift (ms-swift's messages JSONL)
-    formats: list[Literal["sharegpt", "swift"]] = []
+    # its dataset_info.json), swift (ms-swift's messages JSONL), merr (Emotion-LLaMA's MERR-style JSON)
+    formats: list[Literal["sharegpt", "swift", "merr"]] = []
 
     @model_validator(mode="after")
     def _ratios(self) -> "ExportConfig":

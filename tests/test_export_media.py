@@ -53,7 +53,7 @@ def media_run(tmp_path_factory, feat_data, speech_dir):
 def exported(media_run, tmp_path_factory):
     run, clips = media_run
     out = tmp_path_factory.mktemp("exported") / "ds"
-    config = load_config(overrides=["export.formats=[sharegpt,swift]"])
+    config = load_config(overrides=["export.formats=[sharegpt,swift,merr]"])
     sizes = export_run(run, out, config, "run-m")
     assert all(sizes.values()), sizes  # five sources: every split has one
     return out, clips
@@ -140,8 +140,10 @@ PLACEHOLDERS = {"images": "<image>", "videos": "<video>", "audios": "<audio>"}
 
 def check_llama_factory(folder: Path, labels: dict[str, str], answered: set[str]) -> int:
     info = json.loads((folder / "dataset_info.json").read_text())
+    # the hidden-label test split is registered as prompts, so nobody trains on its empty replies
+    assert set(info) == {"emoforge-emotion_train", "emoforge-emotion_validation", "emoforge-emotion_test_prompts"}
     checked = 0
-    for name, desc in info.items():
+    for desc in info.values():
         assert desc["formatting"] == "sharegpt" and set(desc) <= {"file_name", "formatting", "columns", "tags", "split"}
         cols, tags = desc["columns"], desc["tags"]
         assert set(cols) <= {"messages", "system", "tools", "images", "videos", "audios"}
@@ -201,6 +203,26 @@ def test_instruction_files_follow_llama_factory_and_ms_swift_formats(exported):
     test_text = (folder / "sharegpt-test.json").read_text() + (folder / "swift-test.jsonl").read_text()
     assert "Step 1:" not in test_text
     assert json.loads((folder / "skipped.json").read_text()) == []
+
+
+def test_merr_style_json_holds_the_cues_and_the_caption(exported):
+    out, _ = exported
+    ds = DatasetDir(out)
+    for split in SPLITS:
+        merr = json.loads((out / "instruct" / f"merr-{split}.json").read_text())
+        rows = {r.clip_id: r for r in ds.read_split(split)}
+        assert set(merr) == set(rows)
+        for cid, entry in merr.items():
+            assert (out / "instruct" / entry["video"]).is_file()
+            # the fixture features: "I am so happy today", AU12 present on the main face, strongest at frame 24
+            assert entry["text"] == "I am so happy today" and entry["AU_list"] == ["AU12"]
+            assert (entry["peak_index"], entry["peak_AU_list"], entry["visual_prior_list"]) == (24, ["AU12"], ["happiness"])
+            assert entry["audio_prior_list"]["pitch_mean_hz"] == 220.0
+            if rows[cid].label is None:
+                assert "pseudo_label" not in entry and "smp_reason_caption" not in entry  # hidden test label
+            else:
+                assert entry["pseudo_label"] == rows[cid].label and entry["smp_reason_caption"].startswith("Step 1: ")
+                assert entry["smp_reason_caption"].endswith(f"{rows[cid].label}.")
 
 
 def test_keyframes_only_and_no_media(media_run, tmp_path):

@@ -54,13 +54,15 @@ def export_run(run: RunDir, out: str | Path, config: EmoforgeConfig, run_id: str
             write_split(ds, s, splits[s], mode)
         if key:
             ds.write_answer_key(key)
+        features = [f for f in run.read("features") if f.clip_id in ids]
         if config.export.formats:
-            write_instruct(tmp, splits, {c.clip_id: c for c in clips}, config.export.formats, config.export.name)
+            write_instruct(tmp, splits, {c.clip_id: c for c in clips}, {f.clip_id: f for f in features}, config.export.formats,
+                           config.export.name)
         # released clips name their source by file name (and source_id): a local path says who made it and where
         # and their key frames where the dataset holds them (a run path would point nowhere)
         released = [c.model_copy(update={"source_path": Path(c.source_path).name, "keyframes": _shipped_keyframes(c, shipped)})
                     for c in clips if c.clip_id in ids]
-        ds.write_features([f for f in run.read("features") if f.clip_id in ids], released)
+        ds.write_features(features, released)
         card = dataset_card(splits, key, run.read("sources"), config, run_id, version, rows=rows)
         (tmp / "README.md").write_text(card)
         write_croissant(ds, config, summary(config, run_id))

@@ -3,6 +3,7 @@
     instruct/sharegpt-{split}.json   LLaMA-Factory's ShareGPT format (`conversations` of from/value turns)
     instruct/dataset_info.json       LLaMA-Factory's description of those files (`dataset_dir: DATASET/instruct`)
     instruct/swift-{split}.jsonl     ms-swift's standard format (`messages` of role/content turns)
+    instruct/merr-{split}.json       MERR-style JSON (Emotion-LLaMA; pipeline/export/merr.py)
     instruct/skipped.json            clips left out of these files, and why
 
 One record per clip: the user turn is the clip's media placeholders (<video>, <audio> or one <image>
@@ -18,7 +19,8 @@ from pathlib import Path
 
 from agents.rationale import normalise
 from pipeline.export.media import MEDIA_DIR
-from schemas import Clip, DatasetRow
+from pipeline.export.merr import merr_entry
+from schemas import Clip, ClipFeatures, DatasetRow
 from storage import SPLITS
 
 INSTRUCT_DIR = "instruct"
@@ -45,8 +47,8 @@ def prompt(row: DatasetRow, clip: Clip, media: dict[str, list[str]]) -> str:
     return "".join(PLACEHOLDER[k] * len(v) for k, v in media.items()) + clip.instruction.text
 
 
-def write_instruct(root: Path, splits: dict[str, list[DatasetRow]], clips: dict[str, Clip], formats: list[str],
-                   name: str) -> dict[str, int]:
+def write_instruct(root: Path, splits: dict[str, list[DatasetRow]], clips: dict[str, Clip], features: dict[str, ClipFeatures],
+                   formats: list[str], name: str) -> dict[str, int]:
     """Write the chosen formats; returns the records written per split."""
     out = root / INSTRUCT_DIR
     out.mkdir(parents=True, exist_ok=True)
@@ -71,6 +73,9 @@ def write_instruct(root: Path, splits: dict[str, list[DatasetRow]], clips: dict[
                 "file_name": file, "formatting": "sharegpt",
                 "columns": {"messages": "conversations", "images": "images", "videos": "videos", "audios": "audios"},
                 "tags": {"role_tag": "from", "content_tag": "value", "user_tag": "human", "assistant_tag": "gpt"}}
+        if "merr" in formats:
+            _write_json(out / f"merr-{split}.json", {r.clip_id: merr_entry(r, features.get(r.clip_id), (m["videos"] or m["audios"] or [None])[0], a)
+                                                     for r, p, a, m in records})
         if "swift" in formats:
             lines = []
             for r, p, a, m in records:
