@@ -242,9 +242,9 @@ def test_keyframes_only_and_no_media(media_run, tmp_path):
     records = [r for s in SPLITS for r in json.loads((kf / "instruct" / f"sharegpt-{s}.json").read_text())]
     assert records and all(r["images"] and r["conversations"][0]["value"].count("<image>") == len(r["images"]) for r in records)
 
-    none = tmp_path / "none"
+    none = kf  # a dataset with media and instruction files is ours to replace, whole
     export_run(run, none, load_config(overrides=["export.media=none"]), "run-m")
-    assert not (none / "media").exists()
+    assert not (none / "media").exists() and not (none / "instruct").exists()
     assert all(r.media_path is None for s in SPLITS for r in DatasetDir(none).read_split(s))
     with pytest.raises(ConfigError, match="need media"):
         load_config(overrides=["export.media=none", "export.formats=[sharegpt]"])
