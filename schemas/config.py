@@ -63,7 +63,7 @@ class ClipRules(_Strict):
 
 class InstructionConfig(_Strict):
     template: str = "emotion-cot"
-    version: str = "v1"
+    version: str = "v2"
 
 
 class SamplingConfig(_Strict):
@@ -113,6 +113,9 @@ class FaceConfig(_Strict):
     max_frames_per_clip: int = Field(24, ge=1)
     detect_width: int = Field(640, ge=64)  # frames are searched for faces at this width
     min_face_px: int = Field(40, ge=8)
+    # a frame whose shorter side is below this is enlarged to it (Lanczos) before faces are sought:
+    # small photos and face crops (48 px FER-style images) are too small for the detector as they are
+    upscale_below_px: int = Field(256, ge=0)
     feat_model_dir: str | None = None  # py-feat weights directory (backend py-feat)
     # AUs of the main face against the person's own neutral: the median of their least expressive
     # `neutral_calm_share` of frames in the source, when it has `neutral_min_frames` main-face frames

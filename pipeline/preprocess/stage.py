@@ -21,7 +21,9 @@ STAGE = "preprocess"
 
 
 def frame_times(clip: Clip, fps: float, max_frames: int) -> list[float]:
-    """Key-frame times plus an even grid through the clip, at most `max_frames`."""
+    """Key-frame times plus an even grid through the clip, at most `max_frames`; a photo's one frame."""
+    if clip.kind == "still":
+        return [clip.start]
     n = max(1, min(max_frames, int(round(clip.duration * fps))))
     grid = [clip.start + (k + 0.5) * clip.duration / n for k in range(n)]
     times = sorted({round(t, 3) for t in grid + [k.time for k in clip.keyframes]})
