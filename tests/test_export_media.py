@@ -11,6 +11,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from agents.judge import judge_run
 from pipeline.export.dataset import ExportError
@@ -27,12 +28,12 @@ LABELS = ["happiness", "sadness", "anger", "neutral", "surprise"]
 
 @pytest.fixture(scope="module")
 def media_run(tmp_path_factory, feat_data, speech_dir):
-    """Five real sources (three with a picture, two audio-only), each clip answered by a three-model panel."""
+    """Six real sources (three videos, two audio-only recordings, a photo), each clip answered by a three-model panel."""
     root = tmp_path_factory.mktemp("media_run")
     config = load_config()
     run = RunDir.create(root / "run")
     sources = [feat_data / "single_face.mp4", feat_data / "face_noface.mov", feat_data / "no_face.mp4",
-               speech_dir / "beckett.wav", speech_dir / "two_cities.wav"]
+               speech_dir / "beckett.wav", speech_dir / "two_cities.wav", feat_data / "0-f15-hao-ph.jpg"]
     clips = []
     for path in sources:
         sampled = sample_source(path, file_sha256(path), config, run, "run-m")
@@ -59,6 +60,10 @@ def exported(media_run, tmp_path_factory):
     return out, clips
 
 
+def _clip_ids(out: Path) -> set[str]:
+    return {r.clip_id for s in SPLITS for r in DatasetDir(out).read_split(s)}
+
+
 def _probe(path: Path) -> list[str]:
     proc = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "stream=codec_name", "-of", "csv=p=0", str(path)],
                           capture_output=True, text=True, check=True)
@@ -76,7 +81,9 @@ def test_clips_and_key_frames_are_shipped_and_decode_with_hugging_face(exported,
     for r in rows:
         clip = clips[r.clip_id]
         assert (out / r.media_path).is_file() and not Path(r.media_path).is_absolute()
-        if clip.has_video:
+        if clip.kind == "still":  # a photo ships as itself
+            assert r.media_kind == "image" and (out / r.media_path).read_bytes() == Path(clip.source_path).read_bytes()
+        elif clip.has_video:
             # no AAC track only where the source has no sound in the span (face_noface.mov's audio starts at 2.43 s)
             codecs.append(_probe(out / r.media_path))
             assert r.media_kind == "video" and r.media_path.endswith(".mp4") and codecs[-1] in (["aac", "h264"], ["h264"])
@@ -92,13 +99,17 @@ def test_clips_and_key_frames_are_shipped_and_decode_with_hugging_face(exported,
     hf = load_dataset(str(out), cache_dir=str(tmp_path / "hf-cache"))
     assert set(hf) == set(SPLITS) and sum(len(hf[s]) for s in SPLITS) == len(rows)
     assert hf["test"][0]["label"] is None  # media ship with the test split, its labels do not
-    seen = {"video": 0, "audio": 0, "image": 0}
+    seen = {"video": 0, "audio": 0, "photo": 0, "image": 0}
     for split in SPLITS:
         for item in hf[split]:
             clip = clips[item["clip_id"]]
-            if clip.has_video:
+            if clip.kind == "still":
+                with Image.open(clip.source_path) as photo:
+                    assert item["video"] is None and item["audio"] is None and item["image"].size == photo.size
+                seen["photo"] += 1
+            elif clip.has_video:
                 video = item["video"]
-                assert item["audio"] is None
+                assert item["audio"] is None and item["image"] is None
                 frame = video.get_frame_at(0).data
                 assert frame.shape[0] == 3 and frame.shape[1] > 0
                 # the cut spans the clip (encoders pad or trim by a frame or two)
@@ -128,6 +139,7 @@ def test_croissant_lists_every_shipped_file_with_its_hash(exported):
     for rel in shipped:
         assert listed[rel]["sha256"] == hashlib.sha256((out / rel).read_bytes()).hexdigest()
     assert {listed[r]["encodingFormat"] for r in shipped} >= {"video/mp4", "audio/flac", "image/jpeg", "application/json"}
+    assert len([r for r in shipped if r.startswith("media/clips/")]) == len(_clip_ids(out))
     records = list(mlc.Dataset(jsonld=str(out / "croissant.json")).records("train"))
     assert records and all((out / r["train/media_path"].decode()).is_file() for r in records)
 

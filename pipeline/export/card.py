@@ -46,8 +46,8 @@ def media_lines(config: EmoforgeConfig) -> list[str]:
         return ["This dataset ships no media: `media_path` is empty; clips are identified by source and span."]
     lines = ["- `media/keyframes/CLIP_ID/` holds each clip's key frames; the `keyframes` column decodes them as images."]
     if mode == "clips":
-        lines.insert(0, "- `media/clips/` holds each clip's span of its source: H.264/AAC MP4, or FLAC for audio-only "
-                        "clips (`media_path`); the `video` and `audio` columns decode them.")
+        lines.insert(0, "- `media/clips/` holds each clip's span of its source: H.264/AAC MP4, FLAC for audio-only "
+                        "clips, the photo itself for photos (`media_path`); the `video`, `audio` and `image` columns decode them.")
     if config.export.formats:
         lines.append(f"- `instruct/` holds instruction-tuning files ({', '.join(config.export.formats)}): the clip's media and "
                      "instruction, answered by its rationale; LLaMA-Factory reads `instruct/dataset_info.json`.")

@@ -1,5 +1,5 @@
 """Split Parquet files whose media Hugging Face `datasets` decodes: the DatasetRow columns plus
-`video` (Video), `audio` (Audio) and `keyframes` (list of Image), typed in the schema metadata the
+`video` (Video), `audio` (Audio), `image` (Image, photos) and `keyframes` (list of Image), typed in the schema metadata the
 way `datasets` writes it, so `load_dataset(DATASET_DIR)` hands back decoders.
 
 The media bytes are embedded as well as shipped as files: `datasets` resolves a bare relative path
@@ -30,7 +30,7 @@ def media_features(mode: MediaMode):
         return datasets.Features()
     feats = {"keyframes": datasets.List(datasets.Image())}
     if mode == "clips":
-        feats = {"video": datasets.Video(), "audio": datasets.Audio(), **feats}
+        feats = {"video": datasets.Video(), "audio": datasets.Audio(), "image": datasets.Image(), **feats}
     return datasets.Features(feats)
 
 
@@ -59,6 +59,7 @@ def write_split(ds: DatasetDir, split: str, rows: list[DatasetRow], mode: MediaM
             if mode == "clips":
                 media["video"] = [_embed(ds.root, r.media_path) if r.media_kind == "video" else None for r in chunk]
                 media["audio"] = [_embed(ds.root, r.media_path) if r.media_kind == "audio" else None for r in chunk]
+                media["image"] = [_embed(ds.root, r.media_path) if r.media_kind == "image" else None for r in chunk]
             columns = [*table.columns, *(pa.array(media[f.name], f.type) for f in schema if f.name in media)]
             writer.write_table(pa.Table.from_arrays(columns, schema=schema))
     return len(rows)

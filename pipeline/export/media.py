@@ -3,6 +3,7 @@ point into a run directory nobody else has:
 
     media/clips/CLIP_ID.mp4             the clip's span, H.264 + AAC (clips with a picture)
     media/clips/CLIP_ID.flac            the clip's span, lossless (audio-only clips)
+    media/clips/CLIP_ID.jpg|png|webp    the photo itself (photo sources: one still clip each)
     media/keyframes/CLIP_ID/kf_*.jpg    the clip's key frames
 
 Clips are cut by the same code that cuts them for review (pipeline/review/media.py), into the run's
@@ -24,14 +25,15 @@ from storage import RunDir
 
 MEDIA_DIR = "media"
 MediaMode = Literal["clips", "keyframes", "none"]
-MIME = {".mp4": "video/mp4", ".flac": "audio/flac", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png"}
+MIME = {".mp4": "video/mp4", ".flac": "audio/flac", ".jpg": "image/jpeg", ".png": "image/png", ".webp": "image/webp"}
+PHOTO_EXT = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp"}  # shipped as they are; other formats become PNG
 
 
 @dataclass(frozen=True)
 class ShippedMedia:
     """What the dataset folder holds of one clip, as paths relative to the folder."""
 
-    path: str | None = None  # the clip itself (clips), else its first key frame (keyframes)
+    path: str | None = None  # the clip itself (clips: video, sound or photo), else its first key frame (keyframes)
     kind: Literal["video", "audio", "image"] | None = None
     keyframes: list[str] = field(default_factory=list)
 
@@ -57,6 +59,8 @@ def _ship_one(run: RunDir, clip: Clip, root: Path, mode: MediaMode) -> ShippedMe
         keyframes.append(rel)
     if mode == "keyframes":
         return ShippedMedia(path=keyframes[0] if keyframes else None, kind="image" if keyframes else None, keyframes=keyframes)
+    if clip.kind == "still":
+        return ShippedMedia(path=_ship_photo(clip, root), kind="image", keyframes=keyframes)
     try:
         src = cut_clip(run, clip) if clip.has_video else cut_audio(run, clip)
     except MediaError as exc:
@@ -64,6 +68,24 @@ def _ship_one(run: RunDir, clip: Clip, root: Path, mode: MediaMode) -> ShippedMe
     rel = f"{MEDIA_DIR}/clips/{clip.clip_id}{src.suffix}"
     _place(src, root / rel)
     return ShippedMedia(path=rel, kind="video" if clip.has_video else "audio", keyframes=keyframes)
+
+
+def _ship_photo(clip: Clip, root: Path) -> str:
+    from PIL import Image, UnidentifiedImageError
+
+    src = Path(clip.source_path)
+    try:
+        with Image.open(src) as img:
+            ext = PHOTO_EXT.get(img.format or "")
+            rel = f"{MEDIA_DIR}/clips/{clip.clip_id}{ext or '.png'}"
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            if ext:  # a copy, never a link: the published dataset's permissions must not change the user's file
+                shutil.copyfile(src, root / rel)
+            else:
+                img.save(root / rel, "PNG")
+    except (OSError, UnidentifiedImageError) as exc:
+        raise ExportError(f"{src}: photo of clip {clip.clip_id} cannot be read ({exc}); export with --media keyframes or none") from None
+    return rel
 
 
 def _place(src: Path, dest: Path) -> None:

@@ -7,7 +7,7 @@
     instruct/skipped.json            clips left out of these files, and why
 
 One record per clip: the user turn is the clip's media placeholders (<video>, <audio> or one <image>
-per key frame, as many as the record lists media) then the clip's instruction; the assistant turn is
+per key frame or the photo, as many as the record lists media) then the clip's instruction; the assistant turn is
 the rationale as `Step 1..N`, the last step stating the label. Media paths are relative to these
 files, which is also where LLaMA-Factory looks (its media_dir defaults to its dataset_dir). Test
 records of a dataset with hidden test labels carry an empty answer: prompts to predict, no labels."""
@@ -30,7 +30,8 @@ PLACEHOLDER = {"images": "<image>", "videos": "<video>", "audios": "<audio>"}
 def record_media(row: DatasetRow) -> dict[str, list[str]]:
     """The record's media lists, relative to instruct/: the clip itself when shipped, else its key frames."""
     up = f"../{MEDIA_DIR}/"
-    rel = [f"../{p}" for p in ([row.media_path] if row.media_kind in ("video", "audio") else row.keyframe_paths)]
+    itself = row.media_path is not None and row.media_path not in row.keyframe_paths  # a clip or photo, not a key frame
+    rel = [f"../{p}" for p in ([row.media_path] if itself else row.keyframe_paths)]
     assert all(p.startswith(up) for p in rel), rel  # shipped media only, never a path into a run
     key = {"video": "videos", "audio": "audios"}.get(row.media_kind or "", "images")
     return {k: (rel if k == key else []) for k in PLACEHOLDER}
@@ -74,7 +75,7 @@ def write_instruct(root: Path, splits: dict[str, list[DatasetRow]], clips: dict[
                 "columns": {"messages": "conversations", "images": "images", "videos": "videos", "audios": "audios"},
                 "tags": {"role_tag": "from", "content_tag": "value", "user_tag": "human", "assistant_tag": "gpt"}}
         if "merr" in formats:
-            _write_json(out / f"merr-{split}.json", {r.clip_id: merr_entry(r, features.get(r.clip_id), (m["videos"] or m["audios"] or [None])[0], a)
+            _write_json(out / f"merr-{split}.json", {r.clip_id: merr_entry(r, features.get(r.clip_id), (m["videos"] or m["audios"] or m["images"])[0], a)
                                                      for r, p, a, m in records})
         if "swift" in formats:
             lines = []
