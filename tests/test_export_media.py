@@ -150,7 +150,9 @@ def test_croissant_lists_every_shipped_file_with_its_hash(exported):
 PLACEHOLDERS = {"images": "<image>", "videos": "<video>", "audios": "<audio>"}
 
 
-def check_llama_factory(folder: Path, labels: dict[str, str], answered: set[str]) -> int:
+def check_llama_factory(folder: Path, labels: dict[str, str], answered: set[str], cache: Path) -> int:
+    from datasets import load_dataset
+
     info = json.loads((folder / "dataset_info.json").read_text())
     # the hidden-label test split is registered as prompts, so nobody trains on its empty replies
     assert set(info) == {"emoforge-emotion_train", "emoforge-emotion_validation", "emoforge-emotion_test_prompts"}
@@ -161,6 +163,9 @@ def check_llama_factory(folder: Path, labels: dict[str, str], answered: set[str]
         assert set(cols) <= {"messages", "system", "tools", "images", "videos", "audios"}
         records = json.loads((folder / desc["file_name"]).read_text())
         assert isinstance(records, list)
+        # LLaMA-Factory reads the file with `datasets` (json) and then indexes every mapped column
+        loaded = load_dataset("json", data_files=str(folder / desc["file_name"]), split="train", cache_dir=str(cache))
+        assert set(cols.values()) <= set(loaded.column_names) and len(loaded) == len(records)
         for rec in records:
             msgs = rec[cols["messages"]]
             # user (or observation) turns at odd positions, assistant (or function) turns at even ones, in pairs
@@ -202,14 +207,15 @@ def check_swift(path: Path, labels: dict[str, str], answered: set[str]) -> int:
     return n
 
 
-def test_instruction_files_follow_llama_factory_and_ms_swift_formats(exported):
+def test_instruction_files_follow_llama_factory_and_ms_swift_formats(exported, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     out, clips = exported
     ds = DatasetDir(out)
     labels = {r.clip_id: r.label for s in ("train", "validation") for r in ds.read_split(s)}
     labels |= {k.clip_id: k.label for k in ds.read_answer_key()}
     answered = {r.clip_id for s in ("train", "validation") for r in ds.read_split(s)}
     folder = out / "instruct"
-    assert check_llama_factory(folder, labels, answered) == len(clips)
+    assert check_llama_factory(folder, labels, answered, tmp_path / "hf") == len(clips)
     assert sum(check_swift(folder / f"swift-{s}.jsonl", labels, answered) for s in SPLITS) == len(clips)
     # the test split's file gives no label away: none of its clips' answer-key rationales appear in it
     test_text = (folder / "sharegpt-test.json").read_text() + (folder / "swift-test.jsonl").read_text()
