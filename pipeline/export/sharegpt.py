@@ -6,11 +6,12 @@
     instruct/merr-{split}.json       MERR-style JSON (Emotion-LLaMA; pipeline/export/merr.py)
     instruct/skipped.json            clips left out of these files, and why
 
-One record per clip: the user turn is the clip's media placeholders (<video>, <audio> or one <image>
-per key frame or the photo, as many as the record lists media) then the clip's instruction; the assistant turn is
-the rationale as `Step 1..N`, the last step stating the label. Media paths are relative to these
-files, which is also where LLaMA-Factory looks (its media_dir defaults to its dataset_dir). Test
-records of a dataset with hidden test labels carry an empty answer: prompts to predict, no labels."""
+One record per clip: the user turn is the clip's media placeholders (<video>, <audio>, or one
+<image> for the photo or per key frame: as many as the record lists media) then the clip's
+instruction; the assistant turn is the rationale as `Step 1..N`, the last step stating the label.
+Media paths are relative to these files, which is also where LLaMA-Factory looks (its media_dir
+defaults to its dataset_dir). Test records of a dataset with hidden test labels carry an empty
+answer: prompts to predict, no labels."""
 
 from __future__ import annotations
 
@@ -59,8 +60,8 @@ def write_instruct(root: Path, splits: dict[str, list[DatasetRow]], clips: dict[
         for row in splits.get(split, []):
             media = record_media(row)
             if not any(media.values()):
-                skipped.append({"clip_id": row.clip_id, "split": split,
-                                "reason": "no media shipped for this clip (an audio-only clip has no key frames; export with --media clips)"})
+                skipped.append({"clip_id": row.clip_id, "split": split, "reason": "no media shipped: the clip has no key frames "
+                                "(audio-only) and --media keyframes ships no clips; export with --media clips"})
                 continue
             records.append((row, prompt(row, clips[row.clip_id], media), answer(row), media))
         counts[split] = len(records)
@@ -75,8 +76,9 @@ def write_instruct(root: Path, splits: dict[str, list[DatasetRow]], clips: dict[
                 "columns": {"messages": "conversations", "images": "images", "videos": "videos", "audios": "audios"},
                 "tags": {"role_tag": "from", "content_tag": "value", "user_tag": "human", "assistant_tag": "gpt"}}
         if "merr" in formats:
-            _write_json(out / f"merr-{split}.json", {r.clip_id: merr_entry(r, features.get(r.clip_id), (m["videos"] or m["audios"] or m["images"])[0], a)
-                                                     for r, p, a, m in records})
+            _write_json(out / f"merr-{split}.json", {
+                r.clip_id: merr_entry(r, features.get(r.clip_id), (m["videos"] or m["audios"] or m["images"])[0], a)
+                for r, _, a, m in records})
         if "swift" in formats:
             lines = []
             for r, p, a, m in records:
