@@ -29,11 +29,15 @@ LABELS = ["happiness", "sadness", "anger", "neutral", "surprise"]
 @pytest.fixture(scope="module")
 def media_run(tmp_path_factory, feat_data, speech_dir):
     """Six real sources (three videos, two audio-only recordings, a photo), each clip answered by a three-model panel."""
-    root = tmp_path_factory.mktemp("media_run")
-    config = load_config()
-    run = RunDir.create(root / "run")
     sources = [feat_data / "single_face.mp4", feat_data / "face_noface.mov", feat_data / "no_face.mp4",
                speech_dir / "beckett.wav", speech_dir / "two_cities.wav", feat_data / "0-f15-hao-ph.jpg"]
+    return make_run(tmp_path_factory.mktemp("media_run") / "run", sources)
+
+
+def make_run(root: Path, sources: list[Path]):
+    """Stage 1 for real on the sources, a panel's answers for each clip, the judge for real."""
+    config = load_config()
+    run = RunDir.create(root)
     clips = []
     for path in sources:
         sampled = sample_source(path, file_sha256(path), config, run, "run-m")
@@ -288,3 +292,26 @@ def test_command_line_options(media_run, tmp_path):
     assert (tmp_path / "ds" / "instruct" / "swift-train.jsonl").is_file() and not (tmp_path / "ds" / "media" / "clips").exists()
     bad = emoforge("export", str(run.root), "--out", str(tmp_path / "ds2"), "--media", "films")
     assert bad.returncode == 2 and "export.media" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_shipped_media_carry_no_metadata_of_their_source(tmp_path, feat_data, speech_dir):
+    secret = "/home/alice/holiday"
+    tags = ["-metadata", f"comment={secret}", "-metadata", "location=+48.8577+002.2950/", "-metadata", "title=Alice"]
+    video, sound, photo = tmp_path / "v.mp4", tmp_path / "s.flac", tmp_path / "p.jpg"
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-i", str(feat_data / "single_face.mp4"), "-c", "copy", *tags, str(video)], check=True)
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-i", str(speech_dir / "beckett.wav"), *tags, str(sound)], check=True)
+    with Image.open(feat_data / "0-f15-hao-ph.jpg") as img:
+        exif = Image.Exif()
+        exif[0x010E], exif[0x0112] = secret, 6  # ImageDescription; Orientation: stored turned, shown upright
+        img.save(photo, exif=exif.tobytes())
+        stored = img.size
+    run, _ = make_run(tmp_path / "run", [video, sound, photo])
+    out = tmp_path / "ds"
+    export_run(run, out, load_config(), "run-m")
+    shipped = sorted((out / "media").rglob("*.*"))
+    assert len([p for p in shipped if p.parent.name == "clips"]) == 3
+    for path in shipped:
+        assert secret.encode() not in path.read_bytes() and b"Alice" not in path.read_bytes(), path
+    [shipped_photo] = [p for p in shipped if p.parent.name == "clips" and p.suffix == ".jpg"]
+    with Image.open(shipped_photo) as img:
+        assert not img.getexif() and img.size == stored[::-1]  # turned upright as its tag said

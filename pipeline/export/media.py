@@ -71,7 +71,9 @@ def _ship_one(run: RunDir, clip: Clip, root: Path, mode: MediaMode) -> ShippedMe
 
 
 def _ship_photo(clip: Clip, root: Path) -> str:
-    from PIL import Image, UnidentifiedImageError
+    """The photo as it came when it carries no metadata; else re-saved without it (EXIF and XMP can
+    hold the place it was taken and the camera's owner), turned upright as its orientation tag said."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
 
     src = Path(clip.source_path)
     try:
@@ -79,13 +81,18 @@ def _ship_photo(clip: Clip, root: Path) -> str:
             ext = PHOTO_EXT.get(img.format or "")
             rel = f"{MEDIA_DIR}/clips/{clip.clip_id}{ext or '.png'}"
             (root / rel).parent.mkdir(parents=True, exist_ok=True)
-            if ext:  # a copy, never a link: the published dataset's permissions must not change the user's file
+            if ext and not _has_metadata(img):  # a copy, never a link: the dataset's permissions must not change the user's file
                 shutil.copyfile(src, root / rel)
             else:
-                img.save(root / rel, "PNG")
+                fmt = img.format if ext else "PNG"
+                ImageOps.exif_transpose(img).save(root / rel, fmt, **({"quality": 95} if fmt in ("JPEG", "WEBP") else {}))
     except (OSError, UnidentifiedImageError) as exc:
         raise ExportError(f"{src}: photo of clip {clip.clip_id} cannot be read ({exc}); export with --media keyframes or none") from None
     return rel
+
+
+def _has_metadata(img) -> bool:
+    return bool(img.getexif()) or any(k in img.info for k in ("exif", "xmp", "XML:com.adobe.xmp", "comment"))
 
 
 def _place(src: Path, dest: Path) -> None:

@@ -76,7 +76,9 @@ def cut_clip(run_dir: RunDir, clip: Clip, *, force: bool = False) -> Path:
         cmd += ["-filter_complex", f"[0:a:0]showwaves=s={WAVEFORM_SIZE}:mode=cline:scale=sqrt:rate={WAVEFORM_FPS}:"
                 "colors=0x4f8fd6,"
                 "format=yuv420p[v]", "-map", "[v]", "-map", "0:a:0"]
-    cmd += ["-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "128k",
+    # no metadata of the source (titles, comments, a phone's GPS position): exported datasets ship these files
+    cmd += ["-map_metadata", "-1", "-map_chapters", "-1",
+            "-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "128k",
             "-movflags", "+faststart", str(tmp)]
     return _run_cut(cmd, tmp, out, clip)
 
@@ -94,7 +96,7 @@ def cut_audio(run_dir: RunDir, clip: Clip, *, force: bool = False) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.stem + ".part" + out.suffix)
     cmd = ["ffmpeg", "-y", "-loglevel", "error", "-ss", f"{clip.start:.3f}", "-t", f"{max(clip.duration, 0.05):.3f}",
-           "-i", clip.source_path, "-map", "0:a:0", "-vn", "-c:a", "flac", str(tmp)]
+           "-i", clip.source_path, "-map", "0:a:0", "-vn", "-map_metadata", "-1", "-map_chapters", "-1", "-c:a", "flac", str(tmp)]
     return _run_cut(cmd, tmp, out, clip)
 
 
