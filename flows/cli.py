@@ -118,6 +118,12 @@ def _run(inputs: list[str], out_dir: Path, config_file: Optional[Path], override
     except RunDirLocked as exc:
         raise UserError(str(exc)) from None
     with lock:
+        from flows.prefect_server import ServerError, use_local_server
+
+        try:
+            use_local_server(notify=_notice)  # before prefect is imported: it reads the API URL once
+        except ServerError as exc:
+            raise UserError(str(exc)) from None
         configure_prefect()
         from flows import progress
         from flows.pipeline_flow import run_pipeline
@@ -164,6 +170,31 @@ def demo(
         raise UserError(str(exc)) from None
     err.print(f"demo media: {out_dir / 'demo-media'} ({len(media)} files, see SOURCES.md)")
     _run([str(m) for m in media], out_dir, config, overrides or [])
+
+
+@app.command("server")
+def server(
+    action: Annotated[str, typer.Argument(help="status, start or stop")] = "status",
+    port: Annotated[Optional[int], typer.Option("--port", help="default: EMOFORGE_PREFECT_PORT or 4200")] = None,
+) -> None:
+    """The local Prefect server that runs reuse (`emoforge run` starts it when none answers)."""
+    from flows.prefect_server import LocalServer, ServerError
+
+    local = LocalServer.configured(port)
+    if action == "start":
+        try:
+            out.print(local.start(), markup=False)
+        except ServerError as exc:
+            raise UserError(str(exc)) from None
+    elif action == "stop":
+        out.print(f"stopped the Prefect server on port {local.port}" if local.stop() else f"no Prefect server of ours on port {local.port}")
+    elif action == "status":
+        state = "healthy" if local.healthy() else "not running"
+        out.print(f"{local.url}: {state} (pid {local.pid() or '-'}; database and log in {local.home})", markup=False)
+        if state != "healthy":
+            raise typer.Exit(1)
+    else:
+        raise UserError(f"server {action!r}: expected status, start or stop")
 
 
 @app.command("config")
@@ -394,7 +425,8 @@ def report_command(
 def main() -> None:
     code = 0
     try:
-        app(standalone_mode=False)
+        returned = app(standalone_mode=False)
+        code = returned if isinstance(returned, int) else 0  # typer.Exit(n) returns n in this mode
     except UserError as exc:
         from rich.markup import escape
 

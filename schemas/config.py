@@ -83,7 +83,10 @@ class ASRConfig(_Strict):
     align_model: str | None = None  # local wav2vec2 directory for whisperx forced alignment
     device: str = "cpu"
     compute_type: str = "int8"
-    language: str | None = None  # None: detect
+    language: str | None = None  # None: detect (once per source)
+    # speech clips of a source are transcribed together in windows of up to this many seconds of the
+    # source (whisper's own window is 30 s); 0: each clip alone
+    window_s: float = Field(30.0, ge=0, le=30)
     beam_size: int = Field(5, ge=1)
     batch_size: int = Field(8, ge=1)
     # CTranslate2 threads per model; None: one per core (set explicitly, never taken from OMP_NUM_THREADS)

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.preprocess import prosody as prosody_mod
-from pipeline.preprocess.asr import get_transcriber
+from pipeline.preprocess.asr import get_transcriber, transcribe_clips
 from pipeline.preprocess.diarize import get_diarizer
 from pipeline.preprocess.faces import au_against_neutral, get_face_analyzer, person_neutral, track
 from pipeline.sampling.decode import DecodedFrame, decode_once
@@ -116,10 +116,12 @@ def _preprocess(path, source, clips, config, run_id):
         stage=STAGE, stage_config_hash=config.stage_hash(STAGE), run_id=run_id,
         model_id="+".join(m.name for m in models) or None, model_version="+".join(m.version for m in models) or None,
     )
+    denoise = (lambda x: prosody_mod.denoise(x, sr)) if cfg.asr.denoise else None
+    transcripts = transcribe_clips(asr, clips, audio, sr, cfg.asr, denoise) if asr is not None else {}
     features, rejects = [], []
     for i, clip in enumerate(clips):
         try:
-            features.append(_clip_features(i, clip, audio, sr, sampler, asr, diarizer, config, prov))
+            features.append(_clip_features(i, clip, audio, sr, sampler, transcripts.get(i), diarizer, config, prov))
         except Exception as exc:  # one broken clip never loses the others
             rejects.append(Reject(run_id=run_id, stage=STAGE, path=str(path), source_id=source.source_id, clip_id=clip.clip_id,
                                   reason=f"{path} [{clip.clip_id}]: {type(exc).__name__}: {exc}", error_type=type(exc).__name__))
@@ -130,7 +132,7 @@ def _preprocess(path, source, clips, config, run_id):
     return features, rejects
 
 
-def _clip_features(i, clip, audio, sr, sampler, asr, diarizer, config, prov) -> ClipFeatures:
+def _clip_features(i, clip, audio, sr, sampler, transcript, diarizer, config, prov) -> ClipFeatures:
     cfg = config.preprocess
     notes: list[str] = []
     a, b = int(clip.start * sr), min(audio.size, int(clip.end * sr))
@@ -143,8 +145,7 @@ def _clip_features(i, clip, audio, sr, sampler, asr, diarizer, config, prov) -> 
     elif not clip.speech:
         notes.append("no speech detected in clip: no transcript or speakers")
     else:
-        asr_audio = prosody_mod.denoise(clip_audio, sr) if cfg.asr.denoise else clip_audio
-        language, words = asr.transcribe(asr_audio, clip.start)
+        language, words = transcript or (None, [])
         if not words:
             notes.append("ASR returned no words for the speech in this clip")
         turns, note = diarizer.diarize(clip_audio, sr, clip.start)
