@@ -381,8 +381,10 @@ def export_command(
     config: Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML configuration (default: the run's own)")] = None,
     overrides: Annotated[Optional[list[str]], typer.Option("--set", help="override, e.g. export.seed=3")] = None,
     wait: Annotated[bool, typer.Option("--wait", help="if another command is writing the run, wait for it (default: exit 2)")] = False,
+    media: Annotated[Optional[str], typer.Option("--media", help="media the dataset ships: clips (MP4/FLAC + key frames), keyframes, or none (default: export.media, clips)")] = None,
+    formats: Annotated[Optional[list[str]], typer.Option("--format", help="instruction-tuning files too: sharegpt (LLaMA-Factory), swift (ms-swift), merr (Emotion-LLaMA); repeatable")] = None,
 ) -> None:
-    """Export a run as a Parquet benchmark (splits, hidden test labels, card, Croissant) somewhere else."""
+    """Export a run as a Parquet benchmark (splits, hidden test labels, card, Croissant, media) somewhere else."""
     from pipeline.export.dataset import ExportError
     from pipeline.export.export import export_run
 
@@ -392,7 +394,9 @@ def export_command(
         check_destination(out, run_dir)
     except ExportError as exc:
         raise UserError(str(exc)) from None
-    run, cfg, run_id, lock = _finished_run(run_dir, config, overrides or [], "export", wait)
+    # the options are overrides, so the configuration validates them (and a bad one names the key)
+    extra = ([f"export.media={media}"] if media is not None else []) + ([f"export.formats=[{','.join(formats)}]"] if formats else [])
+    run, cfg, run_id, lock = _finished_run(run_dir, config, [*(overrides or []), *extra], "export", wait)
     try:
         sizes = export_run(run, out, cfg, run_id)
     except ExportError as exc:

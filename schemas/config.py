@@ -301,11 +301,20 @@ class ExportConfig(_Strict):
     include_unlabelled: bool = False  # clips the panel could not label (no usable answer)
     name: str = "emoforge-emotion"
     licence: str = "CC-BY-4.0"  # of the annotations; each source keeps its own (listed in the card)
+    # what the dataset ships of each clip: its span (H.264/AAC MP4, or FLAC when there is no picture)
+    # and key frames, the key frames only, or nothing (rows then point at no media)
+    media: Literal["clips", "keyframes", "none"] = "clips"
+    # instruction-tuning files written beside the Parquet (instruct/): sharegpt (LLaMA-Factory, with
+    # its dataset_info.json), swift (ms-swift's messages JSONL), merr (Emotion-LLaMA's MERR-style JSON)
+    formats: list[Literal["sharegpt", "swift", "merr"]] = []
 
     @model_validator(mode="after")
     def _ratios(self) -> "ExportConfig":
         if abs(self.train + self.validation + self.test - 1.0) > 1e-6:
             raise ValueError(f"split ratios must sum to 1, got {self.train + self.validation + self.test:g}")
+        if self.formats and self.media == "none":
+            raise ValueError(f"formats {self.formats} need media (clips or keyframes): an instruction-tuning record "
+                             "is the clip's media with its instruction and answer")
         return self
 
 

@@ -76,8 +76,33 @@ def cut_clip(run_dir: RunDir, clip: Clip, *, force: bool = False) -> Path:
         cmd += ["-filter_complex", f"[0:a:0]showwaves=s={WAVEFORM_SIZE}:mode=cline:scale=sqrt:rate={WAVEFORM_FPS}:"
                 "colors=0x4f8fd6,"
                 "format=yuv420p[v]", "-map", "[v]", "-map", "0:a:0"]
-    cmd += ["-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "128k",
+    # no metadata of the source (titles, comments, a phone's GPS position): exported datasets ship these files
+    cmd += ["-map_metadata", "-1", "-map_chapters", "-1",
+            "-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "128k",
             "-movflags", "+faststart", str(tmp)]
+    return _run_cut(cmd, tmp, out, clip)
+
+
+def audio_clip_path(run_dir: RunDir, clip: Clip) -> Path:
+    return run_dir.media_dir / clip.source_id / clip.clip_id / "clip.flac"
+
+
+def cut_audio(run_dir: RunDir, clip: Clip, *, force: bool = False) -> Path:
+    """The clip's span of its source's sound as lossless FLAC (for datasets of audio-only clips,
+    where a drawn waveform picture would be made-up video); reused like `cut_clip`."""
+    out = audio_clip_path(run_dir, clip)
+    if out.exists() and out.stat().st_size > 0 and not force:
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.stem + ".part" + out.suffix)
+    cmd = ["ffmpeg", "-y", "-loglevel", "error", "-ss", f"{clip.start:.3f}", "-t", f"{max(clip.duration, 0.05):.3f}",
+           "-i", clip.source_path, "-map", "0:a:0", "-vn", "-map_metadata", "-1", "-map_chapters", "-1", "-c:a", "flac", str(tmp)]
+    return _run_cut(cmd, tmp, out, clip)
+
+
+def _run_cut(cmd: list[str], tmp: Path, out: Path, clip: Clip) -> Path:
+    if not Path(clip.source_path).is_file():
+        raise MediaError(f"{clip.source_path}: source of clip {clip.clip_id} not found (moved or deleted since the run)")
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0 or not tmp.exists() or tmp.stat().st_size == 0:
         tmp.unlink(missing_ok=True)
