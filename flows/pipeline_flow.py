@@ -32,6 +32,9 @@ from flows.task_runners import api_for_workers, make_task_runner
 from pipeline.export.dataset import ExportError
 from pipeline.export.export import export_run
 from pipeline.export.report import write_run_report
+from pipeline.preprocess.asr import get_transcriber
+from pipeline.preprocess.asr_packing import Transcripts, packs_across_sources, transcribe_short_sources
+from pipeline.preprocess.prosody import denoise as denoise_audio
 from pipeline.preprocess.stage import preprocess_source
 from pipeline.sampling.inputs import list_inputs
 from pipeline.sampling.media import MediaError, check_media, file_sha256
@@ -83,10 +86,27 @@ def preprocess_key(source: SourceMedia, clips: list[Clip], config: EmoforgeConfi
 
 
 @task(name="preprocess-source", cache_policy=NO_CACHE, retries=0)
-def preprocess_source_task(source: SourceMedia, clips: list[Clip], config: EmoforgeConfig, run_id: str) -> SourcePreprocessing:
+def preprocess_source_task(source: SourceMedia, clips: list[Clip], config: EmoforgeConfig, run_id: str,
+                           transcripts: Transcripts | None = None) -> SourcePreprocessing:
     pin_blas_threads()
-    features, rejects = preprocess_source(source, clips, config, run_id)
+    features, rejects = preprocess_source(source, clips, config, run_id, transcripts)
     return SourcePreprocessing(features=features, rejects=rejects)
+
+
+def transcribe_short_sources_first(by_source: list[tuple[SourceMedia, list[Clip]]], config: EmoforgeConfig,
+                                   cache: ResultCache) -> dict[str, Transcripts]:
+    """With a configured language, the short sources stage 2 still has to do are transcribed here
+    first, packed into shared windows (pipeline/preprocess/asr_packing.py); their tasks get the words."""
+    asr = config.preprocess.asr
+    if not packs_across_sources(asr):
+        return {}
+    todo = [(s, c) for s, c in by_source if not cache.path(preprocess_key(s, c, config)).exists()]
+    if not todo:
+        return {}
+    pin_blas_threads()
+    sr = config.sampling.audio_sample_rate
+    denoise = (lambda x: denoise_audio(x, sr)) if asr.denoise else None
+    return transcribe_short_sources(get_transcriber(asr), todo, asr, sr, denoise)
 
 
 def annotate_key(items: list[AnnotatorInput], spec: AnnotatorSpec, config: EmoforgeConfig) -> str:
@@ -316,9 +336,10 @@ def emoforge_flow(inputs: list[str], out_dir: str, config: EmoforgeConfig, run_i
     pre_counts = StageCounts(stage="preprocess", items=len(clips))
     progress.start("preprocess", len(by_source))
     preprocessing = Stage(cache, SourcePreprocessing)
+    packed = transcribe_short_sources_first(by_source, config, cache)
     for src, cl in by_source:
         preprocessing.run(Job(src.source_id, src.path, src.source_id, len(cl), preprocess_key(src, cl, config)),
-                          preprocess_source_task, src, cl, config, run_id)
+                          preprocess_source_task, src, cl, config, run_id, packed.get(src.source_id))
     done = collect("preprocess", preprocessing, pre_counts, rejects, run_id)
     features = [f for src in sources if src.source_id in done for f in done[src.source_id].features]
     run.write("features", features)

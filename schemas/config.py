@@ -87,6 +87,8 @@ class ASRConfig(_Strict):
     # speech clips of a source are transcribed together in windows of up to this many seconds of the
     # source (whisper's own window is 30 s); 0: each clip alone
     window_s: float = Field(30.0, ge=0, le=30)
+    # with `language` set, short sources (a corpus of 2 s files) share windows too (asr_packing.py)
+    pack_sources: bool = True
     beam_size: int = Field(5, ge=1)
     batch_size: int = Field(8, ge=1)
     # CTranslate2 threads per model; None: one per core (set explicitly, never taken from OMP_NUM_THREADS)

@@ -257,3 +257,70 @@ def test_clips_of_a_source_share_asr_windows_without_losing_words(speech_dir, co
     assert counts[30.0][1] == 1
     # packing must not cost accuracy
     assert wer(TRUTH["two_cities.wav"], hyps[30.0]) <= max(0.10, wer(TRUTH["two_cities.wav"], hyps[0.0]) + 0.02), hyps
+
+
+def test_short_files_in_a_known_language_share_windows(speech_dir, config, run_dir, tmp_path):
+    """A corpus of one-phrase files: with the language configured, the files share whisper windows
+    (far fewer calls than files), each file gets its own words on its own timeline, and accuracy
+    holds against transcribing file by file."""
+    import soundfile as sf
+
+    from pipeline.preprocess.asr_packing import transcribe_short_sources
+
+    audio = decode_once(speech_dir / "two_cities.wav", [], sample_rate=16000).audio
+    phrases = REFERENCE["two_cities.wav"][:10]
+    files = []
+    for k, (_, start, end) in enumerate(phrases):
+        f = tmp_path / f"phrase{k:02d}.wav"
+        # the phrases follow each other closely: a wider cut would hold the next one's first word
+        sf.write(f, audio[int((start - 0.05) * 16000):int((end + 0.05) * 16000)], 16000)
+        files.append(f)
+    cfg = config.model_copy(deep=True)
+    cfg.preprocess.asr.language = "en"
+    sources = []
+    for f in files:
+        s = sample_source(f, file_sha256(f), cfg, run_dir, "r")
+        assert s.clips, s.rejects
+        sources.append((s.source, s.clips))
+    asr = CountingASR(get_transcriber(cfg.preprocess.asr))
+    packed = transcribe_short_sources(asr, sources, cfg.preprocess.asr, 16000)
+    assert set(packed) == {s.source_id for s, _ in sources}
+    assert asr.calls <= 3 and asr.detections == 0  # ten files, a handful of windows, no language detection
+    by_file = []
+    for (source, clips), (text, _, _) in zip(sources, phrases):
+        words = [w for i in sorted(packed[source.source_id]) for w in packed[source.source_id][i][1]]
+        # on the file's own timeline, inside its clips
+        assert all(clips[0].start - 0.3 <= w.start <= w.end <= clips[-1].end + 0.3 for w in words)
+        by_file.append(" ".join(w.text for w in words))
+    truth = " ".join(t for t, _, _ in phrases)
+    alone = " ".join(" ".join(w.text for w in preprocess_source(s, c, cfg.model_copy(update={}), "r")[0][0].words) for s, c in sources)
+    assert wer(truth, " ".join(by_file)) <= max(0.10, wer(truth, alone) + 0.03), by_file
+
+
+def test_a_run_on_short_files_in_a_known_language_packs_them(speech_dir, tmp_path, monkeypatch):
+    import soundfile as sf
+
+    from flows.pipeline_flow import run_pipeline
+    from pipeline.preprocess.asr import FasterWhisperASR
+    from schemas import load_config
+    from storage import RunDir
+
+    calls = []
+    real = FasterWhisperASR.transcribe
+    monkeypatch.setattr(FasterWhisperASR, "transcribe", lambda self, *a, **k: calls.append(1) or real(self, *a, **k))
+    audio = decode_once(speech_dir / "two_cities.wav", [], sample_rate=16000).audio
+    d = tmp_path / "phrases"
+    d.mkdir()
+    phrases = REFERENCE["two_cities.wav"][4:9]
+    for k, (_, start, end) in enumerate(phrases):
+        sf.write(d / f"p{k}.wav", audio[int((start - 0.05) * 16000):int((end + 0.05) * 16000)], 16000)
+    config = load_config(overrides=["preprocess.asr.language=en", 'annotate.panel=[{"id": "lexical", "backend": "lexical"}]'])
+    run_pipeline([str(d)], str(tmp_path / "run"), config)
+    run = RunDir(tmp_path / "run")
+    features = run.read("features")
+    assert len(features) == len(phrases) and all(f.words and f.language == "en" for f in features)
+    assert len(calls) < len(phrases)  # the five files shared windows
+    file_of = {s.source_id: Path(s.path).name for s in run.read("sources")}
+    clip_file = {c.clip_id: file_of[c.source_id] for c in run.read("clips")}
+    said = " ".join(w.text for f in sorted(features, key=lambda f: clip_file[f.clip_id]) for w in f.words)
+    assert wer(" ".join(t for t, _, _ in phrases), said) <= 0.15, said

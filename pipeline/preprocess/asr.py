@@ -36,6 +36,17 @@ class Transcriber:
         raise NotImplementedError
 
 
+@dataclass(frozen=True)
+class ModelId:
+    name: str
+    version: str
+
+
+def transcriber_id(config: ASRConfig) -> ModelId:
+    """What transcribes under `config`, for provenance, without loading it."""
+    return ModelId(f"{config.backend}:{config.model}", metadata.version(config.backend))
+
+
 def resolve_model(config: ASRConfig) -> str:
     return str(whisper_base_dir()) if config.model == "packaged:whisper-base" else config.model
 
@@ -46,8 +57,8 @@ class FasterWhisperASR(Transcriber):
 
         self.config = config
         self.model_path = resolve_model(config)
-        self.name = f"faster-whisper:{config.model}"
-        self.version = metadata.version("faster-whisper")
+        ident = transcriber_id(config)
+        self.name, self.version = ident.name, ident.version
         self.model = WhisperModel(self.model_path, device=config.device, compute_type=config.compute_type, cpu_threads=ctranslate2_threads(config.cpu_threads))
         self._lock = threading.Lock()
 
@@ -72,8 +83,8 @@ class WhisperXASR(Transcriber):
 
         self.config = config
         self._wx = whisperx
-        self.name = f"whisperx:{config.model}"
-        self.version = metadata.version("whisperx")
+        ident = transcriber_id(config)
+        self.name, self.version = ident.name, ident.version
         self.model = whisperx.load_model(
             resolve_model(config), config.device, compute_type=config.compute_type, language=config.language,
             vad_method="pyannote", threads=ctranslate2_threads(config.cpu_threads),

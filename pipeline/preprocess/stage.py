@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.preprocess import prosody as prosody_mod
-from pipeline.preprocess.asr import get_transcriber, transcribe_clips
+from pipeline.preprocess.asr import get_transcriber, transcribe_clips, transcriber_id
+from pipeline.preprocess.asr_packing import Transcripts
 from pipeline.preprocess.diarize import get_diarizer
 from pipeline.preprocess.faces import au_against_neutral, get_face_analyzer, person_neutral, track
 from pipeline.sampling.decode import DecodedFrame, decode_once
@@ -87,18 +88,20 @@ def main_track(observations: list[FaceObservation]) -> tuple[int | None, str | N
     return best, reason
 
 
-def preprocess_source(source: SourceMedia, clips: list[Clip], config: EmoforgeConfig, run_id: str) -> tuple[list[ClipFeatures], list[Reject]]:
-    """Never raises for bad media: a failure becomes a reject row for the clip or source."""
+def preprocess_source(source: SourceMedia, clips: list[Clip], config: EmoforgeConfig, run_id: str,
+                      transcripts: Transcripts | None = None) -> tuple[list[ClipFeatures], list[Reject]]:
+    """Never raises for bad media: a failure becomes a reject row for the clip or source.
+    `transcripts`: the clips' words when they were transcribed already, packed with other sources."""
     path = Path(source.path)
     try:
-        return _preprocess(path, source, clips, config, run_id)
+        return _preprocess(path, source, clips, config, run_id, transcripts)
     except Exception as exc:
         last = traceback.extract_tb(exc.__traceback__)[-1]
         reason = f"{path}: {type(exc).__name__}: {exc} (at {Path(last.filename).name}:{last.lineno})"
         return [], [Reject(run_id=run_id, stage=STAGE, path=str(path), source_id=source.source_id, reason=reason, error_type=type(exc).__name__)]
 
 
-def _preprocess(path, source, clips, config, run_id):
+def _preprocess(path, source, clips, config, run_id, transcripts=None):
     cfg = config.preprocess
     sr = config.sampling.audio_sample_rate
     any_video = any(c.has_video for c in clips)
@@ -109,15 +112,16 @@ def _preprocess(path, source, clips, config, run_id):
     audio = decoded.audio if decoded.audio is not None else np.zeros(0, np.float32)
 
     need_asr = any(c.speech for c in clips)
-    asr = get_transcriber(cfg.asr) if need_asr else None
+    asr = get_transcriber(cfg.asr) if need_asr and transcripts is None else None
     diarizer = get_diarizer(cfg.diarization) if need_asr else None
-    models = [m for m in (asr, diarizer, analyzer) if m is not None]
+    models = [m for m in (transcriber_id(cfg.asr) if need_asr else None, diarizer, analyzer) if m is not None]
     prov = Provenance(
         stage=STAGE, stage_config_hash=config.stage_hash(STAGE), run_id=run_id,
         model_id="+".join(m.name for m in models) or None, model_version="+".join(m.version for m in models) or None,
     )
     denoise = (lambda x: prosody_mod.denoise(x, sr)) if cfg.asr.denoise else None
-    transcripts = transcribe_clips(asr, clips, audio, sr, cfg.asr, denoise) if asr is not None else {}
+    if transcripts is None:
+        transcripts = transcribe_clips(asr, clips, audio, sr, cfg.asr, denoise) if asr is not None else {}
     features, rejects = [], []
     for i, clip in enumerate(clips):
         try:
