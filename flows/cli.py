@@ -307,17 +307,24 @@ def serve_command(
 @app.command("worker")
 def worker_command(
     pool: Annotated[str, typer.Option("--pool", help="work pool name; the pipeline's runtime.gpu.pool")] = "emoforge-gpu",
-    limit: Annotated[int, typer.Option("--limit", min=1, help="flow runs at once on this machine (GPUs hold one model each)")] = 1,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="flow runs at once per worker (per GPU with --gpus)")] = 1,
+    gpus: Annotated[Optional[str], typer.Option("--gpus", help="one worker per GPU, pinned with CUDA_VISIBLE_DEVICES: 0,1,... or all")] = None,
 ) -> None:
     """Run GPU annotators for pipelines elsewhere: registers the pool's deployment, then starts a
-    Prefect process worker on it (needs PREFECT_API_URL and the run directories at the same paths)."""
-    from flows.gpu_pool import register_deployment, start_worker
+    Prefect process worker on it (needs PREFECT_API_URL and the run directories at the same paths);
+    with --gpus, one worker per GPU, each seeing only its own GPU."""
+    from flows.gpu_pool import parse_gpus, register_deployment, start_worker
 
     if not os.environ.get("PREFECT_API_URL"):
         raise UserError("worker needs the pipeline's Prefect server: export PREFECT_API_URL=http://HOST:4200/api")
+    try:
+        slots = parse_gpus(gpus) if gpus is not None else None
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
     configure_prefect()
-    err.print(f"deployment {register_deployment(pool)} on work pool {pool}; starting worker", markup=False, highlight=False, soft_wrap=True)
-    start_worker(pool, limit)
+    where = f"; starting one worker per GPU ({', '.join(slots)})" if slots else "; starting worker"
+    err.print(f"deployment {register_deployment(pool)} on work pool {pool}{where}", markup=False, highlight=False, soft_wrap=True)
+    raise typer.Exit(start_worker(pool, limit, slots))
 
 
 def _finished_run(run_dir: Path, config_file: Optional[Path], overrides: list[str], command: str, wait: bool):

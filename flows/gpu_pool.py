@@ -129,7 +129,67 @@ def register_deployment(pool: str) -> str:
     return f"{FLOW_NAME}/{pool}"
 
 
-def start_worker(pool: str, limit: int) -> None:
-    """Replace this process with a Prefect process worker on the pool (one GPU job at a time by default)."""
-    prefect = Path(sys.executable).with_name("prefect")
-    os.execv(str(prefect), [str(prefect), "worker", "start", "--pool", pool, "--type", "process", "--limit", str(limit)])
+def worker_argv(pool: str, limit: int, name: str | None = None) -> list[str]:
+    prefect = str(Path(sys.executable).with_name("prefect"))
+    return [prefect, "worker", "start", "--pool", pool, "--type", "process", "--limit", str(limit), *(["--name", name] if name else [])]
+
+
+def parse_gpus(text: str) -> list[str]:
+    """`0,1,3` or `all` (every CUDA device this machine has) as CUDA_VISIBLE_DEVICES values, one per slot."""
+    if text.strip() == "all":
+        import torch
+
+        gpus = [str(i) for i in range(torch.cuda.device_count())]
+        if not gpus:
+            raise ValueError("--gpus all: this machine has no CUDA device")
+        return gpus
+    gpus = [g.strip() for g in text.split(",")]
+    if not all(gpus) or len(set(gpus)) != len(gpus):
+        raise ValueError(f"--gpus {text!r}: give distinct device indexes or UUIDs separated by commas (e.g. 0,1), or all")
+    return gpus
+
+
+def slot_env(gpu: str) -> dict[str, str]:
+    """The environment of one GPU slot's worker: its flow runs (child processes) inherit it, so every
+    job on the slot sees only its own GPU as cuda:0 and sizes its batches from that GPU's memory."""
+    return {**os.environ, "CUDA_VISIBLE_DEVICES": gpu}
+
+
+def start_worker(pool: str, limit: int, gpus: list[str] | None = None) -> int:
+    """Without gpus: replace this process with one Prefect process worker on the pool. With gpus: one
+    worker per GPU, each pinned to its GPU (CUDA_VISIBLE_DEVICES) and taking `limit` jobs at a time;
+    this process waits on them, passes SIGTERM/SIGINT on, and stops them all when one exits."""
+    if not gpus:
+        argv = worker_argv(pool, limit)
+        os.execv(argv[0], argv)
+    import signal
+    import socket
+    import subprocess
+    import time
+
+    host = socket.gethostname()
+    slots = [subprocess.Popen(worker_argv(pool, limit, f"{host}-gpu{g}"), env=slot_env(g)) for g in gpus]
+
+    stopping = []
+
+    def stop(signum, _frame) -> None:
+        stopping.append(signum)
+        for proc in slots:
+            if proc.poll() is None:
+                proc.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    while all(proc.poll() is None for proc in slots):
+        time.sleep(0.5)
+    ended = [proc for proc in slots if proc.poll() is not None]
+    if not stopping:  # a slot died on its own: the others go too, so a supervisor restarts the whole machine's set
+        log.warning("GPU slot worker %s exited (%s); stopping the others", ended[0].args[-1], ended[0].returncode)
+        stop(signal.SIGTERM, None)
+    for proc in slots:
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return ended[0].returncode or 0

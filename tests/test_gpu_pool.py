@@ -33,10 +33,11 @@ def pool_runs(pool: str) -> list:
 
 
 @pytest.fixture()
-def gpu_worker():
+def gpu_worker(request):
     pool = f"test-gpu-{uuid.uuid4().hex[:6]}"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PREFECT_WORKER_QUERY_SECONDS": "2"}
-    proc = subprocess.Popen([str(ROOT / ".venv" / "bin" / "emoforge"), "worker", "--pool", pool], env=env,
+    extra = getattr(request, "param", [])  # more `emoforge worker` options
+    proc = subprocess.Popen([str(ROOT / ".venv" / "bin" / "emoforge"), "worker", "--pool", pool, *extra], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     seen = []
     for line in proc.stdout:  # warnings may come first; this line comes once the deployment is registered
@@ -107,3 +108,42 @@ def test_pool_without_worker_is_a_reject_naming_the_pool_and_the_run_finishes(fe
     summary = run_pipeline([video], str(tmp_path / "run2"), unknown)
     reasons = [r.reason for r in summary.rejects if r.stage == "annotate"]
     assert len(reasons) == 1 and "emoforge worker --pool no-such-pool" in reasons[0]
+
+
+def slot_workers(parent: int) -> dict[str, str]:
+    """CUDA_VISIBLE_DEVICES of each `prefect worker` process under `parent`, by worker name."""
+    out = {}
+    for child in Path(f"/proc/{parent}/task/{parent}/children").read_text().split():
+        argv = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
+        env = dict(e.split(b"=", 1) for e in Path(f"/proc/{child}/environ").read_bytes().split(b"\0") if b"=" in e)
+        if b"worker" in argv:
+            out[argv[argv.index(b"--name") + 1].decode()] = env.get(b"CUDA_VISIBLE_DEVICES", b"").decode()
+    return out
+
+
+@pytest.mark.parametrize("gpu_worker", [["--gpus", "3,5"]], indirect=True)
+def test_one_worker_per_gpu_each_pinned_and_its_jobs_see_only_their_gpu(gpu_worker, speech_dir, tmp_path):
+    import socket
+
+    parent = next(int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and
+                  f"--pool\0{gpu_worker}\0--gpus".encode() in (p / "cmdline").read_bytes())
+    host = socket.gethostname()
+    assert slot_workers(parent) == {f"{host}-gpu3": "3", f"{host}-gpu5": "5"}
+    with get_client(sync_client=True) as client:  # both slots poll the pool, under their own names
+        for _ in range(60):
+            names = {w.name for w in client.read_workers_for_work_pool(gpu_worker)}
+            if {f"{host}-gpu3", f"{host}-gpu5"} <= names:
+                break
+            time.sleep(1)
+        assert {f"{host}-gpu3", f"{host}-gpu5"} <= names
+    state = tmp_path / "probe"
+    state.mkdir()
+    panel = json.dumps([{"id": "lexical", "backend": "lexical"}, {"id": "probe", "backend": "tests.plugins.gpu_probe:GpuProbeLexical",
+                                                                  "model": str(state)}])
+    config = load_config(overrides=[f"annotate.panel={panel}", f"runtime.gpu.pool={gpu_worker}", 'runtime.gpu.annotators=["probe"]',
+                                    "runtime.gpu.timeout_s=240", "export.include_unlabelled=true"])
+    summary = run_pipeline([str(speech_dir / "beckett.wav")], str(tmp_path / "run"), config)
+    assert not [r.reason for r in summary.rejects if r.severity == "error"]
+    [probe] = [p.name for p in state.iterdir()]
+    # the job ran in a flow-run process of one slot's worker, which saw only that slot's GPU
+    assert probe.split("-")[1] in {"3", "5"} and int(probe.split("-")[2]) != os.getpid()
