@@ -1,7 +1,9 @@
 """GPU annotators on their own Prefect work pool, so GPU machines take only GPU work.
 
 `emoforge worker --pool NAME` (on each GPU machine) registers the deployment
-`emoforge-annotate-gpu/NAME` and starts a process worker on the pool. With `runtime.gpu.pool` set,
+`emoforge-annotate-gpu/NAME` and starts workers on the pool: by default one resident process per GPU
+(`--gpus`, pinned with CUDA_VISIBLE_DEVICES) that keeps its model loaded from job to job
+(flows/gpu_slot.py); with `--per-job`, Prefect process workers that start a process per job. With `runtime.gpu.pool` set,
 stage 3 sends each (source, GPU annotator) pair there as one flow run: the job (clips, features,
 spec) is written into the run directory, which the workers see at the same path, and the answers
 come back beside it. The stage-3 task waiting on the run keeps its cache key, so a rerun reuses
@@ -42,12 +44,23 @@ def runs_on_pool(spec: AnnotatorSpec, config: EmoforgeConfig) -> bool:
 @flow(name=FLOW_NAME, validate_parameters=False)
 def annotate_on_pool(job_file: str) -> int:
     """Runs on a GPU worker: answer one job and write the answers next to it."""
-    from agents import shared_annotator
+    from agents import annotator_hash, shared_annotator
+    from pipeline.models import release
 
     job = AnnotateJob.model_validate_json(Path(job_file).read_text())
+    if release("annotator", annotator_hash(job.spec, job.config)):  # a resident slot holds one model at a time
+        free_gpu_memory()
     answers = shared_annotator(job.spec, job.config).annotate(job.items, job.run_id)
     atomic_write_bytes(Path(job.answers_file), SourceAnnotations(annotations=answers).model_dump_json().encode())
     return len(answers)
+
+
+def free_gpu_memory() -> None:
+    import gc
+
+    gc.collect()
+    if "torch" in sys.modules and sys.modules["torch"].cuda.is_available():
+        sys.modules["torch"].cuda.empty_cache()
 
 
 def annotate_via_pool(items: list[AnnotatorInput], spec: AnnotatorSpec, config: EmoforgeConfig, run_id: str) -> SourceAnnotations:

@@ -1,6 +1,7 @@
-"""A real annotator (the lexical agent) that notes which GPUs its process was given: a file named
-`cuda-<CUDA_VISIBLE_DEVICES>-<pid>` in the directory named by its `model`. Named in a config as
-`tests.plugins.gpu_probe:GpuProbeLexical`."""
+"""A real annotator (the lexical agent) that notes, for every job it answers, which GPUs its process
+was given and which instance (which loaded model) answered: a file
+`cuda-<CUDA_VISIBLE_DEVICES>-<pid>-<instance>-<source_id>` in the directory named by its `model`.
+Named in a config as `tests.plugins.gpu_probe:GpuProbeLexical`."""
 
 from __future__ import annotations
 
@@ -12,5 +13,6 @@ from agents.feature_agents import LexicalAgent
 
 class GpuProbeLexical(LexicalAgent):
     def annotate(self, batch, run_id):
-        (Path(self.spec.model) / f"cuda-{os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')}-{os.getpid()}").touch()
+        gpus = os.environ.get("CUDA_VISIBLE_DEVICES", "unset")
+        (Path(self.spec.model) / f"cuda-{gpus}-{os.getpid()}-{id(self)}-{batch[0].clip.source_id}").touch()
         return super().annotate(batch, run_id)
