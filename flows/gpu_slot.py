@@ -16,7 +16,7 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from flows.gpu_pool import FLOW_NAME, annotate_on_pool, retry_while_busy, slot_env
@@ -37,7 +37,7 @@ def serve_slot(pool: str, name: str, state_file: Path) -> None:
     while True:
         with get_client(sync_client=True) as client:
             client.send_worker_heartbeat(pool, name, heartbeat_interval_seconds=POLL_S)  # the pool lists the slot
-            due = client.get_scheduled_flow_runs_for_work_pool(pool, scheduled_before=datetime.now(timezone.utc))
+            due = client.get_scheduled_flow_runs_for_work_pool(pool, scheduled_before=datetime.now(UTC))
             runs = sorted((r.flow_run for r in due if r.flow_run.deployment_id == deployment.id),
                           key=lambda r: r.expected_start_time or r.created)
             claimed = next((r for r in runs if client.set_flow_run_state(r.id, Pending(), force=False).status == SetStateStatus.ACCEPT), None)
@@ -48,7 +48,7 @@ def serve_slot(pool: str, name: str, state_file: Path) -> None:
         state_file.write_text(str(claimed.id))
         try:
             run_flow(annotate_on_pool, flow_run=claimed)
-        except Exception as exc:  # the engine has already set the run Failed, with the error
+        except Exception as exc:  # noqa: BLE001  (the engine has already set the run Failed, with the error)
             log.warning("slot %s: flow run %s failed: %s: %s", name, claimed.name, type(exc).__name__, exc)
         finally:
             state_file.unlink(missing_ok=True)

@@ -21,7 +21,12 @@ from agents.frames import spread_keyframes
 from pipeline.sampling.media import file_sha256
 from pipeline.sampling.stage import sample_source
 from schemas import AnnotatorInput, load_config
-from tests.fixtures.tiny_models import QWEN2_AUDIO_TEMPLATE, tiny_qwen2_audio, tiny_qwen25_omni, tiny_qwen25_vl
+from tests.fixtures import tiny_models
+from tests.fixtures.tiny_models import (
+    tiny_qwen2_audio,
+    tiny_qwen25_omni,
+    tiny_qwen25_vl,
+)
 
 
 def agent_for(**spec):
@@ -221,8 +226,8 @@ def test_both_backends_send_the_same_frames_spread_over_the_clip(vl_dir, video_i
     assert [k.time for k in picked] == [item.clip.keyframes[i].time for i in (3, 6, 7)]  # start, middle and end
     assert picked[-1].time > start + 0.9 * d  # the end of the clip is seen
     local = agent_for(id="vl", model=str(vl_dir), max_images=3)
-    [http] = build_panel(load_config(overrides=['annotate.panel=[{"id": "srv", "backend": "openai", "endpoint": "http://127.0.0.1:9/v1", '
-                                                '"max_images": 3}]']))
+    server = {"id": "srv", "backend": "openai", "endpoint": "http://127.0.0.1:9/v1", "max_images": 3}
+    [http] = build_panel(load_config(overrides=[f"annotate.panel=[{json.dumps(server)}]"]))
     sent = [p["image_url"]["url"].split(",", 1)[1] for p in http.request_body(item)["messages"][1]["content"] if p["type"] == "image_url"]
     from_http = [np.asarray(Image.open(io.BytesIO(base64.b64decode(s))).convert("RGB")) for s in sent]
     from_local = [np.asarray(im) for im in local._request(item, None).images]
@@ -232,7 +237,7 @@ def test_both_backends_send_the_same_frames_spread_over_the_clip(vl_dir, video_i
 
 
 def test_audio_is_resampled_to_the_processors_rate_and_the_official_template_hears_it(tmp_path, speech_dir, config, run_dir):
-    model = tiny_qwen2_audio(tmp_path / "audio-8k", sampling_rate=8000, template=QWEN2_AUDIO_TEMPLATE)
+    model = tiny_qwen2_audio(tmp_path / "audio-8k", sampling_rate=8000, template=tiny_models.QWEN2_AUDIO_TEMPLATE)
     path = speech_dir / "beckett.wav"
     clips = sample_source(path, file_sha256(path), config, run_dir, "r").clips
     items = [AnnotatorInput(clip=c) for c in clips]
