@@ -29,6 +29,7 @@ def serve_slot(pool: str, name: str, state_file: Path) -> None:
     """Take the pool's GPU flow runs one at a time, forever; `state_file` names the run in progress."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.responses import SetStateStatus
+    from prefect.exceptions import Abort
     from prefect.flow_engine import run_flow
     from prefect.states import Pending
 
@@ -48,6 +49,8 @@ def serve_slot(pool: str, name: str, state_file: Path) -> None:
         state_file.write_text(str(claimed.id))
         try:
             run_flow(annotate_on_pool, flow_run=claimed)
+        except Abort:  # the server refused the run's next state (e.g. cancelled under it): the slot goes on
+            log.warning("slot %s: flow run %s was aborted by the server", name, claimed.name)
         except Exception as exc:  # noqa: BLE001  (the engine has already set the run Failed, with the error)
             log.warning("slot %s: flow run %s failed: %s: %s", name, claimed.name, type(exc).__name__, exc)
         finally:

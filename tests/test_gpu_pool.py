@@ -116,6 +116,8 @@ def slot_workers(parent: int) -> dict[str, str]:
     for child in Path(f"/proc/{parent}/task/{parent}/children").read_text().split():
         argv = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
         env = dict(e.split(b"=", 1) for e in Path(f"/proc/{child}/environ").read_bytes().split(b"\0") if b"=" in e)
+        if b"flows.gpu_slot" not in argv and b"--name" not in argv:
+            continue  # forked, not yet exec'd
         name = argv[argv.index(b"flows.gpu_slot") + 2] if b"flows.gpu_slot" in argv else argv[argv.index(b"--name") + 1]
         out[name.decode()] = env.get(b"CUDA_VISIBLE_DEVICES", b"").decode()
     return out
@@ -179,3 +181,27 @@ def test_per_job_workers_are_pinned_too(gpu_worker, speech_dir, tmp_path):
     assert not [r.reason for r in summary.rejects if r.severity == "error"]
     [job] = [p.name.split("-") for p in state.iterdir()]
     assert job[1] == "7" and int(job[2]) != os.getpid()  # a flow-run process of the worker, which saw only GPU 7
+
+
+@pytest.mark.parametrize("gpu_worker", [["--gpus", "3"]], indirect=True)
+def test_a_resident_worker_survives_a_job_cancelled_under_it_and_serves_the_next(gpu_worker, speech_dir, tmp_path):
+    pinned_workers(gpu_worker, 1)
+    parent = next(int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and
+                  f"--pool\0{gpu_worker}\0--gpus".encode() in (p / "cmdline").read_bytes())
+    [slot] = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
+    state = tmp_path / "probe"
+    state.mkdir()
+    (state / "sleep").write_text("8")
+    config = probe_config(gpu_worker, state).model_copy(deep=True)
+    config.runtime.gpu.timeout_s = 3  # stage 3 stops waiting (and cancels the run) before the slow job ends
+    summary = run_pipeline([str(speech_dir / "beckett.wav")], str(tmp_path / "run"), config)
+    assert any("no worker on pool" in r.reason for r in summary.rejects if r.stage == "annotate")
+    time.sleep(10)  # the job ends, its run already Cancelled
+    # the slot finished the job it had started (its answers are not read: stage 3 moved on), it did not crash
+    assert [r.state.name for r in pool_runs(gpu_worker)] in (["Cancelled"], ["Completed"])
+    assert Path(f"/proc/{parent}/task/{parent}/children").read_text().split() == [slot]  # the same process, not restarted
+    (state / "sleep").unlink()
+    summary = run_pipeline([str(speech_dir / "beckett.wav")], str(tmp_path / "run"), probe_config(gpu_worker, state))
+    assert not [r.reason for r in summary.rejects if r.stage == "annotate"]
+    assert sorted(r.state.name for r in pool_runs(gpu_worker))[-1] == "Completed" and len(pool_runs(gpu_worker)) == 2
+    assert {p.name.split("-")[2] for p in state.iterdir()} == {slot}  # both jobs in the one resident process
