@@ -152,7 +152,9 @@ class TransformersMLLM(Annotator):
 
     @property
     def prompt_hash(self) -> str:
-        return hashlib.sha256((SYSTEM + str(self.schema) + ("constrained" if self.grammar else "")).encode()).hexdigest()[:16]
+        # answers decoded after the grammar failed say so in their provenance
+        constrained = self.grammar is not None and not self.unconstrained_since
+        return hashlib.sha256((SYSTEM + str(self.schema) + ("constrained" if constrained else "")).encode()).hexdigest()[:16]
 
     def token_budget(self) -> int:
         if self.spec.max_batch_tokens:

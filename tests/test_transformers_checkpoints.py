@@ -172,6 +172,7 @@ def test_decode_time_grammar_failure_falls_back_to_unconstrained_decoding(omni_d
     monkeypatch.setattr(xgrammar, "apply_token_bitmask_inplace", no_compiler)
     agent = agent_for(id="omni", model=str(omni_dir), max_images=2, max_tokens=24, min_pixels=32 * 28 * 28, max_pixels=64 * 28 * 28, video_max_pixels=64 * 28 * 28)
     assert agent.grammar is not None
+    constrained_hash = agent.prompt_hash
     items = video_items[:2] * 2
     anns = agent.annotate(items, "run-g")
     assert len(anns) == len(items) and all(a.raw_answer for a in anns)  # no clip lost
@@ -179,6 +180,7 @@ def test_decode_time_grammar_failure_falls_back_to_unconstrained_decoding(omni_d
     assert any("--- repair attempt ---" in a.raw_answer for a in anns)  # the repair path ran on the noise
     assert "Failed to find C compiler" in agent.unconstrained_since
     assert len(calls) == 1  # given up once, not tried again for every batch
+    assert all(a.provenance.prompt_hash != constrained_hash for a in anns)  # the answers' provenance says unconstrained
 
 
 def test_end_tokens_come_from_the_tokenizer_and_greedy_has_no_repetition_penalty(omni_dir):
