@@ -279,7 +279,15 @@ class TransformersMLLM(Annotator):
 
             def ask(messages: list[dict], req=req, first=first) -> str:
                 # the first answer comes from the batched pass; only an unusable one is asked again, alone
-                return first.pop() if first else self.generate([replace(req, messages=messages)])[0]
+                if first:
+                    return first.pop()
+                try:
+                    return self.generate([replace(req, messages=messages)])[0]
+                except Exception as exc:
+                    if not is_out_of_memory(exc):
+                        raise
+                    self._relieve()  # the longer repair prompt did not fit: the first answer's rejection stands
+                    return f"(the repair attempt ran out of GPU memory: {str(exc)[:200]})"
 
             parse = lambda raw, item=item: to_annotation(raw, clip_id=item.clip.clip_id, annotator_id=self.annotator_id,  # noqa: E731
                                                          verbalizer=self.verbalizer, provenance=self.provenance(run_id),

@@ -160,6 +160,15 @@ def test_a_clip_that_does_not_fit_alone_is_rejected_and_the_rest_answered(vl_dir
     assert others and all(a.raw_answer is not None and "out of memory" not in (a.error or "") for a in others)
 
 
+def test_a_repair_that_runs_out_of_memory_leaves_the_first_answers_rejection(vl_dir, video_items):
+    items = video_items[:2]
+    agent = agent_for(id="vl", model=str(vl_dir), max_images=1, max_tokens=16, json_schema=False)
+    oom_above.longest = max(agent.prompt_tokens(agent._request(i, None)) for i in items) + 1  # only the longer repair prompts
+    oom_above(agent, rows=len(items), always_for_longest=True)
+    anns = agent.annotate(items, "run-r")  # unconstrained noise: every clip needs a repair, none fits
+    assert len(anns) == 2 and all(a.status == "rejected" and "repair attempt ran out of GPU memory" in a.raw_answer for a in anns)
+
+
 def test_decode_time_grammar_failure_falls_back_to_unconstrained_decoding(omni_dir, video_items, monkeypatch):
     import xgrammar
 
