@@ -174,10 +174,12 @@ class TransformersMLLM(Annotator):
         req = Request(messages=[])
         content: list[dict] = []
         frames = self._frames(item) if item.media_root and (self.model_type in VISION or self.model_type in OMNI) else []
-        if frames and self.model_type in VISION:
+        # Omni sees a clip as a video; a single frame (a photo, a clip with one key frame) as an image
+        as_video = self.model_type in OMNI and len(frames) > 1 and item.clip.duration > 0
+        if frames and not as_video:
             req.images = frames
             content += [{"type": "image"}] * len(frames)
-        if frames and self.model_type in OMNI:
+        if frames and as_video:
             req.videos = [frames]
             req.video_fps = [frames_per_second(item.clip, len(frames))]
             content.append({"type": "video"})

@@ -229,6 +229,17 @@ def test_omni_gets_each_clips_real_video_timing(omni_dir, video_items):
     assert seconds[0] * inputs["video_grid_thw"][0][0] == pytest.approx(a.clip.duration)  # the video lasts as long as the clip
 
 
+def test_omni_sees_a_single_frame_as_an_image(omni_dir, video_items):
+    item = with_keyframes(video_items[0], [video_items[0].clip.start + 0.3])
+    agent = agent_for(id="omni", model=str(omni_dir), max_images=4, max_tokens=16, json_schema=False)
+    req = agent._request(item, None)
+    assert len(req.images) == 1 and not req.videos
+    inputs = agent.inputs([req])
+    assert (inputs["input_ids"] == agent.processor.image_token_id).sum() > 1 and "video_second_per_grid" not in inputs
+    [ann] = agent.annotate([item], "run-i")
+    assert ann.raw_answer is not None
+
+
 def test_both_backends_send_the_same_frames_spread_over_the_clip(vl_dir, video_items):
     item = video_items[0]
     start, d = item.clip.start, item.clip.duration
