@@ -1,5 +1,5 @@
 """OpenAI-compatible HTTP annotator: vLLM / SGLang servers, llama.cpp servers, hosted gateways.
-Key frames go as image_url parts (base64 JPEG data URLs), the clip's audio as an input_audio part
+Up to max_images key frames, spread over the clip, go as image_url parts (base64 JPEG data URLs), the clip's audio as an input_audio part
 (base64 WAV), the answer schema as response_format. Bounded concurrency, a request-rate limit,
 timeouts, and retries with exponential backoff (tenacity) on connection errors, 429 and 5xx,
 honouring Retry-After. A request that still fails becomes a rejected annotation with the reason."""
@@ -22,6 +22,7 @@ from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_expo
 
 from agents.answer import to_annotation, with_repair
 from agents.base import Annotator, clip_audio, register
+from agents.frames import spread_keyframes
 from agents.llm_text import SYSTEM, answer_schema, serialise
 from schemas import Annotation, AnnotatorInput
 
@@ -97,7 +98,7 @@ class OpenAIHTTPAnnotator(Annotator):
     def _content(self, item: AnnotatorInput, audio: np.ndarray | None) -> list[dict]:
         parts: list[dict] = [{"type": "text", "text": f"{serialise(item)}\n\n{item.clip.instruction.text}"}]
         if self.spec.images and item.media_root:
-            for kf in item.clip.keyframes:
+            for kf in spread_keyframes(item.clip, self.spec.max_images):  # the frames the transformers backend sees
                 data = base64.b64encode((Path(item.media_root) / kf.path).read_bytes()).decode()
                 parts.append({"type": "image_url", "image_url": {"url": f"data:image/jpeg;base64,{data}"}})
         if audio is not None and audio.size:

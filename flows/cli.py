@@ -338,17 +338,30 @@ def serve_command(
 @app.command("worker")
 def worker_command(
     pool: Annotated[str, typer.Option("--pool", help="work pool name; the pipeline's runtime.gpu.pool")] = "emoforge-gpu",
-    limit: Annotated[int, typer.Option("--limit", min=1, help="flow runs at once on this machine (GPUs hold one model each)")] = 1,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="flow runs at once per worker (per GPU with --gpus)")] = 1,
+    gpus: Annotated[Optional[str], typer.Option("--gpus", help="one worker per GPU, pinned with CUDA_VISIBLE_DEVICES: 0,1,... or all")] = None,
+    per_job: Annotated[bool, typer.Option("--per-job", help="a Prefect process worker: a fresh process (model load) per job")] = False,
 ) -> None:
-    """Run GPU annotators for pipelines elsewhere: registers the pool's deployment, then starts a
-    Prefect process worker on it (needs PREFECT_API_URL and the run directories at the same paths)."""
-    from flows.gpu_pool import register_deployment, start_worker
+    """Run GPU annotators for pipelines elsewhere: registers the pool's deployment, then serves its jobs
+    (needs PREFECT_API_URL and the run directories at the same paths). By default one resident process
+    per GPU keeps its model loaded from job to job; --per-job starts Prefect process workers instead.
+    With --gpus every worker sees only its own GPU."""
+    from flows.gpu_pool import parse_gpus, register_deployment, start_worker
+    from flows.gpu_slot import supervise
 
     if not os.environ.get("PREFECT_API_URL"):
         raise UserError("worker needs the pipeline's Prefect server: export PREFECT_API_URL=http://HOST:4200/api")
+    try:
+        slots = parse_gpus(gpus) if gpus is not None else None
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    if limit > 1 and not per_job:
+        raise UserError("--limit is for --per-job workers; a resident worker runs one job at a time per GPU (give more with --gpus)")
     configure_prefect()
-    err.print(f"deployment {register_deployment(pool)} on work pool {pool}; starting worker", markup=False, highlight=False, soft_wrap=True)
-    start_worker(pool, limit)
+    kind = "per-job worker" if per_job else "resident worker"
+    where = f"; starting one {kind} per GPU ({', '.join(slots)})" if slots else f"; starting a {kind}"
+    err.print(f"deployment {register_deployment(pool)} on work pool {pool}{where}", markup=False, highlight=False, soft_wrap=True)
+    raise typer.Exit(start_worker(pool, limit, slots) if per_job else supervise(pool, slots))
 
 
 def _finished_run(run_dir: Path, config_file: Optional[Path], overrides: list[str], command: str, wait: bool):

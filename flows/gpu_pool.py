@@ -1,7 +1,9 @@
 """GPU annotators on their own Prefect work pool, so GPU machines take only GPU work.
 
 `emoforge worker --pool NAME` (on each GPU machine) registers the deployment
-`emoforge-annotate-gpu/NAME` and starts a process worker on the pool. With `runtime.gpu.pool` set,
+`emoforge-annotate-gpu/NAME` and starts workers on the pool: by default one resident process per GPU
+(`--gpus`, pinned with CUDA_VISIBLE_DEVICES) that keeps its model loaded from job to job
+(flows/gpu_slot.py); with `--per-job`, Prefect process workers that start a process per job. With `runtime.gpu.pool` set,
 stage 3 sends each (source, GPU annotator) pair there as one flow run: the job (clips, features,
 spec) is written into the run directory, which the workers see at the same path, and the answers
 come back beside it. The stage-3 task waiting on the run keeps its cache key, so a rerun reuses
@@ -42,12 +44,23 @@ def runs_on_pool(spec: AnnotatorSpec, config: EmoforgeConfig) -> bool:
 @flow(name=FLOW_NAME, validate_parameters=False)
 def annotate_on_pool(job_file: str) -> int:
     """Runs on a GPU worker: answer one job and write the answers next to it."""
-    from agents import shared_annotator
+    from agents import annotator_hash, shared_annotator
+    from pipeline.models import release
 
     job = AnnotateJob.model_validate_json(Path(job_file).read_text())
+    if release("annotator", annotator_hash(job.spec, job.config)):  # a resident slot holds one model at a time
+        free_gpu_memory()
     answers = shared_annotator(job.spec, job.config).annotate(job.items, job.run_id)
     atomic_write_bytes(Path(job.answers_file), SourceAnnotations(annotations=answers).model_dump_json().encode())
     return len(answers)
+
+
+def free_gpu_memory() -> None:
+    import gc
+
+    gc.collect()
+    if "torch" in sys.modules and sys.modules["torch"].cuda.is_available():
+        sys.modules["torch"].cuda.empty_cache()
 
 
 def annotate_via_pool(items: list[AnnotatorInput], spec: AnnotatorSpec, config: EmoforgeConfig, run_id: str) -> SourceAnnotations:
@@ -129,7 +142,67 @@ def register_deployment(pool: str) -> str:
     return f"{FLOW_NAME}/{pool}"
 
 
-def start_worker(pool: str, limit: int) -> None:
-    """Replace this process with a Prefect process worker on the pool (one GPU job at a time by default)."""
-    prefect = Path(sys.executable).with_name("prefect")
-    os.execv(str(prefect), [str(prefect), "worker", "start", "--pool", pool, "--type", "process", "--limit", str(limit)])
+def worker_argv(pool: str, limit: int, name: str | None = None) -> list[str]:
+    prefect = str(Path(sys.executable).with_name("prefect"))
+    return [prefect, "worker", "start", "--pool", pool, "--type", "process", "--limit", str(limit), *(["--name", name] if name else [])]
+
+
+def parse_gpus(text: str) -> list[str]:
+    """`0,1,3` or `all` (every CUDA device this machine has) as CUDA_VISIBLE_DEVICES values, one per slot."""
+    if text.strip() == "all":
+        import torch
+
+        gpus = [str(i) for i in range(torch.cuda.device_count())]
+        if not gpus:
+            raise ValueError("--gpus all: this machine has no CUDA device")
+        return gpus
+    gpus = [g.strip() for g in text.split(",")]
+    if not all(gpus) or len(set(gpus)) != len(gpus):
+        raise ValueError(f"--gpus {text!r}: give distinct device indexes or UUIDs separated by commas (e.g. 0,1), or all")
+    return gpus
+
+
+def slot_env(gpu: str) -> dict[str, str]:
+    """The environment of one GPU slot's worker: its flow runs (child processes) inherit it, so every
+    job on the slot sees only its own GPU as cuda:0 and sizes its batches from that GPU's memory."""
+    return {**os.environ, "CUDA_VISIBLE_DEVICES": gpu}
+
+
+def start_worker(pool: str, limit: int, gpus: list[str] | None = None) -> int:
+    """Without gpus: replace this process with one Prefect process worker on the pool. With gpus: one
+    worker per GPU, each pinned to its GPU (CUDA_VISIBLE_DEVICES) and taking `limit` jobs at a time;
+    this process waits on them, passes SIGTERM/SIGINT on, and stops them all when one exits."""
+    if not gpus:
+        argv = worker_argv(pool, limit)
+        os.execv(argv[0], argv)
+    import signal
+    import socket
+    import subprocess
+    import time
+
+    host = socket.gethostname()
+    slots = [subprocess.Popen(worker_argv(pool, limit, f"{host}-gpu{g}"), env=slot_env(g)) for g in gpus]
+
+    stopping = []
+
+    def stop(signum, _frame) -> None:
+        stopping.append(signum)
+        for proc in slots:
+            if proc.poll() is None:
+                proc.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    while all(proc.poll() is None for proc in slots):
+        time.sleep(0.5)
+    ended = [proc for proc in slots if proc.poll() is not None]
+    if not stopping:  # a slot died on its own: the others go too, so a supervisor restarts the whole machine's set
+        log.warning("GPU slot worker %s exited (%s); stopping the others", ended[0].args[-1], ended[0].returncode)
+        stop(signal.SIGTERM, None)
+    for proc in slots:
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return ended[0].returncode or 0

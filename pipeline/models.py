@@ -21,3 +21,13 @@ def shared(kind: str, config: BaseModel | str, build: Callable[[], T]) -> T:
         if key not in _instances:
             _instances[key] = build()
         return _instances[key]  # type: ignore[return-value]
+
+
+def release(kind: str, keep: str) -> int:
+    """Forget every instance of `kind` except the one built for `keep`, so a long-lived process that
+    serves one job after another holds one model at a time; how many were dropped."""
+    with _lock:
+        drop = [key for key in _instances if key[0] == kind and key[1] != keep]
+        for key in drop:
+            del _instances[key]
+    return len(drop)

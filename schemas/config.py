@@ -153,10 +153,25 @@ class AnnotatorSpec(_Strict):
     json_schema: bool = True  # ask for schema-constrained JSON (response_format)
     max_tokens: int = Field(400, ge=16)
     temperature: float = Field(0.0, ge=0)
-    # local transformers backends (Qwen2.5-VL, Qwen2-Audio)
+    max_images: int = Field(4, ge=0)  # key frames per clip, spread over the clip (both backends send the same ones)
+    # local transformers backends (Qwen2.5-VL, Qwen2-Audio, Qwen2.5-Omni)
     device: str | None = None  # None: cuda when available, else cpu
-    batch_size: int | None = Field(None, ge=1)  # None: sized from free GPU memory (4 on CPU)
-    max_images: int = Field(4, ge=0)
+    batch_size: int | None = Field(None, ge=1)  # most clips in one batch; None: as many as max_batch_tokens allows
+    # prompt + answer tokens in one batch, counted with left padding (rows x longest row); None: from
+    # free GPU memory and the model's shape (8192 on CPU). A batch that still runs out of memory is halved.
+    max_batch_tokens: int | None = Field(None, ge=256)
+    # every image is resized into [min_pixels, max_pixels] (Qwen's processor settings; a visual token is 28x28
+    # pixels), each frame of Omni's video into [min_pixels, video_max_pixels]
+    min_pixels: int = Field(256 * 28 * 28, ge=28 * 28)
+    max_pixels: int = Field(1280 * 28 * 28, ge=28 * 28)
+    video_max_pixels: int = Field(768 * 28 * 28, ge=28 * 28)
+
+    @model_validator(mode="after")
+    def _pixel_range(self) -> "AnnotatorSpec":
+        for name in ("max_pixels", "video_max_pixels"):
+            if getattr(self, name) < self.min_pixels:
+                raise ValueError(f"annotator {self.id!r}: {name} ({getattr(self, name)}) is below min_pixels ({self.min_pixels})")
+        return self
 
 
 def _default_panel() -> list[AnnotatorSpec]:

@@ -96,3 +96,13 @@ def test_compose_requires_every_secret():
     assert all(rest.startswith(":?") for _, rest in secrets), secrets
     env = {k: v for k, v in compose()["services"]["label-studio"]["environment"].items()}
     assert "emoforge-admin" not in str(env) and "dev-token" not in (DOCKER / "compose.yaml").read_text()
+
+
+def test_cuda_image_can_build_tritons_launcher():
+    """xgrammar applies its token mask on CUDA through Triton, which compiles a launcher at first use:
+    the image needs a C compiler (found through CC) and the headers of the Python it runs."""
+    text = (DOCKER / "Dockerfile.cuda").read_text()
+    python = re.search(r"EMOFORGE_PYTHON=(python3\.\d+)", text).group(1)
+    installs = " ".join(re.findall(r"apt-get install [^\n]*", text))
+    assert f"{python}-dev" in installs.split() and "gcc" in installs.split() and "libc6-dev" in installs.split()
+    assert re.search(r"\bCC=gcc\b", text)

@@ -33,10 +33,11 @@ def pool_runs(pool: str) -> list:
 
 
 @pytest.fixture()
-def gpu_worker():
+def gpu_worker(request):
     pool = f"test-gpu-{uuid.uuid4().hex[:6]}"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PREFECT_WORKER_QUERY_SECONDS": "2"}
-    proc = subprocess.Popen([str(ROOT / ".venv" / "bin" / "emoforge"), "worker", "--pool", pool], env=env,
+    extra = getattr(request, "param", [])  # more `emoforge worker` options
+    proc = subprocess.Popen([str(ROOT / ".venv" / "bin" / "emoforge"), "worker", "--pool", pool, *extra], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     seen = []
     for line in proc.stdout:  # warnings may come first; this line comes once the deployment is registered
@@ -107,3 +108,100 @@ def test_pool_without_worker_is_a_reject_naming_the_pool_and_the_run_finishes(fe
     summary = run_pipeline([video], str(tmp_path / "run2"), unknown)
     reasons = [r.reason for r in summary.rejects if r.stage == "annotate"]
     assert len(reasons) == 1 and "emoforge worker --pool no-such-pool" in reasons[0]
+
+
+def slot_workers(parent: int) -> dict[str, str]:
+    """CUDA_VISIBLE_DEVICES of each worker process under `parent` (resident slots or Prefect workers), by name."""
+    out = {}
+    for child in Path(f"/proc/{parent}/task/{parent}/children").read_text().split():
+        argv = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
+        env = dict(e.split(b"=", 1) for e in Path(f"/proc/{child}/environ").read_bytes().split(b"\0") if b"=" in e)
+        if b"flows.gpu_slot" not in argv and b"--name" not in argv:
+            continue  # forked, not yet exec'd
+        name = argv[argv.index(b"flows.gpu_slot") + 2] if b"flows.gpu_slot" in argv else argv[argv.index(b"--name") + 1]
+        out[name.decode()] = env.get(b"CUDA_VISIBLE_DEVICES", b"").decode()
+    return out
+
+
+def pinned_workers(pool: str, count: int) -> dict[str, str]:
+    """slot_workers of the `emoforge worker --pool POOL --gpus ...` process, once it has started `count`."""
+    parent = next(int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and
+                  f"--pool\0{pool}\0--gpus".encode() in (p / "cmdline").read_bytes())
+    for _ in range(60):  # it prints its line, then starts them
+        workers = slot_workers(parent)
+        if len(workers) >= count:
+            return workers
+        time.sleep(0.5)
+    return workers
+
+
+def probe_config(pool: str, state: Path):
+    panel = json.dumps([{"id": "lexical", "backend": "lexical"}, {"id": "probe", "backend": "tests.plugins.gpu_probe:GpuProbeLexical",
+                                                                  "model": str(state)}])
+    return load_config(overrides=[f"annotate.panel={panel}", f"runtime.gpu.pool={pool}", 'runtime.gpu.annotators=["probe"]',
+                                  "runtime.gpu.timeout_s=240", "export.include_unlabelled=true"])
+
+
+@pytest.mark.parametrize("gpu_worker", [["--gpus", "3,5"]], indirect=True)
+def test_resident_workers_one_per_gpu_pinned_and_keeping_their_model_between_jobs(gpu_worker, speech_dir, tmp_path):
+    import socket
+
+    host = socket.gethostname()
+    assert pinned_workers(gpu_worker, 2) == {f"{host}-gpu3": "3", f"{host}-gpu5": "5"}
+    with get_client(sync_client=True) as client:  # both slots poll the pool, under their own names
+        for _ in range(60):
+            names = {w.name for w in client.read_workers_for_work_pool(gpu_worker)}
+            if {f"{host}-gpu3", f"{host}-gpu5"} <= names:
+                break
+            time.sleep(1)
+        assert {f"{host}-gpu3", f"{host}-gpu5"} <= names
+    state = tmp_path / "probe"
+    state.mkdir()
+    sources = [str(speech_dir / n) for n in ("beckett.wav", "endgame_nagg_nell.wav", "two_cities.wav")]
+    summary = run_pipeline(sources, str(tmp_path / "run"), probe_config(gpu_worker, state))
+    assert not [r.reason for r in summary.rejects if r.severity == "error"]
+    jobs = [p.name.split("-") for p in state.iterdir()]  # cuda, gpus, pid, instance, source
+    assert len(jobs) == 3 and {j[4] for j in jobs} == {s.source_id for s in RunDir(tmp_path / "run").read("sources")}
+    assert {j[1] for j in jobs} <= {"3", "5"} and os.getpid() not in {int(j[2]) for j in jobs}
+    by_pid: dict[str, set[str]] = {}
+    for j in jobs:
+        by_pid.setdefault(j[2], set()).add(j[3])
+    assert len(by_pid) <= 2 and all(len(instances) == 1 for instances in by_pid.values())  # one load per slot, not per job
+    assert all(len({j[1] for j in jobs if j[2] == pid}) == 1 for pid in by_pid)  # a slot always sees its own GPU
+
+
+@pytest.mark.parametrize("gpu_worker", [["--gpus", "7", "--per-job"]], indirect=True)
+def test_per_job_workers_are_pinned_too(gpu_worker, speech_dir, tmp_path):
+    import socket
+
+    assert pinned_workers(gpu_worker, 1) == {f"{socket.gethostname()}-gpu7": "7"}
+    state = tmp_path / "probe"
+    state.mkdir()
+    summary = run_pipeline([str(speech_dir / "beckett.wav")], str(tmp_path / "run"), probe_config(gpu_worker, state))
+    assert not [r.reason for r in summary.rejects if r.severity == "error"]
+    [job] = [p.name.split("-") for p in state.iterdir()]
+    assert job[1] == "7" and int(job[2]) != os.getpid()  # a flow-run process of the worker, which saw only GPU 7
+
+
+@pytest.mark.parametrize("gpu_worker", [["--gpus", "3"]], indirect=True)
+def test_a_resident_worker_survives_a_job_cancelled_under_it_and_serves_the_next(gpu_worker, speech_dir, tmp_path):
+    pinned_workers(gpu_worker, 1)
+    parent = next(int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and
+                  f"--pool\0{gpu_worker}\0--gpus".encode() in (p / "cmdline").read_bytes())
+    [slot] = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
+    state = tmp_path / "probe"
+    state.mkdir()
+    (state / "sleep").write_text("8")
+    config = probe_config(gpu_worker, state).model_copy(deep=True)
+    config.runtime.gpu.timeout_s = 3  # stage 3 stops waiting (and cancels the run) before the slow job ends
+    summary = run_pipeline([str(speech_dir / "beckett.wav")], str(tmp_path / "run"), config)
+    assert any("no worker on pool" in r.reason for r in summary.rejects if r.stage == "annotate")
+    time.sleep(10)  # the job ends, its run already Cancelled
+    # the slot finished the job it had started (its answers are not read: stage 3 moved on), it did not crash
+    assert [r.state.name for r in pool_runs(gpu_worker)] in (["Cancelled"], ["Completed"])
+    assert Path(f"/proc/{parent}/task/{parent}/children").read_text().split() == [slot]  # the same process, not restarted
+    (state / "sleep").unlink()
+    summary = run_pipeline([str(speech_dir / "beckett.wav")], str(tmp_path / "run"), probe_config(gpu_worker, state))
+    assert not [r.reason for r in summary.rejects if r.stage == "annotate"]
+    assert sorted(r.state.name for r in pool_runs(gpu_worker))[-1] == "Completed" and len(pool_runs(gpu_worker)) == 2
+    assert {p.name.split("-")[2] for p in state.iterdir()} == {slot}  # both jobs in the one resident process
