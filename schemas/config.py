@@ -103,7 +103,9 @@ class DiarizationConfig(_Strict):
     max_speakers: int | None = Field(None, ge=1)
     # offline diarizer: segmentation windows (10 s) start every step_s seconds
     step_s: float = Field(2.5, ge=1.0, le=10.0)
-    # cosine distance between two clusters' average d-vectors above which they are different speakers
+    # offline diarizer: a source is one speaker when even its two most distant clusters of turns
+    # are closer than this (cosine distance, average linkage); else the number of speakers is the
+    # one whose clustering has the best silhouette
     threshold: float = Field(0.7, gt=0, lt=2)
     min_turn_s: float = Field(0.1, ge=0)  # shorter speech of a speaker in a window is ignored
     min_embedding_s: float = Field(0.5, ge=0)  # less speech alone gives a d-vector too noisy to shape clusters

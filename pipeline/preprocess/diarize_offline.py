@@ -25,6 +25,7 @@ from schemas.config import DiarizationConfig
 from schemas.features import SpeakerTurn
 
 MAX_SPEAKERS = 10  # the estimate's ceiling when the config gives none
+MIN_OVERLAP_S = 0.5  # this much overlapped speech in a window means at least two speakers
 MAX_PAUSE_S = 0.5  # a track silent this long starts a new turn (embedded and clustered on its own)
 
 
@@ -72,11 +73,12 @@ class OfflineDiarizer:
             heard[:] = False
             for a, b in speech:
                 heard[max(0, int((a - t0) / FRAME_STEP_S)):max(0, int(np.ceil((b - t0) / FRAME_STEP_S)) + 1)] = True
-        windows = 0
+        windows, together = 0, False
         for a, b in spans:
             got = self.segmenter(audio[int(a * SAMPLE_RATE):int(b * SAMPLE_RATE)], a, cfg.step_s)
             windows += len(got)
             _track(got, a, b, t0, heard, tracks, talking)
+            together = together or any(_at_once(w, heard, t0) >= MIN_OVERLAP_S for w in got)
         turns = _split_turns(tracks, talking, cfg.min_turn_s)
         self.stats = {"windows": windows, "turns": len(turns), "embeddings": 0}
         if not turns:
@@ -89,7 +91,7 @@ class OfflineDiarizer:
                 frames = t.alone if t.alone_s >= cfg.min_turn_s else t.frames  # never alone: overlapped speech
                 t.embedding = self.embedder(_samples(audio, t0, frames))
             self.stats["embeddings"] = len(turns)
-            _cluster(turns, cfg)
+            _cluster(turns, cfg, at_least=2 if together else 1)
         return _speaker_turns(turns, t0, n, cfg.min_turn_s)
 
 
@@ -152,18 +154,25 @@ def _samples(audio: np.ndarray, t0: float, frames: np.ndarray) -> np.ndarray:
     return audio[idx[(idx >= 0) & (idx < audio.size)]]
 
 
-def _cluster(turns: list[Turn], cfg: DiarizationConfig) -> None:
+def _at_once(win: Window, heard: np.ndarray, t0: float) -> float:
+    """Seconds of a window where the model hears two people at once, where people talk. Two voices
+    at once are two people however alike their d-vectors look (overlapped speech mixes them)."""
+    idx = np.round((win.frame_times() - t0) / FRAME_STEP_S).astype(int).clip(0, heard.size - 1)
+    return float(((win.activity.sum(1) >= 2) & heard[idx]).sum() * FRAME_STEP_S)
+
+
+def _cluster(turns: list[Turn], cfg: DiarizationConfig, at_least: int = 1) -> None:
     """Turns with enough speech alone shape the clusters; the others join the nearest centroid."""
     fit = [t for t in turns if t.alone_s >= cfg.min_embedding_s] or sorted(turns, key=lambda t: -t.alone_s)[:1]
     X = np.stack([t.embedding for t in fit])
-    labels = cluster_embeddings(X, cfg)
+    labels = cluster_embeddings(X, cfg, at_least)
     centroids = np.stack([X[labels == c].mean(0) for c in range(labels.max() + 1)])
     centroids /= np.linalg.norm(centroids, axis=1, keepdims=True)
     for t in turns:
         t.cluster = int(np.argmax(centroids @ t.embedding))
 
 
-def cluster_embeddings(X: np.ndarray, cfg: DiarizationConfig) -> np.ndarray:
+def cluster_embeddings(X: np.ndarray, cfg: DiarizationConfig, at_least: int = 1) -> np.ndarray:
     """Agglomerative clustering (cosine, average linkage). The number of speakers: the configured
     one; else one speaker when even the last merge joins clusters closer than `threshold`; else the
     count in [min, max] whose partition has the best silhouette. A fixed distance cut alone splits
@@ -181,7 +190,8 @@ def cluster_embeddings(X: np.ndarray, cfg: DiarizationConfig) -> np.ndarray:
 
     if cfg.num_speakers:
         return partition(min(cfg.num_speakers, n))
-    lo, hi = cfg.min_speakers or 1, min(cfg.max_speakers or MAX_SPEAKERS, n)
+    hi = min(cfg.max_speakers or MAX_SPEAKERS, n)
+    lo = min(max(cfg.min_speakers or 1, at_least), hi)
     tree = AgglomerativeClustering(n_clusters=None, distance_threshold=0.0, metric="cosine", linkage="average",
                                    compute_full_tree=True).fit(X)
     if lo <= 1 and tree.distances_[-1] < cfg.threshold:
