@@ -186,6 +186,29 @@ def endgame_check(diarizer, asr) -> dict:
             "qa_by_other_voice": sum(p["asker"] != p["answerer"] for p in pairs), "qa_total": len(ENDGAME_QA)}
 
 
+def short_clips(diarizer, asr, seconds=(2.0, 5.0, 10.0), repeats: int = 3) -> dict:
+    """The diarizer's cost next to the ASR's on short one-voice clips (warm models, best of
+    `repeats`): one segmentation window, no d-vectors."""
+    audio = decode(moonshine("two_cities.wav"))
+    out = {}
+    for s in seconds:
+        piece = audio[: int(s * SR)]
+        speech = [(0.0, s)]
+
+        def best(fn):
+            times = []
+            for _ in range(repeats):
+                t = time.perf_counter()
+                fn()
+                times.append(time.perf_counter() - t)
+            return min(times)
+
+        d = best(lambda: diarizer.diarize_source(piece, SR, [(0.0, s)], speech))
+        a = best(lambda: asr.transcribe(piece, 0.0))
+        out[f"{s:g}s"] = {"diarize_s": round(d, 4), "asr_s": round(a, 4), "diarize_vs_asr": round(d / a, 3)}
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--json", type=Path, help="also write the results here")
@@ -216,6 +239,7 @@ def main(argv: list[str] | None = None) -> int:
                            "diarize_s": round(diarize_s, 3), "asr_s": round(asr_s, 3),
                            "diarize_vs_asr": round(diarize_s / asr_s, 3)},
         "endgame": endgame_check(diarizer, asr),
+        "short_clips": short_clips(diarizer, asr),
         "config": diarizer.config.model_dump(),
     }
     three = result["three_speakers"]

