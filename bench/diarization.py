@@ -186,6 +186,21 @@ def endgame_check(diarizer, asr) -> dict:
             "qa_by_other_voice": sum(p["asker"] != p["answerer"] for p in pairs), "qa_total": len(ENDGAME_QA)}
 
 
+def one_voice(diarizer, audio: np.ndarray, reference) -> dict:
+    """Speakers found where there is one: each packaged speaker's turns alone (0.5 s apart) and
+    two_cities.wav; acted emotions make one person's d-vectors vary."""
+    out = {}
+    for who in sorted({w for w, _, _ in reference}):
+        gap = np.zeros(int(PAUSE_S * SR), np.float32)
+        alone = np.concatenate([x for w, a, b in reference if w == who for x in (audio[int(a * SR):int(b * SR)], gap)])
+        turns = diarizer.diarize_source(alone, SR, [(0.0, alone.size / SR)], where_speech(alone, []))
+        out[who] = len({t.speaker for t in turns})
+    narrator = decode(moonshine("two_cities.wav"))
+    turns = diarizer.diarize_source(narrator, SR, [(0.0, narrator.size / SR)], where_speech(narrator, []))
+    out["two_cities"] = len({t.speaker for t in turns})
+    return out
+
+
 def short_clips(diarizer, asr, seconds=(2.0, 5.0, 10.0), repeats: int = 3) -> dict:
     """The diarizer's cost next to the ASR's on short one-voice clips (warm models, best of
     `repeats`): one segmentation window, no d-vectors."""
@@ -239,6 +254,7 @@ def main(argv: list[str] | None = None) -> int:
                            "diarize_s": round(diarize_s, 3), "asr_s": round(asr_s, 3),
                            "diarize_vs_asr": round(diarize_s / asr_s, 3)},
         "endgame": endgame_check(diarizer, asr),
+        "one_voice_speakers_found": one_voice(diarizer, audio, reference),
         "short_clips": short_clips(diarizer, asr),
         "config": diarizer.config.model_dump(),
     }
