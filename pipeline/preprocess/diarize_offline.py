@@ -15,7 +15,8 @@ model tells apart the speakers of one window itself)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 
@@ -35,7 +36,7 @@ class Turn:
     frames: np.ndarray  # frame indices on the diarizer's grid where the track talks
     alone: np.ndarray  # the ones where nobody else talks
     embedding: np.ndarray | None = None
-    cluster: int = field(default=-1)
+    cluster: int = -1
 
     @property
     def alone_s(self) -> float:
@@ -47,7 +48,7 @@ class OfflineDiarizer:
         self.config = config
         self.segmenter = Segmenter()
         self._embedder: SpeakerEmbedder | None = None
-        self.stats = {"windows": 0, "turns": 0, "embeddings": 0}  # what the last call cost, for the bench
+        self.stats = {"windows": 0, "turns": 0, "embeddings": 0}  # the last call's work, for the bench and tests
 
     @property
     def embedder(self) -> SpeakerEmbedder:
@@ -57,9 +58,9 @@ class OfflineDiarizer:
 
     def __call__(self, audio: np.ndarray, spans: list[tuple[float, float]], speech: list[tuple[float, float]] | None = None) -> list[SpeakerTurn]:
         """Speaker turns on the source timeline for the 16 kHz mono source `audio`, looked at only
-        inside `spans` (seconds, not overlapping). `speech`, the voice activity stage 1 found, when
-        given, is the only place anyone talks: the segmentation model alone sometimes hears one long
-        voice through pauses and across a change of speaker."""
+        inside `spans` (seconds, sorted, not overlapping). `speech` (stage 1's voice activity and the
+        ASR's words), when given, is the only place anyone talks: the segmentation model alone
+        sometimes hears one long voice through pauses and across a change of speaker."""
         cfg = self.config
         spans = [(a, min(b, audio.size / SAMPLE_RATE)) for a, b in spans if min(b, audio.size / SAMPLE_RATE) - a > 0]
         if not spans:
@@ -113,7 +114,7 @@ def _track(windows: list[Window], a: float, b: float, t0: float, heard: np.ndarr
         current: dict[int, int] = {}
         if i > 0:
             before = windows[i - 1]
-            shift = int(round((win.start - before.start) / FRAME_STEP_S))
+            shift = round((win.start - before.start) / FRAME_STEP_S)
             both = min(before.activity.shape[0] - shift, win.activity.shape[0])
             if both > 0:
                 agree = before.activity[shift:shift + both].T.astype(int) @ win.activity[:both].astype(int)  # [prev k, this j]
@@ -135,7 +136,7 @@ def _track(windows: list[Window], a: float, b: float, t0: float, heard: np.ndarr
 
 def _split_turns(tracks: list[list[np.ndarray]], talking: np.ndarray, min_turn_s: float) -> list[Turn]:
     turns = []
-    pause = int(round(MAX_PAUSE_S / FRAME_STEP_S))
+    pause = round(MAX_PAUSE_S / FRAME_STEP_S)
     for track, pieces in enumerate(tracks):
         if not pieces:
             continue
@@ -148,7 +149,7 @@ def _split_turns(tracks: list[list[np.ndarray]], talking: np.ndarray, min_turn_s
 
 def _samples(audio: np.ndarray, t0: float, frames: np.ndarray) -> np.ndarray:
     """The audio under the given frames, concatenated."""
-    hop = int(round(FRAME_STEP_S * SAMPLE_RATE))
+    hop = round(FRAME_STEP_S * SAMPLE_RATE)
     starts = ((t0 + frames * FRAME_STEP_S) * SAMPLE_RATE).astype(int)
     idx = (starts[:, None] + np.arange(hop)).ravel()
     return audio[idx[(idx >= 0) & (idx < audio.size)]]
@@ -210,7 +211,7 @@ def _speaker_turns(turns: list[Turn], t0: float, n: int, min_turn_s: float) -> l
     grid = np.zeros((n, len(clusters)), bool)
     for t in turns:
         grid[t.frames, clusters.index(t.cluster)] = True
-    gap = max(1, int(round(min_turn_s / FRAME_STEP_S)))  # a shorter pause does not end a turn
+    gap = max(1, round(min_turn_s / FRAME_STEP_S))  # a shorter pause does not end a turn
     for c in range(grid.shape[1]):
         grid[:, c] = _close_gaps(grid[:, c], gap)
     order = sorted(range(grid.shape[1]), key=lambda c: np.argmax(grid[:, c]))
@@ -219,7 +220,7 @@ def _speaker_turns(turns: list[Turn], t0: float, n: int, min_turn_s: float) -> l
     for rank, c in enumerate(order):
         state = np.where(grid[:, c], 1 + overlap, 0)
         edges = np.flatnonzero(np.diff(np.r_[0, state, 0]) != 0)
-        for a, b in zip(edges[:-1], edges[1:]):
+        for a, b in pairwise(edges):
             if state[a]:
                 out.append(SpeakerTurn(speaker=f"SPEAKER_{rank:02d}", start=round(t0 + a * FRAME_STEP_S, 3),
                                        end=round(t0 + b * FRAME_STEP_S, 3), overlap=bool(state[a] == 2)))
@@ -230,7 +231,7 @@ def _close_gaps(x: np.ndarray, gap: int) -> np.ndarray:
     x = x.copy()
     on = np.flatnonzero(x)
     if on.size:
-        for a, b in zip(on[:-1], on[1:]):
+        for a, b in pairwise(on):
             if 1 < b - a <= gap:
                 x[a:b] = True
     return x
