@@ -218,8 +218,8 @@ def short_clips(diarizer, asr, seconds=(2.0, 5.0, 10.0), repeats: int = 3) -> di
                 times.append(time.perf_counter() - t)
             return min(times)
 
-        d = best(lambda: diarizer.diarize_source(piece, SR, [(0.0, s)], speech))
-        a = best(lambda: asr.transcribe(piece, 0.0))
+        d = best(lambda piece=piece, s=s, speech=speech: diarizer.diarize_source(piece, SR, [(0.0, s)], speech))
+        a = best(lambda piece=piece: asr.transcribe(piece, 0.0))
         out[f"{s:g}s"] = {"diarize_s": round(d, 4), "asr_s": round(a, 4), "diarize_vs_asr": round(d / a, 3)}
     return out
 
