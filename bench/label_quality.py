@@ -10,9 +10,7 @@ drawn (seeded) until F of the items are gold, the run is repeated on the same ru
 `judge.gold` naming their clips (stages 1-3 come from the cache; clip ids exist only after stage 1),
 and every figure is computed on the remaining items only, for the blind run and the gold run.
 
-Still images: `emoforge run` takes video and audio; unless its CLI lists image extensions, each
-photo becomes a 2 s still video (no audio, shorter side scaled up to --still-min-side) and the
-report says so.
+Photos are given to `emoforge run` as they are: it takes them as one-frame sources.
 
 Writes RESULTS/label_quality[-TAG].json, .md and _risk_coverage.png (RESULTS: bench/results).
 
@@ -58,7 +56,6 @@ class Item:
     path: Path
     emotion: str
     group: str
-    input_path: Path | None = None  # what the run is given (a still video for a photo)
     sha256: str = ""
 
 
@@ -116,39 +113,6 @@ def subset(items: list[Item], n: int, seed: int) -> list[Item]:
             if cells[key] and len(out) < n:
                 out.append(cells[key].pop())
     return sorted(out, key=lambda i: i.name)
-
-
-def cli_accepts_images() -> bool:
-    """Whether `emoforge run` lists image files among the media it takes (another change may add it)."""
-    import importlib
-
-    cli = importlib.import_module("flows.cli")
-    listed = set(getattr(cli, "MEDIA_EXTENSIONS", set())) | set(getattr(cli, "IMAGE_EXTENSIONS", set()))
-    return bool({".png", ".jpg", ".jpeg"} & listed)
-
-
-def still_video(image: Path, out: Path, seconds: float, min_side: int) -> Path:
-    """A `seconds`-long H.264 video of one photo, no audio; small photos scaled up (Lanczos) so the
-    shorter side is at least `min_side` (48x48 FER rows are far below what face detection finds)."""
-    from PIL import Image
-
-    with Image.open(image) as im:
-        w, h = im.size
-    factor = max(1.0, min_side / min(w, h))
-    w2, h2 = (int(round(w * factor / 2)) * 2, int(round(h * factor / 2)) * 2)
-    if out.exists():
-        return out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.stem + ".tmp.mp4")
-    cmd = [
-        "ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-loop", "1", "-i", str(image), "-t", f"{seconds}", "-r", "25",
-        "-vf", f"scale={w2}:{h2}:flags=lanczos,format=yuv420p", "-c:v", "libx264", "-an", "-fflags", "+bitexact", str(tmp),
-    ]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise BenchError(f"{image}: ffmpeg could not make a still video: {proc.stderr.strip()[-300:]}")
-    os.replace(tmp, out)
-    return out
 
 
 def sha256_file(path: Path) -> str:
@@ -331,8 +295,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--gold-fraction", type=float, default=0.0, help="give the judge gold labels for this share of the items (whole groups)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--ece-bins", type=int, default=10)
-    ap.add_argument("--still-seconds", type=float, default=2.0)
-    ap.add_argument("--still-min-side", type=int, default=256)
     ap.add_argument("--tag", default="", help="suffix of the result files")
     ap.add_argument("--results", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
@@ -372,22 +334,14 @@ def main(argv: list[str] | None = None) -> int:
 def _bench(args, config, manifest: Path, items: list[Item]) -> int:
     tag = f"-{args.tag}" if args.tag else ""
     out = (args.reuse or args.out or args.results / f"label_quality{tag}-run").resolve()
-    images_direct = cli_accepts_images()
-    stills = 0
     for it in items:
-        if it.path.suffix.lower() in IMAGE_EXTENSIONS and not images_direct:
-            name = f"{it.path.stem}-{args.still_seconds:g}s-{args.still_min_side}px.mp4"  # settings in the name: a change makes a new file
-            it.input_path = still_video(it.path, out / "bench-inputs" / name, args.still_seconds, args.still_min_side)
-            stills += 1
-        else:
-            it.input_path = it.path
-        it.sha256 = sha256_file(it.input_path)
+        it.sha256 = sha256_file(it.path)
     log = out.with_name(out.name + ".log")
     seconds: dict[str, float] = {}
     gold_groups = choose_gold(items, args.gold_fraction, args.seed) if args.gold_fraction else set()
     runs = {"blind": out}
     if not args.reuse:
-        seconds["blind"] = run_emoforge([it.input_path for it in items], out, args.config, args.sets, log)
+        seconds["blind"] = run_emoforge([it.path for it in items], out, args.config, args.sets, log)
     if gold_groups:
         # keep the blind run's tables, then rerun on the same directory with gold (stages 1-3 cached)
         blind = out / "bench-blind"
@@ -403,7 +357,7 @@ def _bench(args, config, manifest: Path, items: list[Item]) -> int:
                 if it.group in gold_groups:
                     for clip_id in item_clips.get(it.name, []):
                         w.writerow([clip_id, it.emotion])
-        seconds["gold"] = run_emoforge([it.input_path for it in items], out, args.config, [*args.sets, f"judge.gold={gold_csv}"], log)
+        seconds["gold"] = run_emoforge([it.path for it in items], out, args.config, [*args.sets, f"judge.gold={gold_csv}"], log)
 
     eval_names = {it.name for it in items if it.group not in gold_groups}
     results: dict[str, dict] = {}
@@ -417,7 +371,7 @@ def _bench(args, config, manifest: Path, items: list[Item]) -> int:
         r = evaluate(clips, answers, config.taxonomy, args.ece_bins)
         r["by_corpus"] = by_corpus(clips, clip_group)
         results[run_name] = r
-        unscored = {it.input_path.name: rejects.get(it.input_path.name, []) for it in items if it.name not in item_clips}
+        unscored = {it.path.name: rejects.get(it.path.name, []) for it in items if it.name not in item_clips}
 
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
@@ -433,8 +387,7 @@ def _bench(args, config, manifest: Path, items: list[Item]) -> int:
         "selection": ", ".join(x for x in (args.only and f"groups containing {args.only!r}", args.subset and f"subset of {args.subset} (seed {args.seed})") if x) or "all",
         "evaluated_items": len(eval_names),
         "gold_groups": sorted(gold_groups) or "none (blind: the run got no gold labels)",
-        "images": (f"{stills} photos given as {args.still_seconds:g} s still videos (no audio, shorter side >= {args.still_min_side} px)"
-                   if stills else ("passed directly (emoforge run lists image files)" if images_direct else "none")),
+        "photos": sum(it.path.suffix.lower() in IMAGE_EXTENSIONS for it in items),
         "overrides": args.sets or "none (offline default)",
         "config": str(args.config) if args.config else "default",
         "run_seconds": {k: round(v, 1) for k, v in seconds.items()} or "reused",

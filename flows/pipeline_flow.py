@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import yaml
 from prefect import flow, task
@@ -33,7 +33,6 @@ from pipeline.export.dataset import ExportError
 from pipeline.export.export import export_run
 from pipeline.export.report import write_run_report
 from pipeline.preprocess.stage import preprocess_source
-from pipeline.review.stage import ReviewOutcome, review_run
 from pipeline.sampling.inputs import list_inputs
 from pipeline.sampling.media import MediaError, check_media, file_sha256
 from pipeline.sampling.stage import sample_source
@@ -46,6 +45,9 @@ from schemas.provenance import emoforge_version, stable_hash
 from storage import RunDir
 from storage.lock import RunLock
 from storage.run_dir import new_run_id  # noqa: F401  (also imported from here)
+
+if TYPE_CHECKING:
+    from pipeline.review.stage import ReviewOutcome
 
 
 log = logging.getLogger(__name__)
@@ -149,7 +151,9 @@ def reviewed_labels(reviews: list[Review]) -> dict[str, list[str]]:
 
 
 @task(name="review-round", retries=0, cache_policy=NO_CACHE)  # talks to a live server: always fresh
-def review_task(run: RunDir, config: EmoforgeConfig, run_id: str) -> ReviewOutcome:
+def review_task(run: RunDir, config: EmoforgeConfig, run_id: str) -> "ReviewOutcome":
+    from pipeline.review.stage import review_run  # the Label Studio client loads only for runs that review
+
     return review_run(run, config, run_id)
 
 

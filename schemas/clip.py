@@ -45,7 +45,7 @@ class Instruction(BaseModel):
     text: str
 
 
-ClipKind = Literal["speech", "shot", "audio"]
+ClipKind = Literal["speech", "shot", "audio", "still"]
 
 
 class Clip(BaseModel):
@@ -54,7 +54,7 @@ class Clip(BaseModel):
     source_path: str  # absolute in a run; in a released dataset only the file name (with source_id)
     start: float
     end: float
-    kind: ClipKind  # what the clip was cut around: speech regions, a shot (no speech), or speech in audio-only media
+    kind: ClipKind  # what the clip was cut around: speech regions, a shot (no speech), speech in audio-only media, or a photo ("still")
     has_video: bool
     has_audio: bool
     shots: list[Shot]

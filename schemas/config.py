@@ -63,7 +63,7 @@ class ClipRules(_Strict):
 
 class InstructionConfig(_Strict):
     template: str = "emotion-cot"
-    version: str = "v1"
+    version: str = "v2"
 
 
 class SamplingConfig(_Strict):
@@ -83,7 +83,10 @@ class ASRConfig(_Strict):
     align_model: str | None = None  # local wav2vec2 directory for whisperx forced alignment
     device: str = "cpu"
     compute_type: str = "int8"
-    language: str | None = None  # None: detect
+    language: str | None = None  # None: detect (once per source)
+    # speech clips of a source are transcribed together in windows of up to this many seconds of the
+    # source (whisper's own window is 30 s); 0: each clip alone
+    window_s: float = Field(30.0, ge=0, le=30)
     beam_size: int = Field(5, ge=1)
     batch_size: int = Field(8, ge=1)
     # CTranslate2 threads per model; None: one per core (set explicitly, never taken from OMP_NUM_THREADS)
@@ -133,6 +136,9 @@ class FaceConfig(_Strict):
     max_frames_per_clip: int = Field(24, ge=1)
     detect_width: int = Field(640, ge=64)  # frames are searched for faces at this width
     min_face_px: int = Field(40, ge=8)
+    # a frame whose shorter side is below this is enlarged to it (Lanczos) before faces are sought:
+    # small photos and face crops (48 px FER-style images) are too small for the detector as they are
+    upscale_below_px: int = Field(256, ge=0)
     feat_model_dir: str | None = None  # py-feat weights directory (backend py-feat)
     # AUs of the main face against the person's own neutral: the median of their least expressive
     # `neutral_calm_share` of frames in the source, when it has `neutral_min_frames` main-face frames
@@ -315,11 +321,20 @@ class ExportConfig(_Strict):
     include_unlabelled: bool = False  # clips the panel could not label (no usable answer)
     name: str = "emoforge-emotion"
     licence: str = "CC-BY-4.0"  # of the annotations; each source keeps its own (listed in the card)
+    # what the dataset ships of each clip: its span (H.264/AAC MP4, or FLAC when there is no picture)
+    # and key frames, the key frames only, or nothing (rows then point at no media)
+    media: Literal["clips", "keyframes", "none"] = "clips"
+    # instruction-tuning files written beside the Parquet (instruct/): sharegpt (LLaMA-Factory, with
+    # its dataset_info.json), swift (ms-swift's messages JSONL), merr (Emotion-LLaMA's MERR-style JSON)
+    formats: list[Literal["sharegpt", "swift", "merr"]] = []
 
     @model_validator(mode="after")
     def _ratios(self) -> "ExportConfig":
         if abs(self.train + self.validation + self.test - 1.0) > 1e-6:
             raise ValueError(f"split ratios must sum to 1, got {self.train + self.validation + self.test:g}")
+        if self.formats and self.media == "none":
+            raise ValueError(f"formats {self.formats} need media (clips or keyframes): an instruction-tuning record "
+                             "is the clip's media with its instruction and answer")
         return self
 
 

@@ -27,7 +27,11 @@ class DatasetRow(BaseModel):
     split: Literal["train", "validation", "test"]
     start: float
     end: float
+    # the clip as shipped in the dataset folder, relative to it (export.media): an MP4 (a FLAC for
+    # audio-only clips) with `clips`, the first key frame with `keyframes`, none with `none`
     media_path: str | None = None
+    media_kind: Literal["video", "audio", "image"] | None = None
+    keyframe_paths: list[str] = []  # the clip's key frames in the dataset folder, relative to it
     label: str | None  # None in the released test split (labels live in the answer key)
     labels: list[str] = []
     label_distribution: list[LabelProb] = []

@@ -13,9 +13,10 @@ class SourceMedia(BaseModel):
     sha256: str
     size_bytes: int
     container: str
-    duration_s: float
+    duration_s: float  # a photo: one frame's worth (media.STILL_FRAME_S)
     has_video: bool
     has_audio: bool
+    still: bool = False  # a photo: one frame, one clip, no audio
     width: int | None = None
     height: int | None = None
     fps: float | None = None

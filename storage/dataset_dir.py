@@ -1,13 +1,16 @@
 """Layout of an exported benchmark (stage 6). Readable by pyarrow and by Hugging Face
 `datasets.load_dataset(DIR)` (Hugging Face's file naming: the split is the file-name prefix).
 
-    DIR/data/train-00000-of-00001.parquet       DatasetRow (labels, rationale, evidence, scores, review)
+    DIR/data/train-00000-of-00001.parquet       DatasetRow (labels, rationale, evidence, scores, review), and the
+                                               media as HF Video/Audio/Image columns (pipeline/export/hf_media.py)
     DIR/data/validation-00000-of-00001.parquet
     DIR/data/test-00000-of-00001.parquet        DatasetRow with label, steps and evidence removed
     DIR/answer_key/test.parquet                AnswerKeyRow: the test split's labels (kept apart)
     DIR/features.parquet                       ClipFeatures of every clip (evidence coverage checks)
     DIR/clips.parquet                          Clip of every clip (spans, key frames, instruction)
     DIR/README.md, DIR/croissant.json          dataset card, Croissant metadata
+    DIR/media/clips/, DIR/media/keyframes/     the clips and key frames (export.media; pipeline/export/media.py)
+    DIR/instruct/                              instruction-tuning files (export.formats; pipeline/export/sharegpt.py)
     DIR/report/                                run report (report.md + PNG plots)
 """
 

@@ -56,7 +56,9 @@ def read_records(path: Path, model: type[R]) -> list[R]:
     if not path.exists():
         return []
     try:
-        table = pq.read_table(path)
+        # only the record's columns: a dataset split also carries embedded media (pipeline/export/hf_media.py)
+        names = [n for n in pq.read_schema(path).names if n in model.model_fields]
+        table = pq.read_table(path, columns=names)
     except Exception as exc:  # pyarrow raises several types for damaged files
         raise TableError(f"{path}: not a readable Parquet file ({exc})") from None
     stored = (table.schema.metadata or {}).get(b"emoforge.record", b"").decode()

@@ -29,7 +29,7 @@ def build_run(root, n_sources=8, per_source=3):
             feats.append(features(cid))
             label = LABELS[(s + k) % 3]
             answers += [answer(f"w{w}", label, GOOD_EVIDENCE, clip_id=cid) for w in range(3)]
-    config = load_config()
+    config = load_config(overrides=["export.media=none"])  # the fixture clips' sources do not exist
     judged = judge_run(clips, feats, answers, config, "run-x")
     run = RunDir.create(root)
     run.write("clips", clips)

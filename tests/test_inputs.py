@@ -58,8 +58,9 @@ def test_containers_are_recognised_by_content_not_name(mixed_folder, tmp_path):
     disguised = tmp_path / "video.txt"
     shutil.copyfile(mixed_folder / "talk.flv", disguised)
     check_media(disguised)
+    check_media(mixed_folder / "face.jpg")  # a photo is a source
     for name, why in [("notes.txt", "not a media file"), ("random.bin", "not a media file"), ("scores.csv", "not a media file"),
-                      ("subs.srt", "no audio or video stream"), ("face.jpg", "a still image")]:
+                      ("subs.srt", "no audio or video stream")]:
         with pytest.raises(MediaError, match=why) as exc:
             check_media(mixed_folder / name)
         assert str(mixed_folder / name) in str(exc.value)
@@ -87,14 +88,15 @@ def test_a_folder_of_unlisted_media_and_other_files_is_all_accounted_for(mixed_f
     summary = run_pipeline([str(mixed_folder)], str(tmp_path / "run"), load_config(overrides=[f"annotate.panel={panel}"]))
     run = RunDir(tmp_path / "run")
     used = {Path(s.path).name for s in run.read("sources")}
-    # the six containers are one recording: the same content in each is a distinct file, so six sources
-    assert used == set(UNLISTED), [r.reason for r in summary.rejects]
+    # the six containers are one recording: the same content in each is a distinct file, so six
+    # sources; the photo is a seventh
+    assert used == set(UNLISTED) | {"face.jpg"}, [r.reason for r in summary.rejects]
     rejected = {Path(r.path).name: r for r in run.read("rejects") if r.stage == "sampling"}
-    assert set(rejected) == {"notes.txt", "scores.csv", "random.bin", "subs.srt", "face.jpg", ".hidden.mp4"}
+    assert set(rejected) == {"notes.txt", "scores.csv", "random.bin", "subs.srt", ".hidden.mp4"}
     assert all(r.path in r.reason for r in rejected.values())
-    assert "still image" in rejected["face.jpg"].reason and rejected[".hidden.mp4"].severity == "warning"
-    assert summary.files.model_dump() == {"found": 12, "used": 6, "rejected": 6}
-    assert json.loads((tmp_path / "run" / "run.json").read_text())["files"] == {"found": 12, "used": 6, "rejected": 6}
+    assert rejected[".hidden.mp4"].severity == "warning"
+    assert summary.files.model_dump() == {"found": 12, "used": 7, "rejected": 5}
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["files"] == {"found": 12, "used": 7, "rejected": 5}
     assert all(run.read("clips")) and {c.source_id for c in run.read("clips")} == {s.source_id for s in run.read("sources")}
 
 

@@ -220,3 +220,41 @@ def test_own_neutral_needs_a_moving_face(feat_data, config):
     assert all(a.intensity < 0.15 and not a.present for a in au_against_neutral(g["0-f1-su-ph.jpg"], neutral))
     smile = {a.au: a for a in au_against_neutral(g["0-f15-hao-ph.jpg"], neutral)}
     assert smile["AU12"].present and smile["AU12"].source == "geometry-own-neutral"
+
+
+class CountingASR:
+    """The real transcriber, counting its calls and the ones that had to detect the language."""
+
+    def __init__(self, asr):
+        self.asr, self.calls, self.detections = asr, 0, 0
+
+    def transcribe(self, audio, offset, language=None):
+        self.calls += 1
+        self.detections += language is None
+        return self.asr.transcribe(audio, offset, language)
+
+
+def test_clips_of_a_source_share_asr_windows_without_losing_words(speech_dir, config, run_dir):
+    from pipeline.preprocess.asr import transcribe_clips
+
+    wav = speech_dir / "two_cities.wav"
+    clips = sample_source(wav, file_sha256(wav), config, run_dir, "r").clips
+    assert len(clips) >= 3
+    audio = decode_once(wav, [], sample_rate=16000).audio
+    asr = get_transcriber(config.preprocess.asr)
+    hyps, counts = {}, {}
+    for window_s in (0.0, 30.0):
+        counting = CountingASR(asr)
+        out = transcribe_clips(counting, clips, audio, 16000, config.preprocess.asr.model_copy(update={"window_s": window_s}))
+        assert set(out) == set(range(len(clips)))
+        for i, (language, words) in out.items():
+            assert language == "en"
+            # each word sits in the clip it was given to, on the source timeline
+            assert all(clips[i].start - 0.3 <= (w.start + w.end) / 2 <= clips[i].end + 0.3 for w in words)
+        hyps[window_s] = " ".join(w.text for i in sorted(out) for w in out[i][1])
+        counts[window_s] = (counting.calls, counting.detections)
+    assert counts[0.0] == (len(clips), 1)  # the language is detected once per source either way
+    assert counts[30.0][0] < len(clips)  # fewer 30 s encoder passes than clips
+    assert counts[30.0][1] == 1
+    # packing must not cost accuracy
+    assert wer(TRUTH["two_cities.wav"], hyps[30.0]) <= max(0.10, wer(TRUTH["two_cities.wav"], hyps[0.0]) + 0.02), hyps

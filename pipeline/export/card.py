@@ -40,6 +40,20 @@ def trust_lines(rows: list[DatasetRow]) -> list[str]:
     return lines
 
 
+def media_lines(config: EmoforgeConfig) -> list[str]:
+    mode = config.export.media
+    if mode == "none":
+        return ["This dataset ships no media: `media_path` is empty; clips are identified by source and span."]
+    lines = ["- `media/keyframes/CLIP_ID/` holds each clip's key frames; the `keyframes` column decodes them as images."]
+    if mode == "clips":
+        lines.insert(0, "- `media/clips/` holds each clip's span of its source: H.264/AAC MP4, FLAC for audio-only "
+                        "clips, the photo itself for photos (`media_path`); the `video`, `audio` and `image` columns decode them.")
+    if config.export.formats:
+        lines.append(f"- `instruct/` holds instruction-tuning files ({', '.join(config.export.formats)}): the clip's media and "
+                     "instruction, answered by its rationale; LLaMA-Factory reads `instruct/dataset_info.json`.")
+    return lines + ["", "The media are embedded in the split Parquet files as well, so they decode wherever the folder is."]
+
+
 def dataset_card(splits: dict[str, list[DatasetRow]], answer_key: list[AnswerKeyRow], sources: list[SourceMedia],
                  config: EmoforgeConfig, run_id: str, version: int | None = None, rows: list[DatasetRow] | None = None) -> str:
     """`rows`: every exported row with its label (the test split's included) for the trust figures."""
@@ -62,7 +76,10 @@ def dataset_card(splits: dict[str, list[DatasetRow]], answer_key: list[AnswerKey
     front = {"license": config.export.licence.lower(), "pretty_name": config.export.name,
              "task_categories": ["video-classification"], "tags": ["emotion", "multimodal", "rationale"],
              # the label set, so evaluators know the taxonomy even for labels no clip ended up with
-             "emoforge": {"taxonomy": list(taxonomy), "multi_label": config.multi_label, "run_id": run_id, "version": version}}
+             "emoforge": {"taxonomy": list(taxonomy), "multi_label": config.multi_label, "run_id": run_id, "version": version},
+             # the splits named outright, so `load_dataset(DIR)` reads them and nothing else in the folder
+             "configs": [{"config_name": "default",
+                          "data_files": [{"split": s, "path": f"data/{s}-*.parquet"} for s in splits]}]}
     parts = [
         "---", yaml.safe_dump(front, sort_keys=False).strip(), "---", "",
         f"# {config.export.name}",
@@ -107,11 +124,15 @@ def dataset_card(splits: dict[str, list[DatasetRow]], answer_key: list[AnswerKey
         "",
         _table(["licence", "sources"], [[k, v] for k, v in lic.most_common()]),
         "",
+        "## Media",
+        "",
+        *media_lines(config),
+        "",
         "## Loading",
         "",
         "```python",
         "from datasets import load_dataset",
-        "ds = load_dataset(\"parquet\", data_dir=\"data\")  # or pyarrow.parquet.read_table(\"data/train-00000-of-00001.parquet\")",
+        "ds = load_dataset(\"path/to/this/folder\")  # or pyarrow.parquet.read_table(\"data/train-00000-of-00001.parquet\")",
         "```",
         "",
     ]

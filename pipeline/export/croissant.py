@@ -1,6 +1,7 @@
 """Croissant (MLCommons) metadata for an exported dataset, built with mlcroissant and validated by
 loading it back with mlcroissant. One FileObject (with sha256) and one RecordSet per split; the
-record sets expose the flat columns (nested rationale and evidence stay in the Parquet schema)."""
+record sets expose the flat columns (nested rationale and evidence stay in the Parquet schema).
+Every shipped media file and instruction-tuning file is a FileObject of its own, with its sha256."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import hashlib
 import json
 from pathlib import Path
 
+from pipeline.export.media import MIME, media_files
+from pipeline.export.sharegpt import INSTRUCT_DIR
 from schemas import EmoforgeConfig
 from storage.dataset_dir import SPLITS, DatasetDir
 
@@ -21,12 +24,22 @@ COLUMNS = [
     ("intensity", "FLOAT", "emotion intensity in [0, 1]"),
     ("uncertainty", "FLOAT", "normalised entropy of the panel's label distribution"),
     ("s_final", "FLOAT", "judge score of the rationale shipped with the row"),
+    ("media_path", "TEXT", "the clip's media in this folder (MP4, FLAC, or its first key frame; see export.media)"),
 ]
 
 
 def _sha256(path: Path) -> str:
     with open(path, "rb") as fh:
         return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+def _mime(path: Path) -> str:
+    return MIME.get(path.suffix.lower()) or {".json": "application/json", ".jsonl": "application/jsonlines"}.get(path.suffix, "application/octet-stream")
+
+
+def shipped_files(root: Path) -> list[Path]:
+    instruct = root / INSTRUCT_DIR
+    return media_files(root) + (sorted(p for p in instruct.iterdir() if p.is_file()) if instruct.is_dir() else [])
 
 
 def build_croissant(ds: DatasetDir, config: EmoforgeConfig, description: str) -> dict:
@@ -44,6 +57,10 @@ def build_croissant(ds: DatasetDir, config: EmoforgeConfig, description: str) ->
                             source=mlc.Source(file_object=fid, extract=mlc.Extract(column=col)))
                   for col, dtype, desc in COLUMNS]
         record_sets.append(mlc.RecordSet(id=split, name=split, description=f"{split} split", fields=fields))
+    for path in shipped_files(ds.root):  # the clips, key frames and instruction-tuning files the rows point at
+        rel = path.relative_to(ds.root).as_posix()
+        files.append(mlc.FileObject(id=rel, name=rel, content_url=rel, encoding_formats=[_mime(path)], sha256=_sha256(path),
+                                    content_size=f"{path.stat().st_size} B"))
     from datetime import UTC, datetime
 
     meta = mlc.Metadata(name=config.export.name, description=description, date_published=datetime.now(UTC),

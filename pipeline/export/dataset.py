@@ -38,7 +38,6 @@ def build_rows(clips: list[Clip], consensus: list[Consensus], judgements: list[J
         intens = [x for x in ([a.intensity for a in agreeing] if not human else [x.intensity for x in r.answers]) if x is not None]
         rows.append(DatasetRow(
             clip_id=clip.clip_id, source_id=clip.source_id, split="train", start=clip.start, end=clip.end,
-            media_path=clip.keyframes[0].path if clip.keyframes else None,
             label=label, labels=(r.final_labels or [label]) if human else ([label] if label else []),
             label_distribution=c.distribution if c else [], intensity=round(sum(intens) / len(intens), 4) if intens else None,
             uncertainty=c.uncertainty if c else None, steps=best.steps if best else [], evidence=best.evidence if best else [],

@@ -15,7 +15,8 @@ from pathlib import Path
 from pipeline.export.dataset import ExportError
 
 # everything an export writes at the top of a dataset directory (storage/dataset_dir.py)
-DATASET_ENTRIES = frozenset({"data", "answer_key", "features.parquet", "clips.parquet", "README.md", "croissant.json", "report"})
+DATASET_ENTRIES = frozenset({"data", "answer_key", "features.parquet", "clips.parquet", "README.md", "croissant.json", "report",
+                             "media", "instruct"})
 _TMP_TAG = ".emoforge-export-"
 _STAGED = re.compile(r"-(\d+)-[a-z0-9_]+(-old)?$")  # pid of the export that made it; -old: a dataset set aside
 

@@ -11,9 +11,12 @@ from pipeline.export.card import dataset_card, summary
 from pipeline.export.croissant import write_croissant
 from pipeline.export.dataset import ExportError, build_rows, hide_labels
 from pipeline.export.destination import check_destination, publish, staging_dir
+from pipeline.export.hf_media import write_split
+from pipeline.export.media import ShippedMedia, ship_media
+from pipeline.export.sharegpt import write_instruct
 from pipeline.export.splits import assign_splits
 from pipeline.export.versions import record_version
-from schemas import EmoforgeConfig
+from schemas import Clip, EmoforgeConfig, KeyFrame
 from storage import SPLITS, DatasetDir, RunDir
 
 
@@ -42,14 +45,24 @@ def export_run(run: RunDir, out: str | Path, config: EmoforgeConfig, run_id: str
     tmp = staging_dir(out)
     try:
         ds = DatasetDir(tmp)
+        ids = {r.clip_id for r in rows}
+        mode = config.export.media
+        shipped = ship_media(run, [c for c in clips if c.clip_id in ids], tmp, mode, config.runtime.workers)
         for s in SPLITS:
-            ds.write_split(s, splits[s])
+            splits[s] = [r.model_copy(update={"media_path": m.path, "media_kind": m.kind, "keyframe_paths": m.keyframes})
+                         if (m := shipped.get(r.clip_id)) else r for r in splits[s]]
+            write_split(ds, s, splits[s], mode)
         if key:
             ds.write_answer_key(key)
-        ids = {r.clip_id for r in rows}
+        features = [f for f in run.read("features") if f.clip_id in ids]
+        if config.export.formats:
+            write_instruct(tmp, splits, {c.clip_id: c for c in clips}, {f.clip_id: f for f in features}, config.export.formats,
+                           config.export.name)
         # released clips name their source by file name (and source_id): a local path says who made it and where
-        released = [c.model_copy(update={"source_path": Path(c.source_path).name}) for c in clips if c.clip_id in ids]
-        ds.write_features([f for f in run.read("features") if f.clip_id in ids], released)
+        # and their key frames where the dataset holds them (a run path would point nowhere)
+        released = [c.model_copy(update={"source_path": Path(c.source_path).name, "keyframes": _shipped_keyframes(c, shipped)})
+                    for c in clips if c.clip_id in ids]
+        ds.write_features(features, released)
         card = dataset_card(splits, key, run.read("sources"), config, run_id, version, rows=rows)
         (tmp / "README.md").write_text(card)
         write_croissant(ds, config, summary(config, run_id))
@@ -58,3 +71,8 @@ def export_run(run: RunDir, out: str | Path, config: EmoforgeConfig, run_id: str
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return {s: len(splits[s]) for s in SPLITS}
+
+
+def _shipped_keyframes(clip: Clip, shipped: dict[str, ShippedMedia]) -> list[KeyFrame]:
+    paths = shipped[clip.clip_id].keyframes if clip.clip_id in shipped else []
+    return [k.model_copy(update={"path": p}) for k, p in zip(clip.keyframes, paths)] if paths else clip.keyframes

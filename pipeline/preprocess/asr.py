@@ -3,11 +3,18 @@
   The offline default is whisper base assembled from packages (weights.whisper_base_dir).
 - whisperx: whisperx.load_model (same CTranslate2 models), plus forced alignment with a wav2vec2
   model when `align_model` names a local directory (large-v3 + alignment is the GPU configuration).
+
+Whisper hears 30 s at a time whatever it is given: a 3 s clip costs a full 30 s encoder pass. So
+the speech clips of a source are packed into windows of up to `asr.window_s` seconds of the source
+(as WhisperX packs VAD segments), each window is transcribed once, and its words go back to the
+clips they fall in. The language is detected once per source (on its first window), or taken from
+`asr.language`.
 """
 
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass, field
 from importlib import metadata
 
 import numpy as np
@@ -15,7 +22,7 @@ import numpy as np
 from pipeline.models import shared
 from pipeline.preprocess.weights import whisper_base_dir
 from pipeline.threads import ctranslate2_threads, pin_blas_threads
-from schemas import Word
+from schemas import Clip, Word
 from schemas.config import ASRConfig
 
 
@@ -23,8 +30,9 @@ class Transcriber:
     name: str
     version: str
 
-    def transcribe(self, audio: np.ndarray, offset: float) -> tuple[str | None, list[Word]]:
-        """Words of a 16 kHz mono clip, with times shifted by `offset` onto the source timeline."""
+    def transcribe(self, audio: np.ndarray, offset: float, language: str | None = None) -> tuple[str | None, list[Word]]:
+        """Words of 16 kHz mono audio, with times shifted by `offset` onto the source timeline, in
+        `language` (None: the configured language, else detected)."""
         raise NotImplementedError
 
 
@@ -43,12 +51,12 @@ class FasterWhisperASR(Transcriber):
         self.model = WhisperModel(self.model_path, device=config.device, compute_type=config.compute_type, cpu_threads=ctranslate2_threads(config.cpu_threads))
         self._lock = threading.Lock()
 
-    def transcribe(self, audio, offset):
+    def transcribe(self, audio, offset, language=None):
         if audio.size < 1600:
             return None, []
         with self._lock:
             segments, info = self.model.transcribe(
-                audio, language=self.config.language, beam_size=self.config.beam_size, word_timestamps=True,
+                audio, language=language or self.config.language, beam_size=self.config.beam_size, word_timestamps=True,
                 vad_filter=False, condition_on_previous_text=False,
             )
             words = [
@@ -75,11 +83,11 @@ class WhisperXASR(Transcriber):
             self.align = whisperx.load_align_model(language_code=config.language or "en", device=config.device, model_name=config.align_model)
         self._lock = threading.Lock()
 
-    def transcribe(self, audio, offset):
+    def transcribe(self, audio, offset, language=None):
         if audio.size < 1600:
             return None, []
         with self._lock:
-            result = self.model.transcribe(audio, batch_size=self.config.batch_size)
+            result = self.model.transcribe(audio, batch_size=self.config.batch_size, language=language or self.config.language)
             language = result.get("language")
             if self.align is not None:
                 model, meta = self.align
@@ -105,6 +113,53 @@ def spread_words(text: str, start: float, end: float) -> list[dict]:
         dur = (end - start) * len(tok) / total
         out.append({"word": tok, "start": round(t, 3), "end": round(t + dur, 3), "score": None})
         t += dur
+    return out
+
+
+@dataclass
+class Window:
+    """A stretch of the source transcribed in one go, and the clips (indices) it serves."""
+
+    start: float
+    end: float
+    clips: list[int] = field(default_factory=list)
+
+
+def pack_windows(clips: list[Clip], window_s: float) -> list[Window]:
+    """The speech clips of one source, in time order, joined into windows of at most `window_s`
+    seconds of source time; a clip never straddles two windows. `window_s` 0: one window per clip."""
+    order = sorted((i for i, c in enumerate(clips) if c.speech and c.has_audio), key=lambda i: (clips[i].start, clips[i].end))
+    windows: list[Window] = []
+    for i in order:
+        c = clips[i]
+        last = windows[-1] if windows else None
+        if last is not None and window_s > 0 and max(last.end, c.end) - last.start <= window_s:
+            last.end = max(last.end, c.end)
+            last.clips.append(i)
+        else:
+            windows.append(Window(c.start, c.end, [i]))
+    return windows
+
+
+def words_in(words: list[Word], start: float, end: float) -> list[Word]:
+    """The words whose middle lies in [start, end): each word of a window goes to the clip it is said in."""
+    return [w for w in words if w.start is not None and start <= (w.start + (w.end if w.end is not None else w.start)) / 2 < end]
+
+
+def transcribe_clips(asr: Transcriber, clips: list[Clip], audio: np.ndarray, sr: int, config: ASRConfig,
+                     prepare=None) -> dict[int, tuple[str | None, list[Word]]]:
+    """Language and words of every speech clip of a source (clip index -> (language, words)), one
+    ASR call per window. `prepare` maps a window's audio before ASR (denoising)."""
+    out: dict[int, tuple[str | None, list[Word]]] = {}
+    language = config.language
+    for w in pack_windows(clips, config.window_s):
+        a, b = int(w.start * sr), min(audio.size, int(w.end * sr))
+        chunk = audio[a:b] if b > a else np.zeros(0, np.float32)
+        detected, words = asr.transcribe(prepare(chunk) if prepare else chunk, w.start, language)
+        language = language or detected  # detected once per source, on its first window
+        for i in w.clips:
+            c = clips[i]
+            out[i] = (detected, words_in(words, c.start, c.end) if len(w.clips) > 1 else words)
     return out
 
 

@@ -11,7 +11,7 @@ With `faces.backend: py-feat` and local weights, py-feat's Detectorv2 gives lear
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import cv2
 import numpy as np
@@ -95,6 +95,22 @@ class FaceResult:
     geometry: list[NamedValue]
     action_units: list[ActionUnit]
     expression: list[LabelProb]
+
+    def scaled(self, f: float) -> "FaceResult":
+        """The same face in a frame `f` times the size (pixel measures scale; ratios do not)."""
+        b = self.bbox
+        return replace(
+            self,
+            bbox=BoundingBox(x=round(b.x * f, 1), y=round(b.y * f, 1), width=round(b.width * f, 1), height=round(b.height * f, 1)),
+            landmarks=[Point(x=round(p.x * f, 1), y=round(p.y * f, 1)) for p in self.landmarks],
+            geometry=[NamedValue(name=g.name, value=round(g.value * f, 4)) if g.name.endswith("_px") else g for g in self.geometry],
+        )
+
+
+def enlargement(shape: tuple[int, ...], below_px: int) -> float:
+    """How much a frame is enlarged before faces are sought: to `below_px` on its shorter side."""
+    short = min(shape[:2])
+    return below_px / short if 0 < short < below_px else 1.0
 
 
 def _dist(a, b) -> float:
@@ -197,6 +213,13 @@ class OfflineFaceAnalyzer:
 
     def analyse(self, bgr: np.ndarray) -> list[FaceResult]:
         gray = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
+        up = enlargement(gray.shape, self.config.upscale_below_px)
+        if up > 1:
+            gray = cv2.resize(gray, None, fx=up, fy=up, interpolation=cv2.INTER_LANCZOS4)
+        # faces are measured on the enlarged frame and reported in the frame's own pixels
+        return [r.scaled(1 / up) for r in self._analyse(gray, up)] if up > 1 else self._analyse(gray, 1.0)
+
+    def _analyse(self, gray: np.ndarray, up: float) -> list[FaceResult]:
         scale = min(1.0, self.config.detect_width / gray.shape[1])
         small = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else gray
         with self._lock:
@@ -207,7 +230,7 @@ class OfflineFaceAnalyzer:
             for rect, score in zip(rects, scores):
                 x, y = rect.left() / scale, rect.top() / scale
                 w, h = rect.width() / scale, rect.height() / scale
-                if min(w, h) < self.config.min_face_px:
+                if min(w, h) < self.config.min_face_px:  # on the frame analysed (enlarged or not)
                     continue
                 full = self._dlib.rectangle(int(x), int(y), int(x + w), int(y + h))
                 shape = self.predictor(gray, full)

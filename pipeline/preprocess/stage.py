@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.preprocess import prosody as prosody_mod
-from pipeline.preprocess.asr import get_transcriber
+from pipeline.preprocess.asr import get_transcriber, transcribe_clips
 from pipeline.preprocess.diarize import clip_turns, get_diarizer
 from pipeline.preprocess.faces import au_against_neutral, get_face_analyzer, person_neutral, track
 from pipeline.sampling.decode import DecodedFrame, decode_once
@@ -22,7 +22,9 @@ STAGE = "preprocess"
 
 
 def frame_times(clip: Clip, fps: float, max_frames: int) -> list[float]:
-    """Key-frame times plus an even grid through the clip, at most `max_frames`."""
+    """Key-frame times plus an even grid through the clip, at most `max_frames`; a photo's one frame."""
+    if clip.kind == "still":
+        return [clip.start]
     n = max(1, min(max_frames, int(round(clip.duration * fps))))
     grid = [clip.start + (k + 0.5) * clip.duration / n for k in range(n)]
     times = sorted({round(t, 3) for t in grid + [k.time for k in clip.keyframes]})
@@ -124,28 +126,19 @@ def _preprocess(path, source, clips, config, run_id):
         stage=STAGE, stage_config_hash=config.stage_hash(STAGE), run_id=run_id,
         model_id="+".join(m.name for m in models) or None, model_version="+".join(m.version for m in models) or None,
     )
-    features, rejects = [], []
-
-    def reject(clip: Clip, exc: Exception) -> None:  # one broken clip never loses the others
-        rejects.append(Reject(run_id=run_id, stage=STAGE, path=str(path), source_id=source.source_id, clip_id=clip.clip_id,
-                              reason=f"{path} [{clip.clip_id}]: {type(exc).__name__}: {exc}", error_type=type(exc).__name__))
-
-    transcripts: dict[int, Transcript] = {}
-    for i, clip in enumerate(clips):
-        try:
-            transcripts[i] = _transcribe(clip, audio, sr, asr, cfg)
-        except Exception as exc:
-            reject(clip, exc)
+    denoise = (lambda x: prosody_mod.denoise(x, sr)) if cfg.asr.denoise else None
+    said = transcribe_clips(asr, clips, audio, sr, cfg.asr, denoise) if asr is not None else {}
+    transcripts = {i: _transcript(clip, audio, sr, said.get(i)) for i, clip in enumerate(clips)}
     turns, diarize_error = _diarize(diarizer, audio, sr, clips, transcripts)
+    features, rejects = [], []
     for i, clip in enumerate(clips):
-        if i not in transcripts:
-            continue
         try:
             if diarize_error is not None and transcripts[i].spoken:
                 raise diarize_error
             features.append(_clip_features(i, clip, audio, sr, sampler, transcripts[i], turns, config, prov))
-        except Exception as exc:
-            reject(clip, exc)
+        except Exception as exc:  # one broken clip never loses the others
+            rejects.append(Reject(run_id=run_id, stage=STAGE, path=str(path), source_id=source.source_id, clip_id=clip.clip_id,
+                                  reason=f"{path} [{clip.clip_id}]: {type(exc).__name__}: {exc}", error_type=type(exc).__name__))
     features = against_own_neutral(features, cfg.faces)
     if decoded.error:
         rejects.append(Reject(run_id=run_id, stage=STAGE, path=str(path), source_id=source.source_id, severity="warning",
@@ -158,7 +151,7 @@ class Transcript:
     language: str | None = None
     words: list[Word] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    spoken: bool = False  # ASR ran: the clip has speech, so it needs speakers
+    spoken: bool = False  # the clip has speech that was transcribed, so it needs speakers
 
 
 def _clip_audio(clip: Clip, audio: np.ndarray, sr: int) -> np.ndarray:
@@ -166,14 +159,12 @@ def _clip_audio(clip: Clip, audio: np.ndarray, sr: int) -> np.ndarray:
     return audio[a:b] if clip.has_audio and b > a else np.zeros(0, np.float32)
 
 
-def _transcribe(clip: Clip, audio: np.ndarray, sr: int, asr, cfg) -> Transcript:
-    clip_audio = _clip_audio(clip, audio, sr)
-    if clip_audio.size == 0:
+def _transcript(clip: Clip, audio: np.ndarray, sr: int, said: tuple[str | None, list[Word]] | None) -> Transcript:
+    if _clip_audio(clip, audio, sr).size == 0:
         return Transcript(notes=["no audio: no transcript, speakers or prosody"])
     if not clip.speech:
         return Transcript(notes=["no speech detected in clip: no transcript or speakers"])
-    asr_audio = prosody_mod.denoise(clip_audio, sr) if cfg.asr.denoise else clip_audio
-    language, words = asr.transcribe(asr_audio, clip.start)
+    language, words = said or (None, [])
     return Transcript(language, words, [] if words else ["ASR returned no words for the speech in this clip"], spoken=True)
 
 

@@ -3,7 +3,8 @@ formats every browser plays, and the local-files URL Label Studio serves it unde
 
 Every clip becomes an H.264 + AAC MP4. A silent track is added when the source has no audio, so the
 synced <Audio> always has something to decode; an audio-only clip gets its waveform drawn as the
-picture, so the <Video> area shows the sound moving in sync instead of an empty frame. Label Studio serves
+picture, so the <Video> area shows the sound moving in sync instead of an empty frame; a photo becomes a
+short still video of itself. Label Studio serves
 files only beneath its LOCAL_FILES_DOCUMENT_ROOT, so a run directory outside it is refused up front.
 """
 
@@ -40,6 +41,7 @@ def check_under_root(run_dir: RunDir, root: Path) -> None:
 
 WAVEFORM_SIZE = "640x200"  # the picture of an audio-only clip: wide and low, like a waveform view
 WAVEFORM_FPS = 25
+STILL_SHOWN_S = 2.0  # how long a photo's still video lasts in review
 
 
 def clip_media_path(run_dir: RunDir, clip: Clip) -> Path:
@@ -54,6 +56,8 @@ def cut_clip(run_dir: RunDir, clip: Clip, *, force: bool = False) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.stem + ".part" + out.suffix)
     span = ["-ss", f"{clip.start:.3f}", "-t", f"{max(clip.duration, 0.05):.3f}"]
+    if clip.kind == "still":  # a photo is shown as a short still video: the player needs something to play
+        span = ["-loop", "1", "-framerate", str(WAVEFORM_FPS), "-t", f"{STILL_SHOWN_S:.1f}"]
     cmd = ["ffmpeg", "-y", "-loglevel", "error", *span, "-i", clip.source_path]
     if clip.has_video:
         # re-encode (not stream copy): a copy starts at the previous key frame and browsers need
@@ -63,13 +67,42 @@ def cut_clip(run_dir: RunDir, clip: Clip, *, force: bool = False) -> Path:
         else:
             cmd += ["-f", "lavfi", "-i", "anullsrc=r=44100:cl=mono", "-map", "0:v:0", "-map", "1:a:0", "-shortest"]
         # even dimensions: yuv420p H.264 refuses odd ones
-        cmd += ["-vf", "scale=trunc(iw/2)*2:trunc(ih/2)*2"]
+        scale = "scale=trunc(iw/2)*2:trunc(ih/2)*2"
+        if clip.kind == "still":  # a small photo (a 48 px face) is shown at 256 px or more
+            grow = r"max(1\,256/min(iw\,ih))"
+            scale = f"scale=trunc(iw*{grow}/2)*2:trunc(ih*{grow}/2)*2:flags=lanczos"
+        cmd += ["-vf", scale]
     else:
         cmd += ["-filter_complex", f"[0:a:0]showwaves=s={WAVEFORM_SIZE}:mode=cline:scale=sqrt:rate={WAVEFORM_FPS}:"
                 "colors=0x4f8fd6,"
                 "format=yuv420p[v]", "-map", "[v]", "-map", "0:a:0"]
-    cmd += ["-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "128k",
+    # no metadata of the source (titles, comments, a phone's GPS position): exported datasets ship these files
+    cmd += ["-map_metadata", "-1", "-map_chapters", "-1",
+            "-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "128k",
             "-movflags", "+faststart", str(tmp)]
+    return _run_cut(cmd, tmp, out, clip)
+
+
+def audio_clip_path(run_dir: RunDir, clip: Clip) -> Path:
+    return run_dir.media_dir / clip.source_id / clip.clip_id / "clip.flac"
+
+
+def cut_audio(run_dir: RunDir, clip: Clip, *, force: bool = False) -> Path:
+    """The clip's span of its source's sound as lossless FLAC (for datasets of audio-only clips,
+    where a drawn waveform picture would be made-up video); reused like `cut_clip`."""
+    out = audio_clip_path(run_dir, clip)
+    if out.exists() and out.stat().st_size > 0 and not force:
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.stem + ".part" + out.suffix)
+    cmd = ["ffmpeg", "-y", "-loglevel", "error", "-ss", f"{clip.start:.3f}", "-t", f"{max(clip.duration, 0.05):.3f}",
+           "-i", clip.source_path, "-map", "0:a:0", "-vn", "-map_metadata", "-1", "-map_chapters", "-1", "-c:a", "flac", str(tmp)]
+    return _run_cut(cmd, tmp, out, clip)
+
+
+def _run_cut(cmd: list[str], tmp: Path, out: Path, clip: Clip) -> Path:
+    if not Path(clip.source_path).is_file():
+        raise MediaError(f"{clip.source_path}: source of clip {clip.clip_id} not found (moved or deleted since the run)")
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0 or not tmp.exists() or tmp.stat().st_size == 0:
         tmp.unlink(missing_ok=True)

@@ -1,4 +1,5 @@
-"""Probe a media file: what streams it has, how long it is, and its content hash."""
+"""Probe a media file: what streams it has, how long it is, and its content hash. A photo (any
+picture FFmpeg reads with an image demuxer) is a source too: one still frame, no audio."""
 
 from __future__ import annotations
 
@@ -26,9 +27,13 @@ def _is_cover_art(stream: av.stream.Stream) -> bool:
     return bool(stream.disposition & av.stream.Disposition.attached_pic)
 
 
-def _is_still_image(container: av.container.InputContainer) -> bool:
+STILL_FRAME_S = 0.04  # a photo's clip spans one frame at 25 fps: it has no duration of its own
+
+
+def is_still_image(container: av.container.InputContainer) -> bool:
     # FFmpeg reads a lone picture with its image demuxers: "image2" (chosen by file name) or
-    # "<codec>_pipe" (chosen by content: png_pipe, jpeg_pipe, webp_pipe...)
+    # "<codec>_pipe" (chosen by content: png_pipe, jpeg_pipe, webp_pipe...). An animated GIF has its
+    # own demuxer ("gif") and stays a video.
     name = container.format.name
     return name == "image2" or name.endswith("_pipe")
 
@@ -36,8 +41,9 @@ def _is_still_image(container: av.container.InputContainer) -> bool:
 @contextlib.contextmanager
 def open_media(path: Path) -> Iterator[tuple[av.container.InputContainer, av.stream.Stream | None, av.stream.Stream | None, float]]:
     """The one decision whether a file is a source, by content (PyAV reads only its headers): any
-    container FFmpeg opens with an audio or video stream it can decode. Yields the container, its
-    video and audio streams and its duration; anything else raises MediaError saying why."""
+    container FFmpeg opens with an audio or video stream it can decode, or a photo. Yields the
+    container, its video and audio streams and its duration (a photo: one frame's worth); anything
+    else raises MediaError saying why."""
     path = Path(path)
     if not path.exists():
         raise MediaError(f"{path}: file not found")
@@ -51,10 +57,12 @@ def open_media(path: Path) -> Iterator[tuple[av.container.InputContainer, av.str
     except av.FFmpegError as exc:
         raise MediaError(f"{path}: not a media file that can be decoded ({exc.strerror or exc})") from None
     with container:
-        if _is_still_image(container):
-            # stills are not sources yet: this is where an image branch would take them
-            codec = container.streams.video[0].codec_context.name if container.streams.video else container.format.name
-            raise MediaError(f"{path}: a still image ({codec}); only audio and video files are used as sources")
+        if is_still_image(container):
+            picture = next((s for s in container.streams.video if s.codec_context is not None), None)
+            if picture is None or not picture.codec_context.width:
+                raise MediaError(f"{path}: an image FFmpeg cannot decode ({container.format.name})")
+            yield container, picture, None, STILL_FRAME_S
+            return
         decodable = [s for s in container.streams if s.codec_context is not None]  # FFmpeg has a decoder for it
         video = next((s for s in decodable if s.type == "video" and not _is_cover_art(s)), None)
         audio = next((s for s in decodable if s.type == "audio"), None)
@@ -85,13 +93,14 @@ def probe(path: Path, sha256: str, provenance: Provenance) -> SourceMedia:
         size = path.stat().st_size
         vctx = video.codec_context if video is not None else None
         actx = audio.codec_context if audio is not None else None
-        fps = float(video.average_rate) if video is not None and video.average_rate else None
+        fps = float(video.average_rate) if video is not None and video.average_rate and not is_still_image(container) else None
         return SourceMedia(
             source_id=sha256[:16],
             path=str(path.resolve()),
             sha256=sha256,
             size_bytes=size,
             container=container.format.name,
+            still=is_still_image(container),
             duration_s=round(duration, 6),
             has_video=video is not None,
             has_audio=audio is not None,

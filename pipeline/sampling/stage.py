@@ -12,7 +12,7 @@ from pipeline.sampling import clips as clip_rules
 from pipeline.sampling.decode import decode_once
 from pipeline.sampling.instructions import render, template_hash
 from pipeline.sampling.keyframes import KeyframeCandidates
-from pipeline.sampling.media import MediaError, probe
+from pipeline.sampling.media import STILL_FRAME_S, MediaError, probe
 from pipeline.sampling.shots import ShotDetector
 from pipeline.sampling.vad import get_vad
 from schemas import Clip, EmoforgeConfig, Provenance, Reject, Shot, SourceSampling
@@ -80,6 +80,9 @@ def _sample(path, source, config, run, run_id, work, reject) -> SourceSampling:
     if source.has_video and not has_video:
         rejects.append(reject(f"{path}: video stream has no decodable frames; treated as audio-only", "DecodeError", "warning", source.source_id))
 
+    if source.still:
+        return _photo(source, decoded, candidates, config, run, rejects)
+
     ends = []
     if has_video:
         ends.append(decoded.last_frame_time + (1.0 / decoded.fps if decoded.fps else 0.0))
@@ -145,3 +148,20 @@ def _sample(path, source, config, run, run_id, work, reject) -> SourceSampling:
             )
         )
     return SourceSampling(source=source, clips=clips, rejects=rejects, decode_seconds=decoded.seconds, frames_decoded=decoded.frames)
+
+
+def _photo(source, decoded, candidates, config, run, rejects) -> SourceSampling:
+    """A photo is one clip of one frame: no speech, no shots to find, its picture the key frame."""
+    cfg = config.sampling
+    span = clip_rules.ClipSpan(0.0, STILL_FRAME_S, "still", [])
+    cid = clip_id(source.source_id, span.start, span.end)
+    keyframes = candidates.write(candidates.select(span.start, span.end), run.media_dir / source.source_id / cid, run.root)
+    prov = source.provenance.model_copy(update={"prompt_hash": template_hash(cfg.instruction.template, cfg.instruction.version)})
+    clip = Clip(
+        clip_id=cid, source_id=source.source_id, source_path=source.path, start=span.start, end=span.end, kind="still",
+        has_video=True, has_audio=False, shots=[Shot(index=0, start=span.start, end=span.end)], speech=[], keyframes=keyframes,
+        instruction=render(cfg.instruction.template, cfg.instruction.version, duration=span.duration, has_video=True,
+                           has_speech=False, has_audio=False, labels=config.taxonomy, still=True),
+        provenance=prov,
+    )
+    return SourceSampling(source=source, clips=[clip], rejects=rejects, decode_seconds=decoded.seconds, frames_decoded=decoded.frames)
