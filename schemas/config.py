@@ -98,10 +98,30 @@ class ASRConfig(_Strict):
 
 class DiarizationConfig(_Strict):
     # a local pyannote pipeline config.yaml whose checkpoints are local paths (pyannote's offline
-    # recipe); None: single-speaker fallback, reported in each clip's notes
+    # recipe); None: the offline diarizer (segmentation-3.0 + d-vectors + clustering, registry weights)
     pipeline: str | None = None
-    device: str = "cpu"
-    num_speakers: int | None = None
+    device: str = "cpu"  # the pyannote pipeline's
+    # the number of speakers per source when known (1 skips diarization: every word is SPEAKER_00),
+    # else bounds on the estimated number
+    num_speakers: int | None = Field(None, ge=1)
+    min_speakers: int | None = Field(None, ge=1)
+    max_speakers: int | None = Field(None, ge=1)
+    # offline diarizer: segmentation windows (10 s) start every step_s seconds
+    step_s: float = Field(2.5, ge=1.0, le=10.0)
+    # offline diarizer: a source is one speaker when even its two most distant clusters of turns
+    # are closer than this (cosine distance, average linkage); else the number of speakers is the
+    # one whose clustering has the best silhouette
+    threshold: float = Field(0.7, gt=0, lt=2)
+    min_turn_s: float = Field(0.1, ge=0)  # shorter speech of a speaker in a window is ignored
+    min_embedding_s: float = Field(0.5, ge=0)  # less speech alone gives a d-vector too noisy to shape clusters
+
+    @model_validator(mode="after")
+    def _bounds(self):
+        if self.min_speakers and self.max_speakers and self.min_speakers > self.max_speakers:
+            raise ValueError(f"min_speakers {self.min_speakers} > max_speakers {self.max_speakers}")
+        if self.num_speakers and (self.min_speakers or self.max_speakers):
+            raise ValueError("give num_speakers or min_speakers/max_speakers, not both")
+        return self
 
 
 class ProsodyConfig(_Strict):

