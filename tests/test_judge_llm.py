@@ -8,8 +8,8 @@ import json
 import pytest
 
 from agents.judge import judge_run
-from agents.judge.clip_index import ClipIndex
 from agents.judge.llm_judge import LLMJudge
+from evidence.clip_index import ClipIndex
 from schemas import load_config
 from tests.fixtures.judge_cases import answer, clip, features
 from tests.test_http_agent import scripted  # noqa: F401  (fixture)

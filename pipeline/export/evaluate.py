@@ -27,7 +27,7 @@ What is measured, and against what
                rationale and reference steps) and corpus BLEU (sacrebleu, 0-100) of the predicted rationale
                against the clip's reference rationale steps joined with spaces.
   evidence     every piece of evidence a prediction cites is checked against the clip's measured features
-               with the judge's hallucination check (agents.judge.grounding.verify); coverage is the share
+               with the judge's hallucination check (evidence.grounding.verify); coverage is the share
                that is "supported". Evidence on a clip the dataset has no features for is "unverifiable".
 
 Errors: EvaluationError (PredictionsError for the predictions file, DatasetError for the dataset), whose
@@ -450,8 +450,8 @@ def _evidence_coverage(ds: DatasetDir, gold_by_id: dict[str, _Gold], preds: list
     counts = Counter()
     problems: list[EvidenceProblem] = []
     if citing:
-        from agents.judge.clip_index import Baseline, ClipIndex
-        from agents.judge.grounding import verify
+        from evidence.clip_index import Baseline, ClipIndex
+        from evidence.grounding import verify
         from schemas import Clip
 
         features = _read(ds, "features", ds.read_features)
