@@ -127,6 +127,14 @@ def test_dataset_card_class_names_set_the_taxonomy(dataset):
     assert r.confusion.matrix[1] == [0, 0, 0, 1]  # anger -> fear
 
 
+@pytest.mark.parametrize("front", ["---\ndataset_info: [unclosed\n---\n", "---\n- a list, not a mapping\n---\n", "no front matter\n"])
+def test_a_card_without_usable_class_names_leaves_the_taxonomy_to_the_labels(dataset, front):
+    (dataset.root / "README.md").write_text(front + "# card\n")
+    r = evaluate(preds(PRED), dataset.root)
+    assert r.taxonomy_source == "dataset labels"
+    assert r.labels == ["anger", "happiness", "sadness", "neutral"]  # every label it mentions, in the default taxonomy's order
+
+
 # --------------------------------------------------------------------------- rationales and evidence
 
 
