@@ -338,6 +338,7 @@ def emoforge(*args, cwd=None):
     return subprocess.run([EMOFORGE, *args], capture_output=True, text=True, timeout=300, cwd=cwd)
 
 
+@pytest.mark.slow  # runs the emoforge command
 def test_cli_prints_table_and_writes_json(tmp_path):
     f = tmp_path / "judges.csv"
     sf_table().rename_axis("item").to_csv(f)
@@ -355,6 +356,7 @@ def test_cli_prints_table_and_writes_json(tmp_path):
     assert stats["cohen_kappa_mean"]["gate"] == 0.2 and stats["cohen_kappa_mean"]["passed"] is True
 
 
+@pytest.mark.slow  # runs the emoforge command
 @pytest.mark.parametrize(
     "content,args,message",
     [

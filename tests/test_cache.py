@@ -11,8 +11,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from flows.result_cache import ResultCache
 from schemas import Reject, SourceSampling
+
+pytestmark = pytest.mark.slow  # runs the pipeline and Python subprocesses
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("agents", "evidence", "flows", "pipeline", "schemas", "storage")

@@ -426,6 +426,7 @@ def test_properties_bounded_weighted_order_invariant(panel, a, b, method, rnd):
     assert [(c.label, c.flags) for c in again.consensus] == [(c.label, c.flags) for c in res.consensus]
 
 
+@pytest.mark.slow  # starts worker processes
 def test_a_large_run_is_scored_in_worker_processes_with_the_same_result(monkeypatch):
     from agents.judge import processes
 

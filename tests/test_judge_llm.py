@@ -62,6 +62,7 @@ def test_backends_without_a_language_model_cannot_judge():
         LLMJudge(judge_config({"id": "j", "backend": "facs-rules"}))
 
 
+@pytest.mark.slow  # loads the packaged LLM
 def test_packaged_smollm2_marks_every_step():
     cfg = judge_config({"id": "smol-judge", "backend": "llm-gguf", "model": "packaged:smollm2-135m"})
     res = judge_run([clip()], [features()], three_answers(), cfg, "r")
