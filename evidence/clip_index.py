@@ -8,10 +8,7 @@ import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from evidence.lexicon import (  # at import: no imports inside forked judge workers
-    SYNONYMS,
-    vader_compound,
-)
+from evidence.lexicon import SYNONYMS, vader_compound  # at import: no imports inside forked judge workers
 from schemas import Clip, ClipFeatures, FaceObservation
 
 # any word for an emotion (the taxonomy's labels and their synonyms) -> its taxonomy label
