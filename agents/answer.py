@@ -9,10 +9,10 @@ from typing import Any
 
 import json_repair
 
-from agents.rationale import normalise
 from agents.verbalizer import UnknownLabel, Verbalizer
 from schemas import Annotation, Evidence, Provenance
 from schemas.features import LabelProb
+from schemas.rationale import normalise
 
 MODALITIES = {"text", "audio", "prosody", "visual", "face", "context"}
 MODALITY_ALIASES = {"speech": "text", "transcript": "text", "lexical": "text", "voice": "audio", "acoustic": "audio",

@@ -7,16 +7,16 @@ Each cites evidence that points into the clip's features (feature_ref), so the j
 from __future__ import annotations
 
 import re
-from functools import lru_cache
 from importlib import metadata
 
 import numpy as np
 
 from agents.base import PerClipAnnotator, register
-from agents.rationale import normalise
 from agents.verbalizer import UnknownLabel
+from evidence.lexicon import vader_compound
 from schemas import Annotation, AnnotatorInput, Evidence, FaceObservation
 from schemas.features import LabelProb
+from schemas.rationale import normalise
 
 AU_NAMES = {"AU01+02": "brow raiser", "AU04": "brow lowerer", "AU05": "upper lid raiser", "AU10": "upper lip raiser",
             "AU12": "lip corner puller", "AU15": "lip corner depressor", "AU25": "lips part", "AU26": "jaw drop", "AU43": "eyes closed"}
@@ -35,19 +35,6 @@ PROTOTYPES = {
 # below this gap between the two best emotions an agent abstains: the signal does not single one
 # out (a round value, not fitted to the few labelled faces)
 MIN_MARGIN = 0.1
-
-
-@lru_cache(maxsize=1)
-def _vader():
-    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
-
-    return SentimentIntensityAnalyzer()
-
-
-@lru_cache(maxsize=4096)
-def vader_compound(text: str) -> float:
-    """VADER's compound valence of a text, in [-1, 1]: one analyser, shared by the agents and the judge."""
-    return _vader().polarity_scores(text)["compound"]
 
 
 def main_face(item: AnnotatorInput) -> list[tuple[int, FaceObservation]]:

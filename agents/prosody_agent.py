@@ -14,11 +14,11 @@ from typing import ClassVar
 import numpy as np
 
 from agents.base import PerClipAnnotator, register
-from agents.rationale import normalise
 from agents.vocal_profiles import PROSODY_PROFILES, VOICE_QUALITY_PROFILES, match
 from agents.voice_baseline import EGEMAPS, measures, zscores
 from schemas import Annotation, AnnotatorInput, Evidence
 from schemas.features import LabelProb, VoiceBaseline
+from schemas.rationale import normalise
 
 
 AROUSED_PAIRS = [{"anger", "happiness"}, {"fear", "happiness"}]

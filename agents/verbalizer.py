@@ -5,22 +5,7 @@ from __future__ import annotations
 
 import re
 
-# synonym -> basic emotion (Ekman's six + contempt + neutral); forms a model is likely to write
-SYNONYMS: dict[str, list[str]] = {
-    "happiness": ["happy", "happiness", "joy", "joyful", "joyous", "delighted", "delight", "cheerful", "glad", "amused",
-                  "amusement", "content", "contentment", "pleased", "elated", "excited", "excitement", "laughing", "smiling"],
-    "sadness": ["sad", "sadness", "unhappy", "sorrow", "sorrowful", "grief", "grieving", "crying", "depressed", "upset",
-                "melancholy", "miserable", "disappointed", "disappointment", "gloomy", "tearful"],
-    "anger": ["anger", "angry", "mad", "furious", "fury", "rage", "irritated", "irritation", "annoyed", "annoyance",
-              "frustrated", "frustration", "hostile", "outraged"],
-    "fear": ["fear", "afraid", "scared", "fearful", "frightened", "terrified", "terror", "anxious", "anxiety", "nervous",
-             "worried", "worry", "panic", "panicked"],
-    "surprise": ["surprise", "surprised", "astonished", "astonishment", "amazed", "amazement", "shocked", "shock",
-                 "startled", "stunned"],
-    "disgust": ["disgust", "disgusted", "revolted", "repulsed", "repulsion", "grossed out", "gross", "aversion"],
-    "contempt": ["contempt", "contemptuous", "scorn", "scornful", "disdain", "disdainful", "sneering"],
-    "neutral": ["neutral", "calm", "no emotion", "none", "indifferent", "flat", "emotionless", "composed"],
-}
+from evidence.lexicon import SYNONYMS
 
 
 class UnknownLabel(ValueError):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from schemas.provenance import emoforge_version
 
-OURS = frozenset({"agents", "flows", "pipeline", "schemas", "storage"})
+OURS = frozenset({"agents", "evidence", "flows", "pipeline", "schemas", "storage"})
 
 
 def _package_root(top: str) -> Path | None:

@@ -188,8 +188,8 @@ def test_face_dynamics_cites_the_apex_and_abstains_on_a_still_face(crying_then_l
     for e in a.evidence:
         assert resolve(e.feature_ref, f) is not None
     # the judge finds each cited fact in the features (the apex's expression, the units active there)
-    from agents.judge.clip_index import ClipIndex
-    from agents.judge.grounding import verify
+    from evidence.clip_index import ClipIndex
+    from evidence.grounding import verify
 
     ix = ClipIndex(crying_then_laughing[0].clip, f)
     assert len(a.evidence) == 2 and all(verify(e, ix).verdict == "supported" for e in a.evidence), [verify(e, ix) for e in a.evidence]

@@ -7,10 +7,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from agents.answer import to_annotation
-from agents.rationale import normalise, split_steps
 from agents.verbalizer import UnknownLabel, Verbalizer
 from schemas import Provenance
 from schemas.config import DEFAULT_TAXONOMY
+from schemas.rationale import normalise, split_steps
 
 V = Verbalizer(DEFAULT_TAXONOMY)
 PROV = Provenance(stage="annotate", stage_config_hash="x", run_id="r")

@@ -12,18 +12,17 @@ import pytest
 
 from pipeline.review.agreement import (
     AgreementResult,
-    RatingsError,
     agreement_stats,
-    apply_gates,
     assess,
     cohen_kappas,
     fleiss_kappa,
     iccs,
     krippendorff_alpha,
     model_kappas,
-    read_ratings,
     spearman_correlations,
 )
+from pipeline.review.gates import apply_gates
+from pipeline.review.ratings import RatingsError, read_ratings
 from schemas.config import AgreementGates
 from schemas.review import AgreementStat
 
@@ -308,8 +307,22 @@ def test_gate_without_a_value_escalates():
     assert any(r.startswith("icc gate: no statistic could be computed") for r in decision.reasons)
     # plain schema records work too, and an empty list is not accepted
     plain = [AgreementStat(name="fleiss_kappa", value=0.85, n_items=10)]
-    assert apply_gates(plain, AgreementGates()).decision == "accepted" and plain[0].passed is True
+    gated = apply_gates(plain, AgreementGates())
+    assert gated.decision == "accepted" and gated.stats[0].passed is True
     assert apply_gates([], AgreementGates()).decision == "escalated"
+
+
+def test_apply_gates_leaves_its_input_as_it_was():
+    stats = agreement_stats(pd.DataFrame({"a": [1.0, 2.0, 3.0, 4.0], "b": [1.0, 2.0, 4.0, 3.0], "c": [2.0, 2.0, 3.0, 4.0]}),
+                            "interval")
+    before = [s.model_dump() for s in stats]
+    decision = apply_gates(stats, AgreementGates(icc=0.99, alpha=0.5))
+    assert [s.model_dump() for s in stats] == before and all(s.gate is None and s.passed is None for s in stats)
+    # the decision carries the marked copies, in the same order
+    assert [s.name for s in decision.stats] == [s.name for s in stats]
+    marked = {s.name: (s.gate, s.passed) for s in decision.stats if s.gate is not None}
+    assert set(marked) == {"cohen_kappa_mean", "icc2", "krippendorff_alpha"}  # fleiss_kappa is gated at nominal level only
+    assert marked["icc2"] == (0.99, False) and decision.decision == "escalated"
 
 
 def test_results_are_schema_records():
@@ -325,6 +338,7 @@ def emoforge(*args, cwd=None):
     return subprocess.run([EMOFORGE, *args], capture_output=True, text=True, timeout=300, cwd=cwd)
 
 
+@pytest.mark.slow  # runs the emoforge command
 def test_cli_prints_table_and_writes_json(tmp_path):
     f = tmp_path / "judges.csv"
     sf_table().rename_axis("item").to_csv(f)
@@ -342,6 +356,7 @@ def test_cli_prints_table_and_writes_json(tmp_path):
     assert stats["cohen_kappa_mean"]["gate"] == 0.2 and stats["cohen_kappa_mean"]["passed"] is True
 
 
+@pytest.mark.slow  # runs the emoforge command
 @pytest.mark.parametrize(
     "content,args,message",
     [

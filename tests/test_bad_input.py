@@ -8,6 +8,8 @@ from flows.pipeline_flow import run_pipeline
 from pipeline.sampling.media import file_sha256
 from pipeline.sampling.stage import sample_source
 
+pytestmark = pytest.mark.slow  # runs the pipeline on bad media
+
 EXPECT = {
     # name: (clips expected?, reject severity or None, words the reason must contain)
     "zero_bytes": (False, "error", "empty file (0 bytes)"),

@@ -11,11 +11,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from flows.result_cache import ResultCache
 from schemas import Reject, SourceSampling
 
+pytestmark = pytest.mark.slow  # runs the pipeline and Python subprocesses
+
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("agents", "flows", "pipeline", "schemas", "storage")
+PACKAGES = ("agents", "evidence", "flows", "pipeline", "schemas", "storage")
 
 CODES = """
 import json
@@ -60,11 +64,15 @@ def test_keys_follow_the_imports_of_each_stage(tmp_path):
     # the judge is stage 4: editing it keeps stages 1-3
     _edit(tree / "agents" / "judge" / "scores.py")
     assert _codes(tree) == after_models
+    # the annotators read their emotion vocabulary from evidence/ (shared with the judge): a stage-3 change
+    _edit(tree / "evidence" / "lexicon.py")
+    after_lexicon = _codes(tree)
+    assert after_lexicon["agents"] != after_models["agents"] and after_lexicon["preprocess"] == after_models["preprocess"]
     # a plugin annotator's own source is in its key, and only in its key
     _edit(tree / "tests" / "plugins" / "crash_once.py")
     after_plugin = _codes(tree)
-    assert after_plugin["plugin"] != after_models["plugin"]
-    assert {k: v for k, v in after_plugin.items() if k != "plugin"} == {k: v for k, v in after_models.items() if k != "plugin"}
+    assert after_plugin["plugin"] != after_lexicon["plugin"]
+    assert {k: v for k, v in after_plugin.items() if k != "plugin"} == {k: v for k, v in after_lexicon.items() if k != "plugin"}
 
 
 RUN = """

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # runs the emoforge command
+
 EMOFORGE = str(Path(__file__).resolve().parents[1] / ".venv" / "bin" / "emoforge")
 
 

@@ -8,8 +8,11 @@ import subprocess
 from pathlib import Path
 
 import pyarrow.parquet as pq
+import pytest
 
 from storage import SPLITS, DatasetDir
+
+pytestmark = pytest.mark.slow  # runs the demo
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -127,6 +127,14 @@ def test_dataset_card_class_names_set_the_taxonomy(dataset):
     assert r.confusion.matrix[1] == [0, 0, 0, 1]  # anger -> fear
 
 
+@pytest.mark.parametrize("front", ["---\ndataset_info: [unclosed\n---\n", "---\n- a list, not a mapping\n---\n", "no front matter\n"])
+def test_a_card_without_usable_class_names_leaves_the_taxonomy_to_the_labels(dataset, front):
+    (dataset.root / "README.md").write_text(front + "# card\n")
+    r = evaluate(preds(PRED), dataset.root)
+    assert r.taxonomy_source == "dataset labels"
+    assert r.labels == ["anger", "happiness", "sadness", "neutral"]  # every label it mentions, in the default taxonomy's order
+
+
 # --------------------------------------------------------------------------- rationales and evidence
 
 
@@ -278,6 +286,7 @@ def _csv(path: Path, labels: dict[str, str], rationale: dict[str, str] | None = 
     return _write(path, "\n".join(rows) + "\n")
 
 
+@pytest.mark.slow  # runs the emoforge command
 def test_cli_end_to_end(tmp_path, dataset):
     p = _csv(tmp_path / "preds.csv", PRED, REF)
     proc = emoforge("evaluate", p, "--dataset", dataset.root, "--json", tmp_path / "eval.json", "--report", tmp_path / "eval.md")
@@ -290,6 +299,7 @@ def test_cli_end_to_end(tmp_path, dataset):
     assert "# Evaluation: preds.csv on test" in (tmp_path / "eval.md").read_text()
 
 
+@pytest.mark.slow  # runs the emoforge command
 def test_cli_allow_missing(tmp_path, dataset):
     p = _csv(tmp_path / "preds.csv", {"t1": "happiness"})
     proc = emoforge("evaluate", p, "--dataset", dataset.root, "--json", tmp_path / "eval.json")
@@ -300,6 +310,7 @@ def test_cli_allow_missing(tmp_path, dataset):
     assert "3 clip(s) had no prediction" in proc.stderr
 
 
+@pytest.mark.slow  # runs the emoforge command
 @pytest.mark.parametrize("case", ["unknown_ids", "bad_split", "no_dataset"])
 def test_cli_user_errors_are_one_line_and_write_nothing(tmp_path, dataset, case):
     p = _csv(tmp_path / "preds.csv", {**PRED, "zz9": "anger"} if case == "unknown_ids" else PRED)

@@ -23,6 +23,8 @@ from storage import SPLITS, DatasetDir, RunDir
 from tests.fixtures.judge_cases import GOOD_EVIDENCE, answer, features
 from tests.test_cli import emoforge
 
+pytestmark = pytest.mark.slow  # runs the pipeline and the emoforge command
+
 LABELS = ["happiness", "sadness", "anger", "neutral", "surprise"]
 
 

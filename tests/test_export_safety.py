@@ -16,6 +16,8 @@ from pipeline.export.export import export_run
 from storage import SPLITS, DatasetDir
 from tests.test_export import build_run
 
+pytestmark = pytest.mark.slow  # runs the emoforge command
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

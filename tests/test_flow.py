@@ -9,9 +9,13 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
 from flows.pipeline_flow import run_pipeline
 from schemas import load_config
 from storage import RunDir
+
+pytestmark = pytest.mark.slow  # runs the pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
 

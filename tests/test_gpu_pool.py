@@ -22,6 +22,8 @@ from flows.pipeline_flow import run_pipeline
 from schemas import load_config
 from storage import RunDir
 
+pytestmark = pytest.mark.slow  # starts Prefect workers
+
 ROOT = Path(__file__).resolve().parents[1]
 PLUGIN = "tests.plugins.crash_once:CrashOnceLexical"
 

@@ -44,6 +44,7 @@ def llama_server():
     yield f"http://127.0.0.1:{params.port}/v1", server
 
 
+@pytest.mark.slow  # starts a llama.cpp server
 def test_real_llama_cpp_server_gives_schema_valid_annotations(llama_server):
     endpoint, _ = llama_server
     agent = http_agent(endpoint, images=False, concurrency=2, max_tokens=300)

@@ -18,6 +18,8 @@ from schemas import load_config
 from storage import DatasetDir, RunDir
 from tests.conftest import ffmpeg
 
+pytestmark = pytest.mark.slow  # runs the pipeline
+
 # containers FFmpeg decodes that the old extension list left out: name -> ffmpeg output options
 UNLISTED = {
     "talk.flv": ["-c:v", "flv", "-c:a", "mp3", "-ar", "22050"],

@@ -14,11 +14,12 @@ from hypothesis import strategies as st
 
 from agents.judge import judge_run
 from agents.judge.aggregate import Votes, label_distributions, summarise
-from agents.judge.clip_index import Baseline, ClipIndex
 from agents.judge.flags import CalibrationError, review_threshold
 from agents.judge.gold import GoldError, load_gold
-from agents.judge.grounding import verify
+from agents.judge.judge_index import JudgeIndex
 from agents.judge.scores import COVERAGE_FLOOR, s_cot_of, s_final, s_rec, s_reason
+from evidence.clip_index import Baseline, ClipIndex
+from evidence.grounding import verify
 from schemas import ConfigError, JudgeWeights, load_config
 from schemas.config import ReviewThreshold
 from schemas.judgement import ClaimCheck
@@ -150,7 +151,7 @@ def test_s_cot_is_the_share_of_the_discriminating_signal_the_reasoning_covers_no
     # the speaker's normal pitch is 200 Hz (34.3 semitones over 27.5 Hz); this clip's 220 Hz is raised
     voice = VoiceBaseline(scope="corpus", key="run", clips=5, speech_s=10.0,
                           stats=[FeatureStat(name="pitch_st", center=34.34, scale=1.0, n=5)])
-    ix = ClipIndex(clip(), features(), BASE, frozenset(load_config().taxonomy), voice)
+    ix = JudgeIndex(clip(), features(), BASE, frozenset(load_config().taxonomy), voice)
     assert ix.modalities == {"text", "audio", "visual"}
     dists = ix.modality_distributions
     assert max(dists["visual"], key=dists["visual"].get) == "happiness"  # the expression model on the main face
@@ -425,6 +426,7 @@ def test_properties_bounded_weighted_order_invariant(panel, a, b, method, rnd):
     assert [(c.label, c.flags) for c in again.consensus] == [(c.label, c.flags) for c in res.consensus]
 
 
+@pytest.mark.slow  # starts worker processes
 def test_a_large_run_is_scored_in_worker_processes_with_the_same_result(monkeypatch):
     from agents.judge import processes
 
@@ -464,7 +466,7 @@ def test_stated_acoustic_functionals_are_checked_and_read_against_the_voice_base
     feats = [with_voice("c1", 0.04), *(with_voice(f"c{i}", 0.01 + 0.002 * i, 200.0) for i in range(2, 8))]
     cfg = load_config()
     voice = voice_baselines([clip(f.clip_id) for f in feats], feats, cfg.annotate.baseline)  # the run's: one file per source
-    ix = ClipIndex(clip(), feats[0], Baseline.from_features(feats), frozenset(cfg.taxonomy), voice["c1"])
+    ix = JudgeIndex(clip(), feats[0], Baseline.from_features(feats), frozenset(cfg.taxonomy), voice["c1"])
     ref = "prosody.functionals[jitterLocal_sma3nz_amean]"
     assert verify(ev("e", "prosody", "jitter 4.00% (cycle-to-cycle period perturbation), z +3.1", ref=ref), ix).verdict == "supported"
     wrong = verify(ev("e", "prosody", "jitter 1.50% (cycle-to-cycle period perturbation)", ref=ref), ix)
@@ -472,8 +474,8 @@ def test_stated_acoustic_functionals_are_checked_and_read_against_the_voice_base
     missing = verify(ev("e", "prosody", "shimmer 0.8 dB", ref="prosody.functionals[shimmerLocaldB_sma3nz_amean]"), ix)
     assert missing.verdict == "contradicted" and "not measured" in missing.reason
     # far more jitter than the speaker's normal voice: the voice-quality profiles read it as fear or sadness
-    from agents.judge.grounding import parse_cue
     from agents.judge.inference import claim_distribution, support
+    from evidence.grounding import parse_cue
 
     e = ev("e", "prosody", "jitter 4.00%", ref=ref)
     d = claim_distribution(e, parse_cue(e.cue, e.feature_ref), ix)

@@ -8,8 +8,8 @@ import json
 import pytest
 
 from agents.judge import judge_run
-from agents.judge.clip_index import ClipIndex
 from agents.judge.llm_judge import LLMJudge
+from evidence.clip_index import ClipIndex
 from schemas import load_config
 from tests.fixtures.judge_cases import answer, clip, features
 from tests.test_http_agent import scripted  # noqa: F401  (fixture)
@@ -62,6 +62,7 @@ def test_backends_without_a_language_model_cannot_judge():
         LLMJudge(judge_config({"id": "j", "backend": "facs-rules"}))
 
 
+@pytest.mark.slow  # loads the packaged LLM
 def test_packaged_smollm2_marks_every_step():
     cfg = judge_config({"id": "smol-judge", "backend": "llm-gguf", "model": "packaged:smollm2-135m"})
     res = judge_run([clip()], [features()], three_answers(), cfg, "r")

@@ -202,6 +202,7 @@ def test_fetch_checks_every_hash(tmp_path, dev_manifest):
 # --- the benchmark end to end: the real CLI on a recording and a photo ---------------------------
 
 
+@pytest.mark.slow  # runs the emoforge command
 def test_bench_runs_the_cli_blind_then_with_gold(tmp_path, dev_manifest):
     import subprocess
 

@@ -15,6 +15,8 @@ from schemas import load_config
 from schemas.config import FaceConfig
 from storage import RunDir
 
+pytestmark = pytest.mark.slow  # runs the pipeline
+
 
 @pytest.fixture(scope="module")
 def photo_run(tmp_path_factory, feat_data):

@@ -14,6 +14,8 @@ import pytest
 from flows.prefect_server import LocalServer, ServerError, use_local_server
 from tests.conftest import PREFECT_TEMPLATE_DB, _free_port
 
+pytestmark = pytest.mark.slow  # starts Prefect servers
+
 CLI = Path(sys.executable).with_name("emoforge")
 
 

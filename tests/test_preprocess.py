@@ -32,12 +32,14 @@ def wer(truth: str, hyp: str) -> float:
     return jiwer.wer(truth, hyp, reference_transform=tf, hypothesis_transform=tf)
 
 
+@pytest.mark.slow  # loads whisper
 def test_packaged_whisper_model_is_assembled_and_verified():
     d = whisper_base_dir()
     assert (d / "model.bin").stat().st_size > 100_000_000
     assert (d / ".verified").read_text() == WHISPER_BASE_SHA256
 
 
+@pytest.mark.slow  # loads whisper
 @pytest.mark.parametrize("name", ["beckett.wav", "two_cities.wav"])
 def test_offline_asr_word_error_rate_is_at_most_ten_percent(speech_dir, config, name):
     audio = decode_once(speech_dir / name, []).audio
@@ -51,6 +53,7 @@ def test_offline_asr_word_error_rate_is_at_most_ten_percent(speech_dir, config, 
     assert [s for s, _ in times] == sorted(s for s, _ in times)
 
 
+@pytest.mark.slow  # loads whisper
 def test_word_times_match_the_reference_phrases(speech_dir, config):
     audio = decode_once(speech_dir / "beckett.wav", []).audio
     _, words = get_transcriber(config.preprocess.asr).transcribe(audio, offset=0.0)
@@ -114,6 +117,7 @@ def test_multi_face_photo_finds_several_faces(feat_data, config):
     assert len(faces) >= 3
 
 
+@pytest.mark.slow  # loads whisper
 def test_video_clips_get_tracked_faces_speech_and_prosody(feat_data, speech_dir, config, run_dir, tmp_path):
     from flows.demo import mux_speech_over_video
 
@@ -153,6 +157,7 @@ def test_no_face_and_no_speech_clips_are_empty_but_valid(feat_data, config, run_
         assert not f.words and any("no speech" in n for n in f.notes)
 
 
+@pytest.mark.slow  # loads whisper
 def test_audio_only_clip_has_no_faces_with_a_reason(speech_dir, config, run_dir):
     path = speech_dir / "beckett.wav"
     sampled = sample_source(path, file_sha256(path), config, run_dir, "r")
@@ -173,6 +178,7 @@ def test_geometry_is_scale_free():
     assert all(0 <= a.intensity <= 1 for a in au_proxies(g1))
 
 
+@pytest.mark.slow  # loads whisper
 def test_whisperx_backend_transcribes_with_the_packaged_model(speech_dir):
     from schemas import load_config
 
@@ -234,6 +240,7 @@ class CountingASR:
         return self.asr.transcribe(audio, offset, language)
 
 
+@pytest.mark.slow  # loads whisper
 def test_clips_of_a_source_share_asr_windows_without_losing_words(speech_dir, config, run_dir):
     from pipeline.preprocess.asr import transcribe_clips
 
@@ -260,6 +267,7 @@ def test_clips_of_a_source_share_asr_windows_without_losing_words(speech_dir, co
     assert wer(TRUTH["two_cities.wav"], hyps[30.0]) <= max(0.10, wer(TRUTH["two_cities.wav"], hyps[0.0]) + 0.02), hyps
 
 
+@pytest.mark.slow  # loads whisper
 def test_short_files_in_a_known_language_share_windows(speech_dir, config, run_dir, tmp_path):
     """A corpus of one-phrase files: with the language configured, the files share whisper windows
     (far fewer calls than files), each file gets its own words on its own timeline, and accuracy
@@ -298,6 +306,7 @@ def test_short_files_in_a_known_language_share_windows(speech_dir, config, run_d
     assert wer(truth, " ".join(by_file)) <= max(0.10, wer(truth, alone) + 0.03), by_file
 
 
+@pytest.mark.slow  # runs the pipeline
 def test_a_run_on_short_files_in_a_known_language_packs_them(speech_dir, tmp_path, monkeypatch):
     import soundfile as sf
 

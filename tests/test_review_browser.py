@@ -23,6 +23,8 @@ from selenium.webdriver.support.ui import WebDriverWait
 from pipeline.review.push import push_review
 from tests.test_review_labelstudio import _client, _config, _task, review_run  # noqa: F401 (review_run: fixture)
 
+pytestmark = pytest.mark.slow  # starts Label Studio and a browser
+
 ADMIN_EMAIL = "admin@emoforge.local"  # scripts/label-studio's admin; the password is the fixture's (label_studio.password)
 WAIT_S = 60  # the editor bundle is large and the machine may be busy
 

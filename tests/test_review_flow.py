@@ -7,10 +7,14 @@ from __future__ import annotations
 import json
 import uuid
 
+import pytest
+
 from flows.pipeline_flow import run_pipeline
 from schemas import load_config
 from storage import SPLITS, DatasetDir, RunDir
 from tests.test_review_labelstudio import _annotate, _reviewer
+
+pytestmark = pytest.mark.slow  # runs the pipeline against Label Studio
 
 LABELS = ["surprise", "fear", "anger", "disgust"]
 

@@ -28,6 +28,8 @@ from schemas.features import LabelProb
 from storage import RunDir
 from tests.fixtures.judge_cases import answer, clip, ev, features
 
+pytestmark = pytest.mark.slow  # starts Label Studio
+
 PROV = Provenance(stage="judge", stage_config_hash="jh1", run_id="run-1")
 
 

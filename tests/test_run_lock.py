@@ -20,6 +20,8 @@ from schemas import Reject
 from storage import RunDir
 from storage.lock import LOCK_FILE, RunDirLocked, RunLock, read_holder
 
+pytestmark = pytest.mark.slow  # runs the pipeline and the emoforge command
+
 ROOT = Path(__file__).resolve().parents[1]
 EMOFORGE = str(ROOT / ".venv" / "bin" / "emoforge")
 HOLD = """

@@ -15,6 +15,8 @@ from flows.task_runners import SchedulerUnreachable, check_scheduler, make_task_
 from schemas import load_config
 from storage import RunDir
 
+pytestmark = pytest.mark.slow  # runs the pipeline
+
 ROOT = Path(__file__).resolve().parents[1]
 PLUGIN = "tests.plugins.crash_once:CrashOnceLexical"
 

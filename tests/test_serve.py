@@ -11,6 +11,10 @@ import time
 import uuid
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # runs a Prefect deployment
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -16,6 +16,8 @@ from pipeline.sampling.stage import sample_source
 from schemas import AnnotatorInput, load_config
 from tests.fixtures.tiny_models import tiny_qwen25_omni, tiny_qwen25_vl
 
+pytestmark = pytest.mark.slow  # loads transformers models
+
 
 def agent_for(**spec):
     [agent] = build_panel(load_config(overrides=[f"annotate.panel=[{json.dumps({'backend': 'transformers', **spec})}]"]))

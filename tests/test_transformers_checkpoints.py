@@ -28,6 +28,8 @@ from tests.fixtures.tiny_models import (
     tiny_qwen25_vl,
 )
 
+pytestmark = pytest.mark.slow  # loads transformers models
+
 
 def agent_for(**spec):
     [agent] = build_panel(load_config(overrides=[f"annotate.panel=[{json.dumps({'backend': 'transformers', **spec})}]"]))

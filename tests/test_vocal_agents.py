@@ -15,6 +15,8 @@ from pipeline.sampling.stage import sample_source
 from schemas import AnnotatorInput, load_config
 from schemas.config import VoiceBaselineConfig
 
+pytestmark = pytest.mark.slow  # transcribes speech with whisper
+
 VOCAL = ("prosody", "voice-quality")
 
 

@@ -1,4 +1,4 @@
-"""Does a cited fact point to the stated emotion? The fact check (grounding.py) asks whether a claim
+"""Does a cited fact point to the stated emotion? The fact check (evidence/grounding.py) asks whether a claim
 is true; this asks whether what was *measured* for the cited cue favours the answer's label over its
 strongest rival, using published cue–emotion knowledge:
 
@@ -116,7 +116,7 @@ _VARIABILITY_WORDS = ("variab", "variation", "range", "monoton", "flat", " sd ",
 def claim_distribution(ev, cue, ix) -> dict[str, float] | None:
     """What the measurement behind one cited claim says about the emotion, or None when the claim
     names nothing that bears on emotion (a time, a speaker, a count). `cue` is grounding.parse_cue's
-    parse of the claim's text, `ix` the clip's ClipIndex."""
+    parse of the claim's text, `ix` the clip's JudgeIndex."""
     kind, sel, fld, key = cue.ref or (None, None, None, None)
     modality = ev.modality
     if kind == "faces" or (kind is None and modality in ("face", "visual")):
@@ -149,7 +149,7 @@ def claim_distribution(ev, cue, ix) -> dict[str, float] | None:
         if cue.vader is not None and ix.vader is not None:
             return valence_distribution(ix.vader, ix.taxonomy)
         if cue.quotes:
-            from agents.feature_agents import vader_compound
+            from evidence.lexicon import vader_compound
 
             return valence_distribution(vader_compound(" ".join(cue.quotes)), ix.taxonomy)
     return None
@@ -182,7 +182,7 @@ def _cited_frames(ev, ix, sel):
 
 def _au_means(frames, units: list[str]) -> dict[str, float]:
     """Mean intensity of each named unit over the frames, counting a frame where it is absent as 0."""
-    from agents.judge.clip_index import au_numbers
+    from evidence.clip_index import au_numbers
 
     out = {}
     for unit in units:

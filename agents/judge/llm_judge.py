@@ -14,8 +14,8 @@ import json
 
 import json_repair
 
-from agents.judge.clip_index import ClipIndex
 from agents.llm_text import serialise
+from evidence.clip_index import ClipIndex
 from schemas import Annotation, AnnotatorInput, EmoforgeConfig
 from schemas.judgement import StepScore
 

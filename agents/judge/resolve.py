@@ -11,8 +11,8 @@ import numpy as np
 
 from agents.judge import calibration, reliability
 from agents.judge.aggregate import Votes, label_distributions, summarise
-from agents.judge.clip_index import ClipIndex
 from agents.judge.flags import review_threshold
+from evidence.clip_index import ClipIndex
 from schemas import AnnotatorReliability, Clip, Consensus, EmoforgeConfig, Provenance, Routing
 from schemas.features import LabelProb
 from schemas.trusted import trusted

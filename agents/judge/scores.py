@@ -30,9 +30,9 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-from agents.rationale import states_label
 from schemas import Annotation
 from schemas.judgement import ClaimCheck, JudgeWeights
+from schemas.rationale import states_label
 
 MODALITY_GROUP = {"text": "text", "audio": "audio", "prosody": "audio", "face": "visual", "visual": "visual"}
 _ANCHOR = re.compile(r"\bAU\s?\d+|\d+(?:\.\d+)?\s*(?:hz|db|s)\b|'[^']+'|\"[^\"]+\"", re.IGNORECASE)
@@ -110,7 +110,7 @@ def covered_groups(a: Annotation) -> set[str]:
 
 
 def s_cot_of(a: Annotation, available: frozenset[str], leanings: dict, weights_of: dict | None = None) -> float:
-    """`leanings`: what each measured modality says on its own (ClipIndex.modality_leanings);
+    """`leanings`: what each measured modality says on its own (JudgeIndex.modality_leanings);
     `weights_of`: a per-clip memo of the modality weights by label (answers on a clip share labels)."""
     if not available:
         return 1.0

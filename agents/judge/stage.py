@@ -11,13 +11,14 @@ import numpy as np
 
 from agents.judge import calibration, reliability
 from agents.judge.aggregate import Votes
-from agents.judge.clip_index import Baseline, ClipIndex
-from agents.judge.grounding import check_claim, claim_record, parse_cue
 from agents.judge.inference import claim_distribution, claim_kind, leaning, support
+from agents.judge.judge_index import JudgeIndex
 from agents.judge.processes import judge_processes, score_in_processes
 from agents.judge.resolve import resolve
 from agents.judge.scores import MODALITY_GROUP, distribution, s_cot_of, s_final, s_rec_given, s_reason_of
 from agents.voice_baseline import voice_baselines
+from evidence.clip_index import Baseline
+from evidence.grounding import check_claim, claim_record, parse_cue
 from schemas import (Annotation, Clip, ClipFeatures, EmoforgeConfig, Judgement, Provenance,
                      SourceJudgements)
 from schemas.trusted import trusted
@@ -47,7 +48,7 @@ def judge_run(clips: list[Clip], features: list[ClipFeatures], annotations: list
     taxonomy = frozenset(config.taxonomy)
     if voice is None:  # the flow passes the baselines it gave the vocal agents; computed here otherwise
         voice = voice_baselines(clips, features, config.annotate.baseline)
-    index = {c.clip_id: ClipIndex(c, feats.get(c.clip_id), baseline, taxonomy, voice.get(c.clip_id)) for c in clips}
+    index = {c.clip_id: JudgeIndex(c, feats.get(c.clip_id), baseline, taxonomy, voice.get(c.clip_id)) for c in clips}
     by_clip: dict[str, list[Annotation]] = defaultdict(list)
     for a in annotations:
         if a.clip_id in index and a.status != "abstained":
@@ -94,7 +95,7 @@ def judge_run(clips: list[Clip], features: list[ClipFeatures], annotations: list
 Scored = tuple[float | None, float, float, float | None, str, list[tuple[str, str, str]], list, list[str], list] | None
 
 
-def score_answers(ix: ClipIndex, answers: list[Annotation], weights, gold: list[str] | None, settings,
+def score_answers(ix: JudgeIndex, answers: list[Annotation], weights, gold: list[str] | None, settings,
                   llm_judge=None) -> tuple[list[Scored], set[str]]:
     """Score one clip's answers; also returns the modality groups its usable answers cite.
     settings: (unverifiable_credit, S_rec from the reliability model, cue kind -> calibrated support)
@@ -143,7 +144,7 @@ def score_answers(ix: ClipIndex, answers: list[Annotation], weights, gold: list[
     return rows, {MODALITY_GROUP[e.modality] for a in usable for e in a.evidence if e.modality in MODALITY_GROUP}
 
 
-def cue_reliability(index: dict[str, ClipIndex], by_clip: dict[str, list[Annotation]], known: dict[str, list[str]],
+def cue_reliability(index: dict[str, JudgeIndex], by_clip: dict[str, list[Annotation]], known: dict[str, list[str]],
                     prior_strength: float) -> dict[str, calibration.Calibrator]:
     """Where labels are known, what each kind of cue's support has been worth: isotonic maps from
     support to P(the answer citing it is right), per kind (action units, expression, voice, words),

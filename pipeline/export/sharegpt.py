@@ -18,10 +18,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from agents.rationale import normalise
 from pipeline.export.media import MEDIA_DIR
 from pipeline.export.merr import merr_entry
 from schemas import Clip, ClipFeatures, DatasetRow
+from schemas.rationale import normalise
 from storage import SPLITS
 
 INSTRUCT_DIR = "instruct"

@@ -1,7 +1,7 @@
 """Agreement between reviewers (stage 5): kappas, Krippendorff's alpha, ICC, Spearman, human vs model.
 
-A ratings table has one row per item and one column per rater; a missing cell means that rater did not
-rate that item. Values are category labels (nominal; ordinal with an ordered category list) or numbers
+A ratings table (pipeline/review/ratings.py) has one row per item and one column per rater; a missing
+cell means that rater did not rate that item. Values are category labels (nominal; ordinal with an ordered category list) or numbers
 (ordinal, interval, ratio). Every statistic comes from a maintained library:
 
 * Cohen's kappa per rater pair — ``sklearn.metrics.cohen_kappa_score`` on the items both rated;
@@ -22,8 +22,8 @@ rate that item. Values are category labels (nominal; ordinal with an ordered cat
   unique most common rating of an item; tied items are left out), against per-item model labels.
 
 A statistic that cannot be computed (one rater, fewer than 2 shared items, constant ratings) has value
-None and a ``reason``; nothing here raises for such data. ``apply_gates`` holds the statistics to
-``schemas.config.AgreementGates``: kappa > gates.kappa on ``fleiss_kappa`` (nominal level only: at other
+None and a ``reason``; nothing here raises for such data. ``apply_gates`` (pipeline/review/gates.py) holds
+the statistics to ``schemas.config.AgreementGates``: kappa > gates.kappa on ``fleiss_kappa`` (nominal level only: at other
 levels it would ignore the order) and on ``cohen_kappa_mean``; ICC > gates.icc on ``icc2`` (two-way
 random effects, absolute agreement, single rater: how well one reviewer's score generalises to another
 reviewer); alpha > gates.alpha on ``krippendorff_alpha`` when set. A gate whose statistics all could not
@@ -33,27 +33,21 @@ be computed escalates, as does a table with no gated statistic at all.
 from __future__ import annotations
 
 import math
-import numbers
 import warnings
 from collections import Counter
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
 from itertools import combinations
-from pathlib import Path
-from typing import Any, Iterable, Literal, Mapping, NamedTuple, Sequence, get_args
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel
 
+from pipeline.review.gates import Decision, apply_gates
+from pipeline.review.ratings import EncodedRatings, Level, encode, label_text, missing, prepare_ratings
 from schemas.config import AgreementGates
 from schemas.review import AgreementStat
 
-Level = Literal["nominal", "ordinal", "interval", "ratio"]
-LEVELS: tuple[str, ...] = get_args(Level)
-Decision = Literal["accepted", "escalated"]
-
-#: cell texts read as missing besides the empty cell
-MISSING_TEXT = ("", "NA", "N/A", "NaN", "nan")
 #: Shrout & Fleiss form -> pingouin's ``Type`` label (pingouin >= 0.7 uses McGraw & Wong names;
 #: older releases used ICC1.. names)
 ICC_FORMS = {
@@ -64,12 +58,7 @@ ICC_FORMS = {
     "icc2k": ("ICC(A,k)", "ICC2k"),
     "icc3k": ("ICC(C,k)", "ICC3k"),
 }
-ICC_GATED = "icc2"
 KAPPA_WEIGHTS: dict[str, str | None] = {"nominal": None, "ordinal": "linear", "interval": "quadratic", "ratio": "quadratic"}
-
-
-class RatingsError(ValueError):
-    """A ratings table that cannot be used: the message names the file (or table), row and column."""
 
 
 class AgreementResult(AgreementStat):
@@ -79,11 +68,6 @@ class AgreementResult(AgreementStat):
     level: Level | None = None
     reason: str | None = None  # why value is None
     note: str | None = None  # how the data was used: weights, items left out
-
-
-class GateDecision(NamedTuple):
-    decision: Decision
-    reasons: list[str]
 
 
 class AgreementReport(BaseModel):
@@ -97,201 +81,7 @@ class AgreementReport(BaseModel):
     reasons: list[str]
 
 
-# --------------------------------------------------------------------------------------------- loading
-
-
-def _missing(v: Any) -> bool:
-    if v is None or v is pd.NA or v is pd.NaT:
-        return True
-    if isinstance(v, float) and math.isnan(v):
-        return True
-    return isinstance(v, str) and v.strip() in MISSING_TEXT
-
-
-def _label(v: Any) -> str:
-    """A category label as text: 1, 1.0, '1' and ' 1 ' are the same category."""
-    if isinstance(v, bool) or isinstance(v, np.bool_):
-        return str(bool(v))
-    if isinstance(v, numbers.Integral):
-        return str(int(v))
-    if isinstance(v, numbers.Real) and float(v).is_integer():
-        return str(int(v))
-    return str(v).strip()
-
-
-def _number(v: Any) -> float | None:
-    if isinstance(v, (bool, np.bool_)):
-        return None
-    if isinstance(v, numbers.Real):
-        x = float(v)
-    else:
-        try:
-            x = float(str(v).strip())
-        except ValueError:
-            return None
-    return x if math.isfinite(x) else None
-
-
-def _normalise_categories(categories: Sequence[Any] | None, level: str, source: str) -> list[str] | None:
-    if categories is None:
-        return None
-    if level not in ("nominal", "ordinal"):
-        raise RatingsError(f"{source}: a category list applies to nominal and ordinal levels, not {level}")
-    labels = [_label(c) for c in categories]
-    if not labels:
-        raise RatingsError(f"{source}: the category list is empty")
-    dup = [c for c, n in Counter(labels).items() if n > 1]
-    if dup:
-        raise RatingsError(f"{source}: category {dup[0]!r} is listed twice")
-    return labels
-
-
-def _check_level(level: str) -> None:
-    if level not in LEVELS:
-        raise RatingsError(f"level must be one of {', '.join(LEVELS)}, not {level!r}")
-
-
-def _cell(v: Any, level: str, categories: list[str] | None, where: str) -> Any:
-    """One non-missing cell checked against the level: a label (str) or a number (float)."""
-    if categories is not None:
-        lab = _label(v)
-        if lab not in categories:
-            raise RatingsError(f"{where}: {lab!r} is not one of the categories ({', '.join(categories)})")
-        return lab
-    if level == "nominal":
-        return _label(v)
-    x = _number(v)
-    if x is None:
-        hint = "; ordinal text labels need an ordered category list" if level == "ordinal" else ""
-        raise RatingsError(f"{where}: {str(v).strip()!r} is not a number ({level} level{hint})")
-    if level == "ratio" and x < 0:
-        raise RatingsError(f"{where}: {x:g} is negative (ratio level needs values >= 0)")
-    return x
-
-
-def prepare_ratings(
-    ratings: pd.DataFrame, level: Level = "nominal", categories: Sequence[Any] | None = None, source: str = "ratings table"
-) -> pd.DataFrame:
-    """Check every cell against the level and return a clean table: index = item ids (text, named
-    "item"), columns = rater names (text), cells = labels (text) at nominal level or with a category
-    list, floats otherwise; missing cells are NaN. Raises RatingsError naming row, item and column."""
-    _check_level(level)
-    cats = _normalise_categories(categories, level, source)
-    numeric = cats is None and level != "nominal"
-    items = [_label(i) for i in ratings.index]
-    raters = [str(c) for c in ratings.columns]
-    out = np.full(ratings.shape, np.nan, dtype=float if numeric else object)
-    values = ratings.to_numpy(dtype=object)
-    for r in range(values.shape[0]):
-        for c in range(values.shape[1]):
-            v = values[r, c]
-            if not _missing(v):
-                out[r, c] = _cell(v, level, cats, f"{source}: row {r + 1} (item {items[r]!r}), column {raters[c]!r}")
-    table = pd.DataFrame(out, index=pd.Index(items, name="item"), columns=raters)
-    return table
-
-
-def read_ratings(path: str | Path, level: Level = "nominal", categories: Sequence[Any] | None = None) -> pd.DataFrame:
-    """Read a ratings table from CSV (.csv, .tsv, .txt) or Parquet (.parquet, .pq).
-
-    The item id is the column named ``item`` (any case) or else the first column; every other column
-    is a rater. Empty cells (and NA, N/A, NaN) are missing. Returns ``prepare_ratings``' clean table.
-    Raises RatingsError, naming the file, for a missing or unreadable file, no rater columns, fewer than
-    2 raters, no items, missing or repeated item ids, and values that do not fit the level."""
-    p = Path(path)
-    _check_level(level)
-    if not p.exists():
-        raise RatingsError(f"{p}: no such file")
-    if p.is_dir():
-        raise RatingsError(f"{p}: is a directory, not a ratings table")
-    suffix = p.suffix.lower()
-    try:
-        if suffix in (".csv", ".tsv", ".txt"):
-            df = pd.read_csv(
-                p, sep="\t" if suffix == ".tsv" else ",", dtype=str, keep_default_na=False,
-                na_values=list(MISSING_TEXT), skipinitialspace=True,
-            )
-        elif suffix in (".parquet", ".pq"):
-            df = pd.read_parquet(p)
-        else:
-            raise RatingsError(f"{p}: unknown table type {p.suffix or '(none)'}; use .csv, .tsv or .parquet")
-    except RatingsError:
-        raise
-    except pd.errors.EmptyDataError:
-        raise RatingsError(f"{p}: empty file, no header row") from None
-    except Exception as exc:  # parser, encoding, arrow errors
-        raise RatingsError(f"{p}: cannot read as {suffix.lstrip('.')}: {str(exc).strip().splitlines()[0]}") from None
-    columns = [str(c).strip() for c in df.columns]
-    df.columns = columns
-    if not columns:
-        raise RatingsError(f"{p}: no columns")
-    for i, c in enumerate(columns):
-        if not c or c.startswith("Unnamed: "):
-            raise RatingsError(f"{p}: column {i + 1} has no name")
-    item_col = next((c for c in columns if c.lower() == "item"), columns[0])
-    raters = [c for c in columns if c != item_col]
-    if not raters:
-        raise RatingsError(f"{p}: no rater columns (only the item column {item_col!r})")
-    if len(raters) < 2:
-        raise RatingsError(f"{p}: agreement needs at least 2 rater columns, found 1 ({raters[0]})")
-    if len(df) == 0:
-        raise RatingsError(f"{p}: no items (the table has a header but no rows)")
-    ids = df[item_col].tolist()
-    seen: dict[str, int] = {}
-    for r, v in enumerate(ids):
-        if _missing(v):
-            raise RatingsError(f"{p}: row {r + 1}: no item id in column {item_col!r}")
-        key = _label(v)
-        if key in seen:
-            raise RatingsError(f"{p}: item {key!r} appears twice (rows {seen[key] + 1} and {r + 1})")
-        seen[key] = r
-    table = df[raters].copy()
-    table.index = pd.Index([_label(v) for v in ids], name="item")
-    return prepare_ratings(table, level, categories, source=str(p))
-
-
-# ------------------------------------------------------------------------------------------- encoding
-
-
-@dataclass
-class _Ratings:
-    """Ratings as a float matrix (items x raters, NaN = missing): numbers as they are, labels as codes."""
-
-    matrix: np.ndarray
-    items: list[str]
-    raters: list[str]
-    level: str
-    labels: list[str] | None  # code -> label when categorical; None when the values are numbers
-    fixed: bool = False  # labels are the caller's category list (else the labels seen in the table)
-
-    @property
-    def numeric(self) -> bool:
-        return self.labels is None
-
-    def code(self, value: Any) -> float:
-        return float(self.labels.index(value)) if self.labels is not None else float(value)
-
-    def show(self, x: float) -> str:
-        return self.labels[int(x)] if self.labels is not None else f"{x:g}"
-
-
-def _encode(ratings: pd.DataFrame | _Ratings, level: Level, categories: Sequence[Any] | None) -> _Ratings:
-    if isinstance(ratings, _Ratings):
-        return ratings
-    table = prepare_ratings(ratings, level, categories)
-    cats = _normalise_categories(categories, level, "ratings table")
-    if cats is None and level != "nominal":
-        return _Ratings(table.to_numpy(dtype=float), list(table.index), list(table.columns), level, None)
-    fixed = cats is not None
-    if cats is None:
-        cats = sorted({v for v in table.to_numpy().ravel() if isinstance(v, str)})
-    index = {c: i for i, c in enumerate(cats)}
-    matrix = np.array([[index[v] if isinstance(v, str) else np.nan for v in row] for row in table.to_numpy()], dtype=float)
-    matrix = matrix.reshape(table.shape)
-    return _Ratings(matrix, list(table.index), list(table.columns), level, cats, fixed)
-
-
-def _positions(r: _Ratings) -> tuple[np.ndarray, int, str]:
+def _positions(r: EncodedRatings) -> tuple[np.ndarray, int, str]:
     """Integer positions for kappa's confusion matrix (sklearn weights by position, not value) and a
     note. Category codes are their own positions. Numbers: at interval/ratio, position = value on the
     finest decimal grid (0-3 decimals, at most 1001 steps) that holds every value, so weights follow
@@ -314,7 +104,7 @@ def _positions(r: _Ratings) -> tuple[np.ndarray, int, str]:
     return pos.astype(float), len(distinct), "distance in ranks of the distinct values"
 
 
-def _stat(name: str, value: float | None, n_items: int, r: _Ratings, raters: Iterable[str], reason: str | None = None, note: str | None = None) -> AgreementResult:
+def _stat(name: str, value: float | None, n_items: int, r: EncodedRatings, raters: Iterable[str], reason: str | None = None, note: str | None = None) -> AgreementResult:
     if value is not None and not math.isfinite(value):
         value, reason = None, reason or "undefined for these ratings"
     return AgreementResult(
@@ -323,14 +113,14 @@ def _stat(name: str, value: float | None, n_items: int, r: _Ratings, raters: Ite
     )
 
 
-def _constant_reason(values: np.ndarray, r: _Ratings) -> str | None:
+def _constant_reason(values: np.ndarray, r: EncodedRatings) -> str | None:
     seen = values[~np.isnan(values)]
     if seen.size and np.all(seen == seen[0]):
         return f"constant ratings (every rating is {r.show(seen[0])})"
     return None
 
 
-def _mean(name: str, parts: list[AgreementResult], r: _Ratings, items: int, what: str) -> AgreementResult:
+def _mean(name: str, parts: list[AgreementResult], r: EncodedRatings, items: int, what: str) -> AgreementResult:
     done = [p.value for p in parts if p.value is not None]
     if not done:
         reason = "one rater: no pair to compare" if len(r.raters) < 2 else f"no {what} could be computed"
@@ -358,7 +148,7 @@ def _kappa(a: np.ndarray, b: np.ndarray, n_pos: int, weights: str | None) -> tup
     return float(k), n, None
 
 
-def _weights_note(r: _Ratings, pos_note: str) -> str:
+def _weights_note(r: EncodedRatings, pos_note: str) -> str:
     w = KAPPA_WEIGHTS[r.level]
     if r.level == "nominal" or w is None:
         return "unweighted"
@@ -368,7 +158,7 @@ def _weights_note(r: _Ratings, pos_note: str) -> str:
 def cohen_kappas(ratings: pd.DataFrame, level: Level = "nominal", categories: Sequence[Any] | None = None) -> list[AgreementResult]:
     """Cohen's kappa for every rater pair on the items both rated (``cohen_kappa[a,b]``), then their
     mean (``cohen_kappa_mean``, Light's kappa). Weighted at ordinal (linear) and interval/ratio (quadratic)."""
-    r = _encode(ratings, level, categories)
+    r = encode(ratings, level, categories)
     pos, n_pos, pos_note = _positions(r)
     weights = KAPPA_WEIGHTS[r.level]
     note = _weights_note(r, pos_note)
@@ -390,7 +180,7 @@ def fleiss_kappa(ratings: pd.DataFrame, level: Level = "nominal", categories: Se
     from statsmodels.stats.inter_rater import aggregate_raters
     from statsmodels.stats.inter_rater import fleiss_kappa as sm_fleiss
 
-    r = _encode(ratings, level, categories)
+    r = encode(ratings, level, categories)
     name = "fleiss_kappa"
     if len(r.raters) < 2:
         return _stat(name, None, 0, r, r.raters, "one rater: no agreement to measure")
@@ -425,7 +215,7 @@ def krippendorff_alpha(ratings: pd.DataFrame, level: Level = "nominal", categori
     n_items counts the items with 2 or more ratings (the pairable ones)."""
     import krippendorff
 
-    r = _encode(ratings, level, categories)
+    r = encode(ratings, level, categories)
     name = "krippendorff_alpha"
     pairable = np.sum(~np.isnan(r.matrix), axis=1) >= 2
     n = int(pairable.sum())
@@ -451,7 +241,7 @@ def krippendorff_alpha(ratings: pd.DataFrame, level: Level = "nominal", categori
 def iccs(ratings: pd.DataFrame, level: Level = "interval", categories: Sequence[Any] | None = None) -> list[AgreementResult]:
     """The six Shrout & Fleiss ICC forms (pingouin) on the items rated by every rater (complete cases).
     Empty list when the ratings are not numbers (nominal level, or ordinal text labels)."""
-    r = _encode(ratings, level, categories)
+    r = encode(ratings, level, categories)
     if not r.numeric:
         return []
     complete = ~np.isnan(r.matrix).any(axis=1)
@@ -490,7 +280,7 @@ def spearman_correlations(ratings: pd.DataFrame, level: Level = "ordinal", categ
     more items, since 2 always give +-1), then the mean (``spearman_mean``). Empty list at nominal level."""
     from scipy.stats import spearmanr
 
-    r = _encode(ratings, level, categories)
+    r = encode(ratings, level, categories)
     if r.level == "nominal":
         return []
     out = []
@@ -531,18 +321,18 @@ def model_kappas(
     the model (``model_kappa[majority]``; majority = an item's unique most common rating, ties left
     out), on the items both have. ``model_labels`` maps item id -> label; checked like the ratings.
     Weighted as ``cohen_kappas``."""
-    r = _encode(ratings, level, categories)
+    r = encode(ratings, level, categories)
     given = model_labels.to_dict() if isinstance(model_labels, pd.Series) else dict(model_labels)
-    column = pd.DataFrame({"model": list(given.values())}, index=[_label(k) for k in given], dtype=object)
+    column = pd.DataFrame({"model": list(given.values())}, index=[label_text(k) for k in given], dtype=object)
     checked = prepare_ratings(column, r.level, r.labels if r.fixed else None, source="model labels")["model"]
-    by_item = {i: v for i, v in checked.items() if not _missing(v)}
+    by_item = {i: v for i, v in checked.items() if not missing(v)}
     if r.labels is not None:  # a label the model used and no human did: a category of its own (disagreement)
         rated = set(r.items)
         new = sorted({v for i, v in by_item.items() if i in rated} - set(r.labels))
         if new:
-            r = _Ratings(r.matrix, r.items, r.raters, r.level, r.labels + new, r.fixed)
+            r = EncodedRatings(r.matrix, r.items, r.raters, r.level, r.labels + new, r.fixed)
     model = np.array([r.code(by_item[i]) if i in by_item else np.nan for i in r.items], dtype=float)
-    joint = _Ratings(np.column_stack([r.matrix, model]), r.items, r.raters + ["model"], r.level, r.labels, r.fixed)
+    joint = EncodedRatings(np.column_stack([r.matrix, model]), r.items, r.raters + ["model"], r.level, r.labels, r.fixed)
     pos, n_pos, pos_note = _positions(joint)
     weights = KAPPA_WEIGHTS[r.level]
     note = _weights_note(r, pos_note)
@@ -568,50 +358,11 @@ def agreement_stats(
 ) -> list[AgreementResult]:
     """Every statistic that applies to the level: Cohen (pairs, mean), Fleiss, Krippendorff's alpha,
     ICC (numeric values), Spearman (ordinal and above), and human vs model when model labels are given."""
-    r = _encode(ratings, level, categories)
+    r = encode(ratings, level, categories)
     stats = [*cohen_kappas(r, level), fleiss_kappa(r, level), krippendorff_alpha(r, level), *iccs(r, level), *spearman_correlations(r, level)]
     if model_labels is not None:
         stats += model_kappas(r, model_labels, level)
     return stats
-
-
-# ---------------------------------------------------------------------------------------------- gates
-
-
-def apply_gates(stats: list[AgreementStat], gates: AgreementGates) -> GateDecision:
-    """Hold the statistics to the gates (strictly greater), set ``gate``/``passed`` on the gated ones,
-    and decide: "accepted" when every gate passed, else "escalated" with the reasons.
-
-    kappa gate: ``fleiss_kappa`` (when its level is nominal) and ``cohen_kappa_mean``; every one that
-    has a value must pass, and at least one must have a value. icc gate: ``icc2``. alpha gate (when set):
-    ``krippendorff_alpha``. A gated statistic without a value leaves ``passed`` None."""
-    by_name = {s.name: s for s in stats}
-    reasons: list[str] = []
-    any_gate = False
-
-    def hold(group: list[AgreementStat], threshold: float, what: str) -> None:
-        nonlocal any_gate
-        if not group:
-            return
-        any_gate = True
-        for s in group:
-            s.gate = threshold
-            s.passed = None if s.value is None else bool(s.value > threshold)
-            if s.passed is False:
-                reasons.append(f"{s.name} {s.value:.3f} is not above the {what} gate {threshold:g}")
-        if all(s.value is None for s in group):
-            why = "; ".join(f"{s.name}: {getattr(s, 'reason', None) or 'no value'}" for s in group)
-            reasons.append(f"{what} gate: no statistic could be computed ({why})")
-
-    kappa = [s for n in ("fleiss_kappa", "cohen_kappa_mean") if (s := by_name.get(n)) is not None
-             and not (n == "fleiss_kappa" and getattr(s, "level", "nominal") not in (None, "nominal"))]
-    hold(kappa, gates.kappa, "kappa")
-    hold([by_name[ICC_GATED]] if ICC_GATED in by_name else [], gates.icc, "icc")
-    if gates.alpha is not None:
-        hold([by_name["krippendorff_alpha"]] if "krippendorff_alpha" in by_name else [], gates.alpha, "alpha")
-    if not any_gate:
-        reasons.append("no gated statistic (kappa, icc2 or alpha) among the statistics")
-    return GateDecision("escalated" if reasons else "accepted", reasons)
 
 
 def assess(
@@ -624,10 +375,10 @@ def assess(
 ) -> AgreementReport:
     """All statistics for the table, held to the gates: the report the CLI prints and writes as JSON."""
     gates = gates or AgreementGates()
-    r = _encode(ratings, level, categories)
+    r = encode(ratings, level, categories)
     stats = agreement_stats(r, level, model_labels=model_labels)
     decision = apply_gates(stats, gates)
     return AgreementReport(
-        source=source, level=level, n_items=len(r.items), raters=r.raters, stats=stats, gates=gates,
+        source=source, level=level, n_items=len(r.items), raters=r.raters, stats=decision.stats, gates=gates,
         decision=decision.decision, reasons=decision.reasons,
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from schemas import RationaleStep
+from schemas.annotation import RationaleStep
 
 _STEP = re.compile(r"^\s*(?:step\s*\d+\s*[:.)-]|\d+\s*[.)]|[-*•])\s*", re.IGNORECASE)
 _INLINE_STEPS = re.compile(r"(?i)\bstep\s*\d+\s*[:.)-]\s*")

@@ -1,5 +1,6 @@
-"""What the judge knows about one clip: its measured features, arranged for quick look-ups by time,
-face track, action unit, word and speaker. Built once per clip and shared by every answer on it."""
+"""One clip's measured features, arranged for quick look-ups by time, face track, action unit, word
+and speaker: what the evidence check (evidence/grounding.py) holds each claim against. Built once per
+clip and shared by every answer on it; the judge extends it (agents/judge/judge_index.py)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,8 @@ import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from agents.feature_agents import vader_compound  # at import: no imports inside forked judge workers
-from agents.verbalizer import SYNONYMS
+from evidence.lexicon import SYNONYMS, vader_compound  # at import: no imports inside forked judge workers
 from schemas import Clip, ClipFeatures, FaceObservation
-from schemas.features import VoiceBaseline
 
 # any word for an emotion (the taxonomy's labels and their synonyms) -> its taxonomy label
 WORD_LABEL = {w: label for label, words in SYNONYMS.items() for w in [label, *words]}
@@ -71,8 +70,6 @@ class ClipIndex:
     clip: Clip
     features: ClipFeatures | None
     baseline: Baseline = field(default_factory=Baseline)
-    taxonomy: frozenset[str] = frozenset()
-    voice_baseline: VoiceBaseline | None = None
 
     def __post_init__(self) -> None:
         self.start = self.clip.start  # plain attributes: the time check reads them for every claim
@@ -162,61 +159,9 @@ class ClipIndex:
                 sums[label] = sums.get(label, 0.0) + prob
         return {k: v / len(frames) for k, v in sums.items()} if frames else {}
 
-    @lazy
-    def voice_z(self) -> dict[str, float]:
-        """The clip's voice against its voice baseline (the speaker's or the run's, as the vocal agents
-        see it: agents/voice_baseline.py), as robust z-scores keyed by the vocal profiles' cue names."""
-        from agents.voice_baseline import zscores
-
-        if self.voice_baseline is None or not self.voice_measures:
-            return {}
-        return zscores(self.voice_measures, self.voice_baseline)
-
-    @lazy
-    def modality_distributions(self) -> dict[str, dict[str, float]]:
-        """What each measured modality says about the emotion on its own (agents/judge/inference.py):
-        visual from the expression model on the main face (action-unit prototypes without one),
-        audio from the vocal profiles, text from the transcript's valence."""
-        from agents.judge import inference
-
-        out = {}
-        frames = self.frames()
-        if frames:
-            d = self.expression_mean(frames)
-            if not d:
-                units: dict[str, list[float]] = {}
-                for o in frames:
-                    for a in o.action_units:
-                        units.setdefault(a.au, []).append(a.intensity if a.present else 0.0)
-                d = inference.au_distribution({u: sum(v) / len(v) for u, v in units.items()}, self.taxonomy) or {}
-            if d:
-                out["visual"] = d
-        if self.voice_z:
-            d = inference.vocal_distribution(self.voice_z, self.taxonomy)
-            if d:
-                out["audio"] = d
-        if self.vader is not None:
-            d = inference.valence_distribution(self.vader, self.taxonomy)
-            if d:
-                out["text"] = d
-        return out
-
     def functional(self, name: str) -> float | None:
         p = self.features.prosody if self.features else None
         return next((f.value for f in p.functionals if f.name == name), None) if p else None
-
-    @lazy
-    def voice_measures(self) -> dict[str, float]:
-        """The clip's named voice quantities as the vocal agents read them (agents/voice_baseline.py)."""
-        from agents.voice_baseline import measures
-
-        return measures(self.features.prosody if self.features else None)
-
-    @lazy
-    def modality_leanings(self) -> dict:
-        from agents.judge.inference import Leaning
-
-        return {g: Leaning(d) for g, d in self.modality_distributions.items() if sum(d.values()) > 0}
 
     @lazy
     def transcript(self) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-from agents.judge.clip_index import WORD_LABEL, ClipIndex, au_numbers, norm_text
+from evidence.clip_index import WORD_LABEL, ClipIndex, au_numbers, norm_text
 from schemas import Evidence
 from schemas.judgement import ClaimCheck
 from schemas.trusted import trusted
