@@ -103,10 +103,18 @@ def test_lexical_agent_abstains_without_transcript(smiling_man):
 
 def test_panel_is_built_from_configuration():
     assert list(panel()) == ["face-expression", "facs-rules", "lexical", "prosody", "voice-quality", "face-dynamics"]
-    with pytest.raises(UnknownBackend, match="unknown backend 'gpt-9'"):
-        build_panel(load_config(overrides=['annotate.panel=[{"id": "x", "backend": "gpt-9"}]']))
+    with pytest.raises(ConfigError, match="annotate.panel.0.backend: unknown backend 'gpt-9'"):  # at load, not at build
+        load_config(overrides=['annotate.panel=[{"id": "x", "backend": "gpt-9"}]'])
     with pytest.raises(ConfigError, match="annotator ids must be unique"):
         load_config(overrides=['annotate.panel=[{"id": "x", "backend": "lexical"}, {"id": "x", "backend": "facs-rules"}]'])
+
+
+def test_every_registered_backend_has_its_settings_model():
+    from agents.base import REGISTRY, register_backends
+    from schemas.config import KNOWN_BACKENDS
+
+    register_backends()
+    assert sorted(REGISTRY) == sorted(KNOWN_BACKENDS)  # a backend the schema does not know could never be configured
 
 
 def test_plugin_backend_by_import_path(smiling_man, tmp_path):
