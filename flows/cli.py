@@ -100,13 +100,31 @@ def _notice(message: str) -> None:
     err.print(f"emoforge: {message}", markup=False, highlight=False, soft_wrap=True)
 
 
-def _run(inputs: list[str], out_dir: Path, config_file: Optional[Path], overrides: list[str], wait: bool = False):
-    from schemas.config import ConfigError, load_config
+def _load_config(config_file: Optional[Path], overrides: list[str]):
+    """The configuration, checked before any work (flows/config_check.py): a problem is one line and
+    exit 2; a retired key's warning is one line on stderr."""
+    import warnings
 
-    try:
-        config = load_config(config_file, overrides)
-    except ConfigError as exc:
-        raise UserError(str(exc)) from None
+    from flows.config_check import load_checked_config
+    from schemas.config import ConfigError
+    from schemas.config_legacy import ConfigDeprecationWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConfigDeprecationWarning)
+        try:
+            config = load_checked_config(config_file, overrides)
+        except ConfigError as exc:
+            raise UserError(str(exc)) from None
+    for w in caught:
+        if issubclass(w.category, ConfigDeprecationWarning):
+            _notice(f"warning: {w.message}")
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return config
+
+
+def _run(inputs: list[str], out_dir: Path, config_file: Optional[Path], overrides: list[str], wait: bool = False):
+    config = _load_config(config_file, overrides)
     if out_dir.exists() and not out_dir.is_dir():
         raise UserError(f"{out_dir}: output path exists and is not a directory")
     from storage.lock import RunDirLocked, RunLock
@@ -205,12 +223,7 @@ def show_config(
     """Print the resolved configuration (defaults = the offline default) as YAML."""
     import yaml
 
-    from schemas.config import ConfigError, load_config
-
-    try:
-        resolved = load_config(config, overrides or [])
-    except ConfigError as exc:
-        raise UserError(str(exc)) from None
+    resolved = _load_config(config, overrides or [])
     out.print(yaml.safe_dump(resolved.model_dump(mode="json"), sort_keys=False), end="", highlight=False, markup=False)
 
 
