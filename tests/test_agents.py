@@ -226,3 +226,21 @@ def test_facs_rules_abstains_when_prototypes_tie(smiling_man):
     item = clip.model_copy(update={"features": f.model_copy(update={"faces": faces})})
     [a] = panel()["facs-rules"].annotate([item], "r")
     assert a.status == "abstained" and "prototypes match equally" in a.error
+
+
+def test_annotators_get_their_own_spec_and_context_not_the_whole_config():
+    from agents import annotator_hash
+
+    cfg = load_config()
+    lexical = panel()["lexical"]
+    assert not hasattr(lexical, "config") and lexical.context == cfg.annotator_context()
+    spec = cfg.annotate.panel[2]
+    key = annotator_hash(spec, cfg)
+    assert key == annotator_hash(spec, load_config())  # deterministic across loads
+    unrelated = load_config(overrides=["export.seed=7", "judge.min_margin=0.3", "sampling.clips.max_clip_s=9",
+                                       'annotate.panel=[{"id": "lexical", "backend": "lexical"}, {"id": "p", "backend": "prosody"}]'])
+    assert annotator_hash(unrelated.annotate.panel[0], unrelated) == key  # other annotators and stages leave it alone
+    for changed in ("runtime.torch_threads=3", "taxonomy=[happiness, sadness, neutral]", "multi_label=true",
+                    "annotate.open_vocabulary=true", "sampling.audio_sample_rate=8000"):
+        other = load_config(overrides=[changed])
+        assert annotator_hash(other.annotate.panel[2], other) != key, changed  # what it reads is in its key
