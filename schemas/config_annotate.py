@@ -73,7 +73,7 @@ class TransformersSpec(_ChatSpec):
     video_max_pixels: int = Field(768 * 28 * 28, ge=28 * 28)
 
     @model_validator(mode="after")
-    def _pixel_range(self) -> "TransformersSpec":
+    def _pixel_range(self) -> TransformersSpec:
         for name in ("max_pixels", "video_max_pixels"):
             if getattr(self, name) < self.min_pixels:
                 raise ValueError(f"annotator {self.id!r}: {name} ({getattr(self, name)}) is below min_pixels ({self.min_pixels})")
@@ -87,7 +87,7 @@ class PluginSpec(Strict):
     id: str
     backend: str = Field(pattern=PLUGIN_PATTERN)
     model: str | None = None
-    options: dict[str, Any] = {}  # the plugin's own settings, as it documents them (part of its cache key)
+    options: dict[str, Any] = Field(default_factory=dict)  # the plugin's own settings, as it documents them (part of its cache key)
 
 
 def _backend_tag(value: Any) -> str | None:
@@ -98,7 +98,7 @@ def _backend_tag(value: Any) -> str | None:
 
 
 AnnotatorSpec = Annotated[
-    Union[tuple(Annotated[RuleAgentSpec, Tag(name)] for name in RULE_BACKENDS)  # type: ignore[misc]
+    Union[tuple(Annotated[RuleAgentSpec, Tag(name)] for name in RULE_BACKENDS)  # type: ignore[misc]  # noqa: UP007
           + (Annotated[GGUFSpec, Tag("llm-gguf")], Annotated[OpenAISpec, Tag("openai")],
              Annotated[TransformersSpec, Tag("transformers")], Annotated[PluginSpec, Tag("plugin")])],
     Discriminator(_backend_tag),
@@ -139,7 +139,7 @@ class AnnotateConfig(Strict):
     baseline: VoiceBaselineConfig = VoiceBaselineConfig()
 
     @model_validator(mode="after")
-    def _unique_ids(self) -> "AnnotateConfig":
+    def _unique_ids(self) -> AnnotateConfig:
         ids = [a.id for a in self.panel]
         if len(set(ids)) != len(ids):
             raise ValueError(f"annotator ids must be unique, got {ids}")

@@ -8,6 +8,8 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
+from schemas.config_annotate import RULE_BACKENDS, GGUFSpec, OpenAISpec, PluginSpec, RuleAgentSpec, TransformersSpec
+
 
 class ConfigDeprecationWarning(FutureWarning):  # FutureWarning: shown to users by default
     pass
@@ -27,9 +29,6 @@ _NEVER_READ = {
 
 
 def _spec_keys(backend: Any) -> set[str] | None:
-    from schemas.config_annotate import (GGUFSpec, OpenAISpec, PluginSpec, RULE_BACKENDS, RuleAgentSpec,
-                                         TransformersSpec)
-
     if not isinstance(backend, str):
         return None
     model = (PluginSpec if ":" in backend else RuleAgentSpec if backend in RULE_BACKENDS else
@@ -66,7 +65,6 @@ def drop_retired_keys(data: dict[str, Any], where: str) -> None:
         _spec(llm.get("annotator"), "judge.llm_judge.annotator", where)
     review = data.get("review")
     ls = review.get("label_studio") if isinstance(review, dict) else None
-    if isinstance(ls, dict) and "webhook_port" in ls:
-        if ls.pop("webhook_port") is not None:
-            _warn(where, "review.label_studio.webhook_port",
-                  "nothing ever listened on it; answers are read from Label Studio's answer files (review.label_studio.answer_files)")
+    if isinstance(ls, dict) and ls.pop("webhook_port", None) is not None:
+        _warn(where, "review.label_studio.webhook_port",
+              "nothing ever listened on it; answers are read from Label Studio's answer files (review.label_studio.answer_files)")

@@ -208,9 +208,10 @@ def test_each_annotator_backend_accepts_only_its_own_settings(spec, message):
 def test_annotator_specs_are_one_model_per_backend():
     from schemas.config import GGUFSpec, OpenAISpec, PluginSpec, RuleAgentSpec, TransformersSpec
 
-    cfg = load_config(None, ['annotate.panel=[{"id": "a", "backend": "lexical"}, {"id": "b", "backend": "openai", "endpoint": "http://h/v1"},'
-                             ' {"id": "c", "backend": "transformers", "model": "m"}, {"id": "d", "backend": "llm-gguf"},'
-                             ' {"id": "e", "backend": "lab.agents:Mine", "options": {"depth": 3}}]'])
+    panel = ('[{"id": "a", "backend": "lexical"}, {"id": "b", "backend": "openai", "endpoint": "http://h/v1"},'
+             ' {"id": "c", "backend": "transformers", "model": "m"}, {"id": "d", "backend": "llm-gguf"},'
+             ' {"id": "e", "backend": "lab.agents:Mine", "options": {"depth": 3}}]')
+    cfg = load_config(None, [f"annotate.panel={panel}"])
     assert [type(s) for s in cfg.annotate.panel] == [RuleAgentSpec, OpenAISpec, TransformersSpec, GGUFSpec, PluginSpec]
     assert cfg.annotate.panel[4].options == {"depth": 3}
     dumped = json.dumps(cfg.model_dump(mode="json")["annotate"]["panel"])
