@@ -333,13 +333,9 @@ def serve_command(
     """Re-annotate on a schedule (a Prefect deployment; needs PREFECT_API_URL). Edit the config file
     and the next run recomputes only what changed and writes a new dataset version."""
     from flows.serve import ServeError, serve
-    from schemas.config import ConfigError, load_config
 
     expand_inputs(inputs)  # fail now, not at 3 am
-    try:
-        load_config(config, overrides or [])
-    except ConfigError as exc:
-        raise UserError(str(exc)) from None
+    _load_config(config, overrides or [])
     configure_prefect()
     try:
         serve([str(i.resolve()) for i in inputs], str(out_dir.resolve()), cron=cron, interval=interval,
