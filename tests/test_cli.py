@@ -72,7 +72,8 @@ def test_bad_configuration_fails_at_load_before_any_work(tmp_path, feat_data, ov
         message = message.replace(k, v)
     out = tmp_path / "out"
     sets = [a for o in overrides for a in ("--set", o)]
-    for command in (["run", str(feat_data / "single_face.mp4"), "--out", str(out)], ["config"]):
+    media = str(feat_data / "single_face.mp4")
+    for command in (["run", media, "--out", str(out)], ["config"], ["serve", media, "--out", str(out), "--cron", "0 3 * * *"]):
         proc = emoforge(*command, *sets)
         assert proc.returncode == 2, proc.stderr
         lines = proc.stderr.strip().splitlines()
