@@ -37,13 +37,18 @@ def problems(config: EmoforgeConfig) -> list[str]:
         if why:
             found.append(f"judge.llm_judge.annotator.backend: {why}")
 
-    from pipeline.sampling.instructions import UnknownTemplate, template_text
+    from pipeline.sampling.instructions import TEMPLATES, UnknownTemplate, template_text
 
     instruction = config.sampling.instruction
     try:
         template_text(instruction.template, instruction.version)
     except UnknownTemplate as exc:
         found.append(f"sampling.instruction: {exc.args[0]}")
+
+    known = sorted(TEMPLATES)
+    for template in config.judge.task_weights:
+        if template not in TEMPLATES:
+            found.append(f"judge.task_weights.{template}: no instruction template {template!r} (known: {', '.join(known)})")
 
     if config.judge.gold:
         from agents.judge.gold import GoldError, load_gold
