@@ -7,7 +7,7 @@ from typing import ClassVar
 
 from agents.verbalizer import Verbalizer
 from schemas import Annotation, AnnotatorInput, EmoforgeConfig, Provenance
-from schemas.config import AnnotatorSpec
+from schemas.config import AnnotatorContext, AnnotatorSpec
 
 
 class Annotator(ABC):
@@ -18,10 +18,12 @@ class Annotator(ABC):
     model_id: str = ""
     model_version: str = ""
 
-    def __init__(self, spec: AnnotatorSpec, config: EmoforgeConfig):
+    def __init__(self, spec: AnnotatorSpec, context: AnnotatorContext):
+        # its own settings and the few run-wide facts it reads, not the whole configuration: what
+        # an annotator can read is what its cache key hashes (annotator_hash)
         self.spec = spec
-        self.config = config
-        self.verbalizer = Verbalizer(config.taxonomy, open_vocabulary=config.annotate.open_vocabulary)
+        self.context = context
+        self.verbalizer = Verbalizer(context.taxonomy, open_vocabulary=context.open_vocabulary)
 
     @property
     def annotator_id(self) -> str:
@@ -32,7 +34,7 @@ class Annotator(ABC):
         return None  # annotators without a prompt (rule agents) have none
 
     def provenance(self, run_id: str) -> Provenance:
-        return Provenance(stage="annotate", stage_config_hash=annotator_hash(self.spec, self.config), run_id=run_id,
+        return Provenance(stage="annotate", stage_config_hash=spec_hash(self.spec, self.context), run_id=run_id,
                           model_id=self.model_id or self.backend, model_version=self.model_version or None, prompt_hash=self.prompt_hash)
 
     def base(self, item: AnnotatorInput, run_id: str) -> dict:
@@ -91,14 +93,16 @@ class UnknownBackend(ValueError):
     pass
 
 
-def annotator_hash(spec: AnnotatorSpec, config: EmoforgeConfig) -> str:
-    """Hash of everything one annotator's answers depend on: its own spec and the shared settings it
+def spec_hash(spec: AnnotatorSpec, context: AnnotatorContext) -> str:
+    """Hash of everything one annotator's answers depend on: its own spec and the run-wide facts it
     reads. Adding or changing another annotator leaves it alone (so its cached answers stay valid)."""
     from schemas.provenance import stable_hash
 
-    return stable_hash({"spec": spec, "taxonomy": config.taxonomy, "multi_label": config.multi_label,
-                        "open_vocabulary": config.annotate.open_vocabulary, "audio_rate": config.sampling.audio_sample_rate,
-                        "threads": config.runtime.torch_threads})
+    return stable_hash({"spec": spec, "context": context})
+
+
+def annotator_hash(spec: AnnotatorSpec, config: EmoforgeConfig) -> str:
+    return spec_hash(spec, config.annotator_context())
 
 
 def shared_annotator(spec: AnnotatorSpec, config: EmoforgeConfig) -> Annotator:
@@ -129,8 +133,8 @@ def plugin_class(spec: AnnotatorSpec) -> type[Annotator]:
     module_name, _, attr = spec.backend.partition(":")
     try:
         cls = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError) as exc:
-        raise UnknownBackend(f"annotator {spec.id!r}: cannot import backend {spec.backend!r}: {exc}") from None
+    except Exception as exc:  # ImportError, a missing attribute, or whatever the module raised on import
+        raise UnknownBackend(f"annotator {spec.id!r}: cannot import backend {spec.backend!r}: {type(exc).__name__}: {exc}") from None
     if not (isinstance(cls, type) and issubclass(cls, Annotator)):
         raise UnknownBackend(f"annotator {spec.id!r}: backend {spec.backend!r} is not an agents.Annotator subclass")
     return cls
@@ -147,7 +151,7 @@ def backend_class(spec: AnnotatorSpec) -> type[Annotator]:
 
 
 def build_one(spec: AnnotatorSpec, config: EmoforgeConfig) -> Annotator:
-    return backend_class(spec)(spec, config)
+    return backend_class(spec)(spec, config.annotator_context())
 
 
 def build_panel(config: EmoforgeConfig) -> list[Annotator]:

@@ -53,8 +53,8 @@ def _normalised(dist: dict[str, float]) -> list[LabelProb]:
 class FaceExpressionAgent(PerClipAnnotator):
     backend = "face-expression"
 
-    def __init__(self, spec, config):
-        super().__init__(spec, config)
+    def __init__(self, spec, context):
+        super().__init__(spec, context)
         self.model_id = "fer-cnn(emotion_model_quantized.tflite)"
         self.model_version = metadata.version("fer")
 
@@ -116,7 +116,7 @@ class FACSRulesAgent(PerClipAnnotator):
         mean = {au: float(np.mean([x[1] for x in v])) for au, v in series.items()}
         scores = {}
         for emotion, aus in PROTOTYPES.items():
-            if emotion in self.config.taxonomy and all(a in mean for a in aus):
+            if emotion in self.context.taxonomy and all(a in mean for a in aus):
                 scores[emotion] = float(np.mean([mean[a] for a in aus]))
         if not scores:
             return self.abstain(item, run_id, "taxonomy has no emotion with an AU prototype")
@@ -125,13 +125,13 @@ class FACSRulesAgent(PerClipAnnotator):
         if max(mean.values()) < 0.25:
             # nothing moved: against the person's own neutral that is an answer; against population
             # values it only says this face does not match the typical one
-            if not own or "neutral" not in self.config.taxonomy:
+            if not own or "neutral" not in self.context.taxonomy:
                 return self.abstain(item, run_id, f"no action unit stands out (best {ranked[0]} {scores[ranked[0]]:.2f}) and they "
                                     "are measured against population-typical values, not this person's neutral")
         elif len(ranked) > 1 and scores[ranked[0]] - scores[ranked[1]] < MIN_MARGIN:
             return self.abstain(item, run_id, f"prototypes match equally: {ranked[0]} {scores[ranked[0]]:.2f} vs {ranked[1]} "
                                 f"{scores[ranked[1]]:.2f} ({'against this person' + chr(39) + 's neutral' if own else 'against population-typical values'})")
-        if "neutral" in self.config.taxonomy:
+        if "neutral" in self.context.taxonomy:
             # neutral only when nothing departs from the person's neutral (the branch above); a
             # movement that is small but singles one prototype out is that prototype, weakly
             scores["neutral"] = 1.0 - max(mean.values()) if max(mean.values()) < 0.25 else 0.0
@@ -171,8 +171,8 @@ class LexicalAgent(PerClipAnnotator):
 
     backend = "lexical"
 
-    def __init__(self, spec, config):
-        super().__init__(spec, config)
+    def __init__(self, spec, context):
+        super().__init__(spec, context)
         self.model_id = "nrc-emotion-lexicon+vader"
         self.model_version = f"nrclex-{metadata.version('nrclex')}+vader-{metadata.version('vadersentiment')}"
 
@@ -195,7 +195,7 @@ class LexicalAgent(PerClipAnnotator):
                 continue
             lex = NRCLex()
             lex.load_token_list([token])
-            emos = [NRC_TO_BASIC[e] for e, n in lex.raw_emotion_scores.items() if n and e in NRC_TO_BASIC and NRC_TO_BASIC[e] in self.config.taxonomy]
+            emos = [NRC_TO_BASIC[e] for e, n in lex.raw_emotion_scores.items() if n and e in NRC_TO_BASIC and NRC_TO_BASIC[e] in self.context.taxonomy]
             for e in emos:
                 counts[e] = counts.get(e, 0.0) + 1.0 / len(emos)
             if emos:
@@ -207,7 +207,7 @@ class LexicalAgent(PerClipAnnotator):
             # here would be a vote for neutral whatever the voice or face does
             return self.abstain(item, run_id, f"no emotion words (valence {compound:+.2f} alone does not single out an "
                                               "emotion): the words are not informative")
-        if "neutral" in self.config.taxonomy:
+        if "neutral" in self.context.taxonomy:
             # few emotion words and a flat valence: the words carry no clear emotion
             counts["neutral"] = max(0.0, 1.0 - abs(compound)) * max(1.0, 0.25 * len(words) / max(1, len(hits)))
         if not counts:

@@ -78,8 +78,8 @@ def serialise(item: AnnotatorInput) -> str:
 class GGUFTextAgent(Annotator):
     backend = "llm-gguf"
 
-    def __init__(self, spec, config):
-        super().__init__(spec, config)
+    def __init__(self, spec, context):
+        super().__init__(spec, context)
         import xllamacpp
 
         name = spec.model or "packaged:smollm2-135m"
@@ -89,11 +89,11 @@ class GGUFTextAgent(Annotator):
         params.n_ctx = 4096
         params.n_parallel = 1
         params.verbosity = -1  # llama.cpp logs every request otherwise
-        params.cpuparams.n_threads = config.runtime.torch_threads or 2
+        params.cpuparams.n_threads = context.threads or 2
         self.server = xllamacpp.Server(params)
         self.model_id = name
         self.model_version = f"xllamacpp-{metadata.version('xllamacpp')}"
-        self.schema = answer_schema(config.taxonomy)
+        self.schema = answer_schema(context.taxonomy)
         self._lock = threading.Lock()
 
     @property
@@ -132,7 +132,7 @@ class GGUFTextAgent(Annotator):
 
             parse = lambda raw, item=item: to_annotation(raw, clip_id=item.clip.clip_id, annotator_id=self.annotator_id,  # noqa: E731
                                                          verbalizer=self.verbalizer, provenance=self.provenance(run_id),
-                                                         multi_label=self.config.multi_label)
+                                                         multi_label=self.context.multi_label)
             try:
                 out.append(with_repair(ask, request["messages"], parse))
             except RuntimeError as exc:

@@ -76,8 +76,8 @@ def public_url(url: str) -> str:
 class OpenAIHTTPAnnotator(Annotator):
     backend = "openai"
 
-    def __init__(self, spec, config):
-        super().__init__(spec, config)
+    def __init__(self, spec, context):
+        super().__init__(spec, context)
         if not spec.endpoint:
             raise ValueError(f"annotator {spec.id!r}: backend openai needs an endpoint (base URL such as http://host:8000/v1)")
         headers = {}
@@ -89,7 +89,7 @@ class OpenAIHTTPAnnotator(Annotator):
         self.client = httpx.Client(base_url=spec.endpoint.rstrip("/"), headers=headers, timeout=spec.timeout_s,
                                    limits=httpx.Limits(max_connections=spec.concurrency))
         self.limiter = RateLimiter(spec.rate_limit_rpm)
-        self.schema = answer_schema(config.taxonomy)
+        self.schema = answer_schema(context.taxonomy)
         self.model_id = spec.model or "default"
         self.endpoint = public_url(spec.endpoint)  # what records and messages may name
         self.model_version = self.endpoint
@@ -102,7 +102,7 @@ class OpenAIHTTPAnnotator(Annotator):
                 data = base64.b64encode((Path(item.media_root) / kf.path).read_bytes()).decode()
                 parts.append({"type": "image_url", "image_url": {"url": f"data:image/jpeg;base64,{data}"}})
         if audio is not None and audio.size:
-            parts.append({"type": "input_audio", "input_audio": {"data": wav_base64(audio, self.config.sampling.audio_sample_rate), "format": "wav"}})
+            parts.append({"type": "input_audio", "input_audio": {"data": wav_base64(audio, self.context.audio_sample_rate), "format": "wav"}})
         return parts
 
     def request_body(self, item: AnnotatorInput, audio: np.ndarray | None = None) -> dict:
@@ -158,7 +158,7 @@ class OpenAIHTTPAnnotator(Annotator):
     def _one(self, item: AnnotatorInput, audio: np.ndarray | None, run_id: str) -> Annotation:
         body = self.request_body(item, audio)
         parse = lambda raw: to_annotation(raw, clip_id=item.clip.clip_id, annotator_id=self.annotator_id,  # noqa: E731
-                                          verbalizer=self.verbalizer, provenance=self.provenance(run_id), multi_label=self.config.multi_label)
+                                          verbalizer=self.verbalizer, provenance=self.provenance(run_id), multi_label=self.context.multi_label)
         try:
             return with_repair(self._ask(body), body["messages"], parse)
         except EndpointError as exc:
@@ -166,6 +166,6 @@ class OpenAIHTTPAnnotator(Annotator):
             return Annotation(**self.base(item, run_id), label=None, status="rejected", error=f"{exc} (after {tries} attempt(s))")
 
     def annotate(self, batch, run_id):
-        audio = clip_audio(batch, self.config.sampling.audio_sample_rate) if self.spec.audio else [None] * len(batch)
+        audio = clip_audio(batch, self.context.audio_sample_rate) if self.spec.audio else [None] * len(batch)
         with ThreadPoolExecutor(max_workers=self.spec.concurrency) as pool:
             return list(pool.map(lambda ia: self._one(ia[0], ia[1], run_id), zip(batch, audio)))

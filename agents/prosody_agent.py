@@ -51,7 +51,7 @@ class VocalProfileAgent(PerClipAnnotator):
         z = {k: v for k, v in zscores(m, b).items() if k in own}
         if len(z) < self.min_cues:  # unmeasured, or constant over the baseline's clips
             return self.abstain(item, run_id, f"only {len(z)} of the {self.backend} cues could be measured against the baseline")
-        r = match(z, self.profiles, self.config.taxonomy, self.effect, self.sharpness)
+        r = match(z, self.profiles, self.context.taxonomy, self.effect, self.sharpness)
         if r is None:
             return self.abstain(item, run_id, "the taxonomy has none of the emotions with a vocal profile")
         ranked = list(r.distribution.items())

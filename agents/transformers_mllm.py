@@ -102,10 +102,14 @@ def json_grammar(schema: dict, tokenizer, vocab_size: int, stop_ids: list[int]):
 class TransformersMLLM(Annotator):
     backend = "transformers"
 
-    def __init__(self, spec, config):
-        super().__init__(spec, config)
+    def __init__(self, spec, context):
+        super().__init__(spec, context)
         import torch
         from transformers import AutoConfig, AutoProcessor
+
+        from pipeline.threads import use_torch_threads
+
+        use_torch_threads(context.threads)  # in whichever process builds it: a Dask or GPU pool worker too
 
         if not spec.model:
             raise ValueError(f"annotator {spec.id!r}: backend transformers needs model (hub id or local directory)")
@@ -121,11 +125,11 @@ class TransformersMLLM(Annotator):
         self.model = model_class(cfg.model_type).from_pretrained(spec.model, dtype=self.dtype, **extra).to(self.device).eval()
         self.model_id = spec.model
         self.model_version = getattr(cfg, "_commit_hash", None) or Path(spec.model).name
-        self.schema = answer_schema(config.taxonomy)
+        self.schema = answer_schema(context.taxonomy)
         self.stop_ids = stop_token_ids(self.processor.tokenizer, self.model.generation_config)
         self.pad_id = pad_token_id(self.processor.tokenizer, self.stop_ids)
         self.sampling_rate = getattr(getattr(self.processor, "feature_extractor", None), "sampling_rate", None) \
-            or config.sampling.audio_sample_rate  # what the audio encoder was trained on
+            or context.audio_sample_rate  # what the audio encoder was trained on
         self.unconstrained_since: str | None = None  # why schema-constrained decoding was given up, once it failed
         self._grammars: dict = {}  # compiled per schema (answers; the LLM judge's marks)
         self.grammar = self._grammar() if spec.json_schema else None
@@ -293,7 +297,7 @@ class TransformersMLLM(Annotator):
 
             parse = lambda raw, item=item: to_annotation(raw, clip_id=item.clip.clip_id, annotator_id=self.annotator_id,  # noqa: E731
                                                          verbalizer=self.verbalizer, provenance=self.provenance(run_id),
-                                                         multi_label=self.config.multi_label)
+                                                         multi_label=self.context.multi_label)
             out.append(with_repair(ask, req.messages, parse))
         return out
 

@@ -15,7 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from flows import cli_export, cli_review, cli_services
-from flows.cli_common import UserError, err, out
+from flows.cli_common import UserError, err, load_config_checked, out
 from flows.cli_common import notice as _notice
 from flows.prefect_env import configure_prefect
 
@@ -95,13 +95,12 @@ def print_summary(summary) -> None:
         out.print(f"dataset: {root / 'dataset'}  (card README.md, croissant.json; report: {root / 'report' / 'report.md'})")
 
 
-def _run(inputs: list[str], out_dir: Path, config_file: Optional[Path], overrides: list[str], wait: bool = False):
-    from schemas.config import ConfigError, load_config
+def _load_config(config_file: Optional[Path], overrides: list[str]):
+    return load_config_checked(config_file, overrides)
 
-    try:
-        config = load_config(config_file, overrides)
-    except ConfigError as exc:
-        raise UserError(str(exc)) from None
+
+def _run(inputs: list[str], out_dir: Path, config_file: Optional[Path], overrides: list[str], wait: bool = False):
+    config = _load_config(config_file, overrides)
     if out_dir.exists() and not out_dir.is_dir():
         raise UserError(f"{out_dir}: output path exists and is not a directory")
     from storage.lock import RunDirLocked, RunLock
@@ -178,12 +177,7 @@ def show_config(
     """Print the resolved configuration (defaults = the offline default) as YAML."""
     import yaml
 
-    from schemas.config import ConfigError, load_config
-
-    try:
-        resolved = load_config(config, overrides or [])
-    except ConfigError as exc:
-        raise UserError(str(exc)) from None
+    resolved = _load_config(config, overrides or [])
     out.print(yaml.safe_dump(resolved.model_dump(mode="json"), sort_keys=False), end="", highlight=False, markup=False)
 
 

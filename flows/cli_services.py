@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from flows.cli_common import UserError, err, out
+from flows.cli_common import load_config_checked, UserError, err, out
 from flows.prefect_env import configure_prefect
 
 
@@ -50,13 +50,9 @@ def serve_command(
     and the next run recomputes only what changed and writes a new dataset version."""
     from flows.cli import expand_inputs
     from flows.serve import ServeError, serve
-    from schemas.config import ConfigError, load_config
 
     expand_inputs(inputs)  # fail now, not at 3 am
-    try:
-        load_config(config, overrides or [])
-    except ConfigError as exc:
-        raise UserError(str(exc)) from None
+    load_config_checked(config, overrides or [])
     configure_prefect()
     try:
         serve([str(i.resolve()) for i in inputs], str(out_dir.resolve()), cron=cron, interval=interval,

@@ -26,6 +26,7 @@ from agents.judge.gold import load_gold
 from agents.voice_baseline import voice_baselines
 from flows.gpu_pool import annotate_via_pool, runs_on_pool
 from flows.code_version import OURS, code_version
+from flows.config_check import check_config
 from flows.progress import hook
 from flows.result_cache import ResultCache
 from flows.task_runners import api_for_workers, make_task_runner
@@ -473,6 +474,7 @@ def run_pipeline(inputs: list[str], out_dir: str, config: EmoforgeConfig, run_id
     command holds it, or with `wait` waits for it; `notify` hears whom it waits for and stale locks.
     A caller that took the lock already (the CLI, before its slow imports) passes it as `lock`, and
     the run id it named in it as `run_id`."""
+    check_config(config)  # a plugin that does not import, a missing gold file: ConfigError before any work
     runner = make_task_runner(config)  # an unreachable Dask scheduler fails here, before any work
     run_id = run_id or new_run_id()
     if lock is None:

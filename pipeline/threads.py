@@ -12,6 +12,7 @@ processes, a GPU pool worker), so a source is heard the same wherever its task r
 from __future__ import annotations
 
 import os
+import sys
 import threading
 
 BLAS_THREADS = 1
@@ -35,3 +36,28 @@ def pin_blas_threads() -> None:
 def ctranslate2_threads(configured: int | None) -> int:
     """Threads per CTranslate2 model: the configured count, else one per core of this machine."""
     return configured or os.cpu_count() or 1
+
+
+_torch_threads: int | None = None
+
+
+def use_torch_threads(configured: int | None) -> None:
+    """runtime.torch_threads for this process: applied now if torch is loaded, and by whoever loads it
+    later (`apply_torch_threads`). Called by each stage that can run torch, in whichever process runs it."""
+    global _torch_threads
+    _torch_threads = configured
+    if "torch" in sys.modules:
+        apply_torch_threads()
+
+
+def torch_threads() -> int:
+    """torch's intra-op threads: the configured count, else one per core."""
+    return _torch_threads or os.cpu_count() or 1
+
+
+def apply_torch_threads() -> None:
+    # also after `import silero_vad`, which sets torch to one thread for the whole process
+    import torch  # imported late: the CUDA build takes seconds to import
+
+    if torch.get_num_threads() != torch_threads():
+        torch.set_num_threads(torch_threads())

@@ -7,20 +7,18 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
+from schemas.config_annotate import (  # noqa: F401  (re-exported: `from schemas.config import X` keeps working)
+    KNOWN_BACKENDS, AnnotateConfig, AnnotatorContext, AnnotatorSpec, GGUFSpec, OpenAISpec, PluginSpec, RuleAgentSpec,
+    TransformersSpec, VoiceBaselineConfig)
+from schemas.config_base import ConfigError
+from schemas.config_base import Strict as _Strict
+from schemas.config_legacy import drop_retired_keys
 from schemas.judgement import Flag, JudgeWeights
 from schemas.provenance import stable_hash
 
 DEFAULT_TAXONOMY = ["anger", "disgust", "fear", "happiness", "sadness", "surprise", "contempt", "neutral"]
-
-
-class ConfigError(ValueError):
-    """A configuration file or override that cannot be used; the message names the file and the key."""
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")  # a typo in a config key is an error, not a silent default
 
 
 class VADConfig(_Strict):
@@ -155,85 +153,6 @@ class PreprocessConfig(_Strict):
     faces: FaceConfig = FaceConfig()
 
 
-class AnnotatorSpec(_Strict):
-    id: str  # stable name in tables and provenance, e.g. "facs-rules"
-    backend: str  # a name in agents.registry (e.g. "face-expression", "facs-rules", "lexical")
-    model: str | None = None  # hub id, local directory or endpoint model name, where the backend has one
-    prompt_template: str = "emotion-cot"
-    prompt_version: str = "v1"
-    # OpenAI-compatible HTTP backends (vLLM, SGLang, hosted gateways)
-    endpoint: str | None = None  # base URL, e.g. http://gpu-box:8000/v1
-    api_key_env: str | None = None  # name of the environment variable holding the key
-    concurrency: int = Field(4, ge=1)
-    timeout_s: float = Field(60.0, gt=0)
-    max_retries: int = Field(3, ge=0)
-    rate_limit_rpm: float | None = Field(None, gt=0)
-    images: bool = True  # send key frames as image parts
-    audio: bool = False  # send the clip's audio as an input_audio part
-    json_schema: bool = True  # ask for schema-constrained JSON (response_format)
-    max_tokens: int = Field(400, ge=16)
-    temperature: float = Field(0.0, ge=0)
-    max_images: int = Field(4, ge=0)  # key frames per clip, spread over the clip (both backends send the same ones)
-    # local transformers backends (Qwen2.5-VL, Qwen2-Audio, Qwen2.5-Omni)
-    device: str | None = None  # None: cuda when available, else cpu
-    batch_size: int | None = Field(None, ge=1)  # most clips in one batch; None: as many as max_batch_tokens allows
-    # prompt + answer tokens in one batch, counted with left padding (rows x longest row); None: from
-    # free GPU memory and the model's shape (8192 on CPU). A batch that still runs out of memory is halved.
-    max_batch_tokens: int | None = Field(None, ge=256)
-    # every image is resized into [min_pixels, max_pixels] (Qwen's processor settings; a visual token is 28x28
-    # pixels), each frame of Omni's video into [min_pixels, video_max_pixels]
-    min_pixels: int = Field(256 * 28 * 28, ge=28 * 28)
-    max_pixels: int = Field(1280 * 28 * 28, ge=28 * 28)
-    video_max_pixels: int = Field(768 * 28 * 28, ge=28 * 28)
-
-    @model_validator(mode="after")
-    def _pixel_range(self) -> "AnnotatorSpec":
-        for name in ("max_pixels", "video_max_pixels"):
-            if getattr(self, name) < self.min_pixels:
-                raise ValueError(f"annotator {self.id!r}: {name} ({getattr(self, name)}) is below min_pixels ({self.min_pixels})")
-        return self
-
-
-def _default_panel() -> list[AnnotatorSpec]:
-    return [
-        AnnotatorSpec(id="face-expression", backend="face-expression"),
-        AnnotatorSpec(id="facs-rules", backend="facs-rules"),
-        AnnotatorSpec(id="lexical", backend="lexical"),
-        AnnotatorSpec(id="prosody", backend="prosody"),
-        # a third view on audio-only clips, from cues the prosody agent does not read
-        AnnotatorSpec(id="voice-quality", backend="voice-quality"),
-        # a third view on silent video: the expression's change from calm to apex frames
-        AnnotatorSpec(id="face-dynamics", backend="face-dynamics"),
-        # a text LLM joins with {id: ..., backend: llm-gguf, model: PATH.gguf}; the packaged
-        # SmolLM2-135M ("packaged:smollm2-135m") runs but answers the same label for every clip
-    ]
-
-
-class VoiceBaselineConfig(_Strict):
-    """When a speaker's own clips in a source are enough to know their normal voice; below this the
-    vocal agents compare with the whole run (agents/voice_baseline.py)."""
-
-    min_clips: int = Field(5, ge=3)
-    min_speech_s: float = Field(20.0, ge=0)
-    # centre: the median of the calmest `calm_share` of the clips (the speaker's neutral voice), or
-    # the median of all of them
-    reference: Literal["calm", "median"] = "calm"
-    calm_share: float = Field(0.5, gt=0, le=1)
-
-
-class AnnotateConfig(_Strict):
-    panel: list[AnnotatorSpec] = Field(default_factory=_default_panel, min_length=1)
-    open_vocabulary: bool = False
-    baseline: VoiceBaselineConfig = VoiceBaselineConfig()
-
-    @model_validator(mode="after")
-    def _unique_ids(self) -> "AnnotateConfig":
-        ids = [a.id for a in self.panel]
-        if len(set(ids)) != len(ids):
-            raise ValueError(f"annotator ids must be unique, got {ids}")
-        return self
-
-
 class LLMJudgeConfig(_Strict):
     """An optional LLM judge (MME-Emotion style: 0/1 per rationale step with the clip's cues in view)
     run through any annotator backend that can chat (llm-gguf, openai, transformers)."""
@@ -307,7 +226,6 @@ class LabelStudioConfig(_Strict):
     max_retries: int = Field(3, ge=0)
     # the server's LOCAL_FILES_DOCUMENT_ROOT; media are served from the run directory beneath it
     document_root: str | None = None
-    webhook_port: int | None = Field(None, ge=1, le=65535)  # listen for annotation webhooks on 127.0.0.1:PORT
     # Label Studio writes each answer to a file here as it is saved (its local-files target
     # storage), so a pull reads files instead of asking the server to export every task; a
     # directory per project, beneath the document root. null: <document_root>/.emoforge-answers
@@ -378,7 +296,8 @@ class GPUPoolConfig(_Strict):
 
 class RuntimeConfig(_Strict):
     workers: int = Field(2, ge=1)  # sources processed at once
-    torch_threads: int | None = Field(None, ge=1)  # None: one per core
+    # torch's intra-op threads (and llama.cpp's) in every process that runs a stage task; None: one per core
+    torch_threads: int | None = Field(None, ge=1)
     task_runner: Literal["threads", "dask"] = "threads"  # where stages 1-3 run their per-source tasks
     judge_processes: int | None = Field(None, ge=1)  # processes scoring a large run in stage 4; None: one per core
     dask: DaskConfig = DaskConfig()
@@ -403,6 +322,11 @@ class EmoforgeConfig(_Strict):
             raise ValueError("taxonomy labels must be non-empty and unique (case-insensitive)")
         self.taxonomy = lowered
         return self
+
+    def annotator_context(self) -> AnnotatorContext:
+        return AnnotatorContext(taxonomy=self.taxonomy, multi_label=self.multi_label,
+                                open_vocabulary=self.annotate.open_vocabulary,
+                                audio_sample_rate=self.sampling.audio_sample_rate, threads=self.runtime.torch_threads)
 
     def stage_hash(self, stage: str) -> str:
         """Hash of the settings a stage's output depends on (part of its cache key)."""
@@ -450,8 +374,29 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
                 raise ConfigError(f"override {item!r}: {k} is not a section")
         node[keys[-1]] = value
         where = f"{where} + overrides"
+    drop_retired_keys(data, where)
     try:
         return EmoforgeConfig.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(top)'}: {e['msg']}" for e in exc.errors())
+        problems = "; ".join(_problem(e) for e in exc.errors())
         raise ConfigError(f"{where}: invalid configuration: {problems}") from None
+
+
+def _problem(error: Any) -> str:
+    """One validation error as `key: problem`, the key as a user writes it (no union tags)."""
+    loc = [str(p) for p in error["loc"]]
+    if error["type"] in ("union_tag_invalid", "union_tag_not_found"):
+        key = ".".join(loc + ["backend"])
+        if error["type"] == "union_tag_not_found":
+            return f"{key}: missing (one of {', '.join(KNOWN_BACKENDS)}, or a plugin as package.module:Class)"
+        return (f"{key}: unknown backend {error['ctx']['tag']!r} (known: {', '.join(KNOWN_BACKENDS)}; "
+                "or a plugin as package.module:Class)")
+    # a spec's errors carry its backend as a path element (annotate.panel.0.openai.endpoint): drop it
+    msg = error["msg"]
+    for i in range(len(loc) - 1):
+        if (loc[i].isdigit() or loc[i] == "annotator") and (loc[i + 1] in KNOWN_BACKENDS or loc[i + 1] == "plugin"):
+            backend = loc.pop(i + 1)
+            if error["type"] == "extra_forbidden":
+                msg = f"not a setting of backend {backend!r}" if backend != "plugin" else "not a plugin setting (put it under options)"
+            break
+    return f"{'.'.join(loc) or '(top)'}: {msg}"

@@ -103,10 +103,18 @@ def test_lexical_agent_abstains_without_transcript(smiling_man):
 
 def test_panel_is_built_from_configuration():
     assert list(panel()) == ["face-expression", "facs-rules", "lexical", "prosody", "voice-quality", "face-dynamics"]
-    with pytest.raises(UnknownBackend, match="unknown backend 'gpt-9'"):
-        build_panel(load_config(overrides=['annotate.panel=[{"id": "x", "backend": "gpt-9"}]']))
+    with pytest.raises(ConfigError, match="annotate.panel.0.backend: unknown backend 'gpt-9'"):  # at load, not at build
+        load_config(overrides=['annotate.panel=[{"id": "x", "backend": "gpt-9"}]'])
     with pytest.raises(ConfigError, match="annotator ids must be unique"):
         load_config(overrides=['annotate.panel=[{"id": "x", "backend": "lexical"}, {"id": "x", "backend": "facs-rules"}]'])
+
+
+def test_every_registered_backend_has_its_settings_model():
+    from agents.base import REGISTRY, register_backends
+    from schemas.config import KNOWN_BACKENDS
+
+    register_backends()
+    assert sorted(REGISTRY) == sorted(KNOWN_BACKENDS)  # a backend the schema does not know could never be configured
 
 
 def test_plugin_backend_by_import_path(smiling_man, tmp_path):
@@ -218,3 +226,21 @@ def test_facs_rules_abstains_when_prototypes_tie(smiling_man):
     item = clip.model_copy(update={"features": f.model_copy(update={"faces": faces})})
     [a] = panel()["facs-rules"].annotate([item], "r")
     assert a.status == "abstained" and "prototypes match equally" in a.error
+
+
+def test_annotators_get_their_own_spec_and_context_not_the_whole_config():
+    from agents import annotator_hash
+
+    cfg = load_config()
+    lexical = panel()["lexical"]
+    assert not hasattr(lexical, "config") and lexical.context == cfg.annotator_context()
+    spec = cfg.annotate.panel[2]
+    key = annotator_hash(spec, cfg)
+    assert key == annotator_hash(spec, load_config())  # deterministic across loads
+    unrelated = load_config(overrides=["export.seed=7", "judge.min_margin=0.3", "sampling.clips.max_clip_s=9",
+                                       'annotate.panel=[{"id": "lexical", "backend": "lexical"}, {"id": "p", "backend": "prosody"}]'])
+    assert annotator_hash(unrelated.annotate.panel[0], unrelated) == key  # other annotators and stages leave it alone
+    for changed in ("runtime.torch_threads=3", "taxonomy=[happiness, sadness, neutral]", "multi_label=true",
+                    "annotate.open_vocabulary=true", "sampling.audio_sample_rate=8000"):
+        other = load_config(overrides=[changed])
+        assert annotator_hash(other.annotate.panel[2], other) != key, changed  # what it reads is in its key

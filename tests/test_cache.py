@@ -24,8 +24,8 @@ PACKAGES = ("agents", "evidence", "flows", "pipeline", "schemas", "storage")
 CODES = """
 import json
 from flows.pipeline_flow import SAMPLING_CODE, PREPROCESS_CODE, AGENTS_CODE, annotator_code
-from schemas.config import AnnotatorSpec
-plugin = AnnotatorSpec(id="p", backend="tests.plugins.crash_once:CrashOnceLexical")
+from schemas.config import PluginSpec
+plugin = PluginSpec(id="p", backend="tests.plugins.crash_once:CrashOnceLexical")
 print(json.dumps({"sampling": SAMPLING_CODE, "preprocess": PREPROCESS_CODE, "agents": AGENTS_CODE, "plugin": annotator_code(plugin)}))
 """
 

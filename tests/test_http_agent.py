@@ -14,6 +14,7 @@ import pytest
 
 from agents import build_panel
 from schemas import AnnotatorInput, load_config
+from schemas.config import ConfigError
 from tests.test_llm_agent import clip_with_words
 
 
@@ -186,8 +187,8 @@ def test_rate_limit_spaces_requests(scripted):
 
 def test_missing_endpoint_or_key_is_a_clear_error(monkeypatch):
     monkeypatch.delenv("NO_SUCH_KEY", raising=False)
-    with pytest.raises(ValueError, match="needs an endpoint"):
-        build_panel(load_config(overrides=['annotate.panel=[{"id": "r", "backend": "openai"}]']))
+    with pytest.raises(ConfigError, match="annotate.panel.0.endpoint: Field required"):  # at load, before any work
+        load_config(overrides=['annotate.panel=[{"id": "r", "backend": "openai"}]'])
     with pytest.raises(ValueError, match="NO_SUCH_KEY"):
         http_agent("http://127.0.0.1:9/v1", api_key_env="NO_SUCH_KEY")
 

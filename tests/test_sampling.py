@@ -148,3 +148,19 @@ def test_no_speech_video_clips_follow_shots():
 
 def test_audio_only_without_speech_has_no_clips():
     assert make_clips(10.0, [], shots(0, 10), False, RULES) == []
+
+
+def test_runtime_torch_threads_is_applied_where_stage_1_runs_torch(speech_dir, run_dir):
+    import os
+
+    import torch
+
+    from pipeline.threads import use_torch_threads
+
+    try:
+        result = sample(speech_dir / "beckett.wav", load_config(overrides=["runtime.torch_threads=3"]), run_dir)
+        assert result.clips and not result.rejects
+        assert torch.get_num_threads() == 3  # after silero VAD, whose import sets one thread for the process
+    finally:
+        use_torch_threads(None)
+    assert torch.get_num_threads() == (os.cpu_count() or 1)  # unset: one per core

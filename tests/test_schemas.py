@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 import pyarrow.parquet as pq
@@ -182,3 +183,65 @@ def test_shipped_gpu_config_validates():
 
     cfg = load_config(Path(__file__).resolve().parents[1] / "configs" / "gpu.yaml")
     assert cfg.preprocess.asr.model == "large-v3" and cfg.preprocess.asr.device == "cuda"
+
+
+@pytest.mark.parametrize(
+    "spec,message",
+    [
+        ('{"id": "x", "backend": "gpt-9"}', "annotate.panel.0.backend: unknown backend 'gpt-9' (known: face-expression"),
+        ('{"id": "x"}', "annotate.panel.0.backend: missing"),
+        ('{"id": "x", "backend": "lexical", "model": "m"}', "annotate.panel.0.model: not a setting of backend 'lexical'"),
+        ('{"id": "x", "backend": "openai"}', "annotate.panel.0.endpoint: Field required"),
+        ('{"id": "x", "backend": "transformers", "model": "m", "endpoint": "http://h"}',
+         "annotate.panel.0.endpoint: not a setting of backend 'transformers'"),
+        ('{"id": "x", "backend": "llm-gguf", "temperature": 0.5}', "annotate.panel.0.temperature: not a setting of backend 'llm-gguf'"),
+        ('{"id": "x", "backend": "my lab:Agent"}', "annotate.panel.0.backend: String should match pattern"),
+        ('{"id": "x", "backend": "lab.agents:Mine", "temperature": 1}', "annotate.panel.0.temperature: not a plugin setting"),
+    ],
+)
+def test_each_annotator_backend_accepts_only_its_own_settings(spec, message):
+    with pytest.raises(ConfigError) as exc:
+        load_config(None, [f"annotate.panel=[{spec}]"])
+    assert message in str(exc.value)
+
+
+def test_annotator_specs_are_one_model_per_backend():
+    from schemas.config import GGUFSpec, OpenAISpec, PluginSpec, RuleAgentSpec, TransformersSpec
+
+    panel = ('[{"id": "a", "backend": "lexical"}, {"id": "b", "backend": "openai", "endpoint": "http://h/v1"},'
+             ' {"id": "c", "backend": "transformers", "model": "m"}, {"id": "d", "backend": "llm-gguf"},'
+             ' {"id": "e", "backend": "lab.agents:Mine", "options": {"depth": 3}}]')
+    cfg = load_config(None, [f"annotate.panel={panel}"])
+    assert [type(s) for s in cfg.annotate.panel] == [RuleAgentSpec, OpenAISpec, TransformersSpec, GGUFSpec, PluginSpec]
+    assert cfg.annotate.panel[4].options == {"depth": 3}
+    dumped = json.dumps(cfg.model_dump(mode="json")["annotate"]["panel"])
+    assert load_config(None, [f"annotate.panel={dumped}"]) == cfg  # a dump reloads
+
+
+def test_retired_keys_at_their_old_default_load_silently(tmp_path, recwarn):
+    f = tmp_path / "old.yaml"  # as `emoforge config` printed it before the keys were retired
+    f.write_text("annotate:\n  panel:\n  - {id: lexical, backend: lexical, model: null, prompt_template: emotion-cot, prompt_version: v1}\n"
+                 "  - {id: r, backend: openai, endpoint: 'http://h/v1', device: null, min_pixels: 200704, prompt_version: v1}\n"
+                 "review:\n  label_studio:\n    webhook_port: null\n")
+    cfg = load_config(f)
+    assert [s.id for s in cfg.annotate.panel] == ["lexical", "r"]
+    assert not [w for w in recwarn if issubclass(w.category, FutureWarning)]
+
+
+def test_retired_keys_that_were_set_warn_naming_the_file_and_key(tmp_path):
+    from schemas.config_legacy import ConfigDeprecationWarning
+
+    f = tmp_path / "old.yaml"
+    f.write_text("annotate:\n  panel:\n  - {id: lexical, backend: lexical, prompt_template: my-template}\n"
+                 "review:\n  label_studio:\n    webhook_port: 8099\n")
+    with pytest.warns(ConfigDeprecationWarning) as caught:
+        cfg = load_config(f)
+    messages = [str(w.message) for w in caught]
+    assert messages[0].startswith(f"{f}: annotate.panel.0.prompt_template is retired and ignored")
+    assert "sampling.instruction" in messages[0]
+    assert messages[1].startswith(f"{f}: review.label_studio.webhook_port is retired and ignored")
+    assert cfg == load_config(None, ['annotate.panel=[{"id": "lexical", "backend": "lexical"}]'])
+    # a key of another backend set to something other than its old default is still an error
+    f.write_text("annotate:\n  panel:\n  - {id: lexical, backend: lexical, model: some-model}\n")
+    with pytest.raises(ConfigError, match="annotate.panel.0.model: not a setting of backend 'lexical'"):
+        load_config(f)

@@ -130,7 +130,7 @@ def test_constrained_decoding_makes_noise_schema_valid(omni_dir, video_items, sp
     items = video_items[:2] + speech[:1]
     # the schema bounds every string and array, so a long enough budget always completes the object
     agent = agent_for(id="qwen-omni", model=str(omni_dir), max_tokens=3000, batch_size=3, max_images=2)
-    schema = answer_schema(agent.config.taxonomy)
+    schema = answer_schema(agent.context.taxonomy)
     lengths = {len(agent.processor.tokenizer(agent.prompt(agent._request(i, None).messages))["input_ids"]) for i in items}
     assert len(lengths) > 1  # rows of different lengths: the batch is left-padded
     anns = agent.annotate(items, "run-c")  # one batch, one grammar matcher per row

@@ -14,6 +14,7 @@ import numpy as np
 
 from pipeline.models import shared
 from pipeline.preprocess.weights import DVECTOR, SEGMENTATION_3, WeightsError
+from pipeline.threads import apply_torch_threads
 from schemas.config import DiarizationConfig
 from schemas.features import SpeakerTurn
 
@@ -34,6 +35,7 @@ class Diarizer:
 
             self.pipeline = Pipeline.from_pretrained(path)
             self.pipeline.to(torch.device(config.device))
+            apply_torch_threads()  # runtime.torch_threads: torch may have been loaded just now
             self.name = f"pyannote:{path.name}"
             self.version = metadata.version("pyannote.audio")
         elif config.num_speakers == 1:

@@ -268,6 +268,9 @@ class PyFeatFaceAnalyzer:
             raise WeightsError(f"py-feat could not load its weights from {config.feat_model_dir}: {exc}") from None
         import importlib.metadata as md
 
+        from pipeline.threads import apply_torch_threads
+
+        apply_torch_threads()  # runtime.torch_threads: torch was loaded by py-feat just now
         self.version = md.version("py-feat")
 
     def analyse(self, bgr: np.ndarray) -> list[FaceResult]:  # pragma: no cover - needs py-feat weights

@@ -15,6 +15,7 @@ from pipeline.preprocess.asr_packing import Transcripts
 from pipeline.preprocess.diarize import clip_turns, get_diarizer
 from pipeline.preprocess.faces import au_against_neutral, get_face_analyzer, person_neutral, track
 from pipeline.sampling.decode import DecodedFrame, decode_once
+from pipeline.threads import use_torch_threads
 from schemas import Clip, ClipFeatures, EmoforgeConfig, FaceObservation, Provenance, Reject, SourceMedia
 from schemas.config import FaceConfig
 from schemas.features import SpeakerTurn, Word
@@ -103,6 +104,7 @@ def preprocess_source(source: SourceMedia, clips: list[Clip], config: EmoforgeCo
     """Never raises for bad media: a failure becomes a reject row for the clip or source.
     `transcripts`: the clips' words when they were transcribed already, packed with other sources."""
     path = Path(source.path)
+    use_torch_threads(config.runtime.torch_threads)  # pyannote diarization runs torch
     try:
         return _preprocess(path, source, clips, config, run_id, packed=transcripts)
     except Exception as exc:

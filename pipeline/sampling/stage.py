@@ -13,6 +13,7 @@ from pipeline.sampling.decode import decode_once
 from pipeline.sampling.instructions import render, template_hash
 from pipeline.sampling.keyframes import KeyframeCandidates
 from pipeline.sampling.media import STILL_FRAME_S, MediaError, probe
+from pipeline.threads import use_torch_threads
 from pipeline.sampling.shots import ShotDetector
 from pipeline.sampling.vad import get_vad
 from schemas import Clip, EmoforgeConfig, Provenance, Reject, Shot, SourceSampling
@@ -28,6 +29,7 @@ def clip_id(source_id: str, start: float, end: float) -> str:
 def sample_source(path: Path, sha256: str, config: EmoforgeConfig, run: RunDir, run_id: str) -> SourceSampling:
     """Never raises for a bad file: what cannot be used comes back as rejects."""
     path = Path(path)
+    use_torch_threads(config.runtime.torch_threads)  # silero VAD runs torch
 
     def reject(reason: str, error_type: str, severity: str = "error", source_id: str | None = None) -> Reject:
         return Reject(run_id=run_id, stage=STAGE, path=str(path), source_id=source_id, severity=severity, reason=reason, error_type=error_type)

@@ -4,7 +4,6 @@ Silero as TorchScript from the silero-vad package, and whisperx's pyannote segme
 
 from __future__ import annotations
 
-import os
 import threading
 from abc import ABC, abstractmethod
 from importlib import metadata
@@ -25,11 +24,11 @@ class VoiceActivityDetector(ABC):
         """Speech regions in a mono float32 signal, in seconds."""
 
 
-def restore_torch_threads(n: int | None = None) -> None:
-    # `import silero_vad` sets torch to one thread for the whole process; put it back
-    import torch  # imported late: the CUDA build takes seconds to import and only VAD needs it here
+def restore_torch_threads() -> None:
+    # `import silero_vad` sets torch to one thread for the whole process; put back runtime.torch_threads
+    from pipeline.threads import apply_torch_threads
 
-    torch.set_num_threads(n or os.cpu_count() or 1)
+    apply_torch_threads()
 
 
 class SileroOnnxVAD(VoiceActivityDetector):

@@ -1,0 +1,159 @@
+"""Stage 3's settings: the panel of annotators, one settings model per backend (a union on
+`backend`, so each backend accepts only its own keys), and the few run-wide facts an annotator
+reads (`AnnotatorContext`) instead of the whole configuration."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
+
+from schemas.config_base import Strict
+
+# the offline agents (agents/feature_agents.py, agents/prosody_agent.py): no settings beyond id and backend
+RULE_BACKENDS = ("face-expression", "facs-rules", "lexical", "prosody", "voice-quality", "face-dynamics")
+MODEL_BACKENDS = ("llm-gguf", "openai", "transformers")
+PLUGIN_PATTERN = r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$"
+
+
+class RuleAgentSpec(Strict):
+    id: str  # stable name in tables and provenance, e.g. "facs-rules"
+    backend: Literal[RULE_BACKENDS]  # type: ignore[valid-type]
+
+    @property
+    def model(self) -> None:
+        return None  # rule agents have no model (read by the dataset card)
+
+
+class GGUFSpec(Strict):
+    """A text LLM run by llama.cpp in this process (agents/llm_text.py)."""
+
+    id: str
+    backend: Literal["llm-gguf"]
+    model: str | None = None  # a .gguf file; None: the packaged SmolLM2-135M ("packaged:smollm2-135m")
+
+
+class _ChatSpec(Strict):
+    id: str
+    max_tokens: int = Field(400, ge=16)
+    temperature: float = Field(0.0, ge=0)
+    json_schema: bool = True  # ask for schema-constrained JSON
+    max_images: int = Field(4, ge=0)  # key frames per clip, spread over the clip (both backends send the same ones)
+
+
+class OpenAISpec(_ChatSpec):
+    """An OpenAI-compatible HTTP endpoint (vLLM, SGLang, hosted gateways; agents/openai_http.py)."""
+
+    backend: Literal["openai"]
+    endpoint: str  # base URL, e.g. http://gpu-box:8000/v1
+    model: str | None = None  # the endpoint's model name; None: its default
+    api_key_env: str | None = None  # name of the environment variable holding the key
+    concurrency: int = Field(4, ge=1)
+    timeout_s: float = Field(60.0, gt=0)
+    max_retries: int = Field(3, ge=0)
+    rate_limit_rpm: float | None = Field(None, gt=0)
+    images: bool = True  # send key frames as image parts
+    audio: bool = False  # send the clip's audio as an input_audio part
+
+
+class TransformersSpec(_ChatSpec):
+    """A local transformers model (Qwen2.5-VL, Qwen2-Audio, Qwen2.5-Omni; agents/transformers_mllm.py)."""
+
+    backend: Literal["transformers"]
+    model: str  # hub id or local directory
+    device: str | None = None  # None: cuda when available, else cpu
+    batch_size: int | None = Field(None, ge=1)  # most clips in one batch; None: as many as max_batch_tokens allows
+    # prompt + answer tokens in one batch, counted with left padding (rows x longest row); None: from
+    # free GPU memory and the model's shape (8192 on CPU). A batch that still runs out of memory is halved.
+    max_batch_tokens: int | None = Field(None, ge=256)
+    # every image is resized into [min_pixels, max_pixels] (Qwen's processor settings; a visual token is 28x28
+    # pixels), each frame of Omni's video into [min_pixels, video_max_pixels]
+    min_pixels: int = Field(256 * 28 * 28, ge=28 * 28)
+    max_pixels: int = Field(1280 * 28 * 28, ge=28 * 28)
+    video_max_pixels: int = Field(768 * 28 * 28, ge=28 * 28)
+
+    @model_validator(mode="after")
+    def _pixel_range(self) -> TransformersSpec:
+        for name in ("max_pixels", "video_max_pixels"):
+            if getattr(self, name) < self.min_pixels:
+                raise ValueError(f"annotator {self.id!r}: {name} ({getattr(self, name)}) is below min_pixels ({self.min_pixels})")
+        return self
+
+
+class PluginSpec(Strict):
+    """An Annotator subclass outside emoforge, named `package.module:Class` (agents/base.py plugin_class);
+    whether it imports is checked when a run's configuration is loaded (flows/config_check.py)."""
+
+    id: str
+    backend: str = Field(pattern=PLUGIN_PATTERN)
+    model: str | None = None
+    options: dict[str, Any] = Field(default_factory=dict)  # the plugin's own settings, as it documents them (part of its cache key)
+
+
+def _backend_tag(value: Any) -> str | None:
+    backend = value.get("backend") if isinstance(value, dict) else getattr(value, "backend", None)
+    if isinstance(backend, str) and ":" in backend:
+        return "plugin"
+    return backend
+
+
+AnnotatorSpec = Annotated[
+    Union[tuple(Annotated[RuleAgentSpec, Tag(name)] for name in RULE_BACKENDS)  # type: ignore[misc]  # noqa: UP007
+          + (Annotated[GGUFSpec, Tag("llm-gguf")], Annotated[OpenAISpec, Tag("openai")],
+             Annotated[TransformersSpec, Tag("transformers")], Annotated[PluginSpec, Tag("plugin")])],
+    Discriminator(_backend_tag),
+]
+KNOWN_BACKENDS = RULE_BACKENDS + MODEL_BACKENDS
+
+
+def _default_panel() -> list[RuleAgentSpec]:
+    return [
+        RuleAgentSpec(id="face-expression", backend="face-expression"),
+        RuleAgentSpec(id="facs-rules", backend="facs-rules"),
+        RuleAgentSpec(id="lexical", backend="lexical"),
+        RuleAgentSpec(id="prosody", backend="prosody"),
+        # a third view on audio-only clips, from cues the prosody agent does not read
+        RuleAgentSpec(id="voice-quality", backend="voice-quality"),
+        # a third view on silent video: the expression's change from calm to apex frames
+        RuleAgentSpec(id="face-dynamics", backend="face-dynamics"),
+        # a text LLM joins with {id: ..., backend: llm-gguf, model: PATH.gguf}; the packaged
+        # SmolLM2-135M ("packaged:smollm2-135m") runs but answers the same label for every clip
+    ]
+
+
+class VoiceBaselineConfig(Strict):
+    """When a speaker's own clips in a source are enough to know their normal voice; below this the
+    vocal agents compare with the whole run (agents/voice_baseline.py)."""
+
+    min_clips: int = Field(5, ge=3)
+    min_speech_s: float = Field(20.0, ge=0)
+    # centre: the median of the calmest `calm_share` of the clips (the speaker's neutral voice), or
+    # the median of all of them
+    reference: Literal["calm", "median"] = "calm"
+    calm_share: float = Field(0.5, gt=0, le=1)
+
+
+class AnnotateConfig(Strict):
+    panel: list[AnnotatorSpec] = Field(default_factory=_default_panel, min_length=1)
+    open_vocabulary: bool = False
+    baseline: VoiceBaselineConfig = VoiceBaselineConfig()
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> AnnotateConfig:
+        ids = [a.id for a in self.panel]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"annotator ids must be unique, got {ids}")
+        return self
+
+
+class AnnotatorContext(BaseModel):
+    """What an annotator reads besides its own spec: the label set and how answers are shaped, the
+    audio rate clips are decoded at, and the torch/llama.cpp thread count (results can depend on it)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    taxonomy: list[str]
+    multi_label: bool
+    open_vocabulary: bool
+    audio_sample_rate: int
+    threads: int | None  # runtime.torch_threads
