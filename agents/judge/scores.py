@@ -117,7 +117,7 @@ def s_cot_of(a: Annotation, available: frozenset[str], leanings: dict, weights_o
     weight = weights_of.get(a.label) if weights_of is not None else None
     if weight is None:
         weight = {}
-        for g in available:
+        for g in sorted(available):  # a set's order follows the hash seed; the float sums below must not
             lean = leanings.get(g)
             weight[g] = COVERAGE_FLOOR + (abs(lean.margin(a.label)) if lean is not None else 0.0)
         if weights_of is not None:
