@@ -91,7 +91,7 @@ def _vocal(z: tuple[tuple[str, float], ...], taxonomy: frozenset[str]) -> tuple[
 
     cues = dict(z)
     profiles = {e: {**PROSODY_PROFILES.get(e, {}), **VOICE_QUALITY_PROFILES.get(e, {})}
-                for e in set(PROSODY_PROFILES) | set(VOICE_QUALITY_PROFILES)}
+                for e in sorted(set(PROSODY_PROFILES) | set(VOICE_QUALITY_PROFILES))}  # sorted: sums must not follow the hash seed
     found = match(cues, profiles, sorted(taxonomy), 1.0, 1.0)
     return tuple(found.distribution.items()) if found else ()
 
@@ -102,7 +102,7 @@ def valence_distribution(compound: float, taxonomy) -> dict[str, float] | None:
     flat), so it spreads evenly and supports nothing."""
     pos, neg = max(0.0, compound), max(0.0, -compound)
     flat = 1.0 - abs(compound)
-    out = {e: flat for e in taxonomy}
+    out = {e: flat for e in sorted(taxonomy)}  # sorted: a set's order follows the hash seed, and sums over it
     out["happiness"] = out.get("happiness", 0.0) + pos
     for e in NEGATIVE:
         if e in out:
