@@ -86,7 +86,8 @@ def print_summary(summary) -> None:
         out.print(f"review: {judge.outputs} of {summary.stages[0].outputs} clips flagged for human review")
         from storage import RunDir
 
-        routing = (RunDir(Path(summary.out_dir)).read_manifest() or {}).get("routing") or {}
+        manifest = RunDir(Path(summary.out_dir)).read_manifest()
+        routing = manifest.routing.model_dump() if manifest and manifest.routing else {}
         if routing.get("estimated_accuracy") is not None:
             out.print(f"accepted: {routing['n_accepted']} clips, expected accuracy {routing['estimated_accuracy']:.2f} "
                       f"(95% interval {routing['ci_low']:.2f}-{routing['ci_high']:.2f}; confidence calibrated on "
@@ -384,7 +385,7 @@ def _finished_run(run_dir: Path, config_file: Optional[Path], overrides: list[st
         lock.release()
         raise UserError(str(exc)) from None
     run = RunDir(run_dir)
-    return run, config, (run.read_manifest() or {}).get("run_id", run_dir.name), lock
+    return run, config, getattr(run.read_manifest(), "run_id", run_dir.name), lock
 
 
 @app.command("export")
@@ -416,7 +417,7 @@ def export_command(
         raise UserError(str(exc)) from None
     finally:
         lock.release()
-    out_sizes = ", ".join(f"{k} {v}" for k, v in sizes.items())
+    out_sizes = ", ".join(f"{k} {v}" for k, v in sizes.splits.items())
     err.print(f"written: {out} ({out_sizes})", markup=False, highlight=False)
 
 

@@ -39,3 +39,15 @@ class Review(BaseModel):
     agreement: list[AgreementStat] = []
     decision: Literal["accepted", "escalated", "pending"] = "pending"
     provenance: Provenance
+
+
+class ReviewTask(BaseModel):
+    """A Label Studio task as a pull reads it (pipeline/review/mirror.py keeps these fields of each):
+    which clip it is, its reviewers' annotations as Label Studio wrote them (pull.parse_answer reads
+    them), and how many reviewers Label Studio asks for on it."""
+
+    id: int
+    clip_id: str | None = None
+    updated_at: str | None = None
+    annotations: list[dict] = []
+    overlap: int = 1

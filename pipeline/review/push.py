@@ -147,15 +147,15 @@ def push_review(run_dir: RunDir, config: EmoforgeConfig, client: LabelStudioClie
     """Push the run's flagged clips; the records default to the run directory's tables."""
     root = document_root(config.review.label_studio.document_root)
     check_under_root(run_dir, root)  # before any work: media outside the root could never be served
-    consensus = run_dir.read("consensus") if consensus is None else consensus
-    clips_by_id = {c.clip_id: c for c in (run_dir.read("clips") if clips is None else clips)}
+    consensus = run_dir.consensus() if consensus is None else consensus
+    clips_by_id = {c.clip_id: c for c in (run_dir.clips() if clips is None else clips)}
     answers: dict[str, list[Annotation]] = defaultdict(list)
-    for a in run_dir.read("annotations") if annotations is None else annotations:
+    for a in run_dir.annotations() if annotations is None else annotations:
         answers[a.clip_id].append(a)
     judged: dict[str, list[Judgement]] = defaultdict(list)
-    for j in run_dir.read("judgements") if judgements is None else judgements:
+    for j in run_dir.judgements() if judgements is None else judgements:
         judged[j.clip_id].append(j)
-    feats = {f.clip_id: f for f in (run_dir.read("features") if features is None else features)}
+    feats = {f.clip_id: f for f in (run_dir.features() if features is None else features)}
 
     client, pid = connect(config, client)
     client.ensure_local_storage(pid, run_dir.media_dir, title=f"emoforge media {run_dir.root.name}")

@@ -49,7 +49,7 @@ def agreement(reviews: list[Review], model_labels: dict[str, str | None], config
 def review_run(run: RunDir, config: EmoforgeConfig, run_id: str, client=None) -> ReviewOutcome:
     push = push_review(run, config, client)
     pull = pull_review(run, config, client, run_id=run_id, write=False)
-    consensus = {c.clip_id: c.label for c in run.read("consensus")}
+    consensus = {c.clip_id: c.label for c in run.consensus()}
     labels, intensity = agreement(pull.reviews, consensus, config)
     outcome = ReviewOutcome(push=push, pull=pull, labels=labels, intensity=intensity)
     reports = [r for r in (labels, intensity) if r is not None]
