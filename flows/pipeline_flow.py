@@ -63,7 +63,7 @@ from schemas.config import AnnotatorSpec
 from schemas.dataset import ExportedDataset
 from schemas.features import VoiceBaseline
 from schemas.provenance import emoforge_version, stable_hash
-from schemas.run import InputCounts, RunManifest, RunSummary, StageCounts, TableCounts
+from schemas.run import InputCounts, RunManifest, RunRecords, RunSummary, StageCounts, TableCounts
 from storage import RunDir
 from storage.lock import RunLock
 from storage.run_dir import new_run_id  # noqa: F401  (also imported from here)
@@ -190,17 +190,15 @@ def reviewed_labels(reviews: list[Review]) -> dict[str, list[str]]:
 
 
 @task(name="review-round", retries=0, cache_policy=NO_CACHE)  # talks to a live server: always fresh
-def review_task(run: RunDir, config: EmoforgeConfig, run_id: str) -> ReviewOutcome:
-    from pipeline.review.stage import (
-        review_run,  # the Label Studio client loads only for runs that review
-    )
+def review_task(run: RunDir, config: EmoforgeConfig, run_id: str, records: RunRecords) -> "ReviewOutcome":  # noqa: UP037
+    from pipeline.review.stage import review_run  # the Label Studio client loads only for runs that review
 
-    return review_run(run, config, run_id)
+    return review_run(run, config, run_id, records=records)
 
 
 @task(name="export-dataset", retries=0, cache_policy=NO_CACHE)
-def export_task(run: RunDir, config: EmoforgeConfig, run_id: str) -> ExportedDataset:
-    return export_run(run, run.dataset_dir, config, run_id, versioned=True)
+def export_task(run: RunDir, config: EmoforgeConfig, run_id: str, records: RunRecords) -> ExportedDataset:
+    return export_run(run, run.dataset_dir, config, run_id, versioned=True, records=records)
 
 
 @dataclass(frozen=True)
@@ -371,7 +369,8 @@ def emoforge_flow(inputs: list[str], out_dir: str, config: EmoforgeConfig, run_i
         server = config.review.label_studio.url
         # server down, wrong token: a reject row; stages 1-4 stay written; rerun to resume review
         with stages.whole_run("review", judge_counts.outputs, label="label studio", path=server) as counts:
-            outcome = review_task(run, config, run_id)
+            outcome = review_task(run, config, run_id, RunRecords(sources=sources, clips=clips, features=features, annotations=annotations,
+                                                                  judgements=judged.judgements, consensus=judged.consensus))
             counts.computed = outcome.push.pushed
             counts.reused = outcome.push.already_there
             counts.outputs = outcome.pull.accepted  # clips whose label reviewers settled
@@ -391,7 +390,9 @@ def emoforge_flow(inputs: list[str], out_dir: str, config: EmoforgeConfig, run_i
     # ---- stage 6: the benchmark dataset ----
     # nothing to export is a warning; a write failure an error; earlier stages stay written either way
     with stages.whole_run("export", len(judged.consensus), label="dataset", path=str(run.dataset_dir), failure=export_failure) as counts:
-        exported = export_task(run, config, run_id)
+        exported = export_task(run, config, run_id, RunRecords(
+            sources=sources, clips=clips, features=features, annotations=annotations, judgements=judged.judgements,
+            consensus=judged.consensus, reviews=run.reviews()))
         counts.computed = counts.outputs = exported.rows
     run.write("rejects", rejects)
 

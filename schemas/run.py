@@ -7,8 +7,13 @@ from datetime import datetime
 
 from pydantic import BaseModel, field_serializer
 
-from schemas.judgement import Routing
+from schemas.annotation import Annotation
+from schemas.clip import Clip
+from schemas.features import ClipFeatures
+from schemas.judgement import Consensus, Judgement, Routing
+from schemas.media import SourceMedia
 from schemas.reject import Reject
+from schemas.review import Review
 
 
 class StageCounts(BaseModel):
@@ -79,3 +84,16 @@ class RunManifest(BaseModel):
 
     def stage(self, name: str) -> StageCounts | None:
         return next((s for s in self.stages if s.stage == name), None)
+
+
+class RunRecords(BaseModel):
+    """What stages 1-5 made of a run, as stages 5 and 6 take it: from the flow's own hands during a
+    run, or read back from a finished run's tables (`storage.RunDir.records()`)."""
+
+    sources: list[SourceMedia] = []
+    clips: list[Clip] = []
+    features: list[ClipFeatures] = []
+    annotations: list[Annotation] = []
+    judgements: list[Judgement] = []
+    consensus: list[Consensus] = []
+    reviews: list[Review] = []

@@ -40,7 +40,7 @@ from typing import TypeVar
 from pydantic import BaseModel, ValidationError
 
 from schemas import Annotation, AnnotatorReliability, Clip, ClipFeatures, Consensus, Judgement, Reject, Review, SourceMedia
-from schemas.run import RunManifest
+from schemas.run import RunManifest, RunRecords
 from storage.parquet import atomic_write_bytes, read_records, write_records
 
 R = TypeVar("R", bound=BaseModel)
@@ -188,6 +188,11 @@ class RunDir:
 
     def rejects(self) -> list[Reject]:
         return self.read("rejects")
+
+    def records(self) -> RunRecords:
+        """The tables stages 5 and 6 take, read at once."""
+        return RunRecords(sources=self.sources(), clips=self.clips(), features=self.features(), annotations=self.annotations(),
+                          judgements=self.judgements(), consensus=self.consensus(), reviews=self.reviews())
 
     def relative(self, path: Path) -> str:
         return str(Path(path).resolve().relative_to(self.root))
