@@ -2,13 +2,14 @@
 `review.enabled`). Stages 1-3 run one cached task per source, keyed by content hash,
 stage configuration and code version, so a rerun (or a run resumed after a crash) recomputes only
 what did not finish. Stages 4 and 6 run once over the whole run (aggregation, review budgets and
-splits look across clips) and take seconds."""
+splits look across clips) and take seconds. Each stage's counts, time, progress bar and reject rows
+are kept by one runner (flows/stage_runner.py); the records crossing each stage line are listed in
+pipeline/__init__.py."""
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
@@ -16,8 +17,6 @@ from typing import TYPE_CHECKING, Callable
 import yaml
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
-from prefect.futures import as_completed
-from pydantic import BaseModel
 
 from agents import annotator_hash, shared_annotator
 from agents.base import UnknownBackend, backend_class
@@ -28,7 +27,7 @@ from flows.code_version import OURS, code_version
 from flows.gpu_pool import annotate_via_pool, runs_on_pool
 from flows.progress import hook
 from flows.result_cache import ResultCache
-from flows.stage_runner import StageRunner
+from flows.stage_runner import Job, Stage, StageRunner, collect
 from flows.task_runners import api_for_workers, make_task_runner
 from pipeline.export.dataset import ExportError
 from pipeline.export.export import export_run
@@ -63,7 +62,7 @@ from schemas.config import AnnotatorSpec
 from schemas.dataset import ExportedDataset
 from schemas.features import VoiceBaseline
 from schemas.provenance import emoforge_version, stable_hash
-from schemas.run import InputCounts, RunManifest, RunRecords, RunSummary, StageCounts, TableCounts
+from schemas.run import InputCounts, RunManifest, RunRecords, RunSummary, TableCounts
 from storage import RunDir
 from storage.lock import RunLock
 from storage.run_dir import new_run_id  # noqa: F401  (also imported from here)
@@ -199,71 +198,6 @@ def review_task(run: RunDir, config: EmoforgeConfig, run_id: str, records: RunRe
 @task(name="export-dataset", retries=0, cache_policy=NO_CACHE)
 def export_task(run: RunDir, config: EmoforgeConfig, run_id: str, records: RunRecords) -> ExportedDataset:
     return export_run(run, run.dataset_dir, config, run_id, versioned=True, records=records)
-
-
-@dataclass(frozen=True)
-class Job:
-    """One per-source task: what to call it, how many items it covers, and its cache key."""
-
-    key: str
-    path: str
-    source_id: str | None
-    items: int
-    cache_key: str = ""
-
-
-class Stage:
-    """A stage's per-source work: results found in the cache, and tasks submitted for the rest."""
-
-    def __init__(self, cache: ResultCache, record: type[BaseModel]):
-        self.cache, self.record = cache, record
-        self.hits: list[tuple[Job, BaseModel]] = []
-        self.futures: dict = {}
-
-    def run(self, job: Job, task, *args) -> None:
-        hit = self.cache.load(job.cache_key, self.record)
-        if hit is not None:
-            self.hits.append((job, hit))
-        else:
-            self.futures[task.submit(*args)] = job
-
-
-def collect(stage: str, work: Stage, counts: StageCounts, rejects: list[Reject], run_id: str) -> dict[str, BaseModel]:
-    """Wait for a stage's per-source tasks, keeping each result in the cache as it arrives (a run
-    killed midway resumes from there); count computed vs reused (a result made by another run came
-    from the cache), gather rejects, and turn a failure around a task into a reject row."""
-    progress = hook()
-    results: dict[str, BaseModel] = {}
-
-    def finished():
-        yield from work.hits
-        for fut in as_completed(list(work.futures)):
-            job: Job = work.futures[fut]
-            try:
-                res = fut.result()
-            except Exception as exc:  # the task raised (a failed annotator), or a failure around it (a lost worker)
-                yield job, exc
-                continue
-            work.cache.save(job.cache_key, res)
-            yield job, res
-
-    for job, res in finished():
-        if isinstance(res, Exception):
-            rejects.append(Reject(run_id=run_id, stage=stage, path=job.path, source_id=job.source_id,
-                                  reason=f"{job.path}: {type(res).__name__}: {res}", error_type=type(res).__name__))
-            counts.rejects += 1
-            progress.advance(stage, job.path, reused=False)
-            continue
-        producer = res.producer_run_id()
-        reused = producer is not None and producer != run_id
-        counts.reused += job.items if reused else 0
-        counts.computed += 0 if reused else job.items
-        rejects.extend(res.rejects)
-        counts.rejects += sum(1 for r in res.rejects if r.severity == "error")
-        results[job.key] = res
-        progress.advance(stage, job.path, reused=reused)
-    progress.finish(stage)
-    return results
 
 
 @flow(name="emoforge", validate_parameters=False)
