@@ -15,6 +15,7 @@ from agents.base import PerClipAnnotator, register
 from agents.verbalizer import UnknownLabel
 from evidence.lexicon import vader_compound
 from schemas import Annotation, AnnotatorInput, Evidence, FaceObservation
+from schemas.feature_ref import FeatureRef
 from schemas.features import LabelProb
 from schemas.rationale import normalise
 
@@ -82,9 +83,9 @@ class FaceExpressionAgent(PerClipAnnotator):
         tid = item.features.main_track_id
         evidence = [
             Evidence(evidence_id="e1", modality="face", cue=f"expression model on the main face averages {label} {dist[0].prob:.2f} over {len(faces)} frames",
-                     start=t0, end=t1, feature_ref=f"faces[track={tid}].expression"),
+                     start=t0, end=t1, feature_ref=str(FeatureRef.face(track=tid, field="expression"))),
             Evidence(evidence_id="e2", modality="face", cue=f"strongest {label} frame: {peak_p:.2f} at {peak.time:.2f} s",
-                     start=peak.time, end=peak.time, feature_ref=f"faces[{peak_i}].expression"),
+                     start=peak.time, end=peak.time, feature_ref=str(FeatureRef.face(index=peak_i, field="expression"))),
         ]
         runner = ", ".join(f"{p.label} {p.prob:.2f}" for p in dist[1:3])
         steps = normalise([
@@ -148,7 +149,7 @@ class FACSRulesAgent(PerClipAnnotator):
                 cue=f"{au} ({AU_NAMES.get(au, au)}) mean intensity {mean[au]:.2f}, present in {len(pres)}/{len(series[au])} frames",
                 # the span the statistics cover (every measured frame), so the judge recomputes the same mean
                 start=series[au][0][0], end=series[au][-1][0],
-                feature_ref=f"faces[track={tid}].action_units[{au}]"))
+                feature_ref=str(FeatureRef.face(track=tid, field="action_units", key=au))))
             ev_ids.append(f"e{k + 1}")
         listing = ", ".join(f"{a} {AU_NAMES.get(a, a)} {mean[a]:.2f}" for a in active) or "none above 0.5"
         if label == "neutral":
@@ -221,11 +222,11 @@ class LexicalAgent(PerClipAnnotator):
         dist = _normalised(counts)
         label = dist[0].label
         evidence = [Evidence(evidence_id="e1", modality="text", cue=f"VADER compound valence {compound:+.2f} for the transcript",
-                             start=words[0].start, end=words[-1].end, feature_ref="words")]
+                             start=words[0].start, end=words[-1].end, feature_ref=str(FeatureRef.word()))]
         support = [h for h in hits if label in h[2]][:4]
         for k, (i, w, emos) in enumerate(support):
             evidence.append(Evidence(evidence_id=f"e{k + 2}", modality="text", cue=f"'{w.text}' is an NRC {'/'.join(emos)} word",
-                                     start=w.start, end=w.end, feature_ref=f"words[{i}]"))
+                                     start=w.start, end=w.end, feature_ref=str(FeatureRef.word(i))))
         said = ", ".join(f"'{w.text}'" for _, w, _ in support) or "none"
         steps = normalise([
             f"The transcript has {len(words)} words with valence {compound:+.2f} (VADER).",
@@ -290,12 +291,12 @@ class FaceDynamicsAgent(PerClipAnnotator):
         apex_cue = (f"apex frame at {apex.time:.2f} s: {label} {at_apex[label]:.2f}" if label in top2
                     else f"apex frame at {apex.time:.2f} s, the furthest action-unit departure in the clip")
         evidence = [
-            Evidence(evidence_id="e1", modality="face", cue=apex_cue, start=apex.time, end=apex.time, feature_ref=f"faces[{apex_i}].expression"),
+            Evidence(evidence_id="e1", modality="face", cue=apex_cue, start=apex.time, end=apex.time, feature_ref=str(FeatureRef.face(index=apex_i, field="expression"))),
         ]
         active = sorted((a for a in apex.action_units if a.present), key=lambda a: -a.intensity)[:3]
         if active:  # named units the judge can find active on the apex frame
             evidence.append(Evidence(
-                evidence_id="e2", modality="face", start=apex.time, end=apex.time, feature_ref=f"faces[{apex_i}].action_units",
+                evidence_id="e2", modality="face", start=apex.time, end=apex.time, feature_ref=str(FeatureRef.face(index=apex_i, field="action_units")),
                 cue=f"active at the apex: {', '.join(f'{a.au} ({AU_NAMES.get(a.au, a.au)})' for a in active)}; movement (summed "
                     f"action units) rises from {move.min():.2f} to {move.max():.2f} over the clip, half-way by {onset:.2f} s"))
         steps = normalise([

@@ -17,6 +17,7 @@ from agents.base import PerClipAnnotator, register
 from agents.vocal_profiles import PROSODY_PROFILES, VOICE_QUALITY_PROFILES, match
 from agents.voice_baseline import EGEMAPS, measures, zscores
 from schemas import Annotation, AnnotatorInput, Evidence
+from schemas.feature_ref import FeatureRef
 from schemas.features import LabelProb, VoiceBaseline
 from schemas.rationale import normalise
 
@@ -107,7 +108,7 @@ def _baseline_words(b: VoiceBaseline) -> str:
 
 
 def _func(name: str) -> str:
-    return f"prosody.functionals[{EGEMAPS[name]}]"
+    return str(FeatureRef.prosody(EGEMAPS[name]))
 
 
 @register
@@ -120,9 +121,9 @@ class ProsodyAgent(VocalProfileAgent):
     def describe(self, name: str, m: dict[str, float], item: AnnotatorInput) -> tuple[str, str]:
         v = m[name]
         if name == "pitch_st":
-            return f"mean pitch {m['pitch_hz']:.0f} Hz", "prosody"
+            return f"mean pitch {m['pitch_hz']:.0f} Hz", str(FeatureRef.prosody())
         if name == "pause_ratio":
-            return f"pauses {100 * v:.0f}% of the time", "prosody"
+            return f"pauses {100 * v:.0f}% of the time", str(FeatureRef.prosody())
         return {
             "pitch_range_st": f"pitch range {v:.1f} semitones (20th-80th percentile)",
             "loudness": f"mean loudness {v:.2f} sone",

@@ -34,6 +34,7 @@ from pipeline.review.label_studio import LabelStudioClient  # noqa: E402
 from pipeline.review.mirror import TaskMirror  # noqa: E402
 from pipeline.review.pull import read_tasks, reviews_from_tasks  # noqa: E402
 from pipeline.review.push import PushReport, attach_answer_storage, build_task, push_tasks  # noqa: E402
+from schemas.review import ReviewTaskPush  # noqa: E402
 from schemas import Consensus, Provenance, load_config  # noqa: E402
 from schemas.features import LabelProb  # noqa: E402
 from tests.fixtures.judge_cases import answer, clip, ev, features  # noqa: E402
@@ -42,10 +43,11 @@ PROV = Provenance(stage="judge", stage_config_hash="bench", run_id="bench")
 LABELS = ["happiness", "sadness", "anger", "neutral", "surprise"]
 
 
-def annotated_task(i: int, task: dict) -> dict:
+def annotated_task(i: int, task: ReviewTaskPush) -> dict:
     result = [{"from_name": labeling.EMOTION, "to_name": "video", "type": "choices", "value": {"choices": [LABELS[(i + 1) % 5]]}},
               {"from_name": labeling.INTENSITY, "to_name": "video", "type": "rating", "value": {"rating": 1 + i % 5}}]
-    return {"data": task["data"], "predictions": task.get("predictions", []), "annotations": [{"result": result}]}
+    sent = task.payload()
+    return {"data": sent["data"], "predictions": sent.get("predictions", []), "annotations": [{"result": result}]}
 
 
 def main() -> None:

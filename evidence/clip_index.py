@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import NamedTuple
 
 from evidence.lexicon import SYNONYMS, vader_compound  # at import: no imports inside forked judge workers
 from schemas import Clip, ClipFeatures, FaceObservation
@@ -25,6 +26,15 @@ def norm_text(text: str) -> str:
 def au_numbers(code: str) -> frozenset[int]:
     """'AU01+02' -> {1, 2}; 'AU12' -> {12}."""
     return frozenset(int(n) for n in _AU_NUM.findall(code))
+
+
+class IndexedWord(NamedTuple):
+    """A transcript word as the checks compare it: normalised text, times, speaker."""
+
+    text: str
+    start: float | None
+    end: float | None
+    speaker: str | None
 
 
 @dataclass
@@ -76,9 +86,9 @@ class ClipIndex:
         self.end = self.clip.end
 
     @lazy
-    def words(self) -> list[tuple[str, float | None, float | None, str | None]]:
+    def words(self) -> list[IndexedWord]:
         f = self.features
-        return [(norm_text(w.text), w.start, w.end, w.speaker) for w in (f.words if f else [])]
+        return [IndexedWord(norm_text(w.text), w.start, w.end, w.speaker) for w in (f.words if f else [])]
 
     @lazy
     def faces(self) -> list[FaceObservation]:
@@ -138,7 +148,7 @@ class ClipIndex:
         if start is None or end is None:
             return self.words
         lo, hi = min(start, end) - 0.25, max(start, end) + 0.25
-        return [w for w in self.words if w[1] is None or (w[2] is not None and w[2] >= lo and w[1] <= hi)]
+        return [w for w in self.words if w.start is None or (w.end is not None and w.end >= lo and w.start <= hi)]
 
     def baseline_of(self, quantity: str) -> float | None:
         b = self.baseline
@@ -165,4 +175,4 @@ class ClipIndex:
 
     @lazy
     def transcript(self) -> str:
-        return " ".join(w[0] for w in self.words)
+        return " ".join(w.text for w in self.words)

@@ -11,6 +11,7 @@ from functools import lru_cache
 
 from evidence.clip_index import WORD_LABEL, ClipIndex, au_numbers, norm_text
 from schemas import Evidence
+from schemas.feature_ref import FeatureRef
 from schemas.judgement import ClaimCheck
 from schemas.trusted import trusted
 
@@ -19,7 +20,6 @@ _QUOTE = re.compile(r"(?:^|(?<=[\s(:]))[\"“‘'](.+?)[\"”’'](?=$|[\s,.;:)!
 _QUOTE_MARKS = "\"“‘'"
 _SPEAKER = re.compile(r"\b(SPEAKER_\d+)\b")
 _AU = re.compile(r"\bAU\s?(\d{1,2}(?:\s?\+\s?\d{1,2})*)\b", re.IGNORECASE)
-_REF = re.compile(r"^(?P<kind>faces|words|prosody)(?:\[(?P<sel>[^\]]*)\])?(?:\.(?P<field>\w+)(?:\[(?P<key>[^\]]+)\])?)?$")
 _NUM_AFTER = r"[^\d\n]{0,14}?(\d*\.\d+|\d+)"
 _AU_MEAN = re.compile(r"mean intensity\s+(\d*\.\d+|\d+)", re.IGNORECASE)
 _VADER = re.compile(r"VADER compound valence\s+([+-]?\d*\.\d+)", re.IGNORECASE)
@@ -61,8 +61,7 @@ class Cue:
         # substring tests first: most cues mention few kinds of thing, and each regex scan costs µs
         self.text = cue
         lower = cue.lower()
-        m = _REF.match(feature_ref.strip()) if feature_ref else None
-        self.ref = m.group("kind", "sel", "field", "key") if m else None
+        self.ref = FeatureRef.parse(feature_ref)
         self.aus = tuple(m.group(1).replace(" ", "") for m in _AU.finditer(cue)) if "au" in lower else ()
         mean = _AU_MEAN.search(cue) if "mean intensity" in lower else None
         self.au_mean = mean.group(1) if mean else None
@@ -317,7 +316,7 @@ def check_ref(ev: Evidence, cue: Cue, ix: ClipIndex, out: Finding) -> bool:
     True when the reference directed the checks (so the free-text checkers need not run again)."""
     if cue.ref is None:
         return False
-    kind, sel, fld, key = cue.ref
+    kind, sel, fld, key = cue.ref.kind, cue.ref.selector, cue.ref.field, cue.ref.key
     try:
         if kind == "words":
             if sel is None:

@@ -85,7 +85,8 @@ def print_summary(summary) -> None:
         out.print(f"review: {judge.outputs} of {summary.stages[0].outputs} clips flagged for human review")
         from storage import RunDir
 
-        routing = (RunDir(Path(summary.out_dir)).read_manifest() or {}).get("routing") or {}
+        manifest = RunDir(Path(summary.out_dir)).read_manifest()
+        routing = manifest.routing.model_dump() if manifest and manifest.routing else {}
         if routing.get("estimated_accuracy") is not None:
             out.print(f"accepted: {routing['n_accepted']} clips, expected accuracy {routing['estimated_accuracy']:.2f} "
                       f"(95% interval {routing['ci_low']:.2f}-{routing['ci_high']:.2f}; confidence calibrated on "

@@ -31,7 +31,7 @@ def _finished_run(run_dir: Path, config_file: Optional[Path], overrides: list[st
         lock.release()
         raise UserError(str(exc)) from None
     run = RunDir(run_dir)
-    return run, config, (run.read_manifest() or {}).get("run_id", run_dir.name), lock
+    return run, config, getattr(run.read_manifest(), "run_id", run_dir.name), lock
 
 
 def export_command(
@@ -62,7 +62,7 @@ def export_command(
         raise UserError(str(exc)) from None
     finally:
         lock.release()
-    out_sizes = ", ".join(f"{k} {v}" for k, v in sizes.items())
+    out_sizes = ", ".join(f"{k} {v}" for k, v in sizes.splits.items())
     err.print(f"written: {out} ({out_sizes})", markup=False, highlight=False)
 
 

@@ -2,13 +2,14 @@
 `review.enabled`). Stages 1-3 run one cached task per source, keyed by content hash,
 stage configuration and code version, so a rerun (or a run resumed after a crash) recomputes only
 what did not finish. Stages 4 and 6 run once over the whole run (aggregation, review budgets and
-splits look across clips) and take seconds."""
+splits look across clips) and take seconds. Each stage's counts, time, progress bar and reject rows
+are kept by one runner (flows/stage_runner.py); the records crossing each stage line are listed in
+pipeline/__init__.py."""
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
@@ -16,36 +17,53 @@ from typing import TYPE_CHECKING, Callable
 import yaml
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
-from prefect.futures import as_completed
-from pydantic import BaseModel
 
 from agents import annotator_hash, shared_annotator
 from agents.base import UnknownBackend, backend_class
 from agents.judge import judge_run
 from agents.judge.gold import load_gold
 from agents.voice_baseline import voice_baselines
-from flows.gpu_pool import annotate_via_pool, runs_on_pool
 from flows.code_version import OURS, code_version
 from flows.config_check import check_config
+from flows.gpu_pool import annotate_via_pool, runs_on_pool
 from flows.progress import hook
 from flows.result_cache import ResultCache
+from flows.stage_runner import Job, Stage, StageRunner, collect
 from flows.task_runners import api_for_workers, make_task_runner
 from pipeline.export.dataset import ExportError
 from pipeline.export.export import export_run
 from pipeline.export.report import write_run_report
 from pipeline.preprocess.asr import get_transcriber
-from pipeline.preprocess.asr_packing import Transcripts, packs_across_sources, transcribe_short_sources
+from pipeline.preprocess.asr_packing import (
+    Transcripts,
+    packs_across_sources,
+    transcribe_short_sources,
+)
 from pipeline.preprocess.prosody import denoise as denoise_audio
 from pipeline.preprocess.stage import preprocess_source
 from pipeline.sampling.inputs import list_inputs
 from pipeline.sampling.media import MediaError, check_media, file_sha256
 from pipeline.sampling.stage import sample_source
 from pipeline.threads import pin_blas_threads
+from schemas import (
+    Annotation,
+    AnnotatorInput,
+    Clip,
+    ClipFeatures,
+    EmoforgeConfig,
+    Reject,
+    Review,
+    SourceAnnotations,
+    SourceJudgements,
+    SourceMedia,
+    SourcePreprocessing,
+    SourceSampling,
+)
 from schemas.config import AnnotatorSpec
-from schemas import (Annotation, AnnotatorInput, Clip, ClipFeatures, EmoforgeConfig, Reject, Review, SourceAnnotations,
-                     SourceJudgements, SourceMedia, SourcePreprocessing, SourceSampling)
+from schemas.dataset import ExportedDataset
 from schemas.features import VoiceBaseline
 from schemas.provenance import emoforge_version, stable_hash
+from schemas.run import InputCounts, RunManifest, RunRecords, RunSummary, TableCounts
 from storage import RunDir
 from storage.lock import RunLock
 from storage.run_dir import new_run_id  # noqa: F401  (also imported from here)
@@ -75,9 +93,9 @@ def sampling_key(sha256: str, config: EmoforgeConfig) -> str:
 
 # Stages 1-3 cache their results themselves (flows/result_cache.py), as JSON records, not Prefect pickles.
 @task(name="sample-source", cache_policy=NO_CACHE, retries=0)
-def sample_source_task(path: str, sha256: str, config: EmoforgeConfig, run_root: str, run_id: str) -> SourceSampling:
+def sample_source_task(path: str, sha256: str, config: EmoforgeConfig, run: RunDir, run_id: str) -> SourceSampling:
     pin_blas_threads()  # in whichever process the runner put this task: results must not depend on it
-    return sample_source(Path(path), sha256, config, RunDir(Path(run_root)), run_id)
+    return sample_source(Path(path), sha256, config, run, run_id)
 
 
 def preprocess_key(source: SourceMedia, clips: list[Clip], config: EmoforgeConfig) -> str:
@@ -172,109 +190,15 @@ def reviewed_labels(reviews: list[Review]) -> dict[str, list[str]]:
 
 
 @task(name="review-round", retries=0, cache_policy=NO_CACHE)  # talks to a live server: always fresh
-def review_task(run: RunDir, config: EmoforgeConfig, run_id: str) -> "ReviewOutcome":
+def review_task(run: RunDir, config: EmoforgeConfig, run_id: str, records: RunRecords) -> "ReviewOutcome":  # noqa: UP037
     from pipeline.review.stage import review_run  # the Label Studio client loads only for runs that review
 
-    return review_run(run, config, run_id)
+    return review_run(run, config, run_id, records=records)
 
 
 @task(name="export-dataset", retries=0, cache_policy=NO_CACHE)
-def export_task(run: RunDir, config: EmoforgeConfig, run_id: str) -> dict[str, int]:
-    return export_run(run, run.dataset_dir, config, run_id, versioned=True)
-
-
-class StageCounts(BaseModel):
-    stage: str
-    items: int = 0
-    computed: int = 0
-    reused: int = 0
-    outputs: int = 0
-    rejects: int = 0
-    seconds: float = 0.0
-
-
-class InputCounts(BaseModel):
-    """Files found under the inputs; used: its content became a source with clips; every other
-    one has a row in rejects saying why."""
-
-    found: int
-    used: int
-    rejected: int
-
-
-class RunSummary(BaseModel):
-    run_id: str
-    out_dir: str
-    inputs: int
-    files: InputCounts
-    stages: list[StageCounts]
-    rejects: list[Reject]
-    seconds: float
-
-
-@dataclass(frozen=True)
-class Job:
-    """One per-source task: what to call it, how many items it covers, and its cache key."""
-
-    key: str
-    path: str
-    source_id: str | None
-    items: int
-    cache_key: str = ""
-
-
-class Stage:
-    """A stage's per-source work: results found in the cache, and tasks submitted for the rest."""
-
-    def __init__(self, cache: ResultCache, record: type[BaseModel]):
-        self.cache, self.record = cache, record
-        self.hits: list[tuple[Job, BaseModel]] = []
-        self.futures: dict = {}
-
-    def run(self, job: Job, task, *args) -> None:
-        hit = self.cache.load(job.cache_key, self.record)
-        if hit is not None:
-            self.hits.append((job, hit))
-        else:
-            self.futures[task.submit(*args)] = job
-
-
-def collect(stage: str, work: Stage, counts: "StageCounts", rejects: list[Reject], run_id: str) -> dict[str, BaseModel]:
-    """Wait for a stage's per-source tasks, keeping each result in the cache as it arrives (a run
-    killed midway resumes from there); count computed vs reused (a result made by another run came
-    from the cache), gather rejects, and turn a failure around a task into a reject row."""
-    progress = hook()
-    results: dict[str, BaseModel] = {}
-
-    def finished():
-        yield from work.hits
-        for fut in as_completed(list(work.futures)):
-            job: Job = work.futures[fut]
-            try:
-                res = fut.result()
-            except Exception as exc:  # the task raised (a failed annotator), or a failure around it (a lost worker)
-                yield job, exc
-                continue
-            work.cache.save(job.cache_key, res)
-            yield job, res
-
-    for job, res in finished():
-        if isinstance(res, Exception):
-            rejects.append(Reject(run_id=run_id, stage=stage, path=job.path, source_id=job.source_id,
-                                  reason=f"{job.path}: {type(res).__name__}: {res}", error_type=type(res).__name__))
-            counts.rejects += 1
-            progress.advance(stage, job.path, reused=False)
-            continue
-        producer = res.producer_run_id()
-        reused = producer is not None and producer != run_id
-        counts.reused += job.items if reused else 0
-        counts.computed += 0 if reused else job.items
-        rejects.extend(res.rejects)
-        counts.rejects += sum(1 for r in res.rejects if r.severity == "error")
-        results[job.key] = res
-        progress.advance(stage, job.path, reused=reused)
-    progress.finish(stage)
-    return results
+def export_task(run: RunDir, config: EmoforgeConfig, run_id: str, records: RunRecords) -> ExportedDataset:
+    return export_run(run, run.dataset_dir, config, run_id, versioned=True, records=records)
 
 
 @flow(name="emoforge", validate_parameters=False)
@@ -284,138 +208,113 @@ def emoforge_flow(inputs: list[str], out_dir: str, config: EmoforgeConfig, run_i
     cache = ResultCache(run.cache_dir / "results")
     progress = hook()
     rejects: list[Reject] = []
+    stages = StageRunner(run_id, rejects)
 
     # ---- stage 1: sampling, one task per distinct file ----
     listing = list_inputs(inputs)  # every file under a directory, whatever its name
     files = listing.files
-    counts = StageCounts(stage="sampling", items=len(files))
-    progress.start("sampling", len(files))
-    rejects += [Reject(run_id=run_id, stage="sampling", path=s.path, severity=s.severity, reason=s.reason, error_type=s.error_type)
-                for s in listing.skipped]
-    sampling = Stage(cache, SourceSampling)
-    seen: dict[str, str] = {}
-    sha_of: dict[str, str] = {}
-    for raw in files:
-        path = Path(raw)
-        try:
-            check_media(path)  # by content, headers only: not media is a reject row before any hashing
-        except MediaError as exc:
-            rejects.append(Reject(run_id=run_id, stage="sampling", path=raw, reason=str(exc), error_type="MediaError"))
-            counts.rejects += 1
-            progress.advance("sampling", raw, reused=False)
-            continue
-        try:
-            sha = file_sha256(path)
-        except OSError as exc:
-            rejects.append(Reject(run_id=run_id, stage="sampling", path=raw, reason=f"{raw}: cannot read file ({exc.strerror or exc})", error_type=type(exc).__name__))
-            counts.rejects += 1
-            progress.advance("sampling", raw, reused=False)
-            continue
-        sha_of[raw] = sha
-        if sha in seen:
-            rejects.append(Reject(run_id=run_id, stage="sampling", path=raw, severity="warning", reason=f"{raw}: same content as {seen[sha]}; sampled once", error_type="DuplicateInput"))
-            progress.advance("sampling", raw, reused=True)
-            continue
-        seen[sha] = raw
-        resolved = str(path.resolve())
-        sampling.run(Job(resolved, raw, None, 1, sampling_key(sha, config)), sample_source_task, resolved, sha, config, str(run.root), run_id)
-    sampled = collect("sampling", sampling, counts, rejects, run_id)
-    results: list[SourceSampling] = [sampled[k] for k in dict.fromkeys(str(Path(p).resolve()) for p in files) if k in sampled]
-    by_source = [(r.source, r.clips) for r in results if r.source is not None and r.clips]
-    sources = [src for src, _ in by_source]
-    clips = [c for _, cl in by_source for c in cl]
-    source_shas = {src.sha256 for src in sources}
-    used = sum(1 for f in files if sha_of.get(f) in source_shas)  # a duplicate's content is used
-    file_counts = InputCounts(found=listing.found, used=used, rejected=listing.found - used)
-    run.write("sources", sources)
-    run.write("clips", clips)
-    counts.outputs = len(clips)
-    counts.seconds = round(time.perf_counter() - t0, 3)
+    with stages.per_source("sampling", len(files), len(files), started=t0) as counts:
+        rejects += [Reject(run_id=run_id, stage="sampling", path=s.path, severity=s.severity, reason=s.reason, error_type=s.error_type)
+                    for s in listing.skipped]
+        sampling = Stage(cache, SourceSampling)
+        seen: dict[str, str] = {}
+        sha_of: dict[str, str] = {}
+        for raw in files:
+            path = Path(raw)
+            try:
+                check_media(path)  # by content, headers only: not media is a reject row before any hashing
+            except MediaError as exc:
+                rejects.append(Reject(run_id=run_id, stage="sampling", path=raw, reason=str(exc), error_type="MediaError"))
+                counts.rejects += 1
+                progress.advance("sampling", raw, reused=False)
+                continue
+            try:
+                sha = file_sha256(path)
+            except OSError as exc:
+                rejects.append(Reject(run_id=run_id, stage="sampling", path=raw, reason=f"{raw}: cannot read file ({exc.strerror or exc})", error_type=type(exc).__name__))
+                counts.rejects += 1
+                progress.advance("sampling", raw, reused=False)
+                continue
+            sha_of[raw] = sha
+            if sha in seen:
+                rejects.append(Reject(run_id=run_id, stage="sampling", path=raw, severity="warning", reason=f"{raw}: same content as {seen[sha]}; sampled once", error_type="DuplicateInput"))
+                progress.advance("sampling", raw, reused=True)
+                continue
+            seen[sha] = raw
+            resolved = str(path.resolve())
+            sampling.run(Job(resolved, raw, None, 1, sampling_key(sha, config)), sample_source_task, resolved, sha, config, run, run_id)
+        sampled = collect("sampling", sampling, counts, rejects, run_id)
+        results: list[SourceSampling] = [sampled[k] for k in dict.fromkeys(str(Path(p).resolve()) for p in files) if k in sampled]
+        by_source = [(r.source, r.clips) for r in results if r.source is not None and r.clips]
+        sources = [src for src, _ in by_source]
+        clips = [c for _, cl in by_source for c in cl]
+        source_shas = {src.sha256 for src in sources}
+        used = sum(1 for f in files if sha_of.get(f) in source_shas)  # a duplicate's content is used
+        file_counts = InputCounts(found=listing.found, used=used, rejected=listing.found - used)
+        run.write("sources", sources)
+        run.write("clips", clips)
+        counts.outputs = len(clips)
 
     # ---- stage 2: preprocessing, one task per source ----
-    t1 = time.perf_counter()
-    pre_counts = StageCounts(stage="preprocess", items=len(clips))
-    progress.start("preprocess", len(by_source))
-    preprocessing = Stage(cache, SourcePreprocessing)
-    packed = transcribe_short_sources_first(by_source, config, cache)
-    for src, cl in by_source:
-        preprocessing.run(Job(src.source_id, src.path, src.source_id, len(cl), preprocess_key(src, cl, config)),
-                          preprocess_source_task, src, cl, config, run_id, packed.get(src.source_id))
-    done = collect("preprocess", preprocessing, pre_counts, rejects, run_id)
-    features = [f for src in sources if src.source_id in done for f in done[src.source_id].features]
-    run.write("features", features)
-    pre_counts.outputs = len(features)
-    pre_counts.seconds = round(time.perf_counter() - t1, 3)
+    with stages.per_source("preprocess", len(clips), len(by_source)) as counts:
+        preprocessing = Stage(cache, SourcePreprocessing)
+        packed = transcribe_short_sources_first(by_source, config, cache)
+        for src, cl in by_source:
+            preprocessing.run(Job(src.source_id, src.path, src.source_id, len(cl), preprocess_key(src, cl, config)),
+                              preprocess_source_task, src, cl, config, run_id, packed.get(src.source_id))
+        done = collect("preprocess", preprocessing, counts, rejects, run_id)
+        features = [f for src in sources if src.source_id in done for f in done[src.source_id].features]
+        run.write("features", features)
+        counts.outputs = len(features)
 
     # ---- stage 3: annotator panel, one task per source and annotator ----
-    t2 = time.perf_counter()
     panel = config.annotate.panel
-    ann_counts = StageCounts(stage="annotate", items=len(features) * len(panel))
     feats = {f.clip_id: f for f in features}
     batches = [[AnnotatorInput(clip=c, features=feats[c.clip_id], media_root=str(run.root)) for c in cl if c.clip_id in feats]
                for _, cl in by_source]
     batches = [b for b in batches if b]
-    # run-level voice baselines, for the annotators that read them (annotator_inputs); the cache key
-    # hashes the inputs, baseline included
-    voice = voice_baselines(clips, features, config.annotate.baseline)
-    progress.start("annotate", len(batches) * len(panel))
-    annotating = Stage(cache, SourceAnnotations)
-    for b in batches:
-        for spec in panel:
-            items = annotator_inputs(b, spec, voice)
-            annotating.run(Job(f"{b[0].clip.source_id}/{spec.id}", b[0].clip.source_path, b[0].clip.source_id, len(b),
-                               annotate_key(items, spec, config)), annotate_task, items, spec, config, run_id)
-    answered = collect("annotate", annotating, ann_counts, rejects, run_id)
-    annotations = [a for b in batches for spec in panel for a in
-                   (answered[f"{b[0].clip.source_id}/{spec.id}"].annotations if f"{b[0].clip.source_id}/{spec.id}" in answered else [])]
-    run.write("annotations", annotations)
-    ann_counts.outputs = sum(1 for a in annotations if a.label is not None)
-    ann_counts.seconds = round(time.perf_counter() - t2, 3)
+    with stages.per_source("annotate", len(features) * len(panel), len(batches) * len(panel)) as counts:
+        # run-level voice baselines, for the annotators that read them (annotator_inputs); the cache key
+        # hashes the inputs, baseline included
+        voice = voice_baselines(clips, features, config.annotate.baseline)
+        annotating = Stage(cache, SourceAnnotations)
+        for b in batches:
+            for spec in panel:
+                items = annotator_inputs(b, spec, voice)
+                annotating.run(Job(f"{b[0].clip.source_id}/{spec.id}", b[0].clip.source_path, b[0].clip.source_id, len(b),
+                                   annotate_key(items, spec, config)), annotate_task, items, spec, config, run_id)
+        answered = collect("annotate", annotating, counts, rejects, run_id)
+        annotations = [a for b in batches for spec in panel for a in
+                       (answered[f"{b[0].clip.source_id}/{spec.id}"].annotations if f"{b[0].clip.source_id}/{spec.id}" in answered else [])]
+        run.write("annotations", annotations)
+        counts.outputs = sum(1 for a in annotations if a.label is not None)
 
     # ---- stage 4: judge, once over the run (aggregation and the review budget look across clips) ----
-    t3 = time.perf_counter()
-    judge_counts = StageCounts(stage="judge", items=len(annotations))
-    progress.start("judge", 1)
     judged = SourceJudgements(judgements=[], consensus=[], threshold=config.judge.threshold.value)
-    reviewed = reviewed_labels(run.read("reviews")) if config.judge.reliability.use_reviews else {}
-    try:
+    reviewed = reviewed_labels(run.reviews()) if config.judge.reliability.use_reviews else {}
+    # a failure (e.g. a bad gold file) is a reject row: stages 1-3 stay written, the run says why
+    with stages.whole_run("judge", len(annotations), label="judge", path=config.judge.gold or out_dir) as judge_counts:
         judged = judge_task(clips, features, annotations, config, run_id, reviewed, voice)
         judge_counts.computed = len(judged.judgements)
-    except Exception as exc:  # e.g. a bad gold file: stages 1-3 stay written, the run says why
-        rejects.append(Reject(run_id=run_id, stage="judge", path=config.judge.gold or out_dir,
-                              reason=f"judge: {type(exc).__name__}: {exc}", error_type=type(exc).__name__))
-        judge_counts.rejects += 1
-    progress.advance("judge", "judge", reused=False)
-    progress.finish("judge")
     write_judged(run, judged)
     judge_counts.outputs = sum(c.needs_review for c in judged.consensus)  # clips flagged for review
-    judge_counts.seconds = round(time.perf_counter() - t3, 3)
 
     # ---- stage 5: human review in Label Studio (when configured): push flagged, pull verdicts ----
-    stages_done = [counts, pre_counts, ann_counts, judge_counts]
     if config.review.enabled:
-        t4 = time.perf_counter()
-        review_counts = StageCounts(stage="review", items=judge_counts.outputs)
-        progress.start("review", 1)
-        try:
-            outcome = review_task(run, config, run_id)
-            review_counts.computed = outcome.push.pushed
-            review_counts.reused = outcome.push.already_there
-            review_counts.outputs = outcome.pull.accepted  # clips whose label reviewers settled
+        server = config.review.label_studio.url
+        # server down, wrong token: a reject row; stages 1-4 stay written; rerun to resume review
+        with stages.whole_run("review", judge_counts.outputs, label="label studio", path=server) as counts:
+            outcome = review_task(run, config, run_id, RunRecords(sources=sources, clips=clips, features=features, annotations=annotations,
+                                                                  judgements=judged.judgements, consensus=judged.consensus))
+            counts.computed = outcome.push.pushed
+            counts.reused = outcome.push.already_there
+            counts.outputs = outcome.pull.accepted  # clips whose label reviewers settled
             for problem in outcome.push.problems + [f"task {p.task_id}: {p.problem}" for p in outcome.pull.problems]:
-                rejects.append(Reject(run_id=run_id, stage="review", path=config.review.label_studio.url, severity="warning",
+                rejects.append(Reject(run_id=run_id, stage="review", path=server, severity="warning",
                                       reason=f"review: {problem}", error_type="ReviewProblem"))
-        except Exception as exc:  # server down, wrong token: stages 1-4 stay written; rerun to resume review
-            rejects.append(Reject(run_id=run_id, stage="review", path=config.review.label_studio.url,
-                                  reason=f"review: {type(exc).__name__}: {exc}", error_type=type(exc).__name__))
-            review_counts.rejects += 1
-        progress.advance("review", "label studio", reused=False)
-        progress.finish("review")
-        review_counts.seconds = round(time.perf_counter() - t4, 3)
-        stages_done.append(review_counts)
         # verdicts this round's pull brought teach the judge at once: reliability and calibration are
         # refitted with them, so the export and the next push see what the reviewers settled
-        pulled = reviewed_labels(run.read("reviews")) if config.judge.reliability.use_reviews else {}
+        pulled = reviewed_labels(run.reviews()) if config.judge.reliability.use_reviews else {}
         if pulled != reviewed and not judge_counts.rejects:
             t = time.perf_counter()
             judged = judge_task(clips, features, annotations, config, run_id, pulled, voice)
@@ -424,40 +323,27 @@ def emoforge_flow(inputs: list[str], out_dir: str, config: EmoforgeConfig, run_i
             judge_counts.seconds = round(judge_counts.seconds + time.perf_counter() - t, 3)
 
     # ---- stage 6: the benchmark dataset ----
-    t5 = time.perf_counter()
-    export_counts = StageCounts(stage="export", items=len(judged.consensus))
-    progress.start("export", 1)
-    try:
-        sizes = export_task(run, config, run_id)
-        export_counts.computed = export_counts.outputs = sum(sizes.values())
-    except Exception as exc:  # nothing to export, or a write failure: earlier stages stay written
-        rejects.append(Reject(run_id=run_id, stage="export", path=str(run.dataset_dir), severity="warning" if isinstance(exc, ExportError) else "error",
-                              reason=f"export: {exc}", error_type=type(exc).__name__))
-        export_counts.rejects += not isinstance(exc, ExportError)
-    progress.advance("export", "dataset", reused=False)
-    progress.finish("export")
-    export_counts.seconds = round(time.perf_counter() - t5, 3)
+    # nothing to export is a warning; a write failure an error; earlier stages stay written either way
+    with stages.whole_run("export", len(judged.consensus), label="dataset", path=str(run.dataset_dir), failure=export_failure) as counts:
+        exported = export_task(run, config, run_id, RunRecords(
+            sources=sources, clips=clips, features=features, annotations=annotations, judgements=judged.judgements,
+            consensus=judged.consensus, reviews=run.reviews()))
+        counts.computed = counts.outputs = exported.rows
     run.write("rejects", rejects)
 
     run.config_path.write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
     summary = RunSummary(
-        run_id=run_id, out_dir=str(run.root), inputs=len(inputs), files=file_counts, stages=[*stages_done, export_counts], rejects=rejects,
+        run_id=run_id, out_dir=str(run.root), inputs=len(inputs), files=file_counts, stages=stages.done, rejects=rejects,
         seconds=round(time.perf_counter() - t0, 3),
     )
-    run.write_manifest(
-        {
-            "run_id": run_id,
-            "finished_at": datetime.now(UTC).isoformat(),
-            "emoforge_version": emoforge_version(),
-            "inputs": inputs,
-            "files": file_counts.model_dump(),
-            "stages": [c.model_dump() for c in summary.stages],
-            "tables": {"sources": len(sources), "clips": len(clips), "features": len(features), "annotations": len(annotations),
-                       "judgements": len(judged.judgements), "consensus": len(judged.consensus), "flagged": judge_counts.outputs,
-                       "review_threshold": judged.threshold, "reviews": len(run.read("reviews")), "rejects": len(rejects)},
-            "routing": judged.routing.model_dump() if judged.routing else None,
-        }
-    )
+    run.write_manifest(RunManifest(
+        run_id=run_id, finished_at=datetime.now(UTC), emoforge_version=emoforge_version(), inputs=inputs, files=file_counts,
+        stages=summary.stages,
+        tables=TableCounts(sources=len(sources), clips=len(clips), features=len(features), annotations=len(annotations),
+                           judgements=len(judged.judgements), consensus=len(judged.consensus), flagged=judge_counts.outputs,
+                           review_threshold=judged.threshold, reviews=len(run.reviews()), rejects=len(rejects)),
+        routing=judged.routing,
+    ))
     try:  # plots of the finished run (reads the manifest just written, for the stage timings)
         write_run_report(run, run.root / "report")
     except Exception as exc:  # a plotting failure must not turn a finished run into a failed one
@@ -466,6 +352,8 @@ def emoforge_flow(inputs: list[str], out_dir: str, config: EmoforgeConfig, run_i
     return summary
 
 
+def export_failure(stage: str, exc: Exception) -> tuple[str, str]:
+    return ("warning" if isinstance(exc, ExportError) else "error"), f"{stage}: {exc}"
 
 
 def run_pipeline(inputs: list[str], out_dir: str, config: EmoforgeConfig, run_id: str | None = None, *, wait: bool = False,

@@ -19,7 +19,7 @@ class Evidence(BaseModel):
     cue: str  # what was observed, in words
     start: float | None = None
     end: float | None = None
-    feature_ref: str | None = None  # path into ClipFeatures, e.g. "faces[3].action_units[AU12]" or "words[5]"
+    feature_ref: str | None = None  # path into ClipFeatures, e.g. "faces[3].action_units[AU12]" or "words[5]": a FeatureRef as text
 
 
 class RationaleStep(BaseModel):

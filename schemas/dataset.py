@@ -70,3 +70,16 @@ class Prediction(BaseModel):
     labels: list[str] = []
     rationale: str | None = None  # free text or "Step 1: ... Step 2: ..."
     evidence: list[Evidence] = []
+
+
+class ExportedDataset(BaseModel):
+    """What stage 6 wrote: where, how many rows each split holds, and the dataset version (the run's
+    own export records one in OUT/versions/; an export elsewhere does not)."""
+
+    out: str
+    splits: dict[str, int]
+    version: int | None = None
+
+    @property
+    def rows(self) -> int:
+        return sum(self.splits.values())

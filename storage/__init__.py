@@ -1,4 +1,9 @@
-"""Run directories and Parquet tables of typed records."""
+"""Run directories and Parquet tables of typed records.
+
+In:  records from `schemas/` (one record type per table) and a run's manifest (`RunManifest`).
+Out: the same records back, validated: `RunDir(OUT).clips()`, `.features()`, `.consensus()`... or
+     `.read(name)`; `DatasetDir` for an exported dataset; the run directory's lock (lock.py).
+Nothing here imports a stage."""
 
 from storage.dataset_dir import SPLITS, DatasetDir
 from storage.parquet import TableError, atomic_write_bytes, read_records, write_records

@@ -37,9 +37,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from schemas import Annotation, AnnotatorReliability, Clip, ClipFeatures, Consensus, Judgement, Reject, Review, SourceMedia
+from schemas.run import RunManifest, RunRecords
 from storage.parquet import atomic_write_bytes, read_records, write_records
 
 R = TypeVar("R", bound=BaseModel)
@@ -160,16 +161,58 @@ class RunDir:
         model = model or TABLES[name]  # type: ignore[assignment]
         return read_records(self.table_path(name), model)  # type: ignore[arg-type]
 
+    # each table as its records: what stages 5 and 6 (and readers of a finished run) take
+    def sources(self) -> list[SourceMedia]:
+        return self.read("sources")
+
+    def clips(self) -> list[Clip]:
+        return self.read("clips")
+
+    def features(self) -> list[ClipFeatures]:
+        return self.read("features")
+
+    def annotations(self) -> list[Annotation]:
+        return self.read("annotations")
+
+    def judgements(self) -> list[Judgement]:
+        return self.read("judgements")
+
+    def consensus(self) -> list[Consensus]:
+        return self.read("consensus")
+
+    def reviews(self) -> list[Review]:
+        return self.read("reviews")
+
+    def reliability(self) -> list[AnnotatorReliability]:
+        return self.read("reliability")
+
+    def rejects(self) -> list[Reject]:
+        return self.read("rejects")
+
+    def records(self) -> RunRecords:
+        """The tables stages 5 and 6 take, read at once."""
+        return RunRecords(sources=self.sources(), clips=self.clips(), features=self.features(), annotations=self.annotations(),
+                          judgements=self.judgements(), consensus=self.consensus(), reviews=self.reviews())
+
     def relative(self, path: Path) -> str:
         return str(Path(path).resolve().relative_to(self.root))
 
-    def write_manifest(self, manifest: dict) -> None:
-        atomic_write_bytes(self.tables_dir / "run.json", json.dumps(manifest, indent=2, default=str).encode())
+    def write_manifest(self, manifest: RunManifest) -> None:
+        # through json.dumps, so run.json reads as it always has (indent, ASCII escapes)
+        atomic_write_bytes(self.tables_dir / "run.json", json.dumps(manifest.model_dump(mode="json"), indent=2).encode())
 
-    def read_manifest(self) -> dict | None:
+    def read_manifest(self) -> RunManifest | None:
+        """The set's run.json; None when there is none. One that does not read is a ValueError naming it."""
         p = self.tables_dir / "run.json"
         p = p if p.exists() else self.root / "run.json"  # a run directory from before table sets
-        return json.loads(p.read_text()) if p.exists() else None
+        if not p.exists():
+            return None
+        try:
+            return RunManifest.model_validate_json(p.read_bytes())
+        except ValidationError as exc:
+            problem = exc.errors()[0]
+            where = ".".join(str(x) for x in problem["loc"]) or "the file"
+            raise ValueError(f"{p}: not a run manifest ({where}: {problem['msg']})") from None
 
 
 def _replace_with_link(path: Path, target: str) -> None:

@@ -45,10 +45,12 @@ def test_export_writes_a_leak_free_dataset_with_hidden_test_labels(tmp_path):
     prov = Provenance(stage="review", stage_config_hash="h", run_id="r")
     run.write("reviews", [Review(clip_id="s0-c0", answers=[ReviewerAnswer(reviewer="a@x", labels=["fear"])], final_label="fear",
                                  final_labels=["fear"], final_source="human", decision="accepted", provenance=prov)])
-    sizes = export_run(run, tmp_path / "ds", config, "run-x")
+    exported = export_run(run, tmp_path / "ds", config, "run-x")
+    sizes = exported.splits
     ds = DatasetDir(tmp_path / "ds")
     rows = {s: ds.read_split(s) for s in SPLITS}
-    assert sizes == {s: len(rows[s]) for s in SPLITS} and sum(sizes.values()) == 24 and all(sizes.values())
+    assert sizes == {s: len(rows[s]) for s in SPLITS} and exported.rows == 24 and all(sizes.values())
+    assert exported.out == str(tmp_path / "ds") and exported.version is None  # an export that records no version
     sources = {s: {r.source_id for r in rows[s]} for s in SPLITS}
     assert not (sources["train"] & sources["test"]) and not (sources["train"] & sources["validation"])
     assert not (sources["validation"] & sources["test"])
@@ -127,7 +129,7 @@ def test_versions_record_what_changed_and_why(tmp_path):
     from storage import read_records
 
     run, config = build_run(tmp_path / "run")
-    export_run(run, tmp_path / "ds", config, "r", versioned=True)
+    assert export_run(run, tmp_path / "ds", config, "r", versioned=True).version == 1
     rows = {r.clip_id: r for r in read_records(run.root / "versions" / "v1" / "rows.parquet", DatasetRow)}
     assert len(rows) == 24
     assert record_version(run, list(rows.values())) == (1, None)  # nothing moved: no new version

@@ -61,7 +61,7 @@ def exported(media_run, tmp_path_factory):
     run, clips = media_run
     out = tmp_path_factory.mktemp("exported") / "ds"
     config = load_config(overrides=["export.formats=[sharegpt,swift,merr]"])
-    sizes = export_run(run, out, config, "run-m")
+    sizes = export_run(run, out, config, "run-m").splits
     assert all(sizes.values()), sizes  # five sources: every split has one
     return out, clips
 

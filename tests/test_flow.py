@@ -58,7 +58,8 @@ def test_rerun_reuses_everything_and_config_change_recomputes(feat_data, speech_
     assert (third.stages[1].computed, third.stages[1].reused) == (video, len(clips_first) - video)
     assert all(len(c.keyframes) <= 2 for c in RunDir(out).read("clips"))
     manifest = RunDir(out).read_manifest()
-    assert manifest["run_id"] == third.run_id and manifest["tables"]["clips"] == len(RunDir(out).read("clips"))
+    assert manifest.run_id == third.run_id and manifest.tables.clips == len(RunDir(out).clips())
+    assert [s.model_dump() for s in manifest.stages] == [s.model_dump() for s in third.stages]  # run.json holds what the run returned
 
     # one more annotator: only its answers are computed; sampling, features and the others' answers are reused
     # (an expression model that answers on the smiling face: a word agent abstains on these words)

@@ -446,7 +446,9 @@ def test_a_large_run_is_scored_in_worker_processes_with_the_same_result(monkeypa
     assert two.model_dump(exclude=drop) == one.model_dump(exclude=drop)
     assert any(c.verdict == "contradicted" for j in two.judgements for c in j.claims)  # the comparison covers claims
     # and the scoring really happens in other processes, in job order
-    jobs = [(i, [], None, None) for i in range(40)]
+    from agents.judge.scored import ClipJob
+
+    jobs = [ClipJob(i, [], None, None) for i in range(40)]
     got = list(processes.score_in_processes(jobs, 0.5, 2, score=lambda ix, answers, w, gold, credit: (ix, os.getpid())))
     assert [i for i, _ in got] == list(range(40))
     assert os.getpid() not in {pid for _, pid in got}

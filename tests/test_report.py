@@ -10,6 +10,7 @@ import pytest
 
 from pipeline.export.report import PLOTS, agreement_matrix, write_run_report
 from schemas import Consensus, Judgement, JudgeWeights, Review, ReviewerAnswer
+from schemas.run import RunManifest, StageCounts
 from storage import RunDir
 from tests.fixtures.judge_cases import PROV, answer, clip
 
@@ -55,8 +56,8 @@ def build_run(root: Path) -> RunDir:
         Review(clip_id="c3", answers=[ReviewerAnswer(reviewer="r1", labels=["fear"])], decision="escalated", provenance=PROV),
         Review(clip_id="c4", decision="pending", provenance=PROV),
     ])
-    run.write_manifest({"run_id": "run-42", "stages": [{"stage": "sampling", "seconds": 1.5}, {"stage": "preprocess", "seconds": 12.25},
-                                                       {"stage": "annotate", "seconds": 30.0}, {"stage": "judge", "seconds": 4.0}]})
+    run.write_manifest(RunManifest(run_id="run-42", stages=[StageCounts(stage=s, seconds=t) for s, t in
+                                                          (("sampling", 1.5), ("preprocess", 12.25), ("annotate", 30.0), ("judge", 4.0))]))
     return run
 
 
@@ -112,7 +113,7 @@ def test_empty_tables_and_a_damaged_one(tmp_path):
     for name in ("clips", "consensus", "judgements", "annotations", "reviews"):
         run.write(name, [])
     run.table_path("reviews").write_bytes(b"not parquet")
-    run.write_manifest({"run_id": "r", "stages": []})
+    run.write_manifest(RunManifest(run_id="r"))
     out = tmp_path / "report"
     md = check_written(out, write_run_report(run, out))
     assert "## Notes" in md and "table reviews could not be read" in md

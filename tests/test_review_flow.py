@@ -4,7 +4,6 @@ their agreement against the gates, and the exported dataset carries the human la
 
 from __future__ import annotations
 
-import json
 import uuid
 
 import pytest
@@ -57,7 +56,7 @@ def test_flow_with_review_pushes_pulls_gates_and_exports_human_labels(label_stud
     labels.update({k.clip_id: k.label for k in ds.read_answer_key()})
     assert labels == wanted and sum(len(ds.read_split(s)) for s in SPLITS) == len(clips)
     manifest = RunDir(out).read_manifest()
-    assert manifest["tables"]["reviews"] == len(clips) and json.dumps(manifest)
+    assert manifest.tables.reviews == len(clips)
     # the reviewers' tokens are nowhere in what the runs wrote (tables, config, run.json, media, dataset)
     for f in (p for p in out.rglob("*") if p.is_file()):
         data = f.read_bytes()
@@ -80,8 +79,8 @@ def test_reviewers_verdicts_teach_the_judge_and_a_rerun_flags_fewer_clips(label_
     run = RunDir(out)
     before = {c.clip_id: c for c in run.read("consensus")}
     flagged = sorted(c for c, x in before.items() if x.needs_review and x.label)
-    first_routing = run.read_manifest()["routing"]
-    assert len(flagged) >= 2 and first_routing["calibrated_on"] == 0 and first_routing["calibration"] == "prior"
+    first_routing = run.read_manifest().routing
+    assert len(flagged) >= 2 and first_routing.calibrated_on == 0 and first_routing.calibration == "prior"
 
     # one reviewer confirms the model's label on half of the flagged clips
     tasks = {r.clip_id: r.task_id for r in run.read("reviews")}
@@ -92,8 +91,8 @@ def test_reviewers_verdicts_teach_the_judge_and_a_rerun_flags_fewer_clips(label_
     second = run_pipeline(inputs, str(out), config)
     run = RunDir(out)  # a RunDir reads the table set that was current when it was made
     after = {c.clip_id: c for c in run.read("consensus")}
-    routing = run.read_manifest()["routing"]
-    assert routing["calibrated_on"] == len(confirmed) and routing["calibration"] == "isotonic"
+    routing = run.read_manifest().routing
+    assert routing.calibrated_on == len(confirmed) and routing.calibration == "isotonic"
     for cid in confirmed:
         assert after[cid].label == before[cid].label and after[cid].confidence == 1.0 and not after[cid].needs_review
     assert sum(c.needs_review for c in after.values()) < sum(c.needs_review for c in before.values())

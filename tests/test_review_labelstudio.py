@@ -456,3 +456,21 @@ def test_answer_files_outside_the_document_root_are_refused_and_pulls_export(lab
     again = push_review(review_run, config, client)
     # dropped; and none attached in its place, as the project already holds an answer
     assert client.answer_storages(report.project_id) == [] and again.answer_dir is None
+
+
+def test_a_task_sends_only_what_it_has():
+    """The pushed JSON leaves out what a clip lacks (no consensus label: no prediction; no words: a
+    placeholder line without times), and a multi-label project pre-selects every likely label."""
+    from pipeline.review.push import build_task
+
+    bare = build_task(clip("n1"), _consensus("n1", "happiness", 0.3, True).model_copy(update={"label": None}), "/data/x.mp4", None)
+    sent = bare.payload()
+    assert "predictions" not in sent and sent["data"]["fps"] == 25 and sent["data"]["model_label"] == "-"
+    assert sent["data"]["transcript"] == [{"author": "-", "text": "(no speech transcribed)"}]
+    c = _consensus("m1", "happiness", 0.3, True).model_copy(update={"distribution": [
+        LabelProb(label="happiness", prob=0.6), LabelProb(label="surprise", prob=0.5), LabelProb(label="fear", prob=0.1)]})
+    spoken = build_task(clip("m1"), c, "/data/x.mp4", 29.97, features=features("m1"), config=load_config(overrides=["multi_label=true"]))
+    sent = spoken.payload()
+    (pred,) = sent["predictions"]
+    assert pred["result"][0]["value"]["choices"] == ["happiness", "surprise"] and sent["data"]["fps"] == 29.97
+    assert set(sent["data"]["transcript"][0]) == {"author", "text", "start", "end"}

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from schemas import Reject
+from schemas.run import RunManifest
 from storage import RunDir
 from storage.lock import LOCK_FILE, RunDirLocked, RunLock, read_holder
 
@@ -61,13 +62,13 @@ def assert_consistent(out: Path, inputs: list[str] | None = None, settled: bool 
     assert {f.clip_id for f in run.read("features")} == clips
     assert {c.clip_id for c in run.read("consensus")} == clips
     assert {a.clip_id for a in run.read("annotations")} == clips
-    tables = manifest["tables"]
-    assert (tables["clips"], tables["features"], tables["consensus"]) == (len(clips),) * 3
-    assert tables["annotations"] == len(run.read("annotations")) and tables["judgements"] == len(run.read("judgements"))
+    tables = manifest.tables
+    assert (tables.clips, tables.features, tables.consensus) == (len(clips),) * 3
+    assert tables.annotations == len(run.read("annotations")) and tables.judgements == len(run.read("judgements"))
     assert [r.reason for r in run.read("rejects") if r.severity == "error"] == []
     if inputs is not None:
-        assert manifest["inputs"] == inputs
-    assert (out / "tables").is_symlink() and run.tables_dir.name == manifest["run_id"]
+        assert manifest.inputs == inputs
+    assert (out / "tables").is_symlink() and run.tables_dir.name == manifest.run_id
     if not settled:
         return manifest
     work = out / ".cache" / "work"
@@ -146,16 +147,16 @@ def test_readers_see_one_runs_tables_while_the_next_run_swaps_its_set_in(tmp_pat
     first = RunDir.begin(out, "r1")
     first.write("rejects", rejects("r1", 1))
     first.write("sources", [])
-    first.write_manifest({"run_id": "r1"})
+    first.write_manifest(RunManifest(run_id="r1"))
     first.commit()
     reader = RunDir(out)  # pins r1's set
     second = RunDir.begin(out, "r2")
     assert [r.run_id for r in second.read("rejects")] == ["r1"]  # a table it has not written yet carries over
     second.write("rejects", rejects("r2", 2))
     assert [r.run_id for r in RunDir(out).read("rejects")] == ["r1"]  # not current until the run ends
-    second.write_manifest({"run_id": "r2"})
+    second.write_manifest(RunManifest(run_id="r2"))
     second.commit()
-    assert [r.run_id for r in reader.read("rejects")] == ["r1"] and reader.read_manifest()["run_id"] == "r1"
+    assert [r.run_id for r in reader.read("rejects")] == ["r1"] and reader.read_manifest().run_id == "r1"
     assert [r.run_id for r in RunDir(out).read("rejects")] == ["r2", "r2"]
     assert json.loads((out / "run.json").read_text())["run_id"] == "r2"
     assert pq_rows(out / "tables" / "rejects.parquet") == 2  # any Parquet reader, by the documented path
@@ -168,11 +169,11 @@ def test_a_run_directory_from_before_table_sets_becomes_one(tmp_path):
     legacy = RunDir.create(out)
     legacy.write("rejects", [Reject(run_id="old", stage="sampling", path="p", reason="x")])
     (out / "run.json").write_text(json.dumps({"run_id": "old"}))
-    assert RunDir(out).read_manifest()["run_id"] == "old"
+    assert RunDir(out).read_manifest().run_id == "old"
     run = RunDir.begin(out, "new")
-    run.write_manifest({"run_id": "new"})
+    run.write_manifest(RunManifest(run_id="new"))
     run.commit()
-    assert RunDir(out).read_manifest()["run_id"] == "new" and [r.run_id for r in RunDir(out).read("rejects")] == ["old"]
+    assert RunDir(out).read_manifest().run_id == "new" and [r.run_id for r in RunDir(out).read("rejects")] == ["old"]
 
 
 def pq_rows(path: Path) -> int:
@@ -199,7 +200,7 @@ def test_two_runs_at_once_one_is_refused_naming_the_other(tmp_path, speech_dir, 
     assert len(lines) == 1 and "emoforge: error:" in lines[0], loser_err
     assert f"in use by emoforge run (run " in lines[0] and f"pid {winner.pid} on {socket.gethostname()}, started " in lines[0]
     manifest = assert_consistent(out, a_inputs if winner is a else [str(speech_dir / "beckett.wav")])
-    assert manifest["run_id"] in (a_out if winner is a else b_out)
+    assert manifest.run_id in (a_out if winner is a else b_out)
 
 
 def test_two_runs_that_wait_run_one_after_the_other(tmp_path, speech_dir, feat_data):
@@ -218,7 +219,7 @@ def test_two_runs_that_wait_run_one_after_the_other(tmp_path, speech_dir, feat_d
     first = b if later is a else a
     assert f"waiting for emoforge run (run " in later_err and f"pid {first.pid} on {socket.gethostname()}" in later_err
     manifest = assert_consistent(out, big if later is a else small)
-    assert manifest["run_id"] in later_out
+    assert manifest.run_id in later_out
     assert len(RunDir(out).read("clips")) == (3 if later is a else 1)
 
 

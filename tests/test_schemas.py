@@ -245,3 +245,48 @@ def test_retired_keys_that_were_set_warn_naming_the_file_and_key(tmp_path):
     f.write_text("annotate:\n  panel:\n  - {id: lexical, backend: lexical, model: some-model}\n")
     with pytest.raises(ConfigError, match="annotate.panel.0.model: not a setting of backend 'lexical'"):
         load_config(f)
+
+
+@pytest.mark.parametrize("text", [
+    "faces[track=0].action_units[AU12]", "faces[3].expression", "faces[3].action_units", "faces[track=1].expression",
+    "words[5]", "words", "prosody", "prosody.functionals[F0semitoneFrom27.5Hz_sma3nz_amean]", "faces[x].expression",
+])
+def test_a_feature_ref_reads_and_writes_the_stored_text_unchanged(text):
+    from schemas import FeatureRef
+
+    ref = FeatureRef.parse(text)
+    assert ref is not None and str(ref) == text and FeatureRef.parse(f"  {text} ") == ref
+
+
+def test_feature_ref_builders_write_what_annotators_always_wrote():
+    from schemas import FeatureRef
+
+    built = [FeatureRef.face(track=0, field="action_units", key="AU12"), FeatureRef.face(index=7, field="expression"),
+             FeatureRef.face(index=0, field="action_units"), FeatureRef.word(), FeatureRef.word(12), FeatureRef.prosody(),
+             FeatureRef.prosody("jitterLocal_sma3nz_amean")]
+    assert [str(r) for r in built] == ["faces[track=0].action_units[AU12]", "faces[7].expression", "faces[0].action_units", "words",
+                                       "words[12]", "prosody", "prosody.functionals[jitterLocal_sma3nz_amean]"]
+    assert FeatureRef.parse("faces[track=2].expression").selector == "track=2"
+    assert FeatureRef.parse("faces[x]").selector == "x"  # kept as written: the judge reports the malformed index
+    for not_a_ref in (None, "", "face[1]", "words[1].x[", "the transcript"):
+        assert FeatureRef.parse(not_a_ref) is None
+
+
+def test_run_manifest_round_trips_and_a_bad_one_is_named(tmp_path):
+    import json
+
+    from schemas import RunManifest, StageCounts, TableCounts
+
+    run = RunDir.create(tmp_path / "run")
+    assert run.read_manifest() is None
+    manifest = RunManifest(run_id="r1", finished_at=datetime(2026, 1, 2, tzinfo=UTC), inputs=["a.mp4"],
+                           stages=[StageCounts(stage="judge", items=4, seconds=0.5)], tables=TableCounts(clips=3, review_threshold=0.4))
+    run.write_manifest(manifest)
+    assert run.read_manifest() == manifest and run.read_manifest().stage("judge").items == 4
+    raw = json.loads(run.tables_dir.joinpath("run.json").read_text())
+    assert raw["finished_at"] == "2026-01-02T00:00:00+00:00" and raw["tables"]["clips"] == 3
+    (run.tables_dir / "run.json").write_text(json.dumps({"run_id": "old"}))  # an older, sparser run.json still reads
+    assert run.read_manifest() == RunManifest(run_id="old")
+    (run.tables_dir / "run.json").write_text(json.dumps({"run_id": "r", "stages": [{"stage": "x", "items": "many"}]}))
+    with pytest.raises(ValueError, match=r"run\.json: not a run manifest \(stages\.0\.items"):
+        run.read_manifest()

@@ -117,7 +117,8 @@ def claim_distribution(ev, cue, ix) -> dict[str, float] | None:
     """What the measurement behind one cited claim says about the emotion, or None when the claim
     names nothing that bears on emotion (a time, a speaker, a count). `cue` is grounding.parse_cue's
     parse of the claim's text, `ix` the clip's JudgeIndex."""
-    kind, sel, fld, key = cue.ref or (None, None, None, None)
+    ref = cue.ref
+    kind, sel, fld, key = (ref.kind, ref.selector, ref.field, ref.key) if ref else (None, None, None, None)
     modality = ev.modality
     if kind == "faces" or (kind is None and modality in ("face", "visual")):
         frames = _cited_frames(ev, ix, sel)
@@ -158,7 +159,7 @@ def claim_distribution(ev, cue, ix) -> dict[str, float] | None:
 def claim_kind(ev, cue) -> str | None:
     """Which body of knowledge claim_distribution reads a claim with (the same branches): its measured
     reliability is learned per kind where known labels exist."""
-    kind, _, fld, _ = cue.ref or (None, None, None, None)
+    kind, fld = (cue.ref.kind, cue.ref.field) if cue.ref else (None, None)
     if kind == "faces" or (kind is None and ev.modality in ("face", "visual")):
         return "action_units" if fld == "action_units" or (fld is None and cue.aus and not cue.labels) else "expression"
     if kind == "prosody" or (kind is None and (ev.modality in ("audio", "prosody") or cue.prosody)):

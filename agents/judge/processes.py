@@ -1,6 +1,6 @@
 """Judging a large run on every core. Scoring a clip needs only that clip's features and answers, so
 clips are scored in forked worker processes, which inherit the run's records instead of receiving
-them pickled; they send back plain tuples (stage.Scored), and the parent builds the records. Below
+them pickled; they send back named tuples (scored.ScoredAnswer), and the parent builds the records. Below
 PARALLEL_MIN_ANSWERS, or with an LLM judge (a model per process would not fit), it stays in one process."""
 
 from __future__ import annotations
@@ -8,6 +8,8 @@ from __future__ import annotations
 import multiprocessing
 import os
 from collections.abc import Callable, Iterator
+
+from agents.judge.scored import ClipJob, ScoreSettings
 
 PARALLEL_MIN_ANSWERS = 20_000  # below this, starting processes costs more than it saves
 _CHUNKS_PER_PROCESS = 16  # small enough pieces that a slow one does not leave a core idle at the end
@@ -25,7 +27,7 @@ def judge_processes(config, n_answers: int, llm_judge) -> int:
     return wanted
 
 
-def score_in_processes(jobs: list[tuple], settings, processes: int,
+def score_in_processes(jobs: list[ClipJob], settings: ScoreSettings, processes: int,
                        score: Callable | None = None) -> Iterator[tuple[list, set[str]]]:
     """score(ix, answers, weights, gold, settings) for every job, in job order, from `processes` workers."""
     global _shared
@@ -43,4 +45,5 @@ def score_in_processes(jobs: list[tuple], settings, processes: int,
 
 def _score_range(span: tuple[int, int]) -> list[tuple[list, set[str]]]:
     score, jobs, settings = _shared
-    return [score(ix, answers, weights, gold, settings) for ix, answers, weights, gold in jobs[span[0]:span[1]]]
+    start, end = span
+    return [score(job.ix, job.answers, job.weights, job.gold, settings) for job in jobs[start:end]]

@@ -15,6 +15,7 @@ from agents.judge.inference import claim_distribution, claim_kind, leaning, supp
 from agents.judge.judge_index import JudgeIndex
 from agents.judge.processes import judge_processes, score_in_processes
 from agents.judge.resolve import resolve
+from agents.judge.scored import ClaimFact, ClipJob, Scored, ScoredAnswer, ScoreSettings
 from agents.judge.scores import MODALITY_GROUP, distribution, s_cot_of, s_final, s_rec_given, s_reason_of
 from agents.voice_baseline import voice_baselines
 from evidence.clip_index import Baseline
@@ -54,12 +55,12 @@ def judge_run(clips: list[Clip], features: list[ClipFeatures], annotations: list
         if a.clip_id in index and a.status != "abstained":
             by_clip[a.clip_id].append(a)
 
-    jobs = [(index[clip_id], answers, jc.weights_for(index[clip_id].clip.instruction.template_id), gold.get(clip_id))
+    jobs = [ClipJob(index[clip_id], answers, jc.weights_for(index[clip_id].clip.instruction.template_id), gold.get(clip_id))
             for clip_id, answers in by_clip.items()]
     # under the reliability aggregation S_rec comes from the fitted model, after every clip is scored
     from_model = jc.aggregation == "reliability"
     cue_maps = cue_reliability(index, by_clip, known, jc.reliability.calibration_prior_strength)
-    settings = (jc.unverifiable_credit, from_model, cue_maps)
+    settings = ScoreSettings(jc.unverifiable_credit, from_model, cue_maps)
     tally = Tally(clips, config.taxonomy)
     scored_clips = []
     with gc_paused():
@@ -88,26 +89,20 @@ def judge_run(clips: list[Clip], features: list[ClipFeatures], annotations: list
                             reliability=outcome.reliability)
 
 
-# One scored answer: S_rec, S_reason, S_cot, S_final, S_rec basis, claims as (evidence_id, verdict,
-# reason), each claim's support, flags, LLM step scores; None for an answer that was not usable.
-# S_rec and S_final are None while they wait for the reliability model. Plain tuples, so worker
-# processes can send them back cheaply; records are built once, in add_judgements.
-Scored = tuple[float | None, float, float, float | None, str, list[tuple[str, str, str]], list, list[str], list] | None
-
-
-def score_answers(ix: JudgeIndex, answers: list[Annotation], weights, gold: list[str] | None, settings,
+def score_answers(ix: JudgeIndex, answers: list[Annotation], weights, gold: list[str] | None, settings: ScoreSettings | float,
                   llm_judge=None) -> tuple[list[Scored], set[str]]:
     """Score one clip's answers; also returns the modality groups its usable answers cite.
-    settings: (unverifiable_credit, S_rec from the reliability model, cue kind -> calibrated support)
-    — or a bare credit."""
-    unverifiable_credit, from_model, cue_maps = settings if isinstance(settings, tuple) else (settings, False, {})
+    settings: ScoreSettings, or a bare credit for unverifiable claims."""
+    if not isinstance(settings, ScoreSettings):
+        settings = ScoreSettings(settings, False, {})
+    unverifiable_credit, from_model, cue_maps = settings
     usable = [a for a in answers if a.status in USABLE and a.label]
     dists = {id(a): distribution(a) for a in usable}  # identity: pydantic equality compares every field
     rows: list[Scored] = []
     # answers on one clip often cite the same evidence (agents reading the same features): a claim's
     # verdict and what its measurement says depend on these fields and the clip only, so each
     # distinct one is checked once
-    checked: dict[tuple, tuple[tuple[str, str, str], dict | None]] = {}
+    checked: dict[tuple, tuple[ClaimFact, dict | None, str | None]] = {}
     cot_weights: dict = {}
     for a in answers:
         if id(a) not in dists:
@@ -119,10 +114,10 @@ def score_answers(ix: JudgeIndex, answers: list[Annotation], weights, gold: list
             found = checked.get(key)
             if found is None:
                 cue = parse_cue(ev.cue, ev.feature_ref)
-                found = checked[key] = (check_claim(ev, ix), leaning(claim_distribution(ev, cue, ix)), claim_kind(ev, cue))
+                found = checked[key] = (ClaimFact(*check_claim(ev, ix)), leaning(claim_distribution(ev, cue, ix)), claim_kind(ev, cue))
             fact, measured, kind = found
-            if fact[0] != ev.evidence_id:
-                fact = (ev.evidence_id, fact[1], fact[2])
+            if fact.evidence_id != ev.evidence_id:
+                fact = ClaimFact(ev.evidence_id, fact.verdict, fact.reason)
             claims.append(fact)
             backing = None if measured is None else support(measured, a.label)
             if backing is not None and kind in cue_maps:  # what this kind of cue's support has been worth
@@ -132,15 +127,15 @@ def score_answers(ix: JudgeIndex, answers: list[Annotation], weights, gold: list
             rec, basis = s_rec_given(a, [d for k, d in dists.items() if k != id(a)], gold)
         else:
             rec, basis = None, "consensus"
-        reason = s_reason_of([c[1] for c in claims], supports, unverifiable_credit)
+        reason = s_reason_of([c.verdict for c in claims], supports, unverifiable_credit)
         cot = s_cot_of(a, ix.modalities, ix.modality_leanings, cot_weights)
         steps = []
         if llm_judge is not None:
             steps, rec, reason = llm_judge.blend(ix, a, rec, reason)
             basis = "llm" if basis == "none" and rec is not None else basis
-        flags = ["hallucinated_evidence"] if any(c[1] == "contradicted" for c in claims) else []
+        flags = ["hallucinated_evidence"] if any(c.verdict == "contradicted" for c in claims) else []
         final = None if basis == "consensus" and rec is None else s_final(rec, reason, cot, weights)
-        rows.append((rec, reason, cot, final, basis, claims, supports, flags, steps))
+        rows.append(ScoredAnswer(rec, reason, cot, final, basis, claims, supports, flags, steps))
     return rows, {MODALITY_GROUP[e.modality] for a in usable for e in a.evidence if e.modality in MODALITY_GROUP}
 
 
@@ -172,15 +167,15 @@ def with_model_rec(rows: list[Scored], answers: list[Annotation], posterior: lis
     that waited for the model; an LLM judge's mark on the last step is blended in with its weight."""
     out = []
     for a, row in zip(answers, rows):
-        if row is None or row[4] != "consensus":
+        if row is None or row.basis != "consensus":
             out.append(row)
             continue
         k = lpos.get(a.label)
         rec = posterior[k] if posterior is not None and k is not None else 0.0
-        steps = row[8]
-        if steps:
-            rec = (1 - llm_weight) * rec + llm_weight * steps[-1].score
-        out.append((rec, row[1], row[2], s_final(rec, row[1], row[2], weights), *row[4:]))
+        if row.steps:
+            rec = (1 - llm_weight) * rec + llm_weight * row.steps[-1].score
+        out.append(ScoredAnswer(rec, row.reason, row.cot, s_final(rec, row.reason, row.cot, weights), row.basis, row.claims,
+                                row.supports, row.flags, row.steps))
     return out
 
 
@@ -211,7 +206,7 @@ class Tally:
             if row is None:
                 self.rejected.add(clip_id)
                 continue
-            if row[7]:  # flags: only "hallucinated_evidence" is set while scoring
+            if row.flags:  # only "hallucinated_evidence" is set while scoring
                 self.hallucinated.add(clip_id)
             k = lpos.get(a.label)
             if k is None:
@@ -219,7 +214,7 @@ class Tally:
             self.clip.append(ci)
             self.annotator.append(apos.setdefault(a.annotator_id, len(apos)))
             self.label.append(k)
-            self.weight.append(row[3] if row[3] is not None else 1.0)
+            self.weight.append(row.final if row.final is not None else 1.0)
             self.soft.append(self._soft(a, k))
 
     def _soft(self, a: Annotation, k: int) -> tuple[tuple[int, ...], tuple[float, ...]]:
@@ -270,13 +265,12 @@ def add_judgements(clip_id: str, answers: list[Annotation], rows: list[Scored], 
                 s_reason=0.0, s_cot=0.0, s_final=0.0, s_rec_basis="none", weights=weights, claims=[], step_scores=[],
                 flags=["rejected_answer"], provenance=prov))
             continue
-        rec, reason, cot, final, basis, claims, supports, flags, steps = row
         out.append(trusted(
             Judgement, annotation_id=a.annotation_id, clip_id=clip_id, annotator_id=a.annotator_id, label=a.label,
-            s_rec=rec, s_reason=reason, s_cot=cot, s_final=final, s_rec_basis=basis, weights=weights,
+            s_rec=row.rec, s_reason=row.reason, s_cot=row.cot, s_final=row.final, s_rec_basis=row.basis, weights=weights,
             claims=[records.get((id(c), s)) or records.setdefault((id(c), s), claim_record(*c, support=s))
-                    for c, s in zip(claims, supports)],
-            step_scores=steps, flags=flags, provenance=prov))
+                    for c, s in zip(row.claims, row.supports)],
+            step_scores=row.steps, flags=row.flags, provenance=prov))
 
 
 @contextmanager

@@ -17,21 +17,26 @@ from pipeline.export.sharegpt import write_instruct
 from pipeline.export.splits import assign_splits
 from pipeline.export.versions import record_version
 from schemas import Clip, EmoforgeConfig, KeyFrame
+from schemas.dataset import ExportedDataset
+from schemas.run import RunRecords
 from storage import SPLITS, DatasetDir, RunDir
 
 
-def export_run(run: RunDir, out: str | Path, config: EmoforgeConfig, run_id: str, versioned: bool = False) -> dict[str, int]:
-    """Write the dataset to `out`. `versioned` (the run's own dataset) also records a new version in
-    OUT/versions/ with a change report whenever labels or answers moved."""
+def export_run(run: RunDir, out: str | Path, config: EmoforgeConfig, run_id: str, versioned: bool = False,
+               records: RunRecords | None = None) -> ExportedDataset:
+    """Write the dataset to `out` from the run's records (default: its tables; the flow passes the
+    ones it holds). `run` is where its media and versions live. `versioned` (the run's own dataset)
+    also records a new version in OUT/versions/ with a change report whenever labels or answers moved."""
     out = Path(out)
     if not (versioned and out.resolve() == run.dataset_dir.resolve()):  # only the flow writes inside its run
         check_destination(out, run.root)
-    clips, consensus = run.read("clips"), run.read("consensus")
+    records = run.records() if records is None else records
+    clips, consensus = records.clips, records.consensus
     if not clips:
         raise ExportError(f"{run.root}: the run has no clips to export")
     if not consensus:
         raise ExportError(f"{run.root}: the run has no judge results (tables/consensus.parquet); run stages 1-4 first")
-    rows = build_rows(clips, consensus, run.read("judgements"), run.read("annotations"), run.read("reviews"), config, run_id)
+    rows = build_rows(clips, consensus, records.judgements, records.annotations, records.reviews, config, run_id)
     if not rows:
         raise ExportError(f"{run.root}: no clip has a label to export")
     version = None
@@ -54,7 +59,7 @@ def export_run(run: RunDir, out: str | Path, config: EmoforgeConfig, run_id: str
             write_split(ds, s, splits[s], mode)
         if key:
             ds.write_answer_key(key)
-        features = [f for f in run.read("features") if f.clip_id in ids]
+        features = [f for f in records.features if f.clip_id in ids]
         if config.export.formats:
             write_instruct(tmp, splits, {c.clip_id: c for c in clips}, {f.clip_id: f for f in features}, config.export.formats,
                            config.export.name)
@@ -63,14 +68,14 @@ def export_run(run: RunDir, out: str | Path, config: EmoforgeConfig, run_id: str
         released = [c.model_copy(update={"source_path": Path(c.source_path).name, "keyframes": _shipped_keyframes(c, shipped)})
                     for c in clips if c.clip_id in ids]
         ds.write_features(features, released)
-        card = dataset_card(splits, key, run.read("sources"), config, run_id, version, rows=rows)
+        card = dataset_card(splits, key, records.sources, config, run_id, version, rows=rows)
         (tmp / "README.md").write_text(card)
         write_croissant(ds, config, summary(config, run_id))
         publish(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return {s: len(splits[s]) for s in SPLITS}
+    return ExportedDataset(out=str(out), splits={s: len(splits[s]) for s in SPLITS}, version=version)
 
 
 def _shipped_keyframes(clip: Clip, shipped: dict[str, ShippedMedia]) -> list[KeyFrame]:

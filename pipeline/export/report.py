@@ -27,6 +27,8 @@ from pathlib import Path
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from schemas.judgement import Routing
+from schemas.run import RunManifest
 from storage.parquet import TableError, atomic_write_bytes
 from storage.run_dir import RunDir
 
@@ -185,12 +187,8 @@ def plot_funnel(t: _Tables, path: Path) -> dict[str, int]:
     return stages
 
 
-def plot_timings(manifest: dict | None, path: Path) -> dict[str, float]:
-    stages = manifest.get("stages") if isinstance(manifest, dict) else None
-    seconds: dict[str, float] = {}
-    for s in stages if isinstance(stages, list) else []:
-        if isinstance(s, dict) and s.get("stage") and isinstance(s.get("seconds"), (int, float)):
-            seconds[str(s["stage"])] = float(s["seconds"])
+def plot_timings(manifest: RunManifest | None, path: Path) -> dict[str, float]:
+    seconds = {s.stage: s.seconds for s in (manifest.stages if manifest else []) if s.stage}
     fig, ax = _figure()
     title = "Seconds per stage"
     if not seconds:
@@ -206,7 +204,7 @@ def plot_timings(manifest: dict | None, path: Path) -> dict[str, float]:
     return seconds
 
 
-def plot_risk_coverage(t: _Tables, routing: dict | None, path: Path) -> list[tuple[float, float]]:
+def plot_risk_coverage(t: _Tables, routing: Routing | None, path: Path) -> list[tuple[float, float]]:
     """Accept clips in order of calibrated confidence: (share flagged, expected accuracy of the rest)."""
     conf = sorted((c.confidence for c in t["consensus"] if getattr(c, "confidence", None) is not None), reverse=True)
     n = len(conf)
@@ -220,12 +218,12 @@ def plot_risk_coverage(t: _Tables, routing: dict | None, path: Path) -> list[tup
         _no_data(ax, title, "no data (no calibrated confidence)")
     else:
         ax.plot([x for x, _ in curve], [y for _, y in curve], color=_COLOURS[0], label="accept the most confident first")
-        if routing and routing.get("target_accuracy") is not None:
-            ax.axhline(routing["target_accuracy"], color=_COLOURS[3], linestyle="--", linewidth=1, label="target")
-        if routing and routing.get("estimated_accuracy") is not None and routing.get("n_clips"):
-            x = 1 - routing["n_accepted"] / routing["n_clips"]
-            ax.errorbar([x], [routing["estimated_accuracy"]], fmt="o", color=_COLOURS[2], capsize=4, label="this run's routing",
-                        yerr=[[routing["estimated_accuracy"] - routing["ci_low"]], [routing["ci_high"] - routing["estimated_accuracy"]]])
+        if routing and routing.target_accuracy is not None:
+            ax.axhline(routing.target_accuracy, color=_COLOURS[3], linestyle="--", linewidth=1, label="target")
+        if routing and routing.estimated_accuracy is not None and routing.n_clips:
+            x = 1 - routing.n_accepted / routing.n_clips
+            ax.errorbar([x], [routing.estimated_accuracy], fmt="o", color=_COLOURS[2], capsize=4, label="this run's routing",
+                        yerr=[[routing.estimated_accuracy - routing.ci_low], [routing.ci_high - routing.estimated_accuracy]])
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1.02)
         ax.set_xlabel("share of clips flagged for review")
@@ -236,17 +234,17 @@ def plot_risk_coverage(t: _Tables, routing: dict | None, path: Path) -> list[tup
     return curve
 
 
-def _routing_lines(routing: dict | None, reliability: list) -> list[str]:
+def _routing_lines(routing: Routing | None, reliability: list) -> list[str]:
     if not routing:
         return ["No routing figures (run.json has none)."]
-    lines = [f"Routing `{routing['mode']}`"
-             + (f" to a target accuracy of {routing['target_accuracy']:.2f}" if routing.get("target_accuracy") else "")
-             + f": {routing['n_clips'] - routing['n_accepted']} of {routing['n_clips']} clips flagged."]
-    if routing.get("estimated_accuracy") is not None:
-        lines.append(f"Expected accuracy of the {routing['n_accepted']} accepted clips: {routing['estimated_accuracy']:.3f} "
-                     f"(95% interval {routing['ci_low']:.3f}-{routing['ci_high']:.3f}).")
-    lines.append(f"Confidence calibrated on {routing['calibrated_on']} clips with known labels (gold or reviewed)"
-                 if routing.get("calibrated_on") else
+    lines = [f"Routing `{routing.mode}`"
+             + (f" to a target accuracy of {routing.target_accuracy:.2f}" if routing.target_accuracy else "")
+             + f": {routing.n_clips - routing.n_accepted} of {routing.n_clips} clips flagged."]
+    if routing.estimated_accuracy is not None:
+        lines.append(f"Expected accuracy of the {routing.n_accepted} accepted clips: {routing.estimated_accuracy:.3f} "
+                     f"(95% interval {routing.ci_low:.3f}-{routing.ci_high:.3f}).")
+    lines.append(f"Confidence calibrated on {routing.calibrated_on} clips with known labels (gold or reviewed)"
+                 if routing.calibrated_on else
                  "No clip has a known label yet: the confidence is the consensus's own probability (the stated prior); "
                  "gold labels or reviewers' verdicts calibrate it.")
     if reliability:
@@ -272,10 +270,10 @@ def write_run_report(run_dir: RunDir, out_dir: Path) -> Path:
     names, share = plot_agreement(t, png["annotator_agreement"])
     funnel = plot_funnel(t, png["review_funnel"])
     seconds = plot_timings(manifest, png["stage_timings"])
-    routing = manifest.get("routing") if isinstance(manifest, dict) else None
+    routing = manifest.routing if manifest else None
     plot_risk_coverage(t, routing, png["risk_coverage"])
 
-    run_id = (manifest or {}).get("run_id") if isinstance(manifest, dict) else None
+    run_id = manifest.run_id if manifest else None
     pairs = [share[i][j] for i, j in itertools.combinations(range(len(names)), 2) if share[i][j] is not None]
     top = max(labels, key=labels.get) if labels else None
     lines = [

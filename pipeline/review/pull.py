@@ -23,6 +23,7 @@ from pipeline.review.mirror import SyncReport, TaskMirror
 from pipeline.review.push import connect
 from schemas import Consensus, EmoforgeConfig, Provenance, Review, ReviewerAnswer
 from schemas.provenance import stable_hash
+from schemas.review import ReviewTask
 from storage import RunDir
 
 log = logging.getLogger(__name__)
@@ -50,10 +51,10 @@ class PullReport(BaseModel):
 
 
 
-def parse_answer(ann: dict, task: dict, users: dict[int, str], taxonomy: list[str], multi_label: bool,
+def parse_answer(ann: dict, task: ReviewTask, users: dict[int, str], taxonomy: list[str], multi_label: bool,
                  problems: list[PullProblem]) -> ReviewerAnswer | None:
     """One annotation as a ReviewerAnswer; None (with a problem recorded) when it has no usable label."""
-    where = dict(clip_id=task.get("clip_id"), task_id=task.get("id"), annotation_id=ann.get("id"))
+    where = dict(clip_id=task.clip_id, task_id=task.id, annotation_id=ann.get("id"))
     labels: list[str] = []
     intensity = evidence_ok = correction = None
     for r in ann.get("result") or []:
@@ -88,7 +89,7 @@ def parse_answer(ann: dict, task: dict, users: dict[int, str], taxonomy: list[st
         reviewer = users.get(int(who), str(who)) if who is not None else "unknown"
     return ReviewerAnswer(reviewer=reviewer, labels=good, intensity=intensity, evidence_correct=evidence_ok,
                           correction=correction, submitted_at=server_time(ann.get("updated_at") or ann.get("created_at")),
-                          task_id=task.get("id"), annotation_id=ann.get("id"))
+                          task_id=task.id, annotation_id=ann.get("id"))
 
 
 def resolve(c: Consensus, answers: list[ReviewerAnswer], *, required: int, multi_label: bool,
@@ -111,12 +112,12 @@ def resolve(c: Consensus, answers: list[ReviewerAnswer], *, required: int, multi
     return Review(**base, final_label=top, final_labels=[top], final_source="human", decision="accepted")
 
 
-def reviews_from_tasks(tasks: list[dict], consensus: list[Consensus], config: EmoforgeConfig, users: dict[int, str],
+def reviews_from_tasks(tasks: list[ReviewTask], consensus: list[Consensus], config: EmoforgeConfig, users: dict[int, str],
                        project_id: int, run_id: str | None = None) -> PullReport:
-    """The pure part of a pull: the project's tasks as read_tasks gives them (id, clip_id,
-    annotations, overlap) + the run's consensus -> Review records and problems."""
+    """The pure part of a pull: the project's tasks as read_tasks gives them + the run's consensus
+    -> Review records and problems."""
     report = PullReport(project_id=project_id)
-    by_clip = {t["clip_id"]: t for t in tasks if t.get("clip_id") is not None}
+    by_clip = {t.clip_id: t for t in tasks if t.clip_id is not None}
     settings_hash = stable_hash({"review": config.review.model_dump(mode="json", exclude={"label_studio"}),
                                  "taxonomy": config.taxonomy, "multi_label": config.multi_label})
     for c in consensus:
@@ -129,21 +130,21 @@ def reviews_from_tasks(tasks: list[dict], consensus: list[Consensus], config: Em
             report.problems.append(PullProblem(clip_id=c.clip_id, task_id=None,
                                                problem="no task in the project (deleted in the UI?); clip stays pending"))
         else:
-            for ann in task.get("annotations") or []:
+            for ann in task.annotations:
                 if ann.get("was_cancelled"):  # a skip is no answer
                     continue
                 a = parse_answer(ann, task, users, config.taxonomy, config.multi_label, report.problems)
                 if a is not None:
                     answers.append(a)
             answers.sort(key=lambda a: (a.annotation_id or 0))
-        required = int(task.get("overlap") or 1) if task else 1  # how many reviewers Label Studio asks for
+        required = (task.overlap or 1) if task else 1  # how many reviewers Label Studio asks for
         # created_at from the data, not the clock: the same annotations give the same record
         stamps = [a.submitted_at for a in answers if a.submitted_at] or [c.provenance.created_at]
         prov = Provenance(stage="review", stage_config_hash=settings_hash, run_id=run_id or c.provenance.run_id,
                           model_id="label-studio", model_version=config.review.label_studio.project_title,
                           created_at=max(stamps))
         review = resolve(c, answers, required=required, multi_label=config.multi_label, provenance=prov,
-                         task_id=int(task["id"]) if task else None)
+                         task_id=task.id if task else None)
         report.reviews.append(review)
         setattr(report, review.decision, getattr(report, review.decision) + 1)
     return report
@@ -153,7 +154,7 @@ def pull_review(run_dir: RunDir, config: EmoforgeConfig, client: LabelStudioClie
                 consensus: list[Consensus] | None = None, run_id: str | None = None, write: bool = True) -> PullReport:
     """Bring the run's mirror of the project up to date (only changed tasks, when it adds up), build
     the run's Review records and (by default) write tables/reviews.parquet."""
-    consensus = run_dir.read("consensus") if consensus is None else consensus
+    consensus = run_dir.consensus() if consensus is None else consensus
     client, pid = connect(config, client)
     tasks, sync = read_tasks(client, pid, run_dir.cache_dir, config.review.label_studio.answer_files)
     report = reviews_from_tasks(tasks, consensus, config, client.users(), pid, run_id=run_id)
@@ -173,7 +174,7 @@ def answer_dir(client: LabelStudioClient, project_id: int) -> Path | None:
 
 
 def read_tasks(client: LabelStudioClient, project_id: int, cache_dir: Path,
-               answer_files: bool = True) -> tuple[list[dict], SyncReport]:
+               answer_files: bool = True) -> tuple[list[ReviewTask], SyncReport]:
     """The project's tasks with their answers and how many reviewers each asks for, through the
     mirror in `cache_dir` (saved before anything else can fail): from the project's answer files
     when they add up to the server's counts, else by export (only what changed, when that adds up)."""
@@ -209,4 +210,4 @@ def read_tasks(client: LabelStudioClient, project_id: int, cache_dir: Path,
     # second reviewer; the export lacks the overlap, so it is listed for those tasks alone
     waiting = any(0 < answered(t) < most for t in mirror.tasks.values())
     overlap = client.task_overlaps(project_id, waiting_below=most) if waiting else {}
-    return [dict(t, overlap=overlap.get(t["id"], 1)) for t in mirror.tasks.values()], sync
+    return [ReviewTask(**t, overlap=overlap.get(t["id"], 1)) for t in mirror.tasks.values()], sync

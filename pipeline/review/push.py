@@ -24,6 +24,7 @@ from pipeline.review.label_studio import LabelStudioClient, LabelStudioError
 from pipeline.review.media import check_under_root, cut_clip, document_root, local_files_url, probe_fps
 from pipeline.review.mirror import TaskMirror
 from schemas import Annotation, Clip, ClipFeatures, Consensus, EmoforgeConfig, Judgement
+from schemas.review import ReviewTaskData, ReviewTaskPush, TaskPrediction, TranscriptLine
 from storage import RunDir
 
 log = logging.getLogger(__name__)
@@ -51,19 +52,19 @@ def model_version(c: Consensus) -> str:
     return ":".join(parts)
 
 
-def _transcript(feat: ClipFeatures | None) -> list[dict]:
+def _transcript(feat: ClipFeatures | None) -> list[TranscriptLine]:
     # consecutive words of one speaker make one line of the dialogue
-    lines: list[dict] = []
+    lines: list[TranscriptLine] = []
     for w in feat.words if feat else []:
         who = w.speaker or "speaker"
-        if lines and lines[-1]["author"] == who:
-            lines[-1]["text"] += " " + w.text
+        if lines and lines[-1].author == who:
+            lines[-1].text += " " + w.text
             if w.end is not None:
-                lines[-1]["end"] = w.end
+                lines[-1].end = w.end
         else:
-            lines.append({"author": who, "text": w.text, "start": w.start, "end": w.end})
+            lines.append(TranscriptLine(author=who, text=w.text, start=w.start, end=w.end))
     # <Paragraphs> needs at least one line
-    return lines or [{"author": "-", "text": "(no speech transcribed)"}]
+    return lines or [TranscriptLine(author="-", text="(no speech transcribed)")]
 
 
 def _pick_answer(c: Consensus, answers: list[Annotation], scores: dict[str, float]) -> Annotation | None:
@@ -97,39 +98,26 @@ def _evidence_html(a: Annotation | None, j: Judgement | None) -> str:
 
 def build_task(clip: Clip, c: Consensus, media_url: str, fps: float | None, *, answers: list[Annotation] = (),
                judgements: list[Judgement] = (), features: ClipFeatures | None = None,
-               config: EmoforgeConfig | None = None) -> dict:
+               config: EmoforgeConfig | None = None) -> ReviewTaskPush:
     """One Label Studio task (data + the consensus as a prediction)."""
     scores = {j.annotation_id: j.s_final for j in judgements}
     shown = _pick_answer(c, list(answers), scores)
     j = next((j for j in judgements if shown and j.annotation_id == shown.annotation_id), None)
-    data = {
-        "clip_id": c.clip_id,
-        "source_id": clip.source_id,
-        "clip_start": round(clip.start, 3),
-        "clip_end": round(clip.end, 3),
-        "video": media_url,
-        # the audio track of the same file: <Audio> decodes it and plays in sync with <Video>
-        "audio": media_url,
-        "fps": fps or 25,
-        "transcript": _transcript(features),
-        "rationale": _rationale_html(shown, scores.get(shown.annotation_id) if shown else None),
-        "evidence": _evidence_html(shown, j),
-        "model_label": c.label or "-",
-        "review_score": round(c.review_score, 4),
-        "flags": ",".join(c.flags),
-        "annotators": ",".join(sorted({a.annotator_id for a in answers})),
-    }
-    task: dict = {"data": data}
-    if c.label is not None:
-        labels = [c.label]
-        if config is not None and config.multi_label:
-            labels = [lp.label for lp in c.distribution if lp.prob >= 0.5] or [c.label]
-        task["predictions"] = [{
-            "model_version": model_version(c),
-            "score": round(c.review_score, 4),
-            "result": [{"from_name": labeling.EMOTION, "to_name": "video", "type": "choices", "value": {"choices": labels}}],
-        }]
-    return task
+    data = ReviewTaskData(
+        clip_id=c.clip_id, source_id=clip.source_id, clip_start=round(clip.start, 3), clip_end=round(clip.end, 3),
+        video=media_url, audio=media_url, fps=fps or 25, transcript=_transcript(features),
+        rationale=_rationale_html(shown, scores.get(shown.annotation_id) if shown else None), evidence=_evidence_html(shown, j),
+        model_label=c.label or "-", review_score=round(c.review_score, 4), flags=",".join(c.flags),
+        annotators=",".join(sorted({a.annotator_id for a in answers})),
+    )
+    if c.label is None:
+        return ReviewTaskPush(data=data)
+    labels = [c.label]
+    if config is not None and config.multi_label:
+        labels = [lp.label for lp in c.distribution if lp.prob >= 0.5] or [c.label]
+    choice = {"from_name": labeling.EMOTION, "to_name": "video", "type": "choices", "value": {"choices": labels}}
+    return ReviewTaskPush(data=data, predictions=[TaskPrediction(model_version=model_version(c), score=round(c.review_score, 4),
+                                                                 result=[choice])])
 
 
 def connect(config: EmoforgeConfig, client: LabelStudioClient | None = None) -> tuple[LabelStudioClient, int]:
@@ -147,15 +135,15 @@ def push_review(run_dir: RunDir, config: EmoforgeConfig, client: LabelStudioClie
     """Push the run's flagged clips; the records default to the run directory's tables."""
     root = document_root(config.review.label_studio.document_root)
     check_under_root(run_dir, root)  # before any work: media outside the root could never be served
-    consensus = run_dir.read("consensus") if consensus is None else consensus
-    clips_by_id = {c.clip_id: c for c in (run_dir.read("clips") if clips is None else clips)}
+    consensus = run_dir.consensus() if consensus is None else consensus
+    clips_by_id = {c.clip_id: c for c in (run_dir.clips() if clips is None else clips)}
     answers: dict[str, list[Annotation]] = defaultdict(list)
-    for a in run_dir.read("annotations") if annotations is None else annotations:
+    for a in run_dir.annotations() if annotations is None else annotations:
         answers[a.clip_id].append(a)
     judged: dict[str, list[Judgement]] = defaultdict(list)
-    for j in run_dir.read("judgements") if judgements is None else judgements:
+    for j in run_dir.judgements() if judgements is None else judgements:
         judged[j.clip_id].append(j)
-    feats = {f.clip_id: f for f in (run_dir.read("features") if features is None else features)}
+    feats = {f.clip_id: f for f in (run_dir.features() if features is None else features)}
 
     client, pid = connect(config, client)
     client.ensure_local_storage(pid, run_dir.media_dir, title=f"emoforge media {run_dir.root.name}")
@@ -179,7 +167,7 @@ def push_review(run_dir: RunDir, config: EmoforgeConfig, client: LabelStudioClie
         else:
             todo.append((c, clips_by_id[c.clip_id]))
 
-    def prepare(item: tuple[Consensus, Clip]) -> tuple[Consensus, dict | None, str | None]:
+    def prepare(item: tuple[Consensus, Clip]) -> tuple[Consensus, ReviewTaskPush | None, str | None]:
         c, clip = item
         try:
             path = cut_clip(run_dir, clip)
@@ -224,11 +212,11 @@ def attach_answer_storage(client: LabelStudioClient, pid: int, base: Path) -> Pa
     return want
 
 
-def push_tasks(client: LabelStudioClient, pid: int, tasks: list[tuple[Consensus, dict]], report: PushReport) -> None:
+def push_tasks(client: LabelStudioClient, pid: int, tasks: list[tuple[Consensus, ReviewTaskPush]], report: PushReport) -> None:
     """Bulk-import built tasks, recording each clip's task id."""
     for i in range(0, len(tasks), IMPORT_BATCH):
         batch = tasks[i:i + IMPORT_BATCH]
-        ids = client.import_tasks(pid, [t for _, t in batch])
+        ids = client.import_tasks(pid, [t.payload() for _, t in batch])
         if len(ids) != len(batch):
             # the server returns ids in import order; without them the clip -> task map is unknown
             fresh = client.task_index(pid)

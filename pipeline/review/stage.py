@@ -11,6 +11,7 @@ from pipeline.review.agreement import AgreementReport, assess
 from pipeline.review.pull import PullReport, pull_review
 from pipeline.review.push import PushReport, push_review
 from schemas import AgreementStat, EmoforgeConfig, Review
+from schemas.run import RunRecords
 from storage import RunDir
 
 
@@ -46,10 +47,14 @@ def agreement(reviews: list[Review], model_labels: dict[str, str | None], config
     return label_report, intensity_report
 
 
-def review_run(run: RunDir, config: EmoforgeConfig, run_id: str, client=None) -> ReviewOutcome:
-    push = push_review(run, config, client)
-    pull = pull_review(run, config, client, run_id=run_id, write=False)
-    consensus = {c.clip_id: c.label for c in run.read("consensus")}
+def review_run(run: RunDir, config: EmoforgeConfig, run_id: str, client=None, records: RunRecords | None = None) -> ReviewOutcome:
+    """Push the run's flagged clips, pull the verdicts, hold them to the gates and write the reviews.
+    `records`: the run's clips, features, answers and judge results (default: its tables)."""
+    records = run.records() if records is None else records
+    push = push_review(run, config, client, consensus=records.consensus, clips=records.clips, annotations=records.annotations,
+                       judgements=records.judgements, features=records.features)
+    pull = pull_review(run, config, client, consensus=records.consensus, run_id=run_id, write=False)
+    consensus = {c.clip_id: c.label for c in records.consensus}
     labels, intensity = agreement(pull.reviews, consensus, config)
     outcome = ReviewOutcome(push=push, pull=pull, labels=labels, intensity=intensity)
     reports = [r for r in (labels, intensity) if r is not None]
