@@ -156,7 +156,7 @@ def reads_baseline(spec: AnnotatorSpec) -> bool:
     try:
         return backend_class(spec).reads_baseline
     except UnknownBackend:
-        return False  # the annotate task reports the unknown backend as a reject row
+        return False  # check_config refuses an unknown backend before any work; kept total for direct callers
 
 
 def annotator_inputs(batch: list[AnnotatorInput], spec: AnnotatorSpec, voice: dict[str, VoiceBaseline]) -> list[AnnotatorInput]:
