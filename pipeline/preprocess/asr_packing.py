@@ -43,7 +43,7 @@ def packs_across_sources(config: ASRConfig) -> bool:
 
 
 def pieces_of(source: SourceMedia, clips: list[Clip], sr: int, prepare=None) -> list[Piece]:
-    audio = decode_once(Path(source.path), [], sample_rate=sr).audio
+    audio = decode_once(Path(source.path), [], sample_rate=sr, want_video=False).audio  # the task decodes the frames
     if audio is None:
         return []
     out = []

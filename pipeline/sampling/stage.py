@@ -116,39 +116,7 @@ def _sample(path, source, config, run, run_id, work, reject) -> SourceSampling:
             "prompt_hash": template_hash(cfg.instruction.template, cfg.instruction.version),
         }
     )
-    clips: list[Clip] = []
-    for span in spans:
-        cid = clip_id(source.source_id, span.start, span.end)
-        keyframes = []
-        if candidates is not None:
-            picked = candidates.select(span.start, span.end)
-            keyframes = candidates.write(picked, run.media_dir / source.source_id / cid, run.root)
-        clip_shots = [s for s in shots if s.end > span.start and s.start < span.end] if has_video else []
-        clips.append(
-            Clip(
-                clip_id=cid,
-                source_id=source.source_id,
-                source_path=source.path,
-                start=round(span.start, 4),
-                end=round(span.end, 4),
-                kind=span.kind,
-                has_video=has_video,
-                has_audio=has_audio,
-                shots=clip_shots,
-                speech=[s.model_copy() for s in span.speech],
-                keyframes=keyframes,
-                instruction=render(
-                    cfg.instruction.template,
-                    cfg.instruction.version,
-                    duration=span.duration,
-                    has_video=has_video,
-                    has_speech=bool(span.speech),
-                    has_audio=has_audio,
-                    labels=config.taxonomy,
-                ),
-                provenance=prov,
-            )
-        )
+    clips = [_make_clip(source, span, shots if has_video else [], has_video, has_audio, candidates, config, run, prov) for span in spans]
     return SourceSampling(source=source, clips=clips, rejects=rejects, decode_seconds=decoded.seconds, frames_decoded=decoded.frames)
 
 
@@ -156,14 +124,31 @@ def _photo(source, decoded, candidates, config, run, rejects) -> SourceSampling:
     """A photo is one clip of one frame: no speech, no shots to find, its picture the key frame."""
     cfg = config.sampling
     span = clip_rules.ClipSpan(0.0, STILL_FRAME_S, "still", [])
-    cid = clip_id(source.source_id, span.start, span.end)
-    keyframes = candidates.write(candidates.select(span.start, span.end), run.media_dir / source.source_id / cid, run.root)
     prov = source.provenance.model_copy(update={"prompt_hash": template_hash(cfg.instruction.template, cfg.instruction.version)})
-    clip = Clip(
-        clip_id=cid, source_id=source.source_id, source_path=source.path, start=span.start, end=span.end, kind="still",
-        has_video=True, has_audio=False, shots=[Shot(index=0, start=span.start, end=span.end)], speech=[], keyframes=keyframes,
-        instruction=render(cfg.instruction.template, cfg.instruction.version, duration=span.duration, has_video=True,
-                           has_speech=False, has_audio=False, labels=config.taxonomy, still=True),
+    clip = _make_clip(source, span, [Shot(index=0, start=span.start, end=span.end)], True, False, candidates, config, run, prov)
+    return SourceSampling(source=source, clips=[clip], rejects=rejects, decode_seconds=decoded.seconds, frames_decoded=decoded.frames)
+
+
+def _make_clip(source, span, shots, has_video, has_audio, candidates, config, run, prov) -> Clip:
+    """One span as a clip: its key frames written, the shots it overlaps, its instruction."""
+    cfg = config.sampling
+    cid = clip_id(source.source_id, span.start, span.end)
+    keyframes = []
+    if candidates is not None:
+        keyframes = candidates.write(candidates.select(span.start, span.end), run.media_dir / source.source_id / cid, run.root)
+    return Clip(
+        clip_id=cid,
+        source_id=source.source_id,
+        source_path=source.path,
+        start=round(span.start, 4),
+        end=round(span.end, 4),
+        kind=span.kind,
+        has_video=has_video,
+        has_audio=has_audio,
+        shots=[s for s in shots if s.end > span.start and s.start < span.end],
+        speech=[s.model_copy() for s in span.speech],
+        keyframes=keyframes,
+        instruction=render(cfg.instruction.template, cfg.instruction.version, duration=span.duration, has_video=has_video,
+                           has_speech=bool(span.speech), has_audio=has_audio, labels=config.taxonomy, still=span.kind == "still"),
         provenance=prov,
     )
-    return SourceSampling(source=source, clips=[clip], rejects=rejects, decode_seconds=decoded.seconds, frames_decoded=decoded.frames)
