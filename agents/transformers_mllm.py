@@ -31,6 +31,18 @@ OMNI = ("qwen2_5_omni", "qwen2_5_omni_thinker")  # key frames as a video, plus a
 HEARS = ("qwen2_audio", *OMNI)
 
 
+def raised_by_grammar(exc: BaseException) -> bool:
+    """Whether a decode failure came from the schema constraint (xgrammar, or the Triton kernel it
+    applies its mask with): only then is unconstrained decoding the way out for the whole process."""
+    tb = exc.__traceback__
+    while tb is not None:
+        name = tb.tb_frame.f_code.co_filename.replace("\\", "/")
+        if "/xgrammar/" in name or "/triton/" in name:
+            return True
+        tb = tb.tb_next
+    return False
+
+
 def model_class(model_type: str):
     import transformers as tf
 
@@ -253,7 +265,7 @@ class TransformersMLLM(Annotator):
                 try:
                     out = self._decode(inputs, grammar, max_tokens)
                 except Exception as exc:
-                    if is_out_of_memory(exc):
+                    if is_out_of_memory(exc) or not raised_by_grammar(exc):
                         raise
                     # e.g. Triton cannot build the bitmask kernel: answers are still parsed and repaired
                     out = self._decode(inputs, None, max_tokens)

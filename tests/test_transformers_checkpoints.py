@@ -283,3 +283,21 @@ def test_run_halving_propagates_other_errors():
 
     with pytest.raises(ValueError, match="not memory"):
         run_halving([[0, 1]], boom, lambda e: isinstance(e, torch.cuda.OutOfMemoryError))
+
+
+def test_a_decode_failure_outside_the_grammar_keeps_constrained_decoding(omni_dir, video_items):
+    agent = agent_for(id="omni-err", model=str(omni_dir), max_images=2, max_tokens=24, min_pixels=32 * 28 * 28,
+                      max_pixels=64 * 28 * 28, video_max_pixels=64 * 28 * 28)
+    assert agent.grammar is not None
+
+    real = agent.model.generate
+
+    def broken(**kwargs):  # a model bug that shows on the constrained call, not from the schema constraint
+        if kwargs.get("logits_processor"):
+            raise RuntimeError("shape mismatch in attention")
+        return real(**kwargs)
+
+    agent.model.generate = broken
+    with pytest.raises(RuntimeError, match="shape mismatch"):
+        agent.generate([agent._request(video_items[0], None)])
+    assert agent.unconstrained_since is None  # one unrelated error does not turn the schema off for the process
