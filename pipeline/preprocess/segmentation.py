@@ -70,7 +70,7 @@ class Segmenter:
 
 
 def _powerset_mapping() -> np.ndarray:
-    """[7, 3]: which local speakers each powerset class means, from pyannote.audio itself."""
-    from pyannote.audio.utils.powerset import Powerset
-
-    return Powerset(LOCAL_SPEAKERS, 2).mapping.numpy()
+    """[7, 3]: which local speakers each powerset class means: none, each one alone, each pair.
+    pyannote.audio's `Powerset(3, 2).mapping` (tests/test_diarization.py checks it is the same),
+    written out so the ONNX path does not import torch and pyannote."""
+    return np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 0], [1, 0, 1], [0, 1, 1]], dtype=np.int64)
