@@ -317,3 +317,30 @@ def test_shipped_media_carry_no_metadata_of_their_source(tmp_path, feat_data, sp
     [shipped_photo] = [p for p in shipped if p.parent.name == "clips" and p.suffix == ".jpg"]
     with Image.open(shipped_photo) as img:
         assert not img.getexif() and img.size == stored[::-1]  # turned upright as its tag said
+
+
+def test_a_cut_made_before_metadata_was_dropped_is_cut_again_and_png_text_is_removed(tmp_path, feat_data):
+    from pipeline.review.media import carries_source_metadata, clip_media_path
+
+    secret = "/home/alice/holiday"
+    video = tmp_path / "v.mp4"
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-i", str(feat_data / "single_face.mp4"), "-c", "copy",
+                    "-metadata", f"comment={secret}", str(video)], check=True)
+    photo = tmp_path / "p.png"
+    from PIL.PngImagePlugin import PngInfo
+
+    text = PngInfo()
+    text.add_text("Author", secret)
+    with Image.open(feat_data / "0-f15-hao-ph.jpg") as img:
+        img.save(photo, pnginfo=text)
+    run, _ = make_run(tmp_path / "run", [video, photo])
+    [clip] = [c for c in run.read("clips") if c.kind != "still"]
+    stale = clip_media_path(run, clip)  # what an older version cut and kept in the run: tags and all
+    stale.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-i", str(video), "-c", "copy", str(stale)], check=True)
+    assert carries_source_metadata(stale)
+    out = tmp_path / "ds"
+    export_run(run, out, load_config(), "run-m")
+    shipped = sorted((out / "media").rglob("*.*"))
+    assert shipped and all(secret.encode() not in p.read_bytes() for p in shipped)
+    assert not carries_source_metadata(stale)  # the run's own cut was made again, without them

@@ -91,8 +91,15 @@ def _ship_photo(clip: Clip, root: Path) -> str:
     return rel
 
 
+# what a picture's info may hold that says nothing about who, where or when (format and colour)
+_HARMLESS_INFO = {"dpi", "icc_profile", "gamma", "jfif", "jfif_version", "jfif_unit", "jfif_density", "progressive",
+                  "progression", "adobe", "adobe_transform", "transparency", "srgb", "chromaticity", "aspect", "interlace",
+                  "loop", "duration", "background", "lossless", "mode"}
+
+
 def _has_metadata(img) -> bool:
-    return bool(img.getexif()) or any(k in img.info for k in ("exif", "xmp", "XML:com.adobe.xmp", "comment"))
+    """EXIF, XMP, IPTC, comments, PNG text chunks: anything beyond format and colour."""
+    return bool(img.getexif()) or any(k not in _HARMLESS_INFO for k in img.info)
 
 
 def _place(src: Path, dest: Path) -> None:

@@ -48,10 +48,27 @@ def clip_media_path(run_dir: RunDir, clip: Clip) -> Path:
     return run_dir.media_dir / clip.source_id / clip.clip_id / "clip.mp4"
 
 
+# tags a cut gets from the muxer and encoder themselves; any other tag came from the source
+_MUXER_TAGS = {"major_brand", "minor_version", "compatible_brands", "encoder", "handler_name", "vendor_id", "language"}
+
+
+def carries_source_metadata(path: Path) -> bool:
+    """Whether a media file holds tags beyond what ffmpeg writes itself (a title, comment, GPS position)."""
+    import av
+
+    try:
+        with av.open(str(path)) as media:
+            tags = [media.metadata, *(s.metadata for s in media.streams)]
+    except av.FFmpegError:
+        return True  # unreadable: cut it again
+    return any(k.lower() not in _MUXER_TAGS for t in tags for k in t)
+
+
 def cut_clip(run_dir: RunDir, clip: Clip, *, force: bool = False) -> Path:
-    """Write the clip's span of its source (once; an existing non-empty file is reused)."""
+    """Write the clip's span of its source (once; an existing non-empty file without source metadata
+    is reused: a cut made before cuts dropped it is made again)."""
     out = clip_media_path(run_dir, clip)
-    if out.exists() and out.stat().st_size > 0 and not force:
+    if out.exists() and out.stat().st_size > 0 and not force and not carries_source_metadata(out):
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.stem + ".part" + out.suffix)
