@@ -280,8 +280,9 @@ def test_a_missing_source_is_a_clear_error_and_leaves_nothing(media_run, tmp_pat
     for table in ("features", "annotations", "judgements", "consensus"):
         moved.write(table, run.read(table))
     gone = str(tmp_path / "gone.mp4")
-    # only the clips with a picture lose their source (their key frames are in the original run)
-    moved.write("clips", [c.model_copy(update={"source_path": gone, "keyframes": []}) if c.has_video else c for c in clips.values()])
+    # the clips with a picture lose their source; no clip keeps key frames (they are in the original run)
+    moved.write("clips", [c.model_copy(update={"source_path": gone, "keyframes": []}) if c.has_video else c.model_copy(update={"keyframes": []})
+                          for c in clips.values()])
     with pytest.raises(ExportError, match=f"{gone}: source of clip .* not found"):
         export_run(moved, tmp_path / "ds", load_config(), "run-m")
     assert not (tmp_path / "ds").exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".ds")]

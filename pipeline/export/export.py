@@ -79,5 +79,6 @@ def export_run(run: RunDir, out: str | Path, config: EmoforgeConfig, run_id: str
 
 
 def _shipped_keyframes(clip: Clip, shipped: dict[str, ShippedMedia]) -> list[KeyFrame]:
+    """The key frames as shipped; none when none were (a path into the run would point nowhere)."""
     paths = shipped[clip.clip_id].keyframes if clip.clip_id in shipped else []
-    return [k.model_copy(update={"path": p}) for k, p in zip(clip.keyframes, paths)] if paths else clip.keyframes
+    return [k.model_copy(update={"path": p}) for k, p in zip(clip.keyframes, paths)]

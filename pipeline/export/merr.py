@@ -19,7 +19,8 @@ from schemas import ClipFeatures, DatasetRow
 
 
 def merr_entry(row: DatasetRow, features: ClipFeatures | None, media: str | None, caption: str) -> dict:
-    faces = [f for f in (features.faces if features else []) if features.main_track_id in (None, f.track_id)]
+    # the main face only (as the agents read it): with none chosen, several people's units would mix
+    faces = [f for f in (features.faces if features else []) if features.main_track_id is not None and f.track_id == features.main_track_id]
     peak = max(faces, key=lambda f: (sum(a.intensity for a in f.action_units if a.present), -f.time), default=None)
     prosody = features.prosody if features else None
     entry = {

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from pipeline.export.dataset import ExportError
 from pipeline.export.media import MEDIA_DIR
 from pipeline.export.merr import merr_entry
 from schemas import Clip, ClipFeatures, DatasetRow
@@ -33,7 +34,8 @@ def record_media(row: DatasetRow) -> dict[str, list[str]]:
     up = f"../{MEDIA_DIR}/"
     itself = row.media_path is not None and row.media_path not in row.keyframe_paths  # a clip or photo, not a key frame
     rel = [f"../{p}" for p in ([row.media_path] if itself else row.keyframe_paths)]
-    assert all(p.startswith(up) for p in rel), rel  # shipped media only, never a path into a run
+    if not all(p.startswith(up) for p in rel):  # shipped media only, never a path into a run
+        raise ExportError(f"clip {row.clip_id}: instruction record would point outside the dataset's media ({rel})")
     key = {"video": "videos", "audio": "audios"}.get(row.media_kind or "", "images")
     return {k: (rel if k == key else []) for k in PLACEHOLDER}
 

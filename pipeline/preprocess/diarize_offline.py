@@ -15,6 +15,8 @@ model tells apart the speakers of one window itself)."""
 
 from __future__ import annotations
 
+import threading
+
 from dataclasses import dataclass
 from itertools import pairwise
 
@@ -48,12 +50,14 @@ class OfflineDiarizer:
         self.config = config
         self.segmenter = Segmenter()
         self._embedder: SpeakerEmbedder | None = None
+        self._embedder_lock = threading.Lock()
         self.stats = {"windows": 0, "turns": 0, "embeddings": 0}  # the last call's work, for the bench and tests
 
     @property
     def embedder(self) -> SpeakerEmbedder:
-        if self._embedder is None:  # loaded by the first source that needs it; short clips never do
-            self._embedder = SpeakerEmbedder()
+        with self._embedder_lock:  # sources run in parallel threads: load it once
+            if self._embedder is None:  # loaded by the first source that needs it; short clips never do
+                self._embedder = SpeakerEmbedder()
         return self._embedder
 
     def __call__(self, audio: np.ndarray, spans: list[tuple[float, float]], speech: list[tuple[float, float]] | None = None) -> list[SpeakerTurn]:
