@@ -34,11 +34,7 @@ from pipeline.export.dataset import ExportError
 from pipeline.export.export import export_run
 from pipeline.export.report import write_run_report
 from pipeline.preprocess.asr import get_transcriber
-from pipeline.preprocess.asr_packing import (
-    Transcripts,
-    packs_across_sources,
-    transcribe_short_sources,
-)
+from pipeline.preprocess.asr_packing import packs_across_sources, transcribe_short_sources
 from pipeline.preprocess.prosody import denoise as denoise_audio
 from pipeline.preprocess.stage import preprocess_source
 from pipeline.sampling.inputs import list_inputs
@@ -61,7 +57,7 @@ from schemas import (
 )
 from schemas.config import AnnotatorSpec
 from schemas.dataset import ExportedDataset
-from schemas.features import VoiceBaseline
+from schemas.features import ClipTranscript, VoiceBaseline
 from schemas.provenance import emoforge_version, stable_hash
 from schemas.run import InputCounts, RunManifest, RunRecords, RunSummary, TableCounts
 from storage import RunDir
@@ -106,14 +102,14 @@ def preprocess_key(source: SourceMedia, clips: list[Clip], config: EmoforgeConfi
 
 @task(name="preprocess-source", cache_policy=NO_CACHE, retries=0)
 def preprocess_source_task(source: SourceMedia, clips: list[Clip], config: EmoforgeConfig, run_id: str,
-                           transcripts: Transcripts | None = None) -> SourcePreprocessing:
+                           transcripts: list[ClipTranscript] | None = None) -> SourcePreprocessing:
     pin_blas_threads()
     features, rejects = preprocess_source(source, clips, config, run_id, transcripts)
     return SourcePreprocessing(features=features, rejects=rejects)
 
 
 def transcribe_short_sources_first(by_source: list[tuple[SourceMedia, list[Clip]]], config: EmoforgeConfig,
-                                   cache: ResultCache) -> dict[str, Transcripts]:
+                                   cache: ResultCache) -> dict[str, list[ClipTranscript]]:
     """With a configured language, the short sources stage 2 still has to do are transcribed here
     first, packed into shared windows (pipeline/preprocess/asr_packing.py); their tasks get the words."""
     asr = config.preprocess.asr

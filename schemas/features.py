@@ -28,6 +28,15 @@ class Word(BaseModel):
     overlap: bool = False  # spoken while another speaker talks (most of the word inside an overlap turn)
 
 
+class ClipTranscript(BaseModel):
+    """A clip's words when they were transcribed before its stage-2 task, in windows shared with
+    other short sources (pipeline/preprocess/asr_packing.py)."""
+
+    clip_id: str
+    language: str | None = None
+    words: list[Word] = []
+
+
 class SpeakerTurn(BaseModel):
     speaker: str
     start: float

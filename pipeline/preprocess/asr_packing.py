@@ -18,17 +18,17 @@ import numpy as np
 from pipeline.preprocess.asr import Transcriber, pack_windows
 from pipeline.sampling.decode import decode_once
 from schemas import Clip, SourceMedia, Word
+from schemas.features import ClipTranscript
 from schemas.config import ASRConfig
 
 GAP_S = 1.0  # silence between pieces: whisper ends a segment there, and no word straddles two clips
 
-Transcripts = dict[int, tuple[str | None, list[Word]]]  # clip index in its source -> (language, words)
 
 
 @dataclass
 class Piece:
     source_id: str
-    clip_index: int
+    clip_id: str
     start: float  # the clip's start on its source's timeline
     audio: np.ndarray
 
@@ -52,7 +52,7 @@ def pieces_of(source: SourceMedia, clips: list[Clip], sr: int, prepare=None) -> 
             continue
         chunk = audio[int(c.start * sr):min(audio.size, int(c.end * sr))]
         if chunk.size:
-            out.append(Piece(source.source_id, i, c.start, prepare(chunk) if prepare else chunk))
+            out.append(Piece(source.source_id, c.clip_id, c.start, prepare(chunk) if prepare else chunk))
     return out
 
 
@@ -80,9 +80,9 @@ def piece_of(word: Word, offsets: list[float]) -> int | None:
     return max((k for k, off in enumerate(offsets) if off < t), default=0)
 
 
-def transcribe_packed(asr: Transcriber, pieces: list[Piece], config: ASRConfig, sr: int) -> dict[str, Transcripts]:
+def transcribe_packed(asr: Transcriber, pieces: list[Piece], config: ASRConfig, sr: int) -> dict[str, list[ClipTranscript]]:
     """source id -> its clips' transcripts, one ASR call per window of pieces."""
-    out: dict[str, Transcripts] = {}
+    out: dict[str, list[ClipTranscript]] = {}
     gap = np.zeros(int(GAP_S * sr), np.float32)
     for window in pack(pieces, config.window_s, sr):
         parts, offsets, t = [], [], 0.0
@@ -101,12 +101,12 @@ def transcribe_packed(asr: Transcriber, pieces: list[Piece], config: ASRConfig, 
             shifted = [w.model_copy(update={"start": round(p.start + min(dur, max(0.0, w.start - off)), 3),
                                             "end": None if w.end is None else round(p.start + min(dur, max(0.0, w.end - off)), 3)})
                        for w in mine]
-            out.setdefault(p.source_id, {})[p.clip_index] = (language or config.language, shifted)
+            out.setdefault(p.source_id, []).append(ClipTranscript(clip_id=p.clip_id, language=language or config.language, words=shifted))
     return out
 
 
 def transcribe_short_sources(asr: Transcriber, sources: list[tuple[SourceMedia, list[Clip]]], config: ASRConfig, sr: int,
-                             prepare=None) -> dict[str, Transcripts]:
+                             prepare=None) -> dict[str, list[ClipTranscript]]:
     """Transcripts of the short sources among `sources`, packed together; the rest are left out (each
     transcribes its own clips in stage 2). Empty unless the language is configured."""
     if not packs_across_sources(config):
@@ -114,6 +114,8 @@ def transcribe_short_sources(asr: Transcriber, sources: list[tuple[SourceMedia, 
     short = [(s, c) for s, c in sources if is_short(c, config)]
     pieces = [p for s, c in short for p in pieces_of(s, c, sr, prepare)]
     out = transcribe_packed(asr, pieces, config, sr) if pieces else {}
-    for s, c in short:  # a short source whose speech gave no piece still gets its (empty) answer
-        out.setdefault(s.source_id, {i: (config.language, []) for i, cl in enumerate(c) if cl.speech and cl.has_audio})
+    for s, c in short:  # a speech clip that gave no piece still gets its (empty) answer
+        have = {t.clip_id for t in out.get(s.source_id, [])}
+        out.setdefault(s.source_id, []).extend(ClipTranscript(clip_id=cl.clip_id, language=config.language)
+                                               for cl in c if cl.speech and cl.has_audio and cl.clip_id not in have)
     return out

@@ -11,14 +11,13 @@ import numpy as np
 
 from pipeline.preprocess import prosody as prosody_mod
 from pipeline.preprocess.asr import get_transcriber, transcribe_clips, transcriber_id
-from pipeline.preprocess.asr_packing import Transcripts
 from pipeline.preprocess.diarize import clip_turns, get_diarizer
 from pipeline.preprocess.faces import au_against_neutral, get_face_analyzer, person_neutral, track
 from pipeline.sampling.decode import DecodedFrame, decode_once
 from pipeline.threads import use_torch_threads
 from schemas import Clip, ClipFeatures, EmoforgeConfig, FaceObservation, Provenance, Reject, SourceMedia
 from schemas.config import FaceConfig
-from schemas.features import SpeakerTurn, Word
+from schemas.features import ClipTranscript, SpeakerTurn, Word
 
 STAGE = "preprocess"
 
@@ -100,7 +99,7 @@ def main_track(observations: list[FaceObservation]) -> tuple[int | None, str | N
 
 
 def preprocess_source(source: SourceMedia, clips: list[Clip], config: EmoforgeConfig, run_id: str,
-                      transcripts: Transcripts | None = None) -> tuple[list[ClipFeatures], list[Reject]]:
+                      transcripts: list[ClipTranscript] | None = None) -> tuple[list[ClipFeatures], list[Reject]]:
     """Never raises for bad media: a failure becomes a reject row for the clip or source.
     `transcripts`: the clips' words when they were transcribed already, packed with other sources."""
     path = Path(source.path)
@@ -133,7 +132,8 @@ def _preprocess(path, source, clips, config, run_id, packed=None):
     )
     denoise = (lambda x: prosody_mod.denoise(x, sr)) if cfg.asr.denoise else None
     if packed is not None:  # transcribed already, in windows shared with other short sources
-        said = packed
+        by_id = {t.clip_id: (t.language, t.words) for t in packed}
+        said = {i: by_id[c.clip_id] for i, c in enumerate(clips) if c.clip_id in by_id}
     else:
         said = transcribe_clips(asr, clips, audio, sr, cfg.asr, denoise) if asr is not None else {}
     transcripts = {i: _transcript(clip, audio, sr, said.get(i)) for i, clip in enumerate(clips)}
