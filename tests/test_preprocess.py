@@ -54,6 +54,22 @@ def test_offline_asr_word_error_rate_is_at_most_ten_percent(speech_dir, config, 
 
 
 @pytest.mark.slow  # loads whisper
+def test_detecting_the_language_costs_no_second_encoder_pass(speech_dir, config, monkeypatch):
+    from faster_whisper import WhisperModel
+
+    asr = get_transcriber(config.preprocess.asr)
+    audio = decode_once(speech_dir / "beckett.wav", []).audio  # 10 s: one window
+    passes = []
+    real = WhisperModel.encode
+    monkeypatch.setattr(WhisperModel, "encode", lambda self, f: passes.append(1) or real(self, f))
+    asr.model._last = None
+    detected = asr.transcribe(audio, offset=0.0)
+    assert detected[0] == "en" and len(passes) == 1
+    # the same words as when the language is given
+    assert [w.text for w in detected[1]] == [w.text for w in asr.transcribe(audio, offset=0.0, language="en")[1]]
+
+
+@pytest.mark.slow  # loads whisper
 def test_word_times_match_the_reference_phrases(speech_dir, config):
     audio = decode_once(speech_dir / "beckett.wav", []).audio
     _, words = get_transcriber(config.preprocess.asr).transcribe(audio, offset=0.0)
