@@ -102,6 +102,8 @@ def _against(b: VoiceBaseline) -> str:
 
 
 def _baseline_words(b: VoiceBaseline) -> str:
+    if b.scope == "speaker" and b.key.startswith("declared:"):
+        return f"this speaker's {b.clips} clips in the files the speakers file gives them ({b.speech_s:.0f} s), z-scores"
     if b.scope == "speaker":
         return f"this speaker's own {b.clips} clips in the source ({b.speech_s:.0f} s), z-scores"
     return f"the run's {b.clips} clips ({b.speech_s:.0f} s; the source alone is too short to know the speaker), z-scores"

@@ -4,7 +4,10 @@ voice is not "sad" and a high female voice is not "excited"). Speech-emotion wor
 speaker for this reason (e.g. Schuller et al., "Acoustic emotion recognition", Speech Communication
 2011; Busso, Lee & Narayanan, IEEE TASLP 2009).
 
-Two scopes, chosen per clip:
+Three scopes, chosen per clip:
+- declared speaker: the clips of every source the speakers file (`annotate.baseline.speakers`)
+  gives that speaker, when they reach `min_clips` and `min_speech_s` (a corpus of one utterance
+  per file that names its speakers);
 - speaker: the clips of the same speaker in the same source, when the source holds at least
   `min_clips` of them and `min_speech_s` seconds (a long recording of one or several people);
 - corpus: every clip of the run otherwise (single-utterance corpora such as EmoDB give one short
@@ -16,6 +19,7 @@ baselines are computed once over the run before stage 3 and travel in `Annotator
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 
@@ -116,15 +120,58 @@ def clip_speaker(f: ClipFeatures) -> str:
     return Counter(spoken).most_common(1)[0][0] if spoken else "SPEAKER_00"
 
 
+class SpeakerFileError(ValueError):
+    """A speakers file that cannot be used; the message names the file and the row."""
+
+
+def load_speakers(path: str) -> dict[tuple[str, ...], str]:
+    """The speakers file as {path parts of `file`: speaker}."""
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+
+    try:
+        table = pcsv.read_csv(path, convert_options=pcsv.ConvertOptions(column_types={"file": pa.string(), "speaker": pa.string()}))
+    except FileNotFoundError:
+        raise SpeakerFileError(f"{path}: speakers file not found") from None
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise SpeakerFileError(f"{path}: cannot read speakers ({exc})") from None
+    missing = {"file", "speaker"} - set(table.column_names)
+    if missing:
+        raise SpeakerFileError(f"{path}: a speakers file needs columns file and speaker (missing {', '.join(sorted(missing))})")
+    out: dict[tuple[str, ...], str] = {}
+    for row, (file, speaker) in enumerate(zip(table["file"].to_pylist(), table["speaker"].to_pylist()), start=2):
+        file, speaker = (file or "").strip(), (speaker or "").strip()
+        if not file or not speaker:
+            raise SpeakerFileError(f"{path}: row {row}: empty file or speaker")
+        parts = Path(file).parts
+        if out.get(parts, speaker) != speaker:
+            raise SpeakerFileError(f"{path}: row {row}: {file} is listed with two speakers ({out[parts]}, {speaker})")
+        out[parts] = speaker
+    return out
+
+
+def declared_speaker(source_path: str, speakers: dict[tuple[str, ...], str]) -> str | None:
+    """The speaker of the longest `file` that the source's path ends with, if any."""
+    parts = Path(source_path).parts
+    for n in range(len(parts), 0, -1):
+        if (who := speakers.get(parts[-n:])) is not None:
+            return who
+    return None
+
+
 def voice_baselines(clips: list[Clip], features: list[ClipFeatures], config: VoiceBaselineConfig) -> dict[str, VoiceBaseline]:
     """clip_id -> the baseline its prosody is z-scored against; clips without voiced speech, or a run
     too small for any baseline, get none (the vocal agents then abstain and say so)."""
     by_id = {c.clip_id: c for c in clips}
     rows = {f.clip_id: m for f in features if f.clip_id in by_id and (m := measures(f.prosody))}
+    speakers = load_speakers(config.speakers) if config.speakers else {}
     groups: dict[str, list[str]] = {}
     for f in features:
         if f.clip_id in rows:
-            groups.setdefault(f"{by_id[f.clip_id].source_id}/{clip_speaker(f)}", []).append(f.clip_id)
+            clip = by_id[f.clip_id]
+            who = declared_speaker(clip.source_path, speakers) if speakers else None
+            key = f"declared:{who}" if who is not None else f"{clip.source_id}/{clip_speaker(f)}"
+            groups.setdefault(key, []).append(f.clip_id)
 
     def seconds(ids: list[str]) -> float:
         return round(sum(by_id[i].end - by_id[i].start for i in ids), 3)

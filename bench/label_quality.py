@@ -1,8 +1,11 @@
 """Label-quality benchmark: run `emoforge run` (the real CLI, in a subprocess) on media with known
 emotions and report how right the consensus is and whether the judge's scores know it.
 
-Input: a manifest, either our labels.json format (an object of name -> {emotion, file?, group?};
-`file` relative to the manifest, default the name) or a CSV with columns file,emotion[,group].
+Input: a manifest, either our labels.json format (an object of name -> {emotion, file?, group?,
+speaker?}; `file` relative to the manifest, default the name) or a CSV with columns
+file,emotion[,group][,speaker]. Speakers, where given, go to the run as its speakers file
+(`annotate.baseline.speakers`, as a user with a corpus that names its speakers would; `--no-speakers`
+leaves them out); they are not labels.
 `--fetch` first materialises the development set (bench/label_dev.py) and uses its manifest.
 
 The run gets no gold labels unless `--gold-fraction F`: then whole groups (speakers / persons) are
@@ -57,6 +60,7 @@ class Item:
     emotion: str
     group: str
     sha256: str = ""
+    speaker: str | None = None
 
 
 def read_manifest(path: Path, taxonomy: list[str]) -> list[Item]:
@@ -71,8 +75,8 @@ def read_manifest(path: Path, taxonomy: list[str]) -> list[Item]:
             missing = {"file", "emotion"} - set(reader.fieldnames or [])
             if missing:
                 raise BenchError(f"{path}: a CSV manifest needs columns file and emotion (missing {', '.join(sorted(missing))})")
-            rows = [(i, r["file"], r["emotion"], r.get("group") or r["file"]) for i, r in enumerate(reader, start=2)]
-        entries = [(f"row {i}", f, e, g, f) for i, f, e, g in rows]
+            rows = [(i, r["file"], r["emotion"], r.get("group") or r["file"], r.get("speaker") or None) for i, r in enumerate(reader, start=2)]
+        entries = [(f"row {i}", f, e, g, f, sp) for i, f, e, g, sp in rows]
     else:
         try:
             data = json.loads(path.read_text())
@@ -84,15 +88,15 @@ def read_manifest(path: Path, taxonomy: list[str]) -> list[Item]:
         for name, v in data.items():
             if not isinstance(v, dict) or "emotion" not in v:
                 raise BenchError(f"{path}: item {name!r} has no 'emotion'")
-            entries.append((f"item {name!r}", v.get("file", name), v["emotion"], v.get("group") or name, name))
-    for where, file, emotion, group, name in entries:
+            entries.append((f"item {name!r}", v.get("file", name), v["emotion"], v.get("group") or name, name, v.get("speaker") or None))
+    for where, file, emotion, group, name, speaker in entries:
         emotion = str(emotion or "").strip().lower()
         if emotion not in taxonomy:
             raise BenchError(f"{path}: {where}: emotion {emotion!r} is not in the taxonomy ({', '.join(taxonomy)})")
         media = (base / file) if not Path(file).is_absolute() else Path(file)
         if not media.is_file():
             raise BenchError(f"{path}: {where}: media file {media} not found (fetch the dev set with --fetch)")
-        items.append(Item(name=name, path=media, emotion=emotion, group=str(group)))
+        items.append(Item(name=name, path=media, emotion=emotion, group=str(group), speaker=str(speaker) if speaker else None))
     if not items:
         raise BenchError(f"{path}: manifest lists no items")
     return items
@@ -179,6 +183,21 @@ def outcomes(run_dir: Path, items: list[Item]) -> tuple[list[ClipOutcome], list[
     for r in run.read("rejects"):
         rejects.setdefault(Path(r.path).name if r.path else "?", []).append(f"{r.severity}: {r.reason}")
     return clips, answers, item_clips, rejects
+
+
+def speaker_sets(items: list[Item], out: Path, use: bool) -> list[str]:
+    """The manifest's speakers, as the run's speakers file (annotate.baseline.speakers): corpora name
+    their speakers, and the vocal agents judge a voice against its own speaker's clips."""
+    named = [it for it in items if it.speaker]
+    if not use or not named:
+        return []
+    path = out.with_name(out.name + "-speakers.csv")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["file", "speaker"])
+        w.writerows((str(it.path.resolve()), it.speaker) for it in named)
+    return [f"annotate.baseline.speakers={path}"]
 
 
 def choose_gold(items: list[Item], fraction: float, seed: int) -> set[str]:
@@ -293,6 +312,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--set", dest="sets", action="append", default=[], help="override passed to emoforge run (repeatable)")
     ap.add_argument("--reuse", type=Path, default=None, help="score this finished run directory; run nothing")
     ap.add_argument("--gold-fraction", type=float, default=0.0, help="give the judge gold labels for this share of the items (whole groups)")
+    ap.add_argument("--no-speakers", dest="speakers", action="store_false",
+                    help="do not give the run the manifest's speakers (annotate.baseline.speakers)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--ece-bins", type=int, default=10)
     ap.add_argument("--tag", default="", help="suffix of the result files")
@@ -340,8 +361,9 @@ def _bench(args, config, manifest: Path, items: list[Item]) -> int:
     seconds: dict[str, float] = {}
     gold_groups = choose_gold(items, args.gold_fraction, args.seed) if args.gold_fraction else set()
     runs = {"blind": out}
+    sets = [*args.sets, *speaker_sets(items, out, args.speakers)]
     if not args.reuse:
-        seconds["blind"] = run_emoforge([it.path for it in items], out, args.config, args.sets, log)
+        seconds["blind"] = run_emoforge([it.path for it in items], out, args.config, sets, log)
     if gold_groups:
         # keep the blind run's tables, then rerun on the same directory with gold (stages 1-3 cached)
         blind = out / "bench-blind"
@@ -357,7 +379,7 @@ def _bench(args, config, manifest: Path, items: list[Item]) -> int:
                 if it.group in gold_groups:
                     for clip_id in item_clips.get(it.name, []):
                         w.writerow([clip_id, it.emotion])
-        seconds["gold"] = run_emoforge([it.path for it in items], out, args.config, [*args.sets, f"judge.gold={gold_csv}"], log)
+        seconds["gold"] = run_emoforge([it.path for it in items], out, args.config, [*sets, f"judge.gold={gold_csv}"], log)
 
     eval_names = {it.name for it in items if it.group not in gold_groups}
     results: dict[str, dict] = {}
@@ -388,7 +410,7 @@ def _bench(args, config, manifest: Path, items: list[Item]) -> int:
         "evaluated_items": len(eval_names),
         "gold_groups": sorted(gold_groups) or "none (blind: the run got no gold labels)",
         "photos": sum(it.path.suffix.lower() in IMAGE_EXTENSIONS for it in items),
-        "overrides": args.sets or "none (offline default)",
+        "overrides": sets or "none (offline default)",
         "config": str(args.config) if args.config else "default",
         "run_seconds": {k: round(v, 1) for k, v in seconds.items()} or "reused",
         "confidence": _confidence_source(runs["blind"]),

@@ -1,5 +1,5 @@
 """What a configuration names outside itself, checked when it is loaded, before any work: plugin
-annotators import and are Annotators, the instruction template exists, the gold file reads, the
+annotators import and are Annotators, the instruction template exists, the gold and speaker files read, the
 LLM judge's backend can chat. The schema (schemas/config.py) cannot check these without importing
 the stages; a failure here is one line naming the key, as a schema error is."""
 
@@ -57,6 +57,14 @@ def problems(config: EmoforgeConfig) -> list[str]:
             load_gold(config.judge.gold, config.taxonomy)
         except GoldError as exc:
             found.append(f"judge.gold: {exc}")
+
+    if config.annotate.baseline.speakers:
+        from agents.voice_baseline import SpeakerFileError, load_speakers
+
+        try:
+            load_speakers(config.annotate.baseline.speakers)
+        except SpeakerFileError as exc:
+            found.append(f"annotate.baseline.speakers: {exc}")
     return found
 
 

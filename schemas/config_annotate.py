@@ -131,6 +131,11 @@ class VoiceBaselineConfig(Strict):
     # the median of all of them
     reference: Literal["calm", "median"] = "calm"
     calm_share: float = Field(0.5, gt=0, le=1)
+    # CSV with columns file,speaker: the files of one speaker share one baseline across sources, as
+    # speech-emotion work normalises per speaker. Corpora of one utterance per file (EmoDB, RAVDESS)
+    # name their speakers; without this only a long source knows its speaker's normal voice.
+    # `file` matches a source by its path or the end of it (a file name, or folder/name).
+    speakers: str | None = None
 
 
 class AnnotateConfig(Strict):

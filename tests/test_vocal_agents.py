@@ -71,6 +71,31 @@ def test_speaker_baseline_for_a_long_source_corpus_baseline_for_a_short_one(spee
     assert voice_baselines(clips, features, VoiceBaselineConfig(min_clips=len(clips) + 1)) == {}
 
 
+def test_declared_speakers_share_one_baseline_across_their_files(speech, tmp_path):
+    clips, features = speech
+    name = {c.clip_id: c.source_path.rsplit("/", 1)[-1] for c in clips}
+    speakers = tmp_path / "speakers.csv"
+    # beckett's one 10 s clip alone knows no voice; declared the same speaker as the two_cities
+    # reader, it is judged against that speaker's clips, not the run's; endgame stays undeclared
+    speakers.write_text("file,speaker\nbeckett.wav,reader\nassets/two_cities.wav,reader\n")
+    cfg = VoiceBaselineConfig(min_clips=3, min_speech_s=20, speakers=str(speakers))
+    base = voice_baselines(clips, features, cfg)
+    reader = [cid for cid, n in name.items() if n in ("beckett.wav", "two_cities.wav") and cid in base]
+    assert {base[cid].key for cid in reader} == {"declared:reader"}
+    assert base[reader[0]].clips == len(reader) and base[reader[0]].scope == "speaker"
+    others = [cid for cid, n in name.items() if n == "endgame_nagg_nell.wav" and cid in base]
+    assert others and all(not base[cid].key.startswith("declared:") for cid in others)
+    # without the file, beckett is compared with the whole run
+    plain = voice_baselines(clips, features, cfg.model_copy(update={"speakers": None}))
+    assert next(plain[cid].scope for cid, n in name.items() if n == "beckett.wav") == "corpus"
+    # the agents say which baseline they used
+    by_id = {f.clip_id: f for f in features}
+    item = AnnotatorInput(clip=next(c for c in clips if c.clip_id == reader[0]), features=by_id[reader[0]], baseline=base[reader[0]])
+    answer = agents()["prosody"].annotate([item], "r")[0]
+    text = answer.steps[0].text if answer.status == "ok" else answer.error
+    assert "speakers file" in text or "vs this speaker" in text, text
+
+
 def test_corpus_baseline_moves_z_scores_the_way_the_run_does(speech):
     clips, features = speech
     target = features[0]
