@@ -15,6 +15,8 @@ class Annotator(ABC):
     # True for annotators that read `AnnotatorInput.baseline` (a run-level statistic): only their
     # cached answers depend on the rest of the run
     reads_baseline: ClassVar[bool] = False
+    # True for annotators that read `AnnotatorInput.learned_voice` (fitted on the run's labelled clips)
+    reads_learned_voice: ClassVar[bool] = False
     model_id: str = ""
     model_version: str = ""
 
@@ -118,6 +120,7 @@ def shared_panel(config: EmoforgeConfig) -> list[Annotator]:
 
 def register_backends() -> None:
     import agents.feature_agents  # noqa: F401  (registers the offline agents)
+    import agents.learned_voice  # noqa: F401
     import agents.llm_text  # noqa: F401
     import agents.openai_http  # noqa: F401
     import agents.prosody_agent  # noqa: F401

@@ -22,6 +22,7 @@ from agents import annotator_hash, shared_annotator
 from agents.base import UnknownBackend, backend_class
 from agents.judge import judge_run
 from agents.judge.gold import load_gold
+from agents.learned_voice import fit_learned_voice
 from agents.voice_baseline import voice_baselines
 from flows.code_version import OURS, code_version
 from flows.config_check import check_config
@@ -57,7 +58,7 @@ from schemas import (
 )
 from schemas.config import AnnotatorSpec
 from schemas.dataset import ExportedDataset
-from schemas.features import ClipTranscript, VoiceBaseline
+from schemas.features import ClipTranscript, LearnedVoice, VoiceBaseline
 from schemas.provenance import emoforge_version, stable_hash
 from schemas.run import InputCounts, RunManifest, RunRecords, RunSummary, TableCounts
 from storage import RunDir
@@ -148,20 +149,49 @@ class AnnotatorFailed(RuntimeError):
     pass
 
 
-def reads_baseline(spec: AnnotatorSpec) -> bool:
+def reads_run_input(spec: AnnotatorSpec, what: str) -> bool:
+    """Whether the annotator reads a run-level input: "baseline" or "learned_voice"."""
     try:
-        return backend_class(spec).reads_baseline
+        return bool(getattr(backend_class(spec), f"reads_{what}", False))
     except UnknownBackend:
         return False  # check_config refuses an unknown backend before any work; kept total for direct callers
 
 
-def annotator_inputs(batch: list[AnnotatorInput], spec: AnnotatorSpec, voice: dict[str, VoiceBaseline]) -> list[AnnotatorInput]:
-    """The batch as one annotator sees it: with each clip's voice baseline only for annotators that
-    read it. The cache key hashes the inputs, so a new file that moves the run's baseline
-    recomputes the vocal answers and leaves the others' cached."""
-    if not reads_baseline(spec):
+def reads_baseline(spec: AnnotatorSpec) -> bool:
+    return reads_run_input(spec, "baseline")
+
+
+def annotator_inputs(batch: list[AnnotatorInput], spec: AnnotatorSpec, voice: dict[str, VoiceBaseline],
+                     learned: dict[str, LearnedVoice] | None = None) -> list[AnnotatorInput]:
+    """The batch as one annotator sees it: with each clip's voice baseline, and the learned voice
+    model's answer, only for annotators that read them. The cache key hashes the inputs, so a new
+    file that moves the run's baseline, or new labels that refit the voice model, recompute those
+    answers and leave the others' cached."""
+    update = {}
+    if reads_baseline(spec):
+        update["baseline"] = voice
+    if learned is not None and reads_run_input(spec, "learned_voice"):
+        update["learned_voice"] = learned
+    if not update:
         return batch
-    return [i.model_copy(update={"baseline": voice.get(i.clip.clip_id)}) for i in batch]
+    return [i.model_copy(update={k: v.get(i.clip.clip_id) for k, v in update.items()}) for i in batch]
+
+
+def learned_voices(clips: list[Clip], features: list[ClipFeatures], voice: dict[str, VoiceBaseline], config: EmoforgeConfig,
+                   reviewed: dict[str, list[str]]) -> dict[str, LearnedVoice]:
+    """The run's voice model's answers, fitted on the clips whose labels are known (gold, then
+    reviewers' verdicts), when an annotator of the panel reads them."""
+    if not any(reads_run_input(spec, "learned_voice") for spec in config.annotate.panel):
+        return {}
+    from agents.judge.gold import GoldError, load_gold
+
+    try:
+        gold = load_gold(config.judge.gold, config.taxonomy) if config.judge.gold else {}
+    except GoldError:
+        gold = {}  # the judge stage reports the bad file as a reject row
+    known = {**reviewed, **gold}
+    source = "+".join(name for name, labels in (("gold", gold), ("review", reviewed)) if labels) or "none"
+    return fit_learned_voice(clips, features, known, voice, config.annotate.learned_voice, config.taxonomy, source)
 
 
 @task(name="judge-run", retries=0, cache_policy=NO_CACHE)  # cheap to redo; hashing a run's answers is not
@@ -273,10 +303,12 @@ def emoforge_flow(inputs: list[str], out_dir: str, config: EmoforgeConfig, run_i
         # run-level voice baselines, for the annotators that read them (annotator_inputs); the cache key
         # hashes the inputs, baseline included
         voice = voice_baselines(clips, features, config.annotate.baseline)
+        reviewed = reviewed_labels(run.reviews()) if config.judge.reliability.use_reviews else {}
+        learned = learned_voices(clips, features, voice, config, reviewed)
         annotating = Stage(cache, SourceAnnotations)
         for b in batches:
             for spec in panel:
-                items = annotator_inputs(b, spec, voice)
+                items = annotator_inputs(b, spec, voice, learned)
                 annotating.run(Job(f"{b[0].clip.source_id}/{spec.id}", b[0].clip.source_path, b[0].clip.source_id, len(b),
                                    annotate_key(items, spec, config)), annotate_task, items, spec, config, run_id)
         answered = collect("annotate", annotating, counts, rejects, run_id)
@@ -287,7 +319,6 @@ def emoforge_flow(inputs: list[str], out_dir: str, config: EmoforgeConfig, run_i
 
     # ---- stage 4: judge, once over the run (aggregation and the review budget look across clips) ----
     judged = SourceJudgements(judgements=[], consensus=[], threshold=config.judge.threshold.value)
-    reviewed = reviewed_labels(run.reviews()) if config.judge.reliability.use_reviews else {}
     # a failure (e.g. a bad gold file) is a reject row: stages 1-3 stay written, the run says why
     with stages.whole_run("judge", len(annotations), label="judge", path=config.judge.gold or out_dir) as judge_counts:
         judged = judge_task(clips, features, annotations, config, run_id, reviewed, voice)

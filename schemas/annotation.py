@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import BaseModel
 
 from schemas.clip import Clip
-from schemas.features import ClipFeatures, LabelProb, VoiceBaseline
+from schemas.features import ClipFeatures, LabelProb, LearnedVoice, VoiceBaseline
 from schemas.provenance import Provenance
 
 Modality = Literal["text", "audio", "prosody", "visual", "face", "context"]
@@ -55,6 +55,8 @@ class AnnotatorInput(BaseModel):
     media_root: str | None = None  # run directory that key-frame paths are relative to
     # the clip's voice baseline (agents.voice_baseline), set before stage 3 for annotators that read it
     baseline: VoiceBaseline | None = None
+    # the run's learned voice model's answer for the clip (agents.learned_voice), for annotators that read it
+    learned_voice: LearnedVoice | None = None
 
 
 class SourceAnnotations(BaseModel):

@@ -11,7 +11,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from schemas.config_annotate import (  # noqa: F401  (re-exported: `from schemas.config import X` keeps working)
     KNOWN_BACKENDS, AnnotateConfig, AnnotatorContext, AnnotatorSpec, GGUFSpec, OpenAISpec, PluginSpec, RuleAgentSpec,
-    TransformersSpec, VoiceBaselineConfig)
+    LearnedVoiceConfig, TransformersSpec, VoiceBaselineConfig)
 from schemas.config_base import ConfigError
 from schemas.config_base import Strict as _Strict
 from schemas.config_legacy import drop_retired_keys

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_val
 from schemas.config_base import Strict
 
 # the offline agents (agents/feature_agents.py, agents/prosody_agent.py): no settings beyond id and backend
-RULE_BACKENDS = ("face-expression", "facs-rules", "lexical", "prosody", "voice-quality", "face-dynamics")
+RULE_BACKENDS = ("face-expression", "facs-rules", "lexical", "prosody", "voice-quality", "face-dynamics", "voice-learned")
 MODEL_BACKENDS = ("llm-gguf", "openai", "transformers")
 PLUGIN_PATTERN = r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$"
 
@@ -116,6 +116,9 @@ def _default_panel() -> list[RuleAgentSpec]:
         RuleAgentSpec(id="voice-quality", backend="voice-quality"),
         # a third view on silent video: the expression's change from calm to apex frames
         RuleAgentSpec(id="face-dynamics", backend="face-dynamics"),
+        # the run's own voice model, fitted on its labelled clips (judge.gold, review verdicts);
+        # abstains, saying why, in a run without enough of them
+        RuleAgentSpec(id="voice-learned", backend="voice-learned"),
         # a text LLM joins with {id: ..., backend: llm-gguf, model: PATH.gguf}; the packaged
         # SmolLM2-135M ("packaged:smollm2-135m") runs but answers the same label for every clip
     ]
@@ -138,10 +141,20 @@ class VoiceBaselineConfig(Strict):
     speakers: str | None = None
 
 
+class LearnedVoiceConfig(Strict):
+    """The voice model a run fits on its own labelled clips (agents/learned_voice.py): multinomial
+    logistic regression on the eGeMAPS functionals, z-scored within each voice group."""
+
+    min_labelled: int = Field(20, ge=4)  # labelled clips with voiced speech before it fits anything
+    c: float = Field(0.1, gt=0)  # inverse L2 strength: 88 functionals, often few labelled clips
+    folds: int = Field(5, ge=2)  # out-of-fold answers for the labelled clips, and its accuracy
+
+
 class AnnotateConfig(Strict):
     panel: list[AnnotatorSpec] = Field(default_factory=_default_panel, min_length=1)
     open_vocabulary: bool = False
     baseline: VoiceBaselineConfig = VoiceBaselineConfig()
+    learned_voice: LearnedVoiceConfig = LearnedVoiceConfig()
 
     @model_validator(mode="after")
     def _unique_ids(self) -> AnnotateConfig:

@@ -87,6 +87,30 @@ class VoiceBaseline(BaseModel):
         return next((s for s in self.stats if s.name == name), None)
 
 
+class LearnedCue(BaseModel):
+    """One eGeMAPS functional as the learned voice model read it for a clip."""
+
+    name: str  # the functional, as in Prosody.functionals
+    value: float  # measured
+    z: float  # against the clip's voice group (its speaker's clips, or the run's)
+    push: float  # its share of the top label's logit over the model's mean logit
+
+
+class LearnedVoice(BaseModel):
+    """A clip's answer from the voice model the run fitted on its own labelled clips
+    (agents/learned_voice.py), or, with an empty distribution, why there is none."""
+
+    distribution: list[LabelProb] = []
+    note: str = ""  # why there is no answer, when the distribution is empty
+    held_out: bool = False  # a labelled clip: predicted by the fold that left it out
+    n_labelled: int = 0  # labelled clips the model was fitted on
+    labels_from: str = ""  # "gold", "review" or "gold+review"
+    cv_accuracy: float | None = None  # out-of-fold accuracy over the labelled clips
+    majority_share: float | None = None  # the accuracy of always answering the commonest label
+    grouped_by: str = ""  # what the folds left out together: "speaker" (voice groups) or "clip"
+    cues: list[LearnedCue] = []
+
+
 class ActionUnit(BaseModel):
     au: str  # FACS code, e.g. "AU12"
     intensity: float  # 0..5 scale where the extractor gives one, else a 0..1 proxy

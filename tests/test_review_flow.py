@@ -101,3 +101,8 @@ def test_reviewers_verdicts_teach_the_judge_and_a_rerun_flags_fewer_clips(label_
     answered = {j.annotator_id for j in run.read("judgements") if j.clip_id in confirmed and j.label}
     measured = {r.annotator_id: r for r in run.read("reliability")}
     assert answered and all(measured[a].n_gold > 0 and measured[a].gold_accuracy is not None for a in answered)
+    # the verdicts reach the run's voice model too: its abstention counts them (too few to fit one here)
+    feats = {f.clip_id: f for f in run.read("features")}
+    voiced = [c for c in confirmed if (p := feats[c].prosody) and p.functionals and p.pitch_mean_hz is not None]
+    notes = {a.error for a in run.read("annotations") if a.annotator_id == "voice-learned"}
+    assert any(f"the run has {len(voiced)} labelled clips with voiced speech" in (n or "") for n in notes), notes
