@@ -194,6 +194,18 @@ def learned_voices(clips: list[Clip], features: list[ClipFeatures], voice: dict[
     return fit_learned_voice(clips, features, known, voice, config.annotate.learned_voice, config.taxonomy, source)
 
 
+def relearned_answers(annotations: list[Annotation], batches: list[list[AnnotatorInput]], voice: dict[str, VoiceBaseline],
+                      learned: dict[str, LearnedVoice], config: EmoforgeConfig, run_id: str) -> list[Annotation]:
+    """The annotations with every learned-voice reader's answers redone on a refitted model."""
+    readers = [spec for spec in config.annotate.panel if reads_run_input(spec, "learned_voice")]
+    fresh = {}
+    for spec in readers:
+        agent = shared_annotator(spec, config)
+        for b in batches:
+            fresh.update({a.annotation_id: a for a in agent.annotate(annotator_inputs(b, spec, voice, learned), run_id)})
+    return [fresh.get(a.annotation_id, a) for a in annotations]
+
+
 @task(name="judge-run", retries=0, cache_policy=NO_CACHE)  # cheap to redo; hashing a run's answers is not
 def judge_task(clips: list[Clip], features: list[ClipFeatures], annotations: list[Annotation], config: EmoforgeConfig,
                run_id: str, reviewed: dict[str, list[str]] | None = None,
@@ -344,6 +356,11 @@ def emoforge_flow(inputs: list[str], out_dir: str, config: EmoforgeConfig, run_i
         pulled = reviewed_labels(run.reviews()) if config.judge.reliability.use_reviews else {}
         if pulled != reviewed and not judge_counts.rejects:
             t = time.perf_counter()
+            # ... and the run's voice model: refitted on them, its answers redone (a logistic regression: seconds)
+            refit = learned_voices(clips, features, voice, config, pulled)
+            if refit != learned:
+                annotations = relearned_answers(annotations, batches, voice, refit, config, run_id)
+                run.write("annotations", annotations)
             judged = judge_task(clips, features, annotations, config, run_id, pulled, voice)
             write_judged(run, judged)
             judge_counts.outputs = sum(c.needs_review for c in judged.consensus)
