@@ -155,7 +155,7 @@ def outcomes(run_dir: Path, items: list[Item]) -> tuple[list[ClipOutcome], list[
         other = by_hash.get(it.sha256)
         if other is not None and other.emotion != it.emotion:
             raise BenchError(f"{it.path} and {other.path} are the same bytes with different emotions ({it.emotion}, {other.emotion})")
-        by_hash[it.sha256] = it
+        by_hash.setdefault(it.sha256, it)  # the run samples the first of identical files (in the order given)
     source_item = {s.source_id: by_hash[s.sha256] for s in run.read("sources") if s.sha256 in by_hash}
     clip_item: dict[str, Item] = {}
     for c in run.read("clips"):
@@ -393,7 +393,13 @@ def _bench(args, config, manifest: Path, items: list[Item]) -> int:
         r = evaluate(clips, answers, config.taxonomy, args.ece_bins)
         r["by_corpus"] = by_corpus(clips, clip_group)
         results[run_name] = r
-        unscored = {it.path.name: rejects.get(it.path.name, []) for it in items if it.name not in item_clips}
+        first = {}
+        for it in items:
+            first.setdefault(it.sha256, it)
+        unscored = {it.path.name: rejects.get(it.path.name, []) or
+                    ([f"same bytes as {first[it.sha256].path.name}: the run samples them once, scored as that item"]
+                     if first[it.sha256] is not it else [])
+                    for it in items if it.name not in item_clips}
 
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
