@@ -65,6 +65,8 @@ def fit_learned_voice(clips: list[Clip], features: list[ClipFeatures], known: di
         return {}
     ids = list(rows)
     names = sorted(set.intersection(*(set(m) for m in rows.values())))
+    if not names:
+        return {i: LearnedVoice(note="no voice model: the clips share no eGeMAPS functional") for i in ids}
     x_raw = np.array([[rows[i][n] for n in names] for i in ids])
     x = _z_within_groups(x_raw, [voice[i].key if i in voice else "<run>" for i in ids])
     label_of = {i: known[i][0] for i in ids if known.get(i) and known[i][0] in taxonomy}
@@ -77,6 +79,14 @@ def fit_learned_voice(clips: list[Clip], features: list[ClipFeatures], known: di
                "judge.gold or review verdicts)")
         return {i: LearnedVoice(note=why) for i in ids}
 
+    try:
+        return _fit(ids, x, x_raw, names, usable, classes, voice, config, labels_from)
+    except ValueError as exc:  # e.g. a fold whose clips all carry one label: say so, never fail the run
+        why = f"no voice model: fitting on {len(usable)} labelled clips failed ({exc})"
+        return {i: LearnedVoice(note=why) for i in ids}
+
+
+def _fit(ids, x, x_raw, names, usable, classes, voice, config, labels_from) -> dict[str, LearnedVoice]:
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import GroupKFold, StratifiedKFold, cross_val_predict
     from sklearn.pipeline import make_pipeline
@@ -98,6 +108,9 @@ def fit_learned_voice(clips: list[Clip], features: list[ClipFeatures], known: di
         folds = StratifiedKFold(n_splits=min(config.folds, min(Counter(yt).values())), shuffle=True, random_state=0)
         grouped = "clip"
         oof = cross_val_predict(model(), xt, yt, cv=folds, method="predict_proba")
+    # cross_val_predict's columns follow the sorted labels; ours follow the taxonomy
+    sorted_labels = list(np.unique(yt))
+    oof = oof[:, [sorted_labels.index(c) for c in classes]]
     cv_accuracy = float(np.mean(np.array(classes)[oof.argmax(axis=1)] == yt))
     majority = max(Counter(yt).values()) / len(yt)
     common = dict(n_labelled=len(train), labels_from=labels_from, cv_accuracy=round(cv_accuracy, 4),

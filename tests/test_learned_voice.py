@@ -21,14 +21,16 @@ NAMES = [f"f{k:02d}_amean" for k in range(20)]  # stand-ins for the 88 eGeMAPS f
 SHIFT = {"anger": (2.0, 1.5, 0.0), "fear": (0.0, 1.5, 2.0), "neutral": (0.0, 0.0, 0.0)}
 
 
-def corpus(seed: int = 0, speakers: int = 4, per_label: int = 8, noise_labels: bool = False):
+def corpus(seed: int = 0, speakers: int = 4, per_label: int = 8, noise_labels: bool = False, labels=None):
     """Clips of several speakers, each with their own voice level; labels move three functionals.
-    `noise_labels`: the labels are shuffled, so nothing in the voice predicts them."""
+    `noise_labels`: the labels are shuffled, so nothing in the voice predicts them. `labels`: other
+    names for the three labels."""
     rng = np.random.default_rng(seed)
     clips, feats, truth, voice = [], [], {}, {}
+    shifts = dict(zip(labels or SHIFT, SHIFT.values()))
     for s in range(speakers):
         level = rng.normal(0, 3, len(NAMES))  # a speaker's voice differs more than their emotions do
-        for label, shift in SHIFT.items():
+        for label, shift in shifts.items():
             for k in range(per_label):
                 cid = f"s{s}-{label}-{k}"
                 x = level + rng.normal(0, 0.6, len(NAMES))
@@ -117,3 +119,25 @@ def test_folds_follow_speakers_when_there_are_several(speakers):
     known = labelled(truth, set(range(speakers)))
     out = fit_learned_voice(clips, feats, known, voice, LearnedVoiceConfig(), TAX, "gold")
     assert next(iter(out.values())).grouped_by == ("speaker" if speakers > 1 else "clip")
+
+
+def test_held_out_answers_name_the_labels_they_were_fitted_for():
+    """Labels whose alphabetical order is not the taxonomy's (neutral sorts before sadness and
+    surprise): the out-of-fold answers must still put each probability on its own label."""
+    labels = ["sadness", "surprise", "neutral"]
+    assert sorted(labels) != sorted(labels, key=TAX.index)
+    clips, feats, truth, voice = corpus(labels=labels)
+    known = labelled(truth, {0, 1, 2, 3})
+    out = fit_learned_voice(clips, feats, known, voice, LearnedVoiceConfig(), TAX, "gold")
+    right = np.mean([out[c].distribution[0].label == truth[c] for c in known])
+    assert all(out[c].held_out for c in known) and right >= 0.85, right
+    assert next(iter(out.values())).cv_accuracy == pytest.approx(right, abs=1e-3)
+
+
+def test_a_fit_that_cannot_be_made_is_an_abstention_not_a_failed_run():
+    """Each labelled speaker has one label only: every leave-a-speaker-out fold trains on one class."""
+    clips, feats, truth, voice = corpus(speakers=2)
+    known = {cid: ["anger" if cid.startswith("s0") else "fear"] for cid in truth}
+    out = fit_learned_voice(clips, feats, known, voice, LearnedVoiceConfig(), TAX, "gold")
+    note = next(iter(out.values())).note
+    assert all(not v.distribution for v in out.values()) and note.startswith("no voice model: fitting on 48 labelled clips failed"), note
