@@ -4,8 +4,10 @@ No speech-emotion model ships in any package we can install, and the literature'
 (agents/vocal_profiles.py) are coarse: on acted single words they are near chance. What a corpus
 does have, once someone has labelled part of it (`judge.gold`, or reviewers' verdicts pulled from
 Label Studio), is its own answer key. This module fits, once per run before stage 3, a multinomial
-logistic regression (scikit-learn) on the 88 eGeMAPS functionals of the labelled clips, each
-functional z-scored within the clip's voice group (its speaker's clips, `annotate.baseline`, or the
+logistic regression (scikit-learn) on the 88 eGeMAPS functionals of the labelled clips and the
+mean of the speech recogniser's encoder states over each clip (whisper's own acoustic reading of the
+speech, kept by stage 2; linear probes on it are a common speech-emotion baseline), each column
+z-scored within the clip's voice group (its speaker's clips, `annotate.baseline`, or the
 run's), which is the speaker normalisation speech-emotion work uses (Schuller et al. 2011; the
 eGeMAPS paper, Eyben et al. 2016, reports its baselines the same way).
 
@@ -68,7 +70,20 @@ def fit_learned_voice(clips: list[Clip], features: list[ClipFeatures], known: di
     if not names:
         return {i: LearnedVoice(note="no voice model: the clips share no eGeMAPS functional") for i in ids}
     x_raw = np.array([[rows[i][n] for n in names] for i in ids])
-    x = _z_within_groups(x_raw, [voice[i].key if i in voice else "<run>" for i in ids])
+    groups = [voice[i].key if i in voice else "<run>" for i in ids]
+    x = _z_within_groups(x_raw, groups)
+    # the ASR encoder's mean state, where stage 2 kept it for most clips: whisper's acoustic reading of
+    # the speech separates acted emotions better than the functionals do (README, learned voice model)
+    enc = {f.clip_id: f.speech_encoding for f in features if f.clip_id in rows and f.speech_encoding}
+    reads = "eGeMAPS functionals"
+    if enc and 2 * len(enc) >= len(ids):
+        dim = Counter(len(e) for e in enc.values()).most_common(1)[0][0]
+        e_raw = np.array([enc[i] if len(enc.get(i) or ()) == dim else [np.nan] * dim for i in ids], dtype=float)
+        have = ~np.isnan(e_raw[:, 0])
+        e = np.zeros_like(e_raw)  # a clip without it sits at its group's centre
+        e[have] = _z_within_groups(e_raw[have], [g for g, h in zip(groups, have) if h])
+        x = np.hstack([x, e])
+        reads = "eGeMAPS functionals and the speech recogniser's encoder states"
     label_of = {i: known[i][0] for i in ids if known.get(i) and known[i][0] in taxonomy}
     counts = Counter(label_of.values())
     usable = {i: lab for i, lab in label_of.items() if counts[lab] >= 2}  # a label seen once cannot be held out
@@ -80,13 +95,13 @@ def fit_learned_voice(clips: list[Clip], features: list[ClipFeatures], known: di
         return {i: LearnedVoice(note=why) for i in ids}
 
     try:
-        return _fit(ids, x, x_raw, names, usable, classes, voice, config, labels_from)
+        return _fit(ids, x, x_raw, names, usable, classes, voice, config, labels_from, reads)
     except ValueError as exc:  # e.g. a fold whose clips all carry one label: say so, never fail the run
         why = f"no voice model: fitting on {len(usable)} labelled clips failed ({exc})"
         return {i: LearnedVoice(note=why) for i in ids}
 
 
-def _fit(ids, x, x_raw, names, usable, classes, voice, config, labels_from) -> dict[str, LearnedVoice]:
+def _fit(ids, x, x_raw, names, usable, classes, voice, config, labels_from, reads) -> dict[str, LearnedVoice]:
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import GroupKFold, StratifiedKFold, cross_val_predict
     from sklearn.pipeline import make_pipeline
@@ -114,7 +129,7 @@ def _fit(ids, x, x_raw, names, usable, classes, voice, config, labels_from) -> d
     cv_accuracy = float(np.mean(np.array(classes)[oof.argmax(axis=1)] == yt))
     majority = max(Counter(yt).values()) / len(yt)
     common = dict(n_labelled=len(train), labels_from=labels_from, cv_accuracy=round(cv_accuracy, 4),
-                  majority_share=round(majority, 4), grouped_by=grouped)
+                  majority_share=round(majority, 4), grouped_by=grouped, reads=reads)
     if cv_accuracy <= majority:
         why = (f"no voice model: fitted on {len(train)} labelled clips it is right on {cv_accuracy:.0%} of them out of fold, "
                f"no better than always answering the commonest label ({majority:.0%})")
@@ -133,6 +148,7 @@ def _fit(ids, x, x_raw, names, usable, classes, voice, config, labels_from) -> d
         # what moved the top label: each functional's term in its logit, over the mean logit's
         coef = lr.coef_[order]
         terms = (coef[top] - coef.mean(axis=0)) * (x[k] - scaler.mean_) / np.where(scaler.scale_ > 0, scaler.scale_, 1.0)
+        terms = terms[:len(names)]  # cite only functionals: a measured value the judge can check
         cited = [j for j in np.argsort(-terms)[:TOP_CUES] if terms[j] > 0]
         cues = [LearnedCue(name=names[j], value=round(float(x_raw[k, j]), 6), z=round(float(x[k, j]), 3), push=round(float(terms[j]), 3))
                 for j in cited]
@@ -144,7 +160,7 @@ def _fit(ids, x, x_raw, names, usable, classes, voice, config, labels_from) -> d
 @register
 class LearnedVoiceAgent(PerClipAnnotator):
     backend = "voice-learned"
-    model_id = "learned-voice(eGeMAPS functionals, logistic regression on this run's labelled clips)"
+    model_id = "learned-voice(eGeMAPS functionals + whisper encoder means, logistic regression on this run's labelled clips)"
     model_version = "1"
     reads_learned_voice = True
 
@@ -164,7 +180,7 @@ class LearnedVoiceAgent(PerClipAnnotator):
         fold = (" This clip is labelled: the answer is from the fold that left it out." if lv.held_out else "")
         steps = normalise([
             f"A voice model fitted on this run's {lv.n_labelled} labelled clips ({lv.labels_from}; emotions {shown}) reads the "
-            f"clip's eGeMAPS functionals, z-scored within its voice group; out of fold (by {lv.grouped_by}) it is right on "
+            f"clip's {lv.reads or 'eGeMAPS functionals'}, z-scored within its voice group; out of fold (by {lv.grouped_by}) it is right on "
             f"{lv.cv_accuracy:.0%} of them, against {lv.majority_share:.0%} for always answering the commonest label.{fold}",
             ("The functionals that move it most toward " + label + ": "
              + "; ".join(f"{c.name} z {c.z:+.1f}" for c in lv.cues) + ".") if lv.cues else

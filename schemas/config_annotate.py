@@ -143,10 +143,11 @@ class VoiceBaselineConfig(Strict):
 
 class LearnedVoiceConfig(Strict):
     """The voice model a run fits on its own labelled clips (agents/learned_voice.py): multinomial
-    logistic regression on the eGeMAPS functionals, z-scored within each voice group."""
+    logistic regression on the eGeMAPS functionals and the ASR encoder means, z-scored within each
+    voice group."""
 
     min_labelled: int = Field(20, ge=4)  # labelled clips with voiced speech before it fits anything
-    c: float = Field(0.1, gt=0)  # inverse L2 strength: 88 functionals, often few labelled clips
+    c: float = Field(0.01, gt=0)  # inverse L2 strength: ~600 columns, often few labelled clips
     folds: int = Field(5, ge=2)  # out-of-fold answers for the labelled clips, and its accuracy
 
 

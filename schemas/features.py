@@ -35,6 +35,7 @@ class ClipTranscript(BaseModel):
     clip_id: str
     language: str | None = None
     words: list[Word] = []
+    encoding: list[float] | None = None  # the mean whisper encoder state over the clip (ClipFeatures.speech_encoding)
 
 
 class SpeakerTurn(BaseModel):
@@ -108,6 +109,7 @@ class LearnedVoice(BaseModel):
     cv_accuracy: float | None = None  # out-of-fold accuracy over the labelled clips
     majority_share: float | None = None  # the accuracy of always answering the commonest label
     grouped_by: str = ""  # what the folds left out together: "speaker" (voice groups) or "clip"
+    reads: str = ""  # what it read: the functionals, and the ASR encoder states where stage 2 kept them
     cues: list[LearnedCue] = []
 
 
@@ -152,6 +154,9 @@ class ClipFeatures(BaseModel):
     main_track_id: int | None = None
     main_track_reason: str | None = None
     notes: list[str] = []  # why a modality is empty ("no face found", "no speech", "single-speaker fallback")
+    # the ASR model's acoustic reading of the clip's speech: the mean of whisper's encoder states over
+    # its span (faster-whisper; None for other backends and clips without transcribed speech)
+    speech_encoding: list[float] | None = None
     provenance: Provenance
 
 

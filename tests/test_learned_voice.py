@@ -18,7 +18,7 @@ from tests.fixtures.judge_cases import clip, features
 TAX = load_config().taxonomy
 NAMES = [f"f{k:02d}_amean" for k in range(20)]  # stand-ins for the 88 eGeMAPS functionals
 # what each emotion does to the first three functionals, on top of each speaker's own level
-SHIFT = {"anger": (2.0, 1.5, 0.0), "fear": (0.0, 1.5, 2.0), "neutral": (0.0, 0.0, 0.0)}
+SHIFT = {"anger": (3.0, 2.0, 0.0), "fear": (0.0, 2.0, 3.0), "neutral": (0.0, 0.0, 0.0)}
 
 
 def corpus(seed: int = 0, speakers: int = 4, per_label: int = 8, noise_labels: bool = False, labels=None):
@@ -141,3 +141,30 @@ def test_a_fit_that_cannot_be_made_is_an_abstention_not_a_failed_run():
     out = fit_learned_voice(clips, feats, known, voice, LearnedVoiceConfig(), TAX, "gold")
     note = next(iter(out.values())).note
     assert all(not v.distribution for v in out.values()) and note.startswith("no voice model: fitting on 48 labelled clips failed"), note
+
+
+def test_it_reads_the_asr_encoder_states_where_stage_2_kept_them():
+    """The emotion is in the encoder means only (the functionals are the speaker's level plus noise):
+    the model learns it there, and still cites only functionals."""
+    clips, feats, truth, voice = corpus(seed=3)
+    rng = np.random.default_rng(3)
+    moved = []
+    for f in feats:
+        shift = dict(zip(SHIFT, ((3.0, 0.0), (0.0, 3.0), (0.0, 0.0))))[truth[f.clip_id]]
+        enc = rng.normal(0, 0.6, 32)
+        enc[:2] += shift
+        plain = [NamedValue(name=n.name, value=n.value - (SHIFT[truth[f.clip_id]][k] if k < 3 else 0.0))
+                 for k, n in enumerate(f.prosody.functionals)]
+        moved.append(f.model_copy(update={"speech_encoding": [round(float(v), 4) for v in enc],
+                                          "prosody": f.prosody.model_copy(update={"functionals": plain})}))
+    known = labelled(truth, {0, 1})
+    out = fit_learned_voice(clips, moved, known, voice, LearnedVoiceConfig(), TAX, "gold")
+    unlabelled = [c for c in truth if c not in known]
+    assert np.mean([out[c].distribution[0].label == truth[c] for c in unlabelled]) >= 0.7  # chance: 1/3
+    assert "encoder states" in out[unlabelled[0]].reads
+    assert all(cue.name in NAMES for v in out.values() for cue in v.cues)
+    # without the encoder means the same labels are not learnable from these functionals
+    bare = [f.model_copy(update={"speech_encoding": None}) for f in moved]
+    blind = fit_learned_voice(clips, bare, known, voice, LearnedVoiceConfig(), TAX, "gold")
+    assert all(not v.distribution for v in blind.values()) or \
+        np.mean([blind[c].distribution[0].label == truth[c] for c in unlabelled]) < 0.6

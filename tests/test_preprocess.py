@@ -10,7 +10,7 @@ import jiwer
 import numpy as np
 import pytest
 
-from pipeline.preprocess.asr import get_transcriber
+from pipeline.preprocess.asr import Transcriber, get_transcriber
 from pipeline.preprocess.faces import au_proxies, geometry, get_face_analyzer
 from pipeline.preprocess.stage import frame_times, preprocess_source
 from pipeline.preprocess.timeline import ClipTimeline
@@ -153,6 +153,7 @@ def test_video_clips_get_tracked_faces_speech_and_prosody(feat_data, speech_dir,
     # a male-range voice reading: mean pitch between 75 and 250 Hz; per-word windows
     assert 75 < f.prosody.pitch_mean_hz < 250
     assert len(f.prosody.functionals) == 88
+    assert f.speech_encoding and len(f.speech_encoding) == 512  # whisper base's encoder width, for the learned voice model
     assert 0 < f.prosody.speech_rate_wps < 6 and 0 <= f.prosody.pause_ratio < 1
     tl = ClipTimeline(f)
     i = next(i for i, w in enumerate(f.words) if w.text.lower().startswith("failed"))
@@ -244,16 +245,19 @@ def test_own_neutral_needs_a_moving_face(feat_data, config):
     assert smile["AU12"].present and smile["AU12"].source == "geometry-own-neutral"
 
 
-class CountingASR:
+class CountingASR(Transcriber):
     """The real transcriber, counting its calls and the ones that had to detect the language."""
 
     def __init__(self, asr):
         self.asr, self.calls, self.detections = asr, 0, 0
 
-    def transcribe(self, audio, offset, language=None):
+    def transcribe_encoded(self, audio, offset, language=None):
         self.calls += 1
         self.detections += language is None
-        return self.asr.transcribe(audio, offset, language)
+        return self.asr.transcribe_encoded(audio, offset, language)
+
+    def transcribe(self, audio, offset, language=None):
+        return self.transcribe_encoded(audio, offset, language)[:2]
 
 
 @pytest.mark.slow  # loads whisper
@@ -270,11 +274,11 @@ def test_clips_of_a_source_share_asr_windows_without_losing_words(speech_dir, co
         counting = CountingASR(asr)
         out = transcribe_clips(counting, clips, audio, 16000, config.preprocess.asr.model_copy(update={"window_s": window_s}))
         assert set(out) == set(range(len(clips)))
-        for i, (language, words) in out.items():
+        for i, (language, words, _) in ((i, (x.language, x.words, x.encoding)) for i, x in out.items()):
             assert language == "en"
             # each word sits in the clip it was given to, on the source timeline
             assert all(clips[i].start - 0.3 <= (w.start + w.end) / 2 <= clips[i].end + 0.3 for w in words)
-        hyps[window_s] = " ".join(w.text for i in sorted(out) for w in out[i][1])
+        hyps[window_s] = " ".join(w.text for i in sorted(out) for w in out[i].words)
         counts[window_s] = (counting.calls, counting.detections)
     assert counts[0.0] == (len(clips), 1)  # the language is detected once per source either way
     assert counts[30.0][0] < len(clips)  # fewer 30 s encoder passes than clips
@@ -333,8 +337,8 @@ def test_a_run_on_short_files_in_a_known_language_packs_them(speech_dir, tmp_pat
     from storage import RunDir
 
     calls = []
-    real = FasterWhisperASR.transcribe
-    monkeypatch.setattr(FasterWhisperASR, "transcribe", lambda self, *a, **k: calls.append(1) or real(self, *a, **k))
+    real = FasterWhisperASR.transcribe_encoded
+    monkeypatch.setattr(FasterWhisperASR, "transcribe_encoded", lambda self, *a, **k: calls.append(1) or real(self, *a, **k))
     audio = decode_once(speech_dir / "two_cities.wav", [], sample_rate=16000).audio
     d = tmp_path / "phrases"
     d.mkdir()
@@ -346,7 +350,10 @@ def test_a_run_on_short_files_in_a_known_language_packs_them(speech_dir, tmp_pat
     run = RunDir(tmp_path / "run")
     features = run.read("features")
     assert len(features) == len(phrases) and all(f.words and f.language == "en" for f in features)
-    assert len(calls) < len(phrases)  # the five files shared windows
+    assert 0 < len(calls) < len(phrases)  # the five files shared windows
+    # each clip keeps whisper's mean encoder state over its own piece of the shared window
+    encodings = [f.speech_encoding for f in features]
+    assert all(e and len(e) == 512 for e in encodings) and len({tuple(e) for e in encodings}) == len(encodings)
     file_of = {s.source_id: Path(s.path).name for s in run.read("sources")}
     clip_file = {c.clip_id: file_of[c.source_id] for c in run.read("clips")}
     said = " ".join(w.text for f in sorted(features, key=lambda f: clip_file[f.clip_id]) for w in f.words)

@@ -26,6 +26,9 @@ from schemas import Clip, Word
 from schemas.config import ASRConfig
 
 
+ENCODER_FPS = 50  # whisper's encoder: 1500 states per 30 s window
+
+
 class Transcriber:
     name: str
     version: str
@@ -34,6 +37,37 @@ class Transcriber:
         """Words of 16 kHz mono audio, with times shifted by `offset` onto the source timeline, in
         `language` (None: the configured language, else detected)."""
         raise NotImplementedError
+
+    def transcribe_encoded(self, audio: np.ndarray, offset: float, language: str | None = None
+                           ) -> tuple[str | None, list[Word], np.ndarray | None]:
+        """`transcribe`, plus the encoder's states over the first 30 s of `audio` ((frames, dim),
+        ENCODER_FPS a second) where the backend exposes them: the ASR model's own acoustic reading
+        of the speech, which the learned voice model reads (agents/learned_voice.py)."""
+        return (*self.transcribe(audio, offset, language), None)
+
+
+def mean_states(states: np.ndarray | None, start_s: float, end_s: float) -> list[float] | None:
+    """The mean encoder state over [start_s, end_s) of a window (seconds from its start)."""
+    if states is None:
+        return None
+    a, b = max(0, int(start_s * ENCODER_FPS)), min(states.shape[0], int(np.ceil(end_s * ENCODER_FPS)))
+    if b <= a:
+        return None
+    return [round(float(v), 4) for v in states[a:b].mean(axis=0)]
+
+
+def _to_numpy(view) -> np.ndarray | None:
+    """A CTranslate2 StorageView as (frames, dim); None where it cannot be read on the host."""
+    try:
+        arr = np.asarray(view)
+    except Exception:  # on a GPU: copy to the host first
+        try:
+            import ctranslate2
+
+            arr = np.asarray(view.to_device(ctranslate2.Device.cpu))
+        except Exception:
+            return None
+    return arr[0] if arr.ndim == 3 else arr
 
 
 @dataclass(frozen=True)
@@ -59,13 +93,17 @@ def _reusing_encoder_model(**kwargs):
 
     class ReusingEncoder(WhisperModel):
         _last: tuple[np.ndarray, object] | None = None
+        first: object | None = None  # the first window's encoder output since it was last reset
 
         def encode(self, features):
             last = self._last
             if last is not None and last[0].shape == features.shape and np.array_equal(last[0], features):
-                return last[1]
-            out = super().encode(features)
-            self._last = (np.array(features, copy=True), out)
+                out = last[1]
+            else:
+                out = super().encode(features)
+                self._last = (np.array(features, copy=True), out)
+            if self.first is None:
+                self.first = out
             return out
 
     return ReusingEncoder(**kwargs)
@@ -94,9 +132,13 @@ class FasterWhisperASR(Transcriber):
         return token[2:-2]
 
     def transcribe(self, audio, offset, language=None):
+        return self.transcribe_encoded(audio, offset, language)[:2]
+
+    def transcribe_encoded(self, audio, offset, language=None):
         if audio.size < 1600:
-            return None, []
+            return None, [], None
         with self._lock:
+            self.model.first = None
             language = language or self.config.language or self._detect_language(audio)
             segments, info = self.model.transcribe(
                 audio, language=language, beam_size=self.config.beam_size, word_timestamps=True,
@@ -106,7 +148,9 @@ class FasterWhisperASR(Transcriber):
                 Word(text=w.word.strip(), start=round(offset + w.start, 3), end=round(offset + w.end, 3), confidence=round(w.probability, 4))
                 for s in segments for w in (s.words or []) if w.word.strip()
             ]
-        return info.language, words
+            states = _to_numpy(self.model.first) if self.model.first is not None else None
+            self.model.first = None
+        return info.language, words, states
 
 
 class WhisperXASR(Transcriber):
@@ -189,20 +233,30 @@ def words_in(words: list[Word], start: float, end: float) -> list[Word]:
     return [w for w in words if w.start is not None and start <= (w.start + (w.end if w.end is not None else w.start)) / 2 < end]
 
 
+@dataclass(frozen=True)
+class Said:
+    """What ASR gives one clip: the language, its words, and the mean encoder state over its span."""
+
+    language: str | None
+    words: list[Word]
+    encoding: list[float] | None = None
+
+
 def transcribe_clips(asr: Transcriber, clips: list[Clip], audio: np.ndarray, sr: int, config: ASRConfig,
-                     prepare=None) -> dict[int, tuple[str | None, list[Word]]]:
-    """Language and words of every speech clip of a source (clip index -> (language, words)), one
-    ASR call per window. `prepare` maps a window's audio before ASR (denoising)."""
-    out: dict[int, tuple[str | None, list[Word]]] = {}
+                     prepare=None) -> dict[int, Said]:
+    """Language, words and encoder mean of every speech clip of a source (by clip index), one ASR
+    call per window. `prepare` maps a window's audio before ASR (denoising)."""
+    out: dict[int, Said] = {}
     language = config.language
     for w in pack_windows(clips, config.window_s):
         a, b = int(w.start * sr), min(audio.size, int(w.end * sr))
         chunk = audio[a:b] if b > a else np.zeros(0, np.float32)
-        detected, words = asr.transcribe(prepare(chunk) if prepare else chunk, w.start, language)
+        detected, words, states = asr.transcribe_encoded(prepare(chunk) if prepare else chunk, w.start, language)
         language = language or detected  # detected once per source, on its first window
         for i in w.clips:
             c = clips[i]
-            out[i] = (detected, words_in(words, c.start, c.end) if len(w.clips) > 1 else words)
+            out[i] = Said(detected, words_in(words, c.start, c.end) if len(w.clips) > 1 else words,
+                          mean_states(states, c.start - w.start, c.end - w.start))
     return out
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.preprocess.asr import Transcriber, pack_windows
+from pipeline.preprocess.asr import Transcriber, mean_states, pack_windows
 from pipeline.sampling.decode import decode_once
 from schemas import Clip, SourceMedia, Word
 from schemas.features import ClipTranscript
@@ -93,7 +93,7 @@ def transcribe_packed(asr: Transcriber, pieces: list[Piece], config: ASRConfig, 
             offsets.append(t)
             parts.append(p.audio.astype(np.float32, copy=False))
             t += p.audio.size / sr
-        language, words = asr.transcribe(np.concatenate(parts), 0.0, config.language)
+        language, words, states = asr.transcribe_encoded(np.concatenate(parts), 0.0, config.language)
         owner = [piece_of(w, offsets) for w in words]
         for k, (p, off) in enumerate(zip(window, offsets)):
             dur = p.audio.size / sr
@@ -101,7 +101,8 @@ def transcribe_packed(asr: Transcriber, pieces: list[Piece], config: ASRConfig, 
             shifted = [w.model_copy(update={"start": round(p.start + min(dur, max(0.0, w.start - off)), 3),
                                             "end": None if w.end is None else round(p.start + min(dur, max(0.0, w.end - off)), 3)})
                        for w in mine]
-            out.setdefault(p.source_id, []).append(ClipTranscript(clip_id=p.clip_id, language=language or config.language, words=shifted))
+            out.setdefault(p.source_id, []).append(ClipTranscript(clip_id=p.clip_id, language=language or config.language, words=shifted,
+                                                                  encoding=mean_states(states, off, off + dur)))
     return out
 
 

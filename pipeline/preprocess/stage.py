@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.preprocess import prosody as prosody_mod
-from pipeline.preprocess.asr import get_transcriber, transcribe_clips, transcriber_id
+from pipeline.preprocess.asr import Said, get_transcriber, transcribe_clips, transcriber_id
 from pipeline.preprocess.diarize import clip_turns, get_diarizer
 from pipeline.preprocess.faces import au_against_neutral, get_face_analyzer, person_neutral, track
 from pipeline.sampling.decode import DecodedFrame, decode_once
@@ -132,7 +132,7 @@ def _preprocess(path, source, clips, config, run_id, packed=None):
     )
     denoise = (lambda x: prosody_mod.denoise(x, sr)) if cfg.asr.denoise else None
     if packed is not None:  # transcribed already, in windows shared with other short sources
-        by_id = {t.clip_id: (t.language, t.words) for t in packed}
+        by_id = {t.clip_id: Said(t.language, t.words, t.encoding) for t in packed}
         said = {i: by_id[c.clip_id] for i, c in enumerate(clips) if c.clip_id in by_id}
     else:
         said = transcribe_clips(asr, clips, audio, sr, cfg.asr, denoise) if asr is not None else {}
@@ -160,6 +160,7 @@ class Transcript:
     words: list[Word] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     spoken: bool = False  # the clip has speech that was transcribed, so it needs speakers
+    encoding: list[float] | None = None  # mean whisper encoder state over the clip
 
 
 def _clip_audio(clip: Clip, audio: np.ndarray, sr: int) -> np.ndarray:
@@ -167,13 +168,14 @@ def _clip_audio(clip: Clip, audio: np.ndarray, sr: int) -> np.ndarray:
     return audio[a:b] if clip.has_audio and b > a else np.zeros(0, np.float32)
 
 
-def _transcript(clip: Clip, audio: np.ndarray, sr: int, said: tuple[str | None, list[Word]] | None) -> Transcript:
+def _transcript(clip: Clip, audio: np.ndarray, sr: int, said: Said | None) -> Transcript:
     if _clip_audio(clip, audio, sr).size == 0:
         return Transcript(notes=["no audio: no transcript, speakers or prosody"])
     if not clip.speech:
         return Transcript(notes=["no speech detected in clip: no transcript or speakers"])
-    language, words = said or (None, [])
-    return Transcript(language, words, [] if words else ["ASR returned no words for the speech in this clip"], spoken=True)
+    said = said or Said(None, [])
+    return Transcript(said.language, said.words, [] if said.words else ["ASR returned no words for the speech in this clip"],
+                      spoken=True, encoding=said.encoding)
 
 
 def _diarize(diarizer, audio, sr, clips, transcripts) -> tuple[list[SpeakerTurn], Exception | None]:
@@ -219,7 +221,7 @@ def _clip_features(i, clip, audio, sr, sampler, transcript, source_turns, config
         notes.append("no video: no faces")
     main, reason = main_track(faces)
     return ClipFeatures(clip_id=clip.clip_id, language=transcript.language, words=words, speakers=turns, prosody=prosody, faces=faces,
-                        main_track_id=main, main_track_reason=reason, notes=notes, provenance=prov)
+                        main_track_id=main, main_track_reason=reason, notes=notes, speech_encoding=transcript.encoding, provenance=prov)
 
 
 def against_own_neutral(features: list[ClipFeatures], config: FaceConfig) -> list[ClipFeatures]:
