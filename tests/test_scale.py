@@ -41,8 +41,13 @@ def test_dask_local_cluster_gives_the_threaded_results(speech_dir, feat_data, tm
     assert [s.rejects for s in dask.stages] == [s.rejects for s in threads.stages] == [0] * len(dask.stages)
     a, b = RunDir(tmp_path / "threads"), RunDir(tmp_path / "dask")
     assert [c.clip_id for c in b.read("clips")] == [c.clip_id for c in a.read("clips")] and a.read("clips")
-    # the same words heard and the same verdicts reached in worker processes as in threads
-    assert [[w.text for w in f.words] for f in b.read("features")] == [[w.text for w in f.words] for f in a.read("features")]
+    # the same words heard and the same verdicts reached in worker processes as in threads; words
+    # compared without case and punctuation: under load CTranslate2's beam search can flip a near-tie
+    # between "times, it" and "times. It" (seen in CI with other work running), not the words themselves
+    def heard(run):
+        return [[w.text.lower().strip(".,;:!?") for w in f.words] for f in run.read("features")]
+
+    assert heard(b) == heard(a) and any(heard(a))
     assert [(x.annotation_id, x.label) for x in b.read("annotations")] == [(x.annotation_id, x.label) for x in a.read("annotations")]
     assert [c.label for c in b.read("consensus")] == [c.label for c in a.read("consensus")]
     assert (tmp_path / "dask" / "dataset" / "README.md").exists()
