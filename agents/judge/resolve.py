@@ -4,7 +4,6 @@ calibrated confidence, the flags that explain it, and which clips go to a person
 from __future__ import annotations
 
 import math
-import zlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -42,12 +41,9 @@ def resolve(clips: list[Clip], index: dict[str, ClipIndex], tally: "Tally", conf
     posterior: dict[str, list[float]] = {}
     if jc.aggregation == "reliability":
         rc = jc.reliability
-        soft = tally.soft_votes()
-        settings = dict(prior_strength=rc.prior_strength, class_prior_weight=rc.class_prior_weight,
-                        prior_accuracy=np.array([rc.annotator_priors.get(a, rc.prior_accuracy) for a in votes.annotator_ids]))
-        fitted = reliability.fit(soft, known_rows, **settings)
-        dist = fitted.posterior
-        free = held_out_beliefs(soft, known_rows, fitted.free_posterior, [c.source_id for c in clips_in(clips, clip_ids)], settings)
+        fitted = reliability.fit(tally.soft_votes(), known_rows, prior_strength=rc.prior_strength, class_prior_weight=rc.class_prior_weight,
+                                 prior_accuracy=np.array([rc.annotator_priors.get(a, rc.prior_accuracy) for a in votes.annotator_ids]))
+        dist, free = fitted.posterior, fitted.free_posterior
         posterior = {c: row for c, row in zip(clip_ids, dist.tolist())}
         annotators = _annotator_reliability(fitted, votes, known_rows, labels)
     else:
@@ -62,7 +58,7 @@ def resolve(clips: list[Clip], index: dict[str, ClipIndex], tally: "Tally", conf
     s_mean = np.divide(s_agree, n_agree, out=np.full(len(clip_ids), np.nan), where=n_agree > 0)
 
     # calibrated confidence: the review score. Fitted on the clips with known labels, from what the
-    # answers alone said about them under a reliability fit that never saw their labels (held_out_beliefs)
+    # answers alone said about them (the known label held out of the belief, not of the fit)
     is_known = known_rows.sum(axis=1) > 0
     raw = free.max(axis=1)
     free_top = np.where(free.sum(axis=1) > 0, free.argmax(axis=1), -1)
@@ -123,34 +119,6 @@ def resolve(clips: list[Clip], index: dict[str, ClipIndex], tally: "Tally", conf
                       n_clips=len(out), n_accepted=int(accepted.sum()), estimated_accuracy=est, ci_low=lo, ci_high=hi,
                       calibrated_on=int(fit_on.sum()), calibration=calibrate.method)
     return Resolved(out, float(threshold), routing, annotators, posterior)
-
-
-HELD_OUT_FOLDS = 3
-
-
-def clips_in(clips: list[Clip], clip_ids: list[str]) -> list[Clip]:
-    by_id = {c.clip_id: c for c in clips}
-    return [by_id[c] for c in clip_ids]
-
-
-def held_out_beliefs(soft: reliability.SoftVotes, known_rows: np.ndarray, free: np.ndarray, sources: list[str],
-                     settings: dict) -> np.ndarray:
-    """`free` with each known clip's row replaced by what the answers say under a reliability fit
-    that did not see that clip's label (folds of whole sources). Calibrating on the full fit's
-    beliefs is in-sample: the confusion matrices were anchored on those very labels, so the known
-    clips look easier than the rest and the confidence comes out too high (on the Polish words
-    with two speakers as gold, the run accepted clips as 0.9 right that were 0.59 right)."""
-    known = np.nonzero(known_rows.sum(axis=1) > 0)[0]
-    if known.size == 0:
-        return free
-    fold = np.array([zlib.crc32(sources[i].encode()) % HELD_OUT_FOLDS for i in known])
-    out = free.copy()
-    for k in np.unique(fold):
-        rows = known[fold == k]
-        partial = known_rows.copy()
-        partial[rows] = 0.0
-        out[rows] = reliability.fit(soft, partial, **settings).free_posterior[rows]
-    return out
 
 
 def _known_matrix(clip_ids: list[str], labels: list[str], known: dict[str, list[str]]) -> np.ndarray:
