@@ -126,18 +126,9 @@ class SpeakerFileError(ValueError):
 
 def load_speakers(path: str) -> dict[tuple[str, ...], str]:
     """The speakers file as {path parts of `file`: speaker}."""
-    import pyarrow as pa
-    import pyarrow.csv as pcsv
+    from agents.table_file import read_named_table
 
-    try:
-        table = pcsv.read_csv(path, convert_options=pcsv.ConvertOptions(column_types={"file": pa.string(), "speaker": pa.string()}))
-    except FileNotFoundError:
-        raise SpeakerFileError(f"{path}: speakers file not found") from None
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise SpeakerFileError(f"{path}: cannot read speakers ({exc})") from None
-    missing = {"file", "speaker"} - set(table.column_names)
-    if missing:
-        raise SpeakerFileError(f"{path}: a speakers file needs columns file and speaker (missing {', '.join(sorted(missing))})")
+    table = read_named_table(path, ("file", "speaker"), "speakers", SpeakerFileError)
     out: dict[tuple[str, ...], str] = {}
     for row, (file, speaker) in enumerate(zip(table["file"].to_pylist(), table["speaker"].to_pylist()), start=2):
         file, speaker = (file or "").strip(), (speaker or "").strip()

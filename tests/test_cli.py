@@ -60,7 +60,7 @@ def test_run_prints_a_summary_and_writes_tables(tmp_path, feat_data):
          "annotate.panel.0.backend: backend 'pathlib:Path' is not an agents.Annotator subclass"),
         (["sampling.instruction.version=v9"], "sampling.instruction: no instruction template emotion-cot:v9"),
         (["judge.gold={gold_missing}"], "judge.gold: {gold_missing}: gold label file not found"),
-        (["judge.gold={gold_bad}"], "judge.gold: {gold_bad}: gold labels need columns clip_id and label"),
+        (["judge.gold={gold_bad}"], "judge.gold: {gold_bad}: a gold label file needs columns clip_id and label"),
         (['judge.llm_judge={"annotator": {"id": "j", "backend": "facs-rules"}}'],
          "judge.llm_judge.annotator.backend: backend 'facs-rules' has no language model"),
     ],

@@ -289,7 +289,7 @@ def test_missing_modality_is_flagged_when_no_answer_looks_at_a_measured_one():
 
 
 @pytest.mark.parametrize("content, message", [
-    ("clip,label\nc1,happiness\n", "need columns clip_id and label"),
+    ("clip,label\nc1,happiness\n", "needs columns clip_id and label"),
     ("clip_id,label\nc1,joyish\n", "row 2: label 'joyish' is not in the taxonomy"),
     ("clip_id,label\n,happiness\n", "row 2: empty clip_id"),
 ])

@@ -11,20 +11,9 @@ class GoldError(ValueError):
 
 
 def load_gold(path: str | Path, taxonomy: list[str]) -> dict[str, list[str]]:
-    import pyarrow as pa
-    import pyarrow.csv as pcsv
-    import pyarrow.parquet as pq
+    from agents.table_file import read_named_table
 
-    path = Path(path)
-    try:
-        table = pq.read_table(path) if path.suffix == ".parquet" else pcsv.read_csv(path)
-    except FileNotFoundError:
-        raise GoldError(f"{path}: gold label file not found") from None
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise GoldError(f"{path}: cannot read gold labels ({exc})") from None
-    missing = {"clip_id", "label"} - set(table.column_names)
-    if missing:
-        raise GoldError(f"{path}: gold labels need columns clip_id and label (missing {', '.join(sorted(missing))})")
+    table = read_named_table(path, ("clip_id", "label"), "gold label", GoldError)
     gold: dict[str, list[str]] = {}
     for row, (clip, label) in enumerate(zip(table["clip_id"].to_pylist(), table["label"].to_pylist()), start=2):
         labels = [x.strip().lower() for x in str(label or "").split("|") if x.strip()]
