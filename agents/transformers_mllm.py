@@ -215,8 +215,8 @@ class TransformersMLLM(Annotator):
             return [None] * len(batch)
         return clip_audio(batch, self.sampling_rate)
 
-    def inputs(self, chunk: list[Request]):
-        """The processor's tensors for a batch of requests (on the model's device)."""
+    def inputs(self, chunk: list[Request], on_device: bool = True):
+        """The processor's tensors for a batch of requests (on the model's device unless told not)."""
         kwargs = {"text": [self.prompt(r.messages) for r in chunk], "return_tensors": "pt", "padding": True}
         images = [im for r in chunk for im in r.images]
         if images:
@@ -233,11 +233,12 @@ class TransformersMLLM(Annotator):
             # the processor takes one fps for the whole batch (2 by default); each clip has its own
             patch = self.processor.video_processor.temporal_patch_size
             inputs["video_second_per_grid"] = self.torch.tensor([patch / fps for r in chunk for fps in r.video_fps])
-        return inputs.to(self.device)
+        return inputs.to(self.device) if on_device else inputs
 
     def prompt_tokens(self, request: Request) -> int:
-        """The request's length once the processor has expanded its image, video and audio placeholders."""
-        return int(self.inputs([request])["input_ids"].shape[1])
+        """The request's length once the processor has expanded its image, video and audio placeholders
+        (counted on the host: the pixel tensors need not travel to the GPU to be counted)."""
+        return int(self.inputs([request], on_device=False)["input_ids"].shape[1])
 
     def _decode(self, inputs, grammar, max_tokens: int | None):
         from transformers import LogitsProcessorList

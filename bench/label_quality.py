@@ -191,7 +191,7 @@ def speaker_sets(items: list[Item], out: Path, use: bool) -> list[str]:
     named = [it for it in items if it.speaker]
     if not use or not named:
         return []
-    path = out.with_name(out.name + "-speakers.csv")
+    path = out / "bench-speakers.csv"
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="") as fh:
         w = csv.writer(fh)

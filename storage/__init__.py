@@ -6,7 +6,8 @@ Out: the same records back, validated: `RunDir(OUT).clips()`, `.features()`, `.c
 Nothing here imports a stage."""
 
 from storage.dataset_dir import SPLITS, DatasetDir
+from storage.files import link_or_copy
 from storage.parquet import TableError, atomic_write_bytes, read_records, write_records
 from storage.run_dir import TABLES, RunDir
 
-__all__ = ["SPLITS", "TABLES", "DatasetDir", "RunDir", "TableError", "atomic_write_bytes", "read_records", "write_records"]
+__all__ = ["SPLITS", "TABLES", "DatasetDir", "RunDir", "TableError", "atomic_write_bytes", "link_or_copy", "read_records", "write_records"]

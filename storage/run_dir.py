@@ -41,6 +41,7 @@ from pydantic import BaseModel, ValidationError
 
 from schemas import Annotation, AnnotatorReliability, Clip, ClipFeatures, Consensus, Judgement, Reject, Review, SourceMedia
 from schemas.run import RunManifest, RunRecords
+from storage.files import link_or_copy
 from storage.parquet import atomic_write_bytes, read_records, write_records
 
 R = TypeVar("R", bound=BaseModel)
@@ -110,10 +111,7 @@ class RunDir:
         mine.mkdir()
         current = current_tables(root)
         for f in sorted(current.glob("*.parquet")) if current.is_dir() else []:
-            try:  # tables are replaced, never modified in place, so sharing the file is safe
-                os.link(f, mine / f.name)
-            except OSError:
-                shutil.copy2(f, mine / f.name)
+            link_or_copy(f, mine / f.name)  # tables are replaced, never modified in place: sharing the file is safe
         return cls(root, mine)
 
     def commit(self) -> None:

@@ -11,7 +11,6 @@ media cache, then linked (or copied, across file systems) into the dataset folde
 
 from __future__ import annotations
 
-import os
 import shutil
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -21,7 +20,7 @@ from typing import Literal
 from pipeline.export.dataset import ExportError
 from pipeline.review.media import MediaError, cut_audio, cut_clip
 from schemas import Clip
-from storage import RunDir
+from storage import RunDir, link_or_copy
 
 MEDIA_DIR = "media"
 MediaMode = Literal["clips", "keyframes", "none"]
@@ -103,11 +102,7 @@ def _has_metadata(img) -> bool:
 
 
 def _place(src: Path, dest: Path) -> None:
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        os.link(src, dest)  # no second copy of the bytes when the dataset sits beside the run
-    except OSError:
-        shutil.copyfile(src, dest)
+    link_or_copy(src, dest)  # no second copy of the bytes when the dataset sits beside the run
 
 
 def media_files(root: Path) -> list[Path]:

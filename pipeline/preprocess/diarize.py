@@ -13,12 +13,12 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.models import shared
+from pipeline.preprocess.segmentation import SAMPLE_RATE  # what both diarizers hear
 from pipeline.preprocess.weights import DVECTOR, SEGMENTATION_3, WeightsError
 from pipeline.threads import apply_torch_threads
 from schemas.config import DiarizationConfig
 from schemas.features import SpeakerTurn
 
-SAMPLE_RATE = 16000  # what both diarizers hear
 
 
 class Diarizer:

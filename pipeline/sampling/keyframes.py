@@ -3,7 +3,6 @@ then per clip the most distinct ones, deduplicated, written as images."""
 
 from __future__ import annotations
 
-import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +13,7 @@ import numpy as np
 from pipeline.sampling.decode import DecodedFrame
 from schemas import KeyFrame
 from schemas.config import KeyframeConfig
+from storage import link_or_copy
 
 # change a frame must show against the last candidate before it becomes one; per method, because
 # the units differ (mean grey difference, accumulated flow per frame width, share of unmatched ORB features)
@@ -150,10 +150,7 @@ class KeyframeCandidates:
         for c in picked:
             target = dest_dir / f"kf_{int(round(c.time * 1000)):08d}.jpg"
             if not target.exists():
-                try:
-                    os.link(c.image_path, target)
-                except OSError:
-                    shutil.copyfile(c.image_path, target)
+                link_or_copy(Path(c.image_path), target)
             out.append(
                 KeyFrame(
                     time=round(c.time, 4),
