@@ -66,6 +66,16 @@ def fit_learned_voice(clips: list[Clip], features: list[ClipFeatures], known: di
     if not rows:
         return {}
     ids = list(rows)
+    # enough labels first: a run without them (most runs) builds no feature matrix
+    label_of = {i: known[i][0] for i in ids if known.get(i) and known[i][0] in taxonomy}
+    counts = Counter(label_of.values())
+    usable = {i: lab for i, lab in label_of.items() if counts[lab] >= 2}  # a label seen once cannot be held out
+    classes = sorted(set(usable.values()), key=taxonomy.index)
+    if len(usable) < config.min_labelled or len(classes) < 2:
+        why = (f"no voice model: the run has {len(label_of)} labelled clips with voiced speech in {len(counts)} emotions "
+               f"(it needs {config.min_labelled} in at least 2 emotions, each labelled twice or more; label clips with "
+               "judge.gold or review verdicts)")
+        return {i: LearnedVoice(note=why) for i in ids}
     names = sorted(set.intersection(*(set(m) for m in rows.values())))
     if not names:
         return {i: LearnedVoice(note="no voice model: the clips share no eGeMAPS functional") for i in ids}
@@ -84,15 +94,6 @@ def fit_learned_voice(clips: list[Clip], features: list[ClipFeatures], known: di
         e[have] = _z_within_groups(e_raw[have], [g for g, h in zip(groups, have) if h])
         x = np.hstack([x, e])
         reads = "eGeMAPS functionals and the speech recogniser's encoder states"
-    label_of = {i: known[i][0] for i in ids if known.get(i) and known[i][0] in taxonomy}
-    counts = Counter(label_of.values())
-    usable = {i: lab for i, lab in label_of.items() if counts[lab] >= 2}  # a label seen once cannot be held out
-    classes = sorted(set(usable.values()), key=taxonomy.index)
-    if len(usable) < config.min_labelled or len(classes) < 2:
-        why = (f"no voice model: the run has {len(label_of)} labelled clips with voiced speech in {len(counts)} emotions "
-               f"(it needs {config.min_labelled} in at least 2 emotions, each labelled twice or more; label clips with "
-               "judge.gold or review verdicts)")
-        return {i: LearnedVoice(note=why) for i in ids}
 
     try:
         return _fit(ids, x, x_raw, names, usable, classes, voice, config, labels_from, reads)
