@@ -17,6 +17,15 @@ class Annotator(ABC):
     reads_baseline: ClassVar[bool] = False
     # True for annotators that read `AnnotatorInput.learned_voice` (fitted on the run's labelled clips)
     reads_learned_voice: ClassVar[bool] = False
+    # True for annotators whose distribution is a calibrated estimate of P(truth | what they read)
+    # under equal class rates (a model fitted with balanced class weights and checked out of fold on
+    # the run's labelled clips): the judge multiplies it into the consensus as a likelihood instead
+    # of learning a confusion matrix for it
+    calibrated: ClassVar[bool] = False
+    # backends whose whole input this annotator reads and learns from: on a clip it answers, their
+    # answers are still scored but do not vote again (the consensus takes votes as independent
+    # given the truth, and these would count the same measurements twice)
+    subsumes: ClassVar[frozenset[str]] = frozenset()
     model_id: str = ""
     model_version: str = ""
 

@@ -4,7 +4,8 @@ No speech-emotion model ships in any package we can install, and the literature'
 (agents/vocal_profiles.py) are coarse: on acted single words they are near chance. What a corpus
 does have, once someone has labelled part of it (`judge.gold`, or reviewers' verdicts pulled from
 Label Studio), is its own answer key. This module fits, once per run before stage 3, a multinomial
-logistic regression (scikit-learn) on the 88 eGeMAPS functionals of the labelled clips and the
+logistic regression (scikit-learn, balanced class weights, so its probabilities assume equal class
+rates and the judge supplies the run's own: agents/judge/reliability.py) on the 88 eGeMAPS functionals of the labelled clips and the
 mean of the speech recogniser's encoder states over each clip (whisper's own acoustic reading of the
 speech, kept by stage 2; linear probes on it are a common speech-emotion baseline), each column
 z-scored within the clip's voice group (its speaker's clips, `annotate.baseline`, or the
@@ -109,7 +110,7 @@ def _fit(ids, x, x_raw, names, usable, classes, voice, config, labels_from, read
     from sklearn.preprocessing import StandardScaler
 
     def model():
-        return make_pipeline(StandardScaler(), LogisticRegression(C=config.c, max_iter=2000))
+        return make_pipeline(StandardScaler(), LogisticRegression(C=config.c, max_iter=2000, class_weight="balanced"))
 
     train = [i for i in ids if i in usable]
     pos = {i: k for k, i in enumerate(ids)}
@@ -164,6 +165,8 @@ class LearnedVoiceAgent(PerClipAnnotator):
     model_id = "learned-voice(eGeMAPS functionals + whisper encoder means, logistic regression on this run's labelled clips)"
     model_version = "1"
     reads_learned_voice = True
+    calibrated = True  # answers are out of fold where it could be checked, and it abstains unless it beat the majority
+    subsumes = frozenset({"prosody", "voice-quality"})  # it reads every eGeMAPS functional their rules read
 
     def annotate_one(self, item: AnnotatorInput, run_id: str) -> Annotation:
         lv = item.learned_voice

@@ -203,3 +203,69 @@ def test_where_labels_are_known_a_cue_kind_earns_the_support_it_has_been_worth()
         assert before.claims[0].verdict == after.claims[0].verdict == "supported"  # the fact stays true
         assert before.claims[0].support == 1.0 and after.claims[0].support < 0.4
         assert after.s_reason < before.s_reason - 0.3
+
+
+def _calibrated_answers(seed: int, n: int, k: int = 4, strength: float = 1.2):
+    """A classifier whose probabilities are exactly Bayes' rule: x ~ N(strength·e_truth, I), p = softmax(strength·x)."""
+    rng = np.random.default_rng(seed)
+    truth = rng.integers(0, k, n)
+    x = rng.normal(size=(n, k)) + strength * np.eye(k)[truth]
+    logits = strength * x
+    p = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return truth, p / p.sum(axis=1, keepdims=True)
+
+
+def test_a_calibrated_answer_enters_the_consensus_as_the_probability_it_is():
+    """Pushed through a learned confusion matrix, a calibrated classifier's soft answers get flattened
+    and close calls reordered; entered as likelihood ratios, the consensus keeps what it knows."""
+    from agents.judge.reliability import calibrated_offset
+
+    truth, p = _calibrated_answers(3, 600)
+    votes = SoftVotes(np.arange(600), np.zeros(600, dtype=int), p, 600, 1)
+    rest, calibrated = calibrated_offset(votes, np.array([True]))
+    assert len(rest.clip) == 0 and calibrated.log_likelihood.shape == (600, 4) and calibrated.answered.all()
+    fitted = fit(rest, calibrated=calibrated)
+    # the run's class prior is estimated, not exactly uniform: it may tip a near-tie
+    assert (fitted.posterior.argmax(1) == p.argmax(1)).mean() > 0.97
+    # the probabilities themselves survive: what the consensus believes of its top label is what the classifier said
+    assert np.abs(fitted.posterior.max(1) - p.max(1)).mean() < 0.05
+    as_votes = fit(votes)  # the same answers as opinions with a confusion matrix
+    assert (fitted.posterior.argmax(1) == truth).mean() >= (as_votes.posterior.argmax(1) == truth).mean()
+
+
+def test_a_label_the_calibrated_model_never_saw_gains_nothing_from_it():
+    from agents.judge.reliability import calibrated_offset
+
+    # a model shown anger, fear and neutral only: no probability on happiness (index 1)
+    p = np.array([[0.2, 0.0, 0.3, 0.5], [0.6, 0.0, 0.2, 0.2], [0.3, 0.0, 0.4, 0.3]])
+    _, calibrated = calibrated_offset(SoftVotes(np.arange(3), np.zeros(3, dtype=int), p, 3, 1), np.array([True]))
+    for row in calibrated.log_likelihood:
+        assert row[1] == min(row[[0, 2, 3]])
+
+
+def test_an_agent_whose_input_a_learned_model_reads_does_not_vote_twice():
+    """prosody's rules read eGeMAPS functionals the learned voice model also reads: where that model
+    answered, prosody's answers are scored but do not vote; where it abstained, prosody's vote counts."""
+    clips = [clip(f"c{i}") for i in range(8)]
+    feats = [features(f"c{i}", faces=False) for i in range(8)]
+    pitch = [ev("e1", "prosody", "pitch 260 Hz", 10.7, 11.1)]
+    answers = []
+    for i in range(8):
+        answers.append(answer("prosody", "anger", pitch, clip_id=f"c{i}", dist={"anger": 0.9, "fear": 0.1}))
+        if i < 6:  # the learned model answers six clips: fear on three, anger on three
+            lean = 0.55 + 0.05 * i
+            said = "fear" if i < 3 else "anger"
+            other = "anger" if i < 3 else "fear"
+            answers.append(answer("voice-learned", said, pitch, clip_id=f"c{i}", dist={said: lean, other: 0.25, "neutral": 0.75 - lean}))
+    res = judge_run(clips, feats, answers, load_config(), "r")
+    labels = {c.clip_id: c.label for c in res.consensus}
+    # prosody's confident "anger" did not outvote the learned model
+    assert [labels[f"c{i}"] for i in range(6)] == ["fear"] * 3 + ["anger"] * 3
+    assert labels["c6"] == labels["c7"] == "anger"  # with no learned answer, prosody's vote decides
+    rel = {r.annotator_id: r for r in res.reliability}
+    assert rel["voice-learned"].recall == []  # no confusion matrix is claimed for a calibrated model
+    # its estimate is what the consensus believes of its labels
+    belief = [next(p.prob for p in c.distribution if p.label == c.label) for c in res.consensus[:6]]
+    assert rel["voice-learned"].estimated_accuracy == pytest.approx(np.mean(belief), abs=1e-3)
+    by = {j.annotation_id: j for j in res.judgements}
+    assert by["prosody:c0"].s_rec < by["voice-learned:c0"].s_rec  # prosody is still scored, against the consensus

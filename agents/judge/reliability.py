@@ -14,7 +14,14 @@ verdict from review) keep their label in every E-step and anchor the confusion m
 crowd-kit's DawidSkene takes hard labels only and costs tens of seconds on a million answers; this is
 the same EM on soft votes in a few matrix products per iteration (a test checks that on one-hot votes
 it lands where crowd-kit does). A Dirichlet prior on each row (`prior_strength` pseudo-answers,
-`prior_accuracy` of them on the diagonal) keeps rare classes and small runs from degenerate fits."""
+`prior_accuracy` of them on the diagonal) keeps rare classes and small runs from degenerate fits.
+
+Answers that are already calibrated estimates of P(truth | what the annotator read) under equal
+class rates (a model fitted with balanced class weights and checked out of fold on the run's own
+labelled clips) are not opinions to be weighed: pushed through a confusion matrix they lose what
+they know (the soft mixture flattens them and reorders close calls). Such a p(k) is proportional
+to the likelihood of what the model read under class k, so it enters every posterior as a fixed
+log p(k) next to the run's class prior: Bayes' rule (`calibrated_offset`)."""
 
 from __future__ import annotations
 
@@ -61,18 +68,52 @@ def _answer_likelihoods(probs: np.ndarray, bounds: list[tuple[int, int]], confus
     return out
 
 
-def _posteriors(incidence: sparse.csr_matrix, like: np.ndarray, prior: np.ndarray) -> np.ndarray:
+def _posteriors(incidence: sparse.csr_matrix, like: np.ndarray, prior: np.ndarray, offset: np.ndarray | None = None) -> np.ndarray:
     np.maximum(like, 1e-30, out=like)
     log_q = (incidence @ np.log(like, out=like)).astype(np.float64) + np.log(prior)
+    if offset is not None:
+        log_q += offset
     log_q -= log_q.max(axis=1, keepdims=True)
     q = np.exp(log_q, out=log_q)
     return q / q.sum(axis=1, keepdims=True)
 
 
+@dataclass(frozen=True)
+class CalibratedAnswers:
+    log_likelihood: np.ndarray  # (N, K) summed over a clip's calibrated answers
+    answered: np.ndarray  # (N,) bool: a model that says the same everywhere adds nothing, but the clip was answered
+
+
+def calibrated_offset(votes: SoftVotes, calibrated: np.ndarray, floor: float = 1e-4) -> tuple[SoftVotes, CalibratedAnswers | None]:
+    """Split off the answers of the annotators marked in `calibrated` (one bool per annotator): the
+    rest stay votes for the confusion-matrix fit; these become an (N, K) sum of log-likelihood
+    likelihoods. A label an answer gives no probability (one the model was never shown) gets that
+    answer's lowest: the model cannot speak for it, and must not favour it either."""
+    mine = calibrated[votes.annotator]
+    if not mine.any():
+        return votes, None
+    offset = np.zeros((votes.n_clips, votes.n_labels))
+    answered = np.zeros(votes.n_clips, dtype=bool)
+    answered[votes.clip[mine]] = True
+    for j in np.nonzero(calibrated)[0]:
+        rows = votes.annotator == j
+        if not rows.any():
+            continue
+        p = votes.probs[rows]
+        shown = p > 0
+        log_like = np.log(np.clip(p, floor, 1.0))
+        lowest = np.where(shown, log_like, np.inf).min(axis=1, keepdims=True)
+        np.add.at(offset, votes.clip[rows], np.where(shown, log_like, lowest))
+    rest = ~mine
+    return SoftVotes(votes.clip[rest], votes.annotator[rest], votes.probs[rest], votes.n_clips, votes.n_annotators), CalibratedAnswers(offset, answered)
+
+
 def fit(votes: SoftVotes, known: np.ndarray | None = None, n_iter: int = 30, tol: float = 1e-3,
-        prior_strength: float = 2.0, prior_accuracy: float | np.ndarray = 0.6, class_prior_weight: float = 1.0) -> Reliability:
+        prior_strength: float = 2.0, prior_accuracy: float | np.ndarray = 0.6, class_prior_weight: float = 1.0,
+        calibrated: CalibratedAnswers | None = None) -> Reliability:
     """`known`: (N, K) label distributions of clips whose truth is known (a row of zeros where not).
-    `prior_accuracy`: one value, or one per annotator (what labelled media measured of each)."""
+    `prior_accuracy`: one value, or one per annotator (what labelled media measured of each).
+    `calibrated`: the calibrated answers' log-likelihoods (`calibrated_offset`), or None."""
     n, k, a = votes.n_clips, votes.n_labels, len(votes.clip)
     # answers sorted by annotator, so each annotator's are one contiguous block (views, not copies)
     order = np.argsort(votes.annotator, kind="stable")
@@ -81,6 +122,9 @@ def fit(votes: SoftVotes, known: np.ndarray | None = None, n_iter: int = 30, tol
     edges = np.searchsorted(votes.annotator[order], np.arange(votes.n_annotators + 1))
     bounds = list(zip(edges[:-1].tolist(), edges[1:].tolist()))
     answered = np.bincount(clip_of, minlength=n) > 0
+    offset = None if calibrated is None else calibrated.log_likelihood
+    if calibrated is not None:
+        answered |= calibrated.answered
     known = np.zeros((n, k)) if known is None else known
     is_known = known.sum(axis=1) > 0
     incidence = sparse.csr_matrix((np.ones(a, dtype=np.float32), (clip_of, np.arange(a))), shape=(n, a))
@@ -88,8 +132,10 @@ def fit(votes: SoftVotes, known: np.ndarray | None = None, n_iter: int = 30, tol
     off = (1.0 - acc) / (k - 1) if k > 1 else np.zeros_like(acc)
     pseudo = prior_strength * np.where(np.eye(k, dtype=bool)[None], acc[:, None, None], off[:, None, None])
 
-    # start from the soft majority vote
-    q = np.asarray(incidence @ probs)
+    # start from the soft majority vote (and what the calibrated answers say)
+    q = np.asarray(incidence @ probs, dtype=np.float64)
+    if calibrated is not None:
+        q += np.where(calibrated.answered[:, None], np.exp(offset - offset.max(axis=1, keepdims=True)), 0.0)
     total = q.sum(axis=1, keepdims=True)
     q = np.divide(q, total, out=np.zeros_like(q), where=total > 0)
     q[is_known] = known[is_known]
@@ -110,13 +156,13 @@ def fit(votes: SoftVotes, known: np.ndarray | None = None, n_iter: int = 30, tol
         prior = counted + class_prior_weight * counted.sum() / k + 1.0
         prior /= prior.sum()
         # E-step
-        new = _posteriors(incidence, _answer_likelihoods(probs, bounds, confusion), prior)
+        new = _posteriors(incidence, _answer_likelihoods(probs, bounds, confusion), prior, offset)
         new[is_known] = known[is_known]
         new[~weight] = 0.0
         delta = float(np.abs(new - q).max()) if n else 0.0
         q = new
         if delta < tol:
             break
-    free = _posteriors(incidence, _answer_likelihoods(probs, bounds, confusion), prior)
+    free = _posteriors(incidence, _answer_likelihoods(probs, bounds, confusion), prior, offset)
     free[~answered] = 0.0
     return Reliability(posterior=q, free_posterior=free, confusion=confusion, prior=prior, iterations=it)

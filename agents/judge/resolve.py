@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from agents.judge import calibration, reliability
+from agents.judge.roles import roles
 from agents.judge.aggregate import Votes, label_distributions, summarise
 from agents.judge.flags import review_threshold
 from evidence.clip_index import ClipIndex
@@ -41,11 +42,13 @@ def resolve(clips: list[Clip], index: dict[str, ClipIndex], tally: "Tally", conf
     posterior: dict[str, list[float]] = {}
     if jc.aggregation == "reliability":
         rc = jc.reliability
-        fitted = reliability.fit(tally.soft_votes(), known_rows, prior_strength=rc.prior_strength, class_prior_weight=rc.class_prior_weight,
-                                 prior_accuracy=np.array([rc.annotator_priors.get(a, rc.prior_accuracy) for a in votes.annotator_ids]))
+        fit_votes, calibrated = roles(config, votes.annotator_ids).votes(tally.soft_votes())
+        fitted = reliability.fit(fit_votes, known_rows, prior_strength=rc.prior_strength, class_prior_weight=rc.class_prior_weight,
+                                 prior_accuracy=np.array([rc.annotator_priors.get(a, rc.prior_accuracy) for a in votes.annotator_ids]),
+                                 calibrated=calibrated)
         dist, free = fitted.posterior, fitted.free_posterior
         posterior = {c: row for c, row in zip(clip_ids, dist.tolist())}
-        annotators = _annotator_reliability(fitted, votes, known_rows, labels)
+        annotators = _annotator_reliability(fitted, votes, known_rows, labels, np.bincount(fit_votes.annotator, minlength=len(votes.annotator_ids)))
     else:
         dist = free = label_distributions(votes, jc.aggregation)
     top, margin, entropy, uncertainty = summarise(dist, len(labels))
@@ -133,8 +136,12 @@ def _known_matrix(clip_ids: list[str], labels: list[str], known: dict[str, list[
 
 
 def _annotator_reliability(fitted: reliability.Reliability, votes: Votes, known_rows: np.ndarray,
-                           labels: list[str]) -> list[AnnotatorReliability]:
+                           labels: list[str], fitted_votes: np.ndarray) -> list[AnnotatorReliability]:
+    """`fitted_votes`: how many of each annotator's answers the confusion-matrix fit took. For one
+    it took none of (calibrated, or replaced by one that reads its input), the estimate is the
+    consensus's mean belief in its labels instead, and no per-class recall is claimed."""
     acc = fitted.accuracy()
+    belief = fitted.posterior[votes.clip, votes.label]
     n = np.bincount(votes.annotator, minlength=len(votes.annotator_ids))
     seen = fitted.posterior[np.unique(votes.clip)].sum(axis=0) > 0.5  # classes the run's clips hold
     out = []
@@ -142,8 +149,10 @@ def _annotator_reliability(fitted: reliability.Reliability, votes: Votes, known_
         mine = votes.annotator == j
         on_known = mine & (known_rows[votes.clip].sum(axis=1) > 0)
         right = known_rows[votes.clip[on_known], votes.label[on_known]] > 0
+        modelled = fitted_votes[j] > 0
         out.append(AnnotatorReliability(
-            annotator_id=name, n_answers=int(n[j]), estimated_accuracy=round(float(acc[j]), 4),
-            recall=[LabelProb(label=labels[k], prob=round(float(fitted.confusion[j, k, k]), 4)) for k in range(len(labels)) if seen[k]],
+            annotator_id=name, n_answers=int(n[j]),
+            estimated_accuracy=round(float(acc[j] if modelled else belief[mine].mean()), 4),
+            recall=[LabelProb(label=labels[k], prob=round(float(fitted.confusion[j, k, k]), 4)) for k in range(len(labels)) if seen[k] and modelled],
             gold_accuracy=round(float(right.mean()), 4) if on_known.any() else None, n_gold=int(on_known.sum())))
     return out
