@@ -92,8 +92,10 @@ class AnnotatorReliability(BaseModel):
 
     annotator_id: str
     n_answers: int
-    estimated_accuracy: float  # Σ_k π_k θ[k, k] under the fitted model
-    recall: list[LabelProb] = []  # θ[k, k] per true class k the run saw
+    # Σ_k π_k θ[k, k] under the fitted model; for an annotator the confusion-matrix fit did not take
+    # (a calibrated model, or one it subsumes on every clip), the consensus's mean belief in its labels
+    estimated_accuracy: float
+    recall: list[LabelProb] = []  # θ[k, k] per true class k the run saw (none claimed where no matrix was fitted)
     gold_accuracy: float | None = None  # on the clips with known labels, where it answered any
     n_gold: int = 0
 
