@@ -88,7 +88,7 @@ def print_summary(summary) -> None:
         manifest = RunDir(Path(summary.out_dir)).read_manifest()
         routing = manifest.routing.model_dump() if manifest and manifest.routing else {}
         if routing.get("estimated_accuracy") is not None:
-            out.print(f"accepted: {routing['n_accepted']} clips, expected accuracy {routing['estimated_accuracy']:.2f} "
+            out.print(f"accepted: {routing['n_accepted']} machine-labelled clips, expected accuracy {routing['estimated_accuracy']:.2f} "
                       f"(95% interval {routing['ci_low']:.2f}-{routing['ci_high']:.2f}; confidence calibrated on "
                       f"{routing['calibrated_on']} labelled clips)")
     root = Path(summary.out_dir)

@@ -106,10 +106,13 @@ class Routing(BaseModel):
     mode: str
     threshold: float
     target_accuracy: float | None = None
-    n_clips: int = 0
-    n_accepted: int = 0  # clips under no routing flag
+    n_clips: int = 0  # clips whose label the model gives (routing decides on these)
+    n_known: int = 0  # clips whose label is known (gold, reviewers' verdicts): never routed, nor counted above
+    n_accepted: int = 0  # of n_clips, those under no routing flag
     estimated_accuracy: float | None = None  # mean calibrated confidence of the accepted clips
-    ci_low: float | None = None  # 95% interval (Jeffreys) around that estimate
+    # 95% interval around that estimate: Jeffreys on the expected count before any label is known;
+    # once the calibration is fitted, one that also carries its error, resampling labelled people
+    ci_low: float | None = None
     ci_high: float | None = None
     calibrated_on: int = 0  # clips with known labels (gold, reviewed) the confidence was fitted on
     calibration: str = "prior"  # "isotonic" once labelled clips exist

@@ -269,3 +269,37 @@ def test_an_agent_whose_input_a_learned_model_reads_does_not_vote_twice():
     assert rel["voice-learned"].estimated_accuracy == pytest.approx(np.mean(belief), abs=1e-3)
     by = {j.annotation_id: j for j in res.judgements}
     assert by["prosody:c0"].s_rec < by["voice-learned:c0"].s_rec  # prosody is still scored, against the consensus
+
+
+def test_known_labels_do_not_pad_the_accepted_set():
+    """Eighteen of twenty clips carry known labels, and the model was right on half of them: the two
+    it labels alone are a coin flip. Counted with the known ones (confidence 1) the twenty average
+    over 0.9, which would let both through at target 0.9; routing decides on the model's clips only."""
+    n = 20
+    clips = [clip(f"c{i}") for i in range(n)]
+    feats = [features(f"c{i}") for i in range(n)]
+    smile = [ev("e1", "face", "AU12 (lip corner puller) active", 10.4, 11.2, "faces[track=0].action_units[AU12]")]
+    answers = [answer("careful", "happiness", smile, clip_id=f"c{i}", dist={"happiness": 0.55, "sadness": 0.45}) for i in range(n)]
+    known = {f"c{i}": ["happiness" if i % 2 else "sadness"] for i in range(n - 2)}
+    res = judge_run(clips, feats, answers, load_config(), "r", known=known)
+    r = res.routing
+    assert (r.n_clips, r.n_known) == (2, n - 2)
+    cons = {c.clip_id: c for c in res.consensus}
+    assert cons["c18"].confidence < 0.8 and cons["c18"].needs_review and cons["c19"].needs_review
+    assert r.n_accepted == 0 and r.estimated_accuracy is None
+
+
+def test_the_interval_widens_when_labelled_people_disagree():
+    """The same labelled clips, once as one person each and once as two people on whom the model
+    is right 95% and 45% of the time: the second says less about a third person, and its interval
+    around the accepted clips' accuracy is wider."""
+    from agents.judge.calibration import accepted_interval
+
+    rng = np.random.default_rng(0)
+    raw = rng.uniform(0.6, 0.9, 80)
+    right = np.r_[rng.random(40) < 0.95, rng.random(40) < 0.45].astype(float)
+    accepted = rng.uniform(0.6, 0.9, 50)
+    one_each = accepted_interval(accepted, raw, right, [f"p{i}" for i in range(80)])
+    two_people = accepted_interval(accepted, raw, right, ["a"] * 40 + ["b"] * 40)
+    assert two_people[1] - two_people[0] > 1.5 * (one_each[1] - one_each[0])
+    assert accepted_interval(accepted, raw, right, ["a"] * 40 + ["b"] * 40) == two_people  # seeded

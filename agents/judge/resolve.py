@@ -32,7 +32,10 @@ class Resolved:
 
 
 def resolve(clips: list[Clip], index: dict[str, ClipIndex], tally: "Tally", config: EmoforgeConfig,
-            gold: dict[str, list[str]], known: dict[str, list[str]], prov: Provenance) -> Resolved:
+            gold: dict[str, list[str]], known: dict[str, list[str]], prov: Provenance,
+            person: dict[str, str] | None = None) -> Resolved:
+    """`person`: clip -> whose clip it is (a speaker's voice group, else the source), for the interval
+    around the accepted clips' accuracy (calibration.accepted_interval)."""
     jc = config.judge
     labels = tally.labels
     clip_ids = tally.clip_ids
@@ -78,7 +81,9 @@ def resolve(clips: list[Clip], index: dict[str, ClipIndex], tally: "Tally", conf
                                  for i, c in enumerate(clip_ids)])
     rule = jc.threshold
     if rule.mode == "target":
-        cut = calibration.cut_for_target(review[top >= 0], rule.target_accuracy)
+        # only clips whose label the model gives are routed: known labels would pad the accepted
+        # set's accuracy and let doubtful clips through
+        cut = calibration.cut_for_target(review[(top >= 0) & ~is_known], rule.target_accuracy)
         threshold = cut.threshold
     else:
         threshold = review_threshold(review, rule, gold_correct)
@@ -116,10 +121,17 @@ def resolve(clips: list[Clip], index: dict[str, ClipIndex], tally: "Tally", conf
             gold_label=(gold.get(cid) or [None])[0], flags=flags,
             # a clip whose label is known (gold, a reviewer's verdict) has nothing left to ask a person
             needs_review=not known_[i] and not flag_on.isdisjoint(flags), provenance=prov))
-    accepted = np.array([not c.needs_review and c.label is not None for c in out], dtype=bool)
+    # accepted: labelled by the model and sent to no one (a known label is neither)
+    accepted = np.array([not c.needs_review and c.label is not None for c in out], dtype=bool) & ~is_known
     est, lo, hi = calibration.accepted_estimate(review[accepted])
+    if fit_on.any() and accepted.any():
+        labelled = np.nonzero(fit_on)[0]
+        lo, hi = calibration.accepted_interval(
+            raw[accepted], raw[labelled], right.astype(float),
+            [(person or {}).get(clip_ids[i]) or clips[i].source_id for i in labelled], jc.reliability.calibration_prior_strength)
     routing = Routing(mode=rule.mode, threshold=float(threshold), target_accuracy=rule.target_accuracy if rule.mode in ("target", "calibrated") else None,
-                      n_clips=len(out), n_accepted=int(accepted.sum()), estimated_accuracy=est, ci_low=lo, ci_high=hi,
+                      n_clips=int((~is_known).sum()), n_known=int(is_known.sum()), n_accepted=int(accepted.sum()),
+                      estimated_accuracy=est, ci_low=lo, ci_high=hi,
                       calibrated_on=int(fit_on.sum()), calibration=calibrate.method)
     return Resolved(out, float(threshold), routing, annotators, posterior)
 

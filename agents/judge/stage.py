@@ -72,7 +72,8 @@ def judge_run(clips: list[Clip], features: list[ClipFeatures], annotations: list
         for (ix, answers, weights, _), (rows, groups) in zip(jobs, scored):
             tally.add(ix.clip.clip_id, answers, rows, groups)
             scored_clips.append((ix.clip.clip_id, answers, rows, weights))
-        outcome = resolve(clips, index, tally, config, gold, known, prov)
+        person = {c: b.key for c, b in voice.items() if b.scope == "speaker"}
+        outcome = resolve(clips, index, tally, config, gold, known, prov, person)
         posterior = outcome.posterior
         judgements: list[Judgement] = []
         for clip_id, answers, rows, weights in scored_clips:

@@ -239,7 +239,8 @@ def _routing_lines(routing: Routing | None, reliability: list) -> list[str]:
         return ["No routing figures (run.json has none)."]
     lines = [f"Routing `{routing.mode}`"
              + (f" to a target accuracy of {routing.target_accuracy:.2f}" if routing.target_accuracy else "")
-             + f": {routing.n_clips - routing.n_accepted} of {routing.n_clips} clips flagged."]
+             + f": {routing.n_clips - routing.n_accepted} of {routing.n_clips} clips flagged"
+             + (f" ({routing.n_known} more have known labels and are not routed)." if routing.n_known else ".")]
     if routing.estimated_accuracy is not None:
         lines.append(f"Expected accuracy of the {routing.n_accepted} accepted clips: {routing.estimated_accuracy:.3f} "
                      f"(95% interval {routing.ci_low:.3f}-{routing.ci_high:.3f}).")
