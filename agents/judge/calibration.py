@@ -82,8 +82,8 @@ def accepted_interval(accepted_raw: np.ndarray, labelled_raw: np.ndarray, labell
     if n == 0 or len(labelled_raw) == 0:
         return None, None
     rng = np.random.default_rng(seed)
-    names = sorted(set(labelled_groups))
-    members = [np.array([i for i, g in enumerate(labelled_groups) if g == name]) for name in names]
+    _, group = np.unique(np.asarray(labelled_groups), return_inverse=True)
+    members = np.split(np.argsort(group, kind="stable"), np.cumsum(np.bincount(group))[:-1])
     if len(members) < 2:
         members = [np.array([i]) for i in range(len(labelled_raw))]
     draws = np.empty(n_boot)

@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from agents.judge import calibration, reliability
-from agents.judge.roles import roles
 from agents.judge.aggregate import Votes, label_distributions, summarise
 from agents.judge.flags import review_threshold
+from agents.judge.roles import roles
 from evidence.clip_index import ClipIndex
 from schemas import AnnotatorReliability, Clip, Consensus, EmoforgeConfig, Provenance, Routing
 from schemas.features import LabelProb
