@@ -9,7 +9,8 @@ leaves them out); they are not labels.
 `--fetch` first materialises the development set (bench/label_dev.py) and uses its manifest.
 
 The run gets no gold labels unless `--gold-fraction F`: then whole groups (speakers / persons) are
-drawn (seeded) until F of the items are gold, the run is repeated on the same run directory with
+drawn (seeded) until F of the items are gold (or `--gold-groups A,B` names them: a group's full
+name, or what follows its last colon, e.g. m2 for "Polish emotional speech (GUT 2020):m2"), the run is repeated on the same run directory with
 `judge.gold` naming their clips (stages 1-3 come from the cache; clip ids exist only after stage 1),
 and every figure is computed on the remaining items only, for the blind run and the gold run.
 
@@ -215,6 +216,18 @@ def choose_gold(items: list[Item], fraction: float, seed: int) -> set[str]:
     return chosen
 
 
+def named_groups(items: list[Item], names: str, manifest: Path) -> set[str]:
+    """The groups `--gold-groups` names, each by its full name or by what follows its last colon."""
+    groups = {it.group for it in items}
+    chosen = set()
+    for name in (n.strip() for n in names.split(",") if n.strip()):
+        found = {g for g in groups if g == name or g.rsplit(":", 1)[-1] == name}
+        if not found:
+            raise BenchError(f"{manifest}: no group is named {name!r} (groups: {', '.join(sorted(groups))})")
+        chosen |= found
+    return chosen
+
+
 def by_corpus(clips: list[ClipOutcome], clip_group: dict[str, str]) -> dict[str, dict]:
     out: dict[str, dict] = {}
     for c in clips:
@@ -312,6 +325,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--set", dest="sets", action="append", default=[], help="override passed to emoforge run (repeatable)")
     ap.add_argument("--reuse", type=Path, default=None, help="score this finished run directory; run nothing")
     ap.add_argument("--gold-fraction", type=float, default=0.0, help="give the judge gold labels for this share of the items (whole groups)")
+    ap.add_argument("--gold-groups", default=None,
+                    help="give the judge gold labels for these groups (comma-separated; a group's name or what follows its last colon)")
     ap.add_argument("--no-speakers", dest="speakers", action="store_false",
                     help="do not give the run the manifest's speakers (annotate.baseline.speakers)")
     ap.add_argument("--seed", type=int, default=0)
@@ -321,8 +336,10 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if not 0 <= args.gold_fraction < 1:
         ap.error("--gold-fraction must be in [0, 1)")
-    if args.reuse and args.gold_fraction:
-        ap.error("--reuse re-scores one run; --gold-fraction needs runs")
+    if args.reuse and (args.gold_fraction or args.gold_groups):
+        ap.error("--reuse re-scores one run; gold labels need runs")
+    if args.gold_fraction and args.gold_groups:
+        ap.error("give --gold-fraction or --gold-groups, not both")
 
     from schemas.config import ConfigError, load_config
 
@@ -359,7 +376,8 @@ def _bench(args, config, manifest: Path, items: list[Item]) -> int:
         it.sha256 = sha256_file(it.path)
     log = out.with_name(out.name + ".log")
     seconds: dict[str, float] = {}
-    gold_groups = choose_gold(items, args.gold_fraction, args.seed) if args.gold_fraction else set()
+    gold_groups = (named_groups(items, args.gold_groups, manifest) if args.gold_groups
+                   else choose_gold(items, args.gold_fraction, args.seed) if args.gold_fraction else set())
     runs = {"blind": out}
     sets = [*args.sets, *speaker_sets(items, out, args.speakers)]
     if not args.reuse:

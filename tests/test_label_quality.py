@@ -148,6 +148,13 @@ def test_gold_groups_are_whole_and_cover_the_fraction():
     assert lq.choose_gold(items, 0.3, 1) == lq.choose_gold(items, 0.3, 1)
 
 
+def test_gold_groups_named_by_name_or_by_what_follows_the_colon():
+    items = [lq.Item(f"{g}{i}", Path("x"), "anger", g) for g in ("Polish:m1", "Polish:m2", "EmoDB:03") for i in range(2)]
+    assert lq.named_groups(items, "m2, EmoDB:03", Path("labels.json")) == {"Polish:m2", "EmoDB:03"}
+    with pytest.raises(lq.BenchError, match=r"labels.json: no group is named 'm9' \(groups: EmoDB:03, Polish:m1, Polish:m2\)"):
+        lq.named_groups(items, "m1,m9", Path("labels.json"))
+
+
 def test_subset_spreads_over_cells():
     items = [lq.Item(f"{s}{e}{i}", Path("x"), e, s) for s in "ab" for e in ("anger", "fear") for i in range(5)]
     picked = lq.subset(items, 8, seed=0)
