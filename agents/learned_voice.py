@@ -5,12 +5,12 @@ No speech-emotion model ships in any package we can install, and the literature'
 does have, once someone has labelled part of it (`judge.gold`, or reviewers' verdicts pulled from
 Label Studio), is its own answer key. This module fits, once per run before stage 3, a multinomial
 logistic regression (scikit-learn, balanced class weights, so its probabilities assume equal class
-rates and the judge supplies the run's own: agents/judge/reliability.py) on the 88 eGeMAPS functionals of the labelled clips and the
-mean of the speech recogniser's encoder states over each clip (whisper's own acoustic reading of the
-speech, kept by stage 2; linear probes on it are a common speech-emotion baseline), each column
-z-scored within the clip's voice group (its speaker's clips, `annotate.baseline`, or the
-run's), which is the speaker normalisation speech-emotion work uses (Schuller et al. 2011; the
-eGeMAPS paper, Eyben et al. 2016, reports its baselines the same way).
+rates and the judge supplies the run's own: agents/judge/reliability.py) on the 88 eGeMAPS
+functionals of the labelled clips and the mean of the speech recogniser's encoder states over each
+clip (whisper's own acoustic reading of the speech, kept by stage 2; linear probes on it are a
+common speech-emotion baseline), each column z-scored within the clip's voice group (its speaker's
+clips, `annotate.baseline`, or the run's), which is the speaker normalisation speech-emotion work
+uses (Schuller et al. 2011; the eGeMAPS paper, Eyben et al. 2016, reports its baselines the same way).
 
 Honesty rules:
 - a labelled clip is answered by the fold that left it out (grouped by speaker when the labelled

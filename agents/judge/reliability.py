@@ -86,9 +86,9 @@ class CalibratedAnswers:
 
 def calibrated_offset(votes: SoftVotes, calibrated: np.ndarray, floor: float = 1e-4) -> tuple[SoftVotes, CalibratedAnswers | None]:
     """Split off the answers of the annotators marked in `calibrated` (one bool per annotator): the
-    rest stay votes for the confusion-matrix fit; these become an (N, K) sum of log-likelihood
-    likelihoods. A label an answer gives no probability (one the model was never shown) gets that
-    answer's lowest: the model cannot speak for it, and must not favour it either."""
+    rest stay votes for the confusion-matrix fit; these become an (N, K) sum of log-likelihoods. A
+    label an answer gives no probability (one the model was never shown) gets that answer's lowest:
+    the model cannot speak for it, and must not favour it either."""
     mine = calibrated[votes.annotator]
     if not mine.any():
         return votes, None
