@@ -133,6 +133,7 @@ def register_backends() -> None:
     import agents.llm_text  # noqa: F401
     import agents.openai_http  # noqa: F401
     import agents.prosody_agent  # noqa: F401
+    import agents.punctuation  # noqa: F401
     import agents.transformers_mllm  # noqa: F401  (registers the model-backed agents too)
 
 

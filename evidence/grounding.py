@@ -10,6 +10,7 @@ import re
 from functools import lru_cache
 
 from evidence.clip_index import WORD_LABEL, ClipIndex, au_numbers, norm_text
+from evidence.punctuation import MARK_NAMES, word_mark
 from schemas import Evidence
 from schemas.feature_ref import FeatureRef
 from schemas.judgement import ClaimCheck
@@ -240,6 +241,20 @@ def check_quotes(ev: Evidence, cue: Cue, ix: ClipIndex, out: Finding, word_index
         out.ok(f"'{q}' was said")
 
 
+def check_mark(cue: Cue, ix: ClipIndex, word_index: int, out: Finding) -> None:
+    """A claim about the mark the recogniser wrote after a word: the mark it names must be the one there."""
+    raw = ix.features.words[word_index].text
+    there = word_mark(raw)
+    lower = cue.text.lower()
+    stated = next((m for m, name in MARK_NAMES.items() if name.split(" ", 1)[1] in lower), None)
+    if there is None:
+        out.bad(f"words[{word_index}] '{raw.strip()}' ends no sentence")
+    elif stated is not None and stated != there:
+        out.bad(f"words[{word_index}] '{raw.strip()}' ends with {MARK_NAMES[there]}, not {MARK_NAMES[stated]}")
+    else:
+        out.ok(f"words[{word_index}] ends with {MARK_NAMES[there]}")
+
+
 def check_vader(cue: Cue, ix: ClipIndex, out: Finding) -> None:
     if cue.vader is None or ix.vader is None:
         return
@@ -333,6 +348,8 @@ def check_ref(ev: Evidence, cue: Cue, ix: ClipIndex, out: Finding) -> bool:
             if ev.start is not None and w[1] is not None and abs(w[1] - ev.start) > TIME_TOLERANCE_S + 0.25:
                 out.bad(f"words[{i}] starts at {w[1]:.2f} s, not {ev.start:.2f} s")
             check_quotes(ev, cue, ix, out, word_index=i)
+            if fld == "punctuation":
+                check_mark(cue, ix, i, out)
             return True
         if kind == "faces":
             frames = _face_frames(ev, ix, sel, out)

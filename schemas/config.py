@@ -188,7 +188,7 @@ class ReliabilityConfig(_Strict):
     # what is known of an annotator before the run: its accuracy measured on labelled media (the
     # label-quality benchmark), by annotator id. A small run leans on it; a large one learns past it
     annotator_priors: dict[str, float] = {"face-expression": 0.7, "facs-rules": 0.4, "lexical": 0.35, "prosody": 0.45,
-                                          "voice-quality": 0.3}
+                                          "voice-quality": 0.3, "punctuation": 0.4}
     # the class prior is held toward uniform by this many run-lengths of pseudo-clips: without it an
     # annotator that gives one label to everything explains the run as all that label
     class_prior_weight: float = Field(1.0, ge=0)

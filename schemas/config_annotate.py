@@ -10,8 +10,9 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_val
 
 from schemas.config_base import Strict
 
-# the offline agents (agents/feature_agents.py, agents/prosody_agent.py): no settings beyond id and backend
-RULE_BACKENDS = ("face-expression", "facs-rules", "lexical", "prosody", "voice-quality", "face-dynamics", "voice-learned")
+# the offline agents (agents/feature_agents.py, agents/prosody_agent.py, agents/punctuation.py, agents/learned_voice.py): no settings beyond id and backend
+RULE_BACKENDS = ("face-expression", "facs-rules", "lexical", "prosody", "voice-quality", "punctuation", "face-dynamics",
+                 "voice-learned")
 MODEL_BACKENDS = ("llm-gguf", "openai", "transformers")
 PLUGIN_PATTERN = r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$"
 
@@ -114,6 +115,9 @@ def _default_panel() -> list[RuleAgentSpec]:
         RuleAgentSpec(id="prosody", backend="prosody"),
         # a third view on audio-only clips, from cues the prosody agent does not read
         RuleAgentSpec(id="voice-quality", backend="voice-quality"),
+        # and one more on any clip with speech, in any language: the recogniser's own reading of the
+        # delivery, from the sentence-final marks it wrote (an exclamation for a raised voice)
+        RuleAgentSpec(id="punctuation", backend="punctuation"),
         # a third view on silent video: the expression's change from calm to apex frames
         RuleAgentSpec(id="face-dynamics", backend="face-dynamics"),
         # the run's own voice model, fitted on its labelled clips (judge.gold, review verdicts);

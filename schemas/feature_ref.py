@@ -2,7 +2,7 @@
 
 The text form is what annotators write and tables store, so it stays exactly as it was:
 `kind[selector].field[key]`, e.g. `faces[track=0].action_units[AU12]`, `faces[3].expression`,
-`words[5]`, `words`, `prosody`, `prosody.functionals[F0semitoneFrom27.5Hz_sma3nz_amean]`.
+`words[5]`, `words[5].punctuation`, `words`, `prosody`, `prosody.functionals[F0semitoneFrom27.5Hz_sma3nz_amean]`.
 `FeatureRef.parse` reads it, `str()` writes it; they round-trip."""
 
 from __future__ import annotations
@@ -41,9 +41,10 @@ class FeatureRef(BaseModel):
         return cls(kind="faces", selector=selector, field=field, key=key)
 
     @classmethod
-    def word(cls, index: int | None = None) -> FeatureRef:
-        """One word of the transcript, or (no index) the whole transcript."""
-        return cls(kind="words", selector=None if index is None else str(index))
+    def word(cls, index: int | None = None, field: str | None = None) -> FeatureRef:
+        """One word of the transcript, or (no index) the whole transcript; `field="punctuation"`: the
+        sentence-final mark the recogniser wrote after the word."""
+        return cls(kind="words", selector=None if index is None else str(index), field=field)
 
     @classmethod
     def prosody(cls, functional: str | None = None) -> FeatureRef:

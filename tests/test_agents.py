@@ -102,7 +102,8 @@ def test_lexical_agent_abstains_without_transcript(smiling_man):
 
 
 def test_panel_is_built_from_configuration():
-    assert list(panel()) == ["face-expression", "facs-rules", "lexical", "prosody", "voice-quality", "face-dynamics", "voice-learned"]
+    assert list(panel()) == ["face-expression", "facs-rules", "lexical", "prosody", "voice-quality", "punctuation", "face-dynamics",
+                            "voice-learned"]
     with pytest.raises(ConfigError, match="annotate.panel.0.backend: unknown backend 'gpt-9'"):  # at load, not at build
         load_config(overrides=['annotate.panel=[{"id": "x", "backend": "gpt-9"}]'])
     with pytest.raises(ConfigError, match="annotator ids must be unique"):

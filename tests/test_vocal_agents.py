@@ -1,5 +1,6 @@
 """The vocal agents (prosody, voice-quality) on real recorded speech: voice baselines per speaker or
-per run, literature profiles turned into label distributions, and abstentions that say why."""
+per run, literature profiles turned into label distributions, and abstentions that say why; and the
+punctuation agent on the marks whisper wrote for the same speech."""
 
 from __future__ import annotations
 
@@ -214,6 +215,37 @@ def test_lexical_agent_abstains_on_a_language_its_lexicons_lack(speech):
     # in English the same words are read (and, carrying no emotion word, abstained on for that reason)
     english = lexical.annotate_one(AnnotatorInput(clip=clips[0], features=features[0]), "r")
     assert english.status == "ok" or "no emotion words" in english.error
+
+
+def test_punctuation_agent_reads_the_marks_whisper_wrote_and_the_judge_finds_them(speech):
+    """Issue 20's third view on an audio-only clip, on real transcripts: beckett.wav is read as short
+    statements ("Ever tried. Ever failed. ..."), so the answer leans calm, and every mark it cites is
+    one the judge finds at that word."""
+    from agents.judge.judge_index import JudgeIndex
+    from evidence.clip_index import Baseline
+    from evidence.grounding import check_claim
+    from evidence.punctuation import CALM, sentence_marks
+
+    clips, features = speech
+    agent = next(a for a in build_panel(load_config()) if a.annotator_id == "punctuation")
+    answered = 0
+    for c, f in zip(clips, features):
+        a = agent.annotate_one(AnnotatorInput(clip=c, features=f), "r")
+        marks = {m for _, m in sentence_marks(f.words)}
+        if not marks & {"!", "."}:
+            assert a.status == "abstained" and a.error, a
+            continue
+        answered += 1
+        assert a.status == "ok" and a.evidence and a.steps[-1].origin == "annotator"
+        if marks == {"."}:
+            assert a.label in CALM
+        ix = JudgeIndex(c, f, Baseline(), frozenset(load_config().taxonomy), None)
+        for e in a.evidence:
+            assert e.feature_ref.endswith(".punctuation")
+            assert check_claim(e, ix)[1] == "supported", (e, check_claim(e, ix))
+    beckett = next(f for c, f in zip(clips, features) if c.source_path.endswith("beckett.wav"))
+    assert {m for _, m in sentence_marks(beckett.words)} == {"."}, [w.text for w in beckett.words]
+    assert answered >= 2
 
 
 def test_profiles_are_directions_not_fitted_weights():

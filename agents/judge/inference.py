@@ -12,6 +12,8 @@ strongest rival, using published cue–emotion knowledge:
   raised voice reads against this speaker or corpus, not a population norm.
 - words: VADER valence (Hutto & Gilbert 2014) separates positive from negative from flat, never one
   negative emotion from another.
+- the sentence-final marks the recogniser wrote: an exclamation points to the aroused emotions alike,
+  a full stop weakly to the calm ones (evidence/punctuation.py, sources cited there).
 
 Every cue becomes a distribution D over the taxonomy; the support for label ℓ is
 0.5 + (D(ℓ) − max_{k≠ℓ} D(k)) / (2·SCALE), clipped to [0, 1]: 1 when the cue clearly favours ℓ,
@@ -22,6 +24,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 from agents.feature_agents import PROTOTYPES
+from evidence.punctuation import mark_distribution, word_mark
 
 # margin (in probability) at which a cue counts as fully for or against a label
 SCALE = 0.3
@@ -146,6 +149,12 @@ def claim_distribution(ev, cue, ix) -> dict[str, float] | None:
         voice = ix.voice_z
         z = {c: voice[c] for d in dims for c in VOICE_CUES[d] if c in voice}
         return vocal_distribution(z, ix.taxonomy) if z else None
+    if kind == "words" and fld == "punctuation":
+        try:
+            mark = word_mark(ix.features.words[int(sel)].text)
+        except (TypeError, ValueError, IndexError, AttributeError):
+            return None
+        return mark_distribution({mark: 1}, ix.taxonomy) if mark else None
     if kind == "words" or modality == "text":
         if cue.vader is not None and ix.vader is not None:
             return valence_distribution(ix.vader, ix.taxonomy)
@@ -164,6 +173,8 @@ def claim_kind(ev, cue) -> str | None:
         return "action_units" if fld == "action_units" or (fld is None and cue.aus and not cue.labels) else "expression"
     if kind == "prosody" or (kind is None and (ev.modality in ("audio", "prosody") or cue.prosody)):
         return "voice"
+    if kind == "words" and fld == "punctuation":
+        return "punctuation"
     if kind == "words" or ev.modality == "text":
         return "words"
     return None
