@@ -28,7 +28,8 @@ MARK_NAMES = {EXCLAIM: "an exclamation mark", STOP: "a full stop", QUESTION: "a 
 AROUSED = ("anger", "fear", "happiness", "surprise")
 CALM = ("neutral", "sadness", "boredom")
 # weight of every other emotion against 1 for the emotions a mark points to: the exclamation is the
-# clearer sign; the full stop is whisper's default and says little
+# clearer sign; the full stop is whisper's default and says little (round values, not fitted to the
+# labelled media)
 OTHERS = {EXCLAIM: 0.25, STOP: 0.5}
 POINTS_TO = {EXCLAIM: AROUSED, STOP: CALM}
 
