@@ -36,9 +36,10 @@ POINTS_TO = {EXCLAIM: AROUSED, STOP: CALM}
 
 def word_mark(text: str) -> str | None:
     """The sentence-final mark a transcript word ends with ('!', '.', '?'), or None. An ellipsis is
-    a trailing-off, not a full stop."""
+    a trailing-off, not a full stop, and the last dot of an abbreviation with dots inside ("U.S.",
+    "e.g.") ends no sentence."""
     t = text.rstrip().rstrip("\"'”’»)")
-    if t.endswith(("...", "…")):
+    if t.endswith(("...", "…")) or "." in t[:-1]:
         return None
     return _MARKS.get(t[-1:]) if t else None
 

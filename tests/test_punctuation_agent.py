@@ -32,7 +32,8 @@ def answer_to(features: ClipFeatures, **overrides):
 
 
 @pytest.mark.parametrize("text, mark", [("Stop!", "!"), ("stop.", "."), ("why?", "?"), ("well...", None), ("Нет.", "."),
-                                        ("止まれ！", "!"), ('"Stop!"', "!"), ("and", None), ("", None)])
+                                        ("止まれ！", "!"), ('"Stop!"', "!"), ("and", None), ("", None),
+                                        ("U.S.", None), ("3.5", None)])
 def test_word_mark(text, mark):
     assert word_mark(text) == mark
 
