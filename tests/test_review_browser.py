@@ -131,7 +131,7 @@ def _scroll_editor(driver, js_target: str) -> None:
 
 
 @pytest.mark.timeout(300)
-def test_reviewer_sees_video_audio_transcript_rationale_and_choices(chromedriver, label_studio, review_run, browser,
+def test_reviewer_sees_video_audio_transcript_rationale_and_choices(chromedriver, label_studio, review_run, browser,  # noqa: F811
                                                                      tmp_path):
     ls = label_studio
     config = _config(ls)

@@ -198,7 +198,7 @@ def test_two_runs_at_once_one_is_refused_naming_the_other(tmp_path, speech_dir, 
     winner, loser_err = (a, b_err) if a.returncode == 0 else (b, a_err)
     lines = loser_err.strip().splitlines()
     assert len(lines) == 1 and "emoforge: error:" in lines[0], loser_err
-    assert f"in use by emoforge run (run " in lines[0] and f"pid {winner.pid} on {socket.gethostname()}, started " in lines[0]
+    assert "in use by emoforge run (run " in lines[0] and f"pid {winner.pid} on {socket.gethostname()}, started " in lines[0]
     manifest = assert_consistent(out, a_inputs if winner is a else [str(speech_dir / "beckett.wav")])
     assert manifest.run_id in (a_out if winner is a else b_out)
 
@@ -217,7 +217,7 @@ def test_two_runs_that_wait_run_one_after_the_other(tmp_path, speech_dir, feat_d
     assert len(waited) == 1, (a_err, b_err)
     later, later_err, later_out = waited[0]
     first = b if later is a else a
-    assert f"waiting for emoforge run (run " in later_err and f"pid {first.pid} on {socket.gethostname()}" in later_err
+    assert "waiting for emoforge run (run " in later_err and f"pid {first.pid} on {socket.gethostname()}" in later_err
     manifest = assert_consistent(out, big if later is a else small)
     assert manifest.run_id in later_out
     assert len(RunDir(out).read("clips")) == (3 if later is a else 1)
