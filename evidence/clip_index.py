@@ -10,6 +10,7 @@ from functools import lru_cache
 from typing import NamedTuple
 
 from evidence.lexicon import SYNONYMS, vader_compound  # at import: no imports inside forked judge workers
+from evidence.punctuation import word_mark
 from schemas import Clip, ClipFeatures, FaceObservation
 
 # any word for an emotion (the taxonomy's labels and their synonyms) -> its taxonomy label
@@ -89,6 +90,17 @@ class ClipIndex:
     def words(self) -> list[IndexedWord]:
         f = self.features
         return [IndexedWord(norm_text(w.text), w.start, w.end, w.speaker) for w in (f.words if f else [])]
+
+    @lazy
+    def marks(self) -> list[str | None]:
+        """The sentence-final mark the recogniser wrote after each word ('!', '.', '?'), aligned with
+        `words` (which drop punctuation), or None."""
+        f = self.features
+        return [word_mark(w.text) for w in (f.words if f else [])]
+
+    def mark(self, index: int) -> str | None:
+        """`marks[index]`, or None for an index outside the transcript."""
+        return self.marks[index] if 0 <= index < len(self.marks) else None
 
     @lazy
     def faces(self) -> list[FaceObservation]:

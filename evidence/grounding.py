@@ -10,7 +10,7 @@ import re
 from functools import lru_cache
 
 from evidence.clip_index import WORD_LABEL, ClipIndex, au_numbers, norm_text
-from evidence.punctuation import MARK_NAMES, word_mark
+from evidence.punctuation import MARK_NAMES
 from schemas import Evidence
 from schemas.feature_ref import FeatureRef
 from schemas.judgement import ClaimCheck
@@ -243,14 +243,13 @@ def check_quotes(ev: Evidence, cue: Cue, ix: ClipIndex, out: Finding, word_index
 
 def check_mark(cue: Cue, ix: ClipIndex, word_index: int, out: Finding) -> None:
     """A claim about the mark the recogniser wrote after a word: the mark it names must be the one there."""
-    raw = ix.features.words[word_index].text
-    there = word_mark(raw)
+    there = ix.mark(word_index)
     lower = cue.text.lower()
     stated = next((m for m, name in MARK_NAMES.items() if name.split(" ", 1)[1] in lower), None)
     if there is None:
-        out.bad(f"words[{word_index}] '{raw.strip()}' ends no sentence")
+        out.bad(f"words[{word_index}] ('{ix.words[word_index].text}') ends no sentence")
     elif stated is not None and stated != there:
-        out.bad(f"words[{word_index}] '{raw.strip()}' ends with {MARK_NAMES[there]}, not {MARK_NAMES[stated]}")
+        out.bad(f"words[{word_index}] ('{ix.words[word_index].text}') ends with {MARK_NAMES[there]}, not {MARK_NAMES[stated]}")
     else:
         out.ok(f"words[{word_index}] ends with {MARK_NAMES[there]}")
 

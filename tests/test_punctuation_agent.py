@@ -94,3 +94,7 @@ def test_the_judge_checks_the_mark_and_reads_it_as_arousal():
     assert support(d, "anger") == pytest.approx(0.5) and support(d, "neutral") < 0.5
     calm = claim_distribution(wrong, parse_cue(wrong.cue, wrong.feature_ref), ix)  # what words[1] really ends with
     assert max(calm, key=calm.get) in CALM
+    for ref in ("words[2].punctuation", "words[-1].punctuation"):  # no such word: a contradiction that supports nothing
+        missing = ev("e1", "text", "the recogniser ended a word with an exclamation mark ('!')", 10.0, 10.3, ref)
+        assert check_claim(missing, ix)[1] == "contradicted"
+        assert claim_distribution(missing, parse_cue(missing.cue, missing.feature_ref), ix) is None

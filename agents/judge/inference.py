@@ -24,7 +24,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 from agents.feature_agents import PROTOTYPES
-from evidence.punctuation import mark_distribution, word_mark
+from evidence.punctuation import mark_distribution
 
 # margin (in probability) at which a cue counts as fully for or against a label
 SCALE = 0.3
@@ -150,10 +150,7 @@ def claim_distribution(ev, cue, ix) -> dict[str, float] | None:
         z = {c: voice[c] for d in dims for c in VOICE_CUES[d] if c in voice}
         return vocal_distribution(z, ix.taxonomy) if z else None
     if kind == "words" and fld == "punctuation":
-        try:
-            mark = word_mark(ix.features.words[int(sel)].text)
-        except (TypeError, ValueError, IndexError, AttributeError):
-            return None
+        mark = ix.mark(int(sel)) if sel and sel.isdigit() else None
         return mark_distribution({mark: 1}, ix.taxonomy) if mark else None
     if kind == "words" or modality == "text":
         if cue.vader is not None and ix.vader is not None:
