@@ -192,6 +192,9 @@ class ReliabilityConfig(_Strict):
     # the class prior is held toward uniform by this many run-lengths of pseudo-clips: without it an
     # annotator that gives one label to everything explains the run as all that label
     class_prior_weight: float = Field(1.0, ge=0)
+    # the run's unlabelled clips teach the confusion matrices as much as this many labelled clips at
+    # most (agents/judge/reliability.py says why); null: no cap
+    blind_evidence: float | None = Field(25.0, ge=0)
     calibration_prior_strength: float = Field(10.0, ge=0)  # pseudo-clips for "the model's probability is right"
     use_reviews: bool = True  # reviewers' accepted verdicts from earlier runs count as known labels
 

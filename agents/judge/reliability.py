@@ -21,7 +21,18 @@ class rates (a model fitted with balanced class weights and checked out of fold 
 labelled clips) are not opinions to be weighed: pushed through a confusion matrix they lose what
 they know (the soft mixture flattens them and reorders close calls). Such a p(k) is proportional
 to the likelihood of what the model read under class k, so it enters every posterior as a fixed
-log p(k) next to the run's class prior: Bayes' rule (`calibrated_offset`)."""
+log p(k) next to the run's class prior: Bayes' rule (`calibrated_offset`).
+
+Clips whose truth is not known teach the confusion matrices only through the model's own beliefs
+about them, and the model is wrong in a known way: agents that read the same features are not
+independent given the truth. Left at full weight, a large blind run lets that self-teaching outweigh
+the measured priors however weak the answers are (on single words in an unknown language the fit
+flattened every annotator and stated a confidence far below how often it was right). So the unlabelled
+clips of a run together count as at most `blind_evidence` labelled ones: semi-supervised EM with a
+down-weighted unlabelled part (Nigam, McCallum, Thrun & Mitchell 2000, "EM-λ"), a tempered likelihood
+for a misspecified model (Grünwald & van Ommen 2017). Known clips always count in full, and a small
+run (up to `blind_evidence` answered clips) learns as before, so an annotator that says one label to
+everything still earns no weight."""
 
 from __future__ import annotations
 
@@ -110,10 +121,11 @@ def calibrated_offset(votes: SoftVotes, calibrated: np.ndarray, floor: float = 1
 
 def fit(votes: SoftVotes, known: np.ndarray | None = None, n_iter: int = 30, tol: float = 1e-3,
         prior_strength: float = 2.0, prior_accuracy: float | np.ndarray = 0.6, class_prior_weight: float = 1.0,
-        calibrated: CalibratedAnswers | None = None) -> Reliability:
+        calibrated: CalibratedAnswers | None = None, blind_evidence: float | None = None) -> Reliability:
     """`known`: (N, K) label distributions of clips whose truth is known (a row of zeros where not).
     `prior_accuracy`: one value, or one per annotator (what labelled media measured of each).
-    `calibrated`: the calibrated answers' log-likelihoods (`calibrated_offset`), or None."""
+    `calibrated`: the calibrated answers' log-likelihoods (`calibrated_offset`), or None.
+    `blind_evidence`: how many labelled clips the unlabelled ones are worth at most (None: no cap)."""
     n, k, a = votes.n_clips, votes.n_labels, len(votes.clip)
     # answers sorted by annotator, so each annotator's are one contiguous block (views, not copies)
     order = np.argsort(votes.annotator, kind="stable")
@@ -142,10 +154,14 @@ def fit(votes: SoftVotes, known: np.ndarray | None = None, n_iter: int = 30, tol
     confusion = np.zeros((votes.n_annotators, k, k))
     prior = np.full(k, 1.0 / k)
     weight = answered | is_known
+    # the unlabelled clips together teach the confusion matrices as much as `blind_evidence` known ones at most
+    n_blind = int((answered & ~is_known).sum())
+    unlabelled_weight = 1.0 if blind_evidence is None or n_blind <= blind_evidence else blind_evidence / n_blind
+    clip_weight = None if unlabelled_weight == 1.0 else np.where(is_known, 1.0, unlabelled_weight)[:, None]
     it = 0
     for it in range(1, n_iter + 1):
         # M-step: confusion counts from the current beliefs about each answered clip's truth
-        per_answer = q.astype(np.float32)[clip_of]
+        per_answer = (q if clip_weight is None else q * clip_weight).astype(np.float32)[clip_of]
         for j, (lo, hi) in enumerate(bounds):
             counts = per_answer[lo:hi].T @ probs[lo:hi] + pseudo[j]
             confusion[j] = counts / counts.sum(axis=1, keepdims=True)
