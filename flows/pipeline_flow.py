@@ -209,9 +209,9 @@ def relearned_answers(annotations: list[Annotation], batches: list[list[Annotato
 @task(name="judge-run", retries=0, cache_policy=NO_CACHE)  # cheap to redo; hashing a run's answers is not
 def judge_task(clips: list[Clip], features: list[ClipFeatures], annotations: list[Annotation], config: EmoforgeConfig,
                run_id: str, reviewed: dict[str, list[str]] | None = None,
-               voice: dict[str, VoiceBaseline] | None = None) -> SourceJudgements:
+               voice: dict[str, VoiceBaseline] | None = None, learned: dict[str, LearnedVoice] | None = None) -> SourceJudgements:
     gold = load_gold(config.judge.gold, config.taxonomy) if config.judge.gold else None
-    return judge_run(clips, features, annotations, config, run_id, gold=gold, known=reviewed, voice=voice)
+    return judge_run(clips, features, annotations, config, run_id, gold=gold, known=reviewed, voice=voice, learned=learned)
 
 
 def write_judged(run: RunDir, judged: SourceJudgements) -> None:
@@ -333,7 +333,7 @@ def emoforge_flow(inputs: list[str], out_dir: str, config: EmoforgeConfig, run_i
     judged = SourceJudgements(judgements=[], consensus=[], threshold=config.judge.threshold.value)
     # a failure (e.g. a bad gold file) is a reject row: stages 1-3 stay written, the run says why
     with stages.whole_run("judge", len(annotations), label="judge", path=config.judge.gold or out_dir) as judge_counts:
-        judged = judge_task(clips, features, annotations, config, run_id, reviewed, voice)
+        judged = judge_task(clips, features, annotations, config, run_id, reviewed, voice, learned)
         judge_counts.computed = len(judged.judgements)
     write_judged(run, judged)
     judge_counts.outputs = sum(c.needs_review for c in judged.consensus)  # clips flagged for review
@@ -361,7 +361,7 @@ def emoforge_flow(inputs: list[str], out_dir: str, config: EmoforgeConfig, run_i
             if refit != learned:
                 annotations = relearned_answers(annotations, batches, voice, refit, config, run_id)
                 run.write("annotations", annotations)
-            judged = judge_task(clips, features, annotations, config, run_id, pulled, voice)
+            judged = judge_task(clips, features, annotations, config, run_id, pulled, voice, refit)
             write_judged(run, judged)
             judge_counts.outputs = sum(c.needs_review for c in judged.consensus)
             judge_counts.seconds = round(judge_counts.seconds + time.perf_counter() - t, 3)

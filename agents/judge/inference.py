@@ -9,7 +9,13 @@ strongest rival, using published cue–emotion knowledge:
 - voice: the vocal-affect profiles of Juslin & Laukka (2003) and Scherer (1986, 2003), the same table
   the vocal agents use (agents/vocal_profiles.py, sources cited there), on robust z-scores against
   the same voice baseline they get (the speaker's, or the run's: agents/voice_baseline.py), so a
-  raised voice reads against this speaker or corpus, not a population norm.
+  raised voice reads against this speaker or corpus, not a population norm. Where the run has
+  fitted a voice model on its own labelled clips and it answers (agents/learned_voice.py: checked
+  out of fold, better than the commonest label), a voice claim is read through that model instead:
+  what the corpus's own labels say this voice means, which on acted speech the literature's
+  coarse profiles do not (they are near chance on single words). The model reads the clip's whole
+  voice, so every voice claim on a clip gets its reading, and a labelled clip's reading is the one
+  from the fold that left it out, so the calibration of this kind on known clips is honest.
 - words: VADER valence (Hutto & Gilbert 2014) separates positive from negative from flat, never one
   negative emotion from another.
 - the sentence-final marks the recogniser wrote: an exclamation points to the aroused emotions alike,
@@ -134,6 +140,8 @@ def claim_distribution(ev, cue, ix) -> dict[str, float] | None:
         if fld == "expression" or cue.labels:
             return ix.expression_mean(frames) or None
         return None
+    if _is_voice(ev, cue) and ix.learned_distribution:
+        return dict(ix.learned_distribution)
     if kind == "prosody" and fld == "functionals":
         from agents.voice_baseline import EGEMAPS
 
@@ -162,14 +170,21 @@ def claim_distribution(ev, cue, ix) -> dict[str, float] | None:
     return None
 
 
-def claim_kind(ev, cue) -> str | None:
+def _is_voice(ev, cue) -> bool:
+    """A claim about the voice (claim_distribution's two prosody branches; face claims are sorted out first)."""
+    kind = cue.ref.kind if cue.ref else None
+    return kind == "prosody" or (kind is None and (ev.modality in ("audio", "prosody") or bool(cue.prosody)))
+
+
+def claim_kind(ev, cue, ix=None) -> str | None:
     """Which body of knowledge claim_distribution reads a claim with (the same branches): its measured
-    reliability is learned per kind where known labels exist."""
+    reliability is learned per kind where known labels exist. `ix`: the clip's JudgeIndex, which says
+    whether the run's voice model reads this clip's voice."""
     kind, fld = (cue.ref.kind, cue.ref.field) if cue.ref else (None, None)
     if kind == "faces" or (kind is None and ev.modality in ("face", "visual")):
         return "action_units" if fld == "action_units" or (fld is None and cue.aus and not cue.labels) else "expression"
-    if kind == "prosody" or (kind is None and (ev.modality in ("audio", "prosody") or cue.prosody)):
-        return "voice"
+    if _is_voice(ev, cue):
+        return "learned_voice" if ix is not None and ix.learned_distribution else "voice"
     if kind == "words" and fld == "punctuation":
         return "punctuation"
     if kind == "words" or ev.modality == "text":

@@ -7,13 +7,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from evidence.clip_index import ClipIndex, lazy
-from schemas.features import VoiceBaseline
+from schemas.features import LearnedVoice, VoiceBaseline
 
 
 @dataclass
 class JudgeIndex(ClipIndex):
     taxonomy: frozenset[str] = frozenset()
     voice_baseline: VoiceBaseline | None = None
+    learned_voice: LearnedVoice | None = None  # the voice model the run fitted on its labelled clips
+
+    @lazy
+    def learned_distribution(self) -> dict[str, float]:
+        """The run's voice model's reading of this clip (out of fold on a labelled clip), or {} where
+        it has none (no labelled clips, or a model no better than the commonest label)."""
+        lv = self.learned_voice
+        return {p.label: p.prob for p in lv.distribution if p.label in self.taxonomy} if lv is not None else {}
 
     @lazy
     def voice_z(self) -> dict[str, float]:

@@ -30,11 +30,13 @@ USABLE = ("ok", "repaired")
 
 def judge_run(clips: list[Clip], features: list[ClipFeatures], annotations: list[Annotation], config: EmoforgeConfig,
               run_id: str, gold: dict[str, list[str]] | None = None, llm_judge=None,
-              known: dict[str, list[str]] | None = None, voice: dict | None = None) -> SourceJudgements:
+              known: dict[str, list[str]] | None = None, voice: dict | None = None,
+              learned: dict | None = None) -> SourceJudgements:
     """`gold`: labels from judge.gold (S_rec against them, and known labels); `known`: further known
     labels that are not gold for S_rec, e.g. reviewers' verdicts from earlier runs, which anchor the
     reliability fit and the calibration. `voice`: clip_id -> the VoiceBaseline its vocal answers
-    were made against."""
+    were made against. `learned`: clip_id -> the LearnedVoice of the voice model the run fitted on its
+    labelled clips (agents/learned_voice.py); where it answers, voice claims are read through it."""
     jc = config.judge
     gold = gold or {}
     known = {**(known or {}), **gold}
@@ -49,7 +51,9 @@ def judge_run(clips: list[Clip], features: list[ClipFeatures], annotations: list
     taxonomy = frozenset(config.taxonomy)
     if voice is None:  # the flow passes the baselines it gave the vocal agents; computed here otherwise
         voice = voice_baselines(clips, features, config.annotate.baseline)
-    index = {c.clip_id: JudgeIndex(c, feats.get(c.clip_id), baseline, taxonomy, voice.get(c.clip_id)) for c in clips}
+    learned = learned or {}
+    index = {c.clip_id: JudgeIndex(c, feats.get(c.clip_id), baseline, taxonomy, voice.get(c.clip_id), learned.get(c.clip_id))
+             for c in clips}
     by_clip: dict[str, list[Annotation]] = defaultdict(list)
     for a in annotations:
         if a.clip_id in index and a.status != "abstained":
@@ -115,7 +119,7 @@ def score_answers(ix: JudgeIndex, answers: list[Annotation], weights, gold: list
             found = checked.get(key)
             if found is None:
                 cue = parse_cue(ev.cue, ev.feature_ref)
-                found = checked[key] = (ClaimFact(*check_claim(ev, ix)), leaning(claim_distribution(ev, cue, ix)), claim_kind(ev, cue))
+                found = checked[key] = (ClaimFact(*check_claim(ev, ix)), leaning(claim_distribution(ev, cue, ix)), claim_kind(ev, cue, ix))
             fact, measured, kind = found
             if fact.evidence_id != ev.evidence_id:
                 fact = ClaimFact(ev.evidence_id, fact.verdict, fact.reason)
@@ -154,7 +158,7 @@ def cue_reliability(index: dict[str, JudgeIndex], by_clip: dict[str, list[Annota
                 continue
             for ev in a.evidence:
                 cue = parse_cue(ev.cue, ev.feature_ref)
-                kind, backing = claim_kind(ev, cue), support(leaning(claim_distribution(ev, cue, ix)), a.label)
+                kind, backing = claim_kind(ev, cue, ix), support(leaning(claim_distribution(ev, cue, ix)), a.label)
                 if kind is not None and backing is not None:
                     xs, ys = pairs.setdefault(kind, ([], []))
                     xs.append(backing)
