@@ -140,7 +140,7 @@ def claim_distribution(ev, cue, ix) -> dict[str, float] | None:
         if fld == "expression" or cue.labels:
             return ix.expression_mean(frames) or None
         return None
-    if _is_voice(ev, cue) and ix.learned_distribution:
+    if ix.learned_distribution and _is_voice(ev, cue):
         return dict(ix.learned_distribution)
     if kind == "prosody" and fld == "functionals":
         from agents.voice_baseline import EGEMAPS
