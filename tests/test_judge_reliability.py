@@ -241,17 +241,19 @@ def test_where_labels_are_known_a_cue_kind_earns_the_support_it_has_been_worth()
 
 
 def test_where_the_run_fitted_a_voice_model_voice_claims_are_read_through_it():
-    """Two answers cite the same pitch, one says anger and one happiness. Without a voice model the
+    """Answers cite the same pitch, one says anger and one happiness. Without a voice model the
     judge cannot tell them apart (one clip: no voice baseline for the literature's profiles, which
     would read a raised pitch as aroused either way). The voice model the run fitted on its labelled
     clips reads this voice as anger: the anger answer's claim is supported, the happiness answer's
-    is not, and the claim is its own kind of cue, calibrated apart from the profiles'."""
+    is not, and the claim is its own kind of cue, calibrated apart from the profiles'. Of sadness,
+    which the labelled clips never showed it, the model says nothing."""
     from agents.judge.inference import claim_kind
     from evidence.grounding import parse_cue
     from schemas.features import LabelProb, LearnedVoice
 
     pitch = [ev("e1", "audio", "mean pitch 220 Hz, raised", 10.0, 14.0, "prosody.pitch_mean_hz")]
-    answers = [answer("loud", "anger", pitch, clip_id="c1"), answer("glad", "happiness", pitch, clip_id="c1")]
+    answers = [answer("loud", "anger", pitch, clip_id="c1"), answer("glad", "happiness", pitch, clip_id="c1"),
+               answer("low", "sadness", pitch, clip_id="c1")]
     model = LearnedVoice(distribution=[LabelProb(label="anger", prob=0.7), LabelProb(label="happiness", prob=0.2),
                                        LabelProb(label="neutral", prob=0.1)], n_labelled=30, cv_accuracy=0.7)
     runs = {name: judge_run([clip("c1")], [features("c1")], answers, load_config(), "r", learned=learned)
@@ -261,6 +263,7 @@ def test_where_the_run_fitted_a_voice_model_voice_claims_are_read_through_it():
     assert by["model"]["loud"].claims[0].support == 1.0  # margin 0.5 over happiness: fully for anger
     assert by["model"]["glad"].claims[0].support == 0.0
     assert by["model"]["loud"].s_reason > by["model"]["glad"].s_reason
+    assert by["model"]["low"].claims[0].support is None  # a label the model was never shown: it cannot say
     assert by["profiles"]["loud"].claims[0].support == by["profiles"]["glad"].claims[0].support
     assert by["profiles"]["loud"].s_reason == by["profiles"]["glad"].s_reason
     cue = parse_cue(pitch[0].cue, pitch[0].feature_ref)

@@ -15,7 +15,8 @@ strongest rival, using published cue–emotion knowledge:
   what the corpus's own labels say this voice means, which on acted speech the literature's
   coarse profiles do not (they are near chance on single words). The model reads the clip's whole
   voice, so every voice claim on a clip gets its reading, and a labelled clip's reading is the one
-  from the fold that left it out, so the calibration of this kind on known clips is honest.
+  from the fold that left it out, so the calibration of this kind on known clips is honest. Of a
+  label it was never shown it says nothing (agents/judge/stage.claim_support).
 - words: VADER valence (Hutto & Gilbert 2014) separates positive from negative from flat, never one
   negative emotion from another.
 - the sentence-final marks the recogniser wrote: an exclamation points to the aroused emotions alike,

@@ -124,7 +124,7 @@ def score_answers(ix: JudgeIndex, answers: list[Annotation], weights, gold: list
             if fact.evidence_id != ev.evidence_id:
                 fact = ClaimFact(ev.evidence_id, fact.verdict, fact.reason)
             claims.append(fact)
-            backing = None if measured is None else support(measured, a.label)
+            backing = claim_support(measured, kind, ix, a.label)
             if backing is not None and kind in cue_maps:  # what this kind of cue's support has been worth
                 backing = float(cue_maps[kind](backing))
             supports.append(None if backing is None else round(backing, 4))
@@ -144,6 +144,14 @@ def score_answers(ix: JudgeIndex, answers: list[Annotation], weights, gold: list
     return rows, {MODALITY_GROUP[e.modality] for a in usable for e in a.evidence if e.modality in MODALITY_GROUP}
 
 
+def claim_support(measured, kind: str | None, ix: JudgeIndex, label: str) -> float | None:
+    """How strongly a claim's measured cue favours `label` (inference.support); None where nothing
+    can say: the run's voice model gives no reading of a label it was never shown."""
+    if measured is None or (kind == "learned_voice" and label not in ix.learned_distribution):
+        return None
+    return support(measured, label)
+
+
 def cue_reliability(index: dict[str, JudgeIndex], by_clip: dict[str, list[Annotation]], known: dict[str, list[str]],
                     prior_strength: float) -> dict[str, calibration.Calibrator]:
     """Where labels are known, what each kind of cue's support has been worth: isotonic maps from
@@ -158,7 +166,8 @@ def cue_reliability(index: dict[str, JudgeIndex], by_clip: dict[str, list[Annota
                 continue
             for ev in a.evidence:
                 cue = parse_cue(ev.cue, ev.feature_ref)
-                kind, backing = claim_kind(ev, cue, ix), support(leaning(claim_distribution(ev, cue, ix)), a.label)
+                kind = claim_kind(ev, cue, ix)
+                backing = claim_support(leaning(claim_distribution(ev, cue, ix)), kind, ix, a.label)
                 if kind is not None and backing is not None:
                     xs, ys = pairs.setdefault(kind, ([], []))
                     xs.append(backing)
