@@ -6,6 +6,12 @@ exist, the stated prior is that the model's probability is right: it enters the 
 `prior_strength` pseudo-clips spread over [0, 1] whose outcome equals their probability, so a few
 labelled clips bend the map a little and many bend it fully.
 
+The map is centred isotonic regression (Oron & Flournoy 2017): each block the pool-adjacent-
+violators fit merges is placed at the mean of its points, and the map runs linearly between the
+blocks' centres. Plain isotonic regression is a staircase: clips across a whole step get one
+confidence, so the ranking the consensus had among them is lost, and routing has to accept or
+flag each step together. The centred map keeps that ranking and is no less faithful to the points.
+
 Routing to a target accuracy flags the fewest clips such that the accepted ones are expected to be
 right at least `target` of the time: accept clips in order of confidence while the mean confidence
 of the accepted set stays at or above the target."""
@@ -21,7 +27,7 @@ PRIOR_GRID = 21
 
 @dataclass(frozen=True)
 class Calibrator:
-    xs: np.ndarray  # isotonic breakpoints
+    xs: np.ndarray  # the centres of the isotonic blocks, ascending
     ys: np.ndarray
     n_labelled: int
 
@@ -42,7 +48,11 @@ def fit_calibrator(raw: np.ndarray, correct: np.ndarray, prior_strength: float =
     y = np.r_[grid, correct]
     w = np.r_[np.full(PRIOR_GRID, prior_strength / PRIOR_GRID), np.ones(len(raw))]
     iso = IsotonicRegression(y_min=0.0, y_max=1.0, increasing=True, out_of_bounds="clip").fit(x, y, sample_weight=w)
-    return Calibrator(xs=iso.X_thresholds_, ys=iso.y_thresholds_, n_labelled=len(raw))
+    # the blocks: runs of points with one fitted value (ascending in x, as the values are)
+    fitted = iso.predict(x)
+    values, block = np.unique(np.round(fitted, 12), return_inverse=True)
+    centres = np.bincount(block, weights=w * x) / np.bincount(block, weights=w)
+    return Calibrator(xs=centres, ys=values, n_labelled=len(raw))
 
 
 @dataclass(frozen=True)
