@@ -16,7 +16,7 @@ strongest rival, using published cue–emotion knowledge:
   coarse profiles do not (they are near chance on single words). The model reads the clip's whole
   voice, so every voice claim on a clip gets its reading, and a labelled clip's reading is the one
   from the fold that left it out, so the calibration of this kind on known clips is honest. Of a
-  label it was never shown it says nothing (agents/judge/stage.claim_support).
+  label it was never shown it says nothing (`claim_support`).
 - words: VADER valence (Hutto & Gilbert 2014) separates positive from negative from flat, never one
   negative emotion from another.
 - the sentence-final marks the recogniser wrote: an exclamation points to the aroused emotions alike,
@@ -69,6 +69,14 @@ def support(cue: Leaning | dict[str, float] | None, label: str) -> float | None:
     if cue is None:
         return None
     return min(1.0, max(0.0, 0.5 + cue.margin(label) / (2 * SCALE)))
+
+
+def claim_support(measured: Leaning | None, kind: str | None, ix, label: str) -> float | None:
+    """`support` for one claim, given its kind (`claim_kind`) and the clip's JudgeIndex `ix`: None
+    where nothing can say, as where the run's voice model is asked about a label it was never shown."""
+    if measured is None or (kind == "learned_voice" and label not in ix.learned_distribution):
+        return None
+    return support(measured, label)
 
 
 def au_distribution(intensities: dict[str, float], taxonomy) -> dict[str, float] | None:

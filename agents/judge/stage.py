@@ -11,7 +11,7 @@ import numpy as np
 
 from agents.judge import calibration, reliability
 from agents.judge.aggregate import Votes
-from agents.judge.inference import claim_distribution, claim_kind, leaning, support
+from agents.judge.inference import claim_distribution, claim_kind, claim_support, leaning
 from agents.judge.judge_index import JudgeIndex
 from agents.judge.processes import judge_processes, score_in_processes
 from agents.judge.resolve import resolve
@@ -22,6 +22,7 @@ from evidence.clip_index import Baseline
 from evidence.grounding import check_claim, claim_record, parse_cue
 from schemas import (Annotation, Clip, ClipFeatures, EmoforgeConfig, Judgement, Provenance,
                      SourceJudgements)
+from schemas.features import LearnedVoice
 from schemas.trusted import trusted
 
 JUDGE_ID = "emoforge-grounded-judge"
@@ -31,7 +32,7 @@ USABLE = ("ok", "repaired")
 def judge_run(clips: list[Clip], features: list[ClipFeatures], annotations: list[Annotation], config: EmoforgeConfig,
               run_id: str, gold: dict[str, list[str]] | None = None, llm_judge=None,
               known: dict[str, list[str]] | None = None, voice: dict | None = None,
-              learned: dict | None = None) -> SourceJudgements:
+              learned: dict[str, LearnedVoice] | None = None) -> SourceJudgements:
     """`gold`: labels from judge.gold (S_rec against them, and known labels); `known`: further known
     labels that are not gold for S_rec, e.g. reviewers' verdicts from earlier runs, which anchor the
     reliability fit and the calibration. `voice`: clip_id -> the VoiceBaseline its vocal answers
@@ -142,14 +143,6 @@ def score_answers(ix: JudgeIndex, answers: list[Annotation], weights, gold: list
         final = None if basis == "consensus" and rec is None else s_final(rec, reason, cot, weights)
         rows.append(ScoredAnswer(rec, reason, cot, final, basis, claims, supports, flags, steps))
     return rows, {MODALITY_GROUP[e.modality] for a in usable for e in a.evidence if e.modality in MODALITY_GROUP}
-
-
-def claim_support(measured, kind: str | None, ix: JudgeIndex, label: str) -> float | None:
-    """How strongly a claim's measured cue favours `label` (inference.support); None where nothing
-    can say: the run's voice model gives no reading of a label it was never shown."""
-    if measured is None or (kind == "learned_voice" and label not in ix.learned_distribution):
-        return None
-    return support(measured, label)
 
 
 def cue_reliability(index: dict[str, JudgeIndex], by_clip: dict[str, list[Annotation]], known: dict[str, list[str]],
