@@ -17,6 +17,8 @@ class SourceMedia(BaseModel):
     has_video: bool
     has_audio: bool
     still: bool = False  # a photo: one frame, one clip, no audio
+    # as the pixels are stored: a phone's portrait photo or video is shown turned, and every frame
+    # the pipeline analyses is turned that way first (pipeline/sampling/orientation.py)
     width: int | None = None
     height: int | None = None
     fps: float | None = None

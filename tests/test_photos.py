@@ -1,16 +1,20 @@
-"""Photos as sources: a picture is one clip of one frame, no audio; the face agents answer on it,
+"""Photos as sources: a picture is one clip of one frame, no audio; the face agents answer on it
+(a phone's photo turned upright as its EXIF tag says),
 small face photos (FER-style 48 px crops) included, and review shows it as a still video."""
 
 from __future__ import annotations
 
 import av
 import cv2
+import numpy as np
 import pytest
+from PIL import Image
 
 from flows.pipeline_flow import run_pipeline
 from pipeline.preprocess.faces import OfflineFaceAnalyzer
 from pipeline.review.media import STILL_SHOWN_S, cut_clip
 from pipeline.sampling.media import STILL_FRAME_S
+from pipeline.sampling.orientation import EXIF_ORIENTATION
 from schemas import load_config
 from schemas.config import FaceConfig
 from storage import RunDir
@@ -29,6 +33,10 @@ def photo_run(tmp_path_factory, feat_data):
     crop = cv2.copyMakeBorder(happy[int(b.y):int(b.y + b.height), int(b.x):int(b.x + b.width)], 30, 30, 30, 30, cv2.BORDER_REPLICATE)
     cv2.imwrite(str(d / "happy-48.png"), cv2.resize(cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY), (48, 48), interpolation=cv2.INTER_AREA))
     cv2.imwrite(str(d / "landscape.webp"), cv2.imread(str(feat_data / "free-mountain-vector-01.jpg")))
+    # as a phone stores a portrait: the pixels lie on their side and the EXIF tag says turn them upright
+    exif = Image.Exif()
+    exif[EXIF_ORIENTATION] = 6  # turn a quarter clockwise to be seen
+    Image.fromarray(np.rot90(happy[:, :, ::-1], 1).copy()).save(d / "happy-phone.jpg", exif=exif, quality=95)
     out = tmp_path_factory.mktemp("photo-run")
     summary = run_pipeline([str(d)], str(out), load_config())
     run = RunDir(out)
@@ -38,10 +46,10 @@ def photo_run(tmp_path_factory, feat_data):
 
 def test_each_photo_is_one_still_clip_without_audio(photo_run):
     summary, run, names = photo_run
-    assert summary.files.model_dump() == {"found": 3, "used": 3, "rejected": 0}
+    assert summary.files.model_dump() == {"found": 4, "used": 4, "rejected": 0}
     assert all(s.still and s.has_video and not s.has_audio and s.fps is None for s in run.read("sources"))
     clips = run.read("clips")
-    assert sorted(names[c.source_id] for c in clips) == ["happy-48.png", "happy.jpg", "landscape.webp"]
+    assert sorted(names[c.source_id] for c in clips) == ["happy-48.png", "happy-phone.jpg", "happy.jpg", "landscape.webp"]
     for c in clips:
         assert (c.kind, c.start, c.end, c.has_audio, c.speech) == ("still", 0.0, STILL_FRAME_S, False, [])
         assert c.instruction.text.startswith("You are annotating a photo for an emotion dataset.")
@@ -53,12 +61,12 @@ def test_face_agents_answer_on_photos_small_ones_included(photo_run):
     _, run, names = photo_run
     clip_of = {names[c.source_id]: c.clip_id for c in run.read("clips")}
     faces = {f.clip_id: f for f in run.read("features")}
-    assert faces[clip_of["happy.jpg"]].faces and faces[clip_of["happy-48.png"]].faces
+    assert faces[clip_of["happy.jpg"]].faces and faces[clip_of["happy-48.png"]].faces and faces[clip_of["happy-phone.jpg"]].faces
     assert not faces[clip_of["landscape.webp"]].faces
     small_face = faces[clip_of["happy-48.png"]].faces[0].bbox
     assert small_face.width < 48  # reported in the photo's own pixels although found on an enlarged copy
     answers = {(a.clip_id, a.annotator_id): a for a in run.read("annotations")}
-    for name in ("happy.jpg", "happy-48.png"):
+    for name in ("happy.jpg", "happy-48.png", "happy-phone.jpg"):
         assert answers[(clip_of[name], "face-expression")].label == "happiness"
         # nothing to hear, and one frame has no dynamics: those agents abstain, with a reason
         for agent in ("prosody", "face-dynamics"):

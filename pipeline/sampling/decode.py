@@ -14,6 +14,9 @@ import av
 import cv2
 import numpy as np
 
+from pipeline.sampling.media import is_still_image
+from pipeline.sampling.orientation import AS_STORED, rotation_orientation, shown_size, still_orientation, upright
+
 
 class FrameConsumer(Protocol):
     def on_frame(self, frame: "DecodedFrame") -> None: ...
@@ -27,15 +30,19 @@ class DecodedFrame:
     time: float  # seconds from the start of the source
     pts: int
     time_base: object  # Fraction of the stream's clock
-    small_bgr: np.ndarray  # analysis size
+    small_bgr: np.ndarray  # analysis size, upright
     small_gray: np.ndarray
-    av_frame: av.VideoFrame  # full size, converted only by consumers that keep this frame
+    av_frame: av.VideoFrame  # full size as stored, converted only by consumers that keep this frame
+    orientation: int = AS_STORED  # how the stored picture turns to be seen (pipeline/sampling/orientation.py)
 
     def full_bgr(self, max_width: int | None = None) -> np.ndarray:
-        if max_width and self.av_frame.width > max_width:
-            h = int(round(self.av_frame.height * max_width / self.av_frame.width / 2)) * 2
-            return self.av_frame.to_ndarray(format="bgr24", width=max_width, height=h)
-        return self.av_frame.to_ndarray(format="bgr24")
+        """The frame upright, at most `max_width` wide as seen."""
+        width, height = shown_size(self.av_frame.width, self.av_frame.height, self.orientation)
+        if max_width and width > max_width:
+            h = int(round(height * max_width / width / 2)) * 2
+            w, h = shown_size(max_width, h, self.orientation)  # the stored picture's axes
+            return upright(self.av_frame.to_ndarray(format="bgr24", width=w, height=h), self.orientation)
+        return upright(self.av_frame.to_ndarray(format="bgr24"), self.orientation)
 
 
 @dataclass
@@ -67,9 +74,15 @@ def _plane(frame: av.VideoFrame, i: int, width: int, height: int) -> np.ndarray:
     return np.frombuffer(plane, np.uint8).reshape(height, plane.line_size)[:, :width]
 
 
-def small_frames(frame: av.VideoFrame, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """Analysis-size BGR and grey images. For 8-bit 4:2:0 video (nearly all of it) they are built from
-    the Y, U and V planes directly: swscale's scale+convert costs more than decoding the frame."""
+def small_frames(frame: av.VideoFrame, size: tuple[int, int], orientation: int = AS_STORED) -> tuple[np.ndarray, np.ndarray]:
+    """Analysis-size (`size` as seen) BGR and grey images, upright."""
+    bgr, gray = _small_stored(frame, shown_size(*size, orientation))
+    return upright(bgr, orientation), upright(gray, orientation)
+
+
+def _small_stored(frame: av.VideoFrame, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Analysis-size BGR and grey images as stored. For 8-bit 4:2:0 video (nearly all of it) they are
+    built from the Y, U and V planes directly: swscale's scale+convert costs more than decoding the frame."""
     w, h = size
     if frame.format.name in _PLANAR_420:
         fw, fh = frame.width, frame.height
@@ -102,13 +115,14 @@ def decode_once(
         streams = [s for s in (video, audio) if s is not None]
         origin = (container.start_time or 0) / av.time_base
         resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate) if audio is not None else None
-        size = None
+        size = orientation = None
         if video is not None:
             video.thread_type = "AUTO"  # frame threads: decoding is the floor of this stage
             result.video_stream = True
             result.time_base = video.time_base
             result.fps = float(video.average_rate) if video.average_rate else None
-            size = analysis_size(video.codec_context.width, video.codec_context.height, analysis_width)
+            # a photo's turn is in its EXIF tag; a video's in its display matrix, read off the first frame
+            orientation = still_orientation(path) if is_still_image(container) else None
         index = 0
         # consumers run on their own thread: decoding keeps ~1.5 of 2 cores busy, analysis fills the rest
         frames: queue.Queue = queue.Queue(maxsize=32)
@@ -138,7 +152,11 @@ def decode_once(
                     continue
                 for frame in packet.decode():
                     t = frame.time if frame.time is not None else index / (result.fps or 25.0)
-                    small, gray = small_frames(frame, size)
+                    if size is None:
+                        if orientation is None:
+                            orientation = rotation_orientation(frame.rotation)
+                        size = analysis_size(*shown_size(frame.width, frame.height, orientation), analysis_width)
+                    small, gray = small_frames(frame, size, orientation)
                     decoded = DecodedFrame(
                         index=index,
                         time=max(0.0, t - origin),
@@ -147,6 +165,7 @@ def decode_once(
                         small_bgr=small,
                         small_gray=gray,
                         av_frame=frame,
+                        orientation=orientation,
                     )
                     frames.put(decoded)
                     if failure:
