@@ -115,7 +115,7 @@ class Routing(BaseModel):
     ci_low: float | None = None
     ci_high: float | None = None
     calibrated_on: int = 0  # clips with known labels (gold, reviewed) the confidence was fitted on
-    calibration: str = "prior"  # "isotonic" once labelled clips exist
+    calibration: str = "prior"  # "centred-isotonic" once labelled clips exist (agents/judge/calibration.py)
 
 
 class SourceJudgements(BaseModel):

@@ -154,7 +154,7 @@ def test_calibration_starts_from_the_stated_prior_and_learns_from_labelled_clips
     raw = rng.uniform(0.8, 1.0, 400)
     right = (rng.random(400) < 0.5).astype(float)
     learned = fit_calibrator(raw, right)
-    assert learned.method == "isotonic" and learned.n_labelled == 400
+    assert learned.method == "centred-isotonic" and learned.n_labelled == 400
     assert learned(np.array([0.9]))[0] == pytest.approx(0.5, abs=0.1)
     few = fit_calibrator(raw[:3], right[:3])  # three clips bend the prior only a little
     assert abs(few(np.array([0.9]))[0] - 0.9) < 0.3
@@ -229,7 +229,7 @@ def test_reviewed_clips_become_known_labels_and_refit_the_calibration():
     before = _panel_run()
     reviewed = {"c0": ["happiness"], "c1": ["happiness"], "c6": ["sadness"]}
     after = _panel_run(known=reviewed)
-    assert after.routing.calibrated_on == 3 and after.routing.calibration == "isotonic"
+    assert after.routing.calibrated_on == 3 and after.routing.calibration == "centred-isotonic"
     cons = {c.clip_id: c for c in after.consensus}
     assert cons["c0"].confidence == 1.0 and cons["c6"].label == "sadness"
     # reviewers agreed with the model: the unreviewed clips are trusted more, and fewer are flagged

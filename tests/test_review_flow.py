@@ -95,7 +95,7 @@ def test_reviewers_verdicts_teach_the_judge_and_a_rerun_flags_fewer_clips(label_
     run = RunDir(out)  # a RunDir reads the table set that was current when it was made
     after = {c.clip_id: c for c in run.read("consensus")}
     routing = run.read_manifest().routing
-    assert routing.calibrated_on == len(confirmed) and routing.calibration == "isotonic"
+    assert routing.calibrated_on == len(confirmed) and routing.calibration == "centred-isotonic"
     for cid in confirmed:
         assert after[cid].label == before[cid].label and after[cid].confidence == 1.0 and not after[cid].needs_review
     assert sum(c.needs_review for c in after.values()) < sum(c.needs_review for c in before.values())

@@ -36,7 +36,7 @@ class Calibrator:
 
     @property
     def method(self) -> str:
-        return "isotonic" if self.n_labelled else "prior"
+        return "centred-isotonic" if self.n_labelled else "prior"
 
 
 def fit_calibrator(raw: np.ndarray, correct: np.ndarray, prior_strength: float = 10.0) -> Calibrator:
