@@ -75,7 +75,7 @@ def sha256_file(path: Path) -> str:
 
 def load_manifest(path: Path) -> dict[str, dict]:
     try:
-        data = json.loads(Path(path).read_text())
+        data = json.loads(Path(path).read_text(encoding="utf-8-sig"))
     except FileNotFoundError:
         raise FetchError(f"{path}: manifest not found") from None
     except json.JSONDecodeError as exc:

@@ -73,16 +73,20 @@ def read_manifest(path: Path, taxonomy: list[str]) -> list[Item]:
     base = path.parent
     items: list[Item] = []
     if path.suffix.lower() == ".csv":
-        with open(path, newline="") as fh:
+        # utf-8-sig: a spreadsheet's CSV starts with a byte-order mark, which would hide the first column's name
+        with open(path, newline="", encoding="utf-8-sig") as fh:
             reader = csv.DictReader(fh)
-            missing = {"file", "emotion"} - set(reader.fieldnames or [])
+            reader.fieldnames = [f.strip().lower() for f in (reader.fieldnames or [])]
+            missing = {"file", "emotion"} - set(reader.fieldnames)
             if missing:
-                raise BenchError(f"{path}: a CSV manifest needs columns file and emotion (missing {', '.join(sorted(missing))})")
-            rows = [(i, r["file"], r["emotion"], r.get("group") or r["file"], r.get("speaker") or None) for i, r in enumerate(reader, start=2)]
+                raise BenchError(f"{path}: a CSV manifest needs columns file and emotion (missing {', '.join(sorted(missing))}; "
+                                 f"header: {','.join(reader.fieldnames) or 'none'})")
+            rows = [(i, r["file"].strip(), r["emotion"], (r.get("group") or "").strip() or r["file"].strip(),
+                     (r.get("speaker") or "").strip() or None) for i, r in enumerate(reader, start=2)]
         entries = [(f"row {i}", f, e, g, f, sp) for i, f, e, g, sp in rows]
     else:
         try:
-            data = json.loads(path.read_text())
+            data = json.loads(path.read_text(encoding="utf-8-sig"))
         except json.JSONDecodeError as exc:
             raise BenchError(f"{path}: not valid JSON ({exc})") from None
         if not isinstance(data, dict):

@@ -126,7 +126,7 @@ def test_csv_manifest_errors_name_the_file_and_row(tmp_path):
     (tmp_path / "a.wav").write_bytes(b"x")
     bad = tmp_path / "m.csv"
     bad.write_text("file,label\na.wav,anger\n")
-    with pytest.raises(lq.BenchError, match=r"m\.csv: a CSV manifest needs columns file and emotion \(missing emotion\)"):
+    with pytest.raises(lq.BenchError, match=r"m\.csv: a CSV manifest needs columns file and emotion \(missing emotion; header: file,label\)"):
         lq.read_manifest(bad, TAXONOMY)
     bad.write_text("file,emotion\na.wav,anger\na.wav,joyful\n")
     with pytest.raises(lq.BenchError, match=r"m\.csv: row 3: emotion 'joyful' is not in the taxonomy"):
@@ -137,6 +137,13 @@ def test_csv_manifest_errors_name_the_file_and_row(tmp_path):
     bad.write_text("file,emotion,group\na.wav,Anger,s1\n")
     [item] = lq.read_manifest(bad, TAXONOMY)
     assert (item.path, item.emotion, item.group) == (tmp_path / "a.wav", "anger", "s1")
+    # as a spreadsheet saves it: a byte-order mark, CRLF line ends, capitalised and padded headers
+    bad.write_bytes("\ufeffFile, Emotion ,Speaker\r\na.wav,Fear, m1 \r\n".encode("utf-8"))
+    [item] = lq.read_manifest(bad, TAXONOMY)
+    assert (item.path, item.emotion, item.speaker) == (tmp_path / "a.wav", "fear", "m1")
+    as_json = tmp_path / "m.json"
+    as_json.write_bytes('\ufeff{"a.wav": {"emotion": "fear"}}'.encode("utf-8"))
+    assert [it.emotion for it in lq.read_manifest(as_json, TAXONOMY)] == ["fear"]
 
 
 def test_gold_groups_are_whole_and_cover_the_fraction():
