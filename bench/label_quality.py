@@ -3,7 +3,8 @@ emotions and report how right the consensus is and whether the judge's scores kn
 
 Input: a manifest, either our labels.json format (an object of name -> {emotion, file?, group?,
 speaker?}; `file` relative to the manifest, default the name) or a CSV with columns
-file,emotion[,group][,speaker]. Speakers, where given, go to the run as its speakers file
+file,emotion[,group][,speaker]. An emotion is a taxonomy label or a word the verbalizer's synonym
+table maps to one (`angry`, `fearful`, `calm`); the report lists each word read that way. Speakers, where given, go to the run as its speakers file
 (`annotate.baseline.speakers`, as a user with a corpus that names its speakers would; `--no-speakers`
 leaves them out); they are not labels.
 `--fetch` first materialises the development set (bench/label_dev.py) and uses its manifest.
@@ -46,6 +47,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from label_dev import FetchError, default_dest, fetch, manifest_path_for  # noqa: E402
 from label_dev import DEFAULT_MANIFEST as DEV_MANIFEST  # noqa: E402
+from agents.verbalizer import Verbalizer  # noqa: E402
 from pipeline.export.label_quality import AnswerOutcome, ClipOutcome, evaluate  # noqa: E402
 
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
@@ -64,6 +66,7 @@ class Item:
     group: str
     sha256: str = ""
     speaker: str | None = None
+    given: str = ""  # the emotion as the manifest wrote it, where that was a synonym (`angry` for anger)
 
 
 def read_manifest(path: Path, taxonomy: list[str]) -> list[Item]:
@@ -72,6 +75,7 @@ def read_manifest(path: Path, taxonomy: list[str]) -> list[Item]:
         raise BenchError(f"{path}: manifest not found")
     base = path.parent
     items: list[Item] = []
+    synonyms = Verbalizer(taxonomy).lookup  # exact words only: no phrase search for a gold label
     if path.suffix.lower() == ".csv":
         # utf-8-sig: a spreadsheet's CSV starts with a byte-order mark, which would hide the first column's name
         with open(path, newline="", encoding="utf-8-sig") as fh:
@@ -97,13 +101,17 @@ def read_manifest(path: Path, taxonomy: list[str]) -> list[Item]:
                 raise BenchError(f"{path}: item {name!r} has no 'emotion'")
             entries.append((f"item {name!r}", v.get("file", name), v["emotion"], v.get("group") or name, name, v.get("speaker") or None))
     for where, file, emotion, group, name, speaker in entries:
-        emotion = str(emotion or "").strip().lower()
-        if emotion not in taxonomy:
-            raise BenchError(f"{path}: {where}: emotion {emotion!r} is not in the taxonomy ({', '.join(taxonomy)})")
+        given = str(emotion or "").strip().lower()
+        # a corpus's own word for a taxonomy label (RAVDESS's "angry", "fearful"), by the same synonym
+        # table that maps what the models say; the report lists each word it read this way
+        emotion = synonyms.get(given)
+        if emotion is None:
+            raise BenchError(f"{path}: {where}: emotion {given!r} is not in the taxonomy ({', '.join(taxonomy)}) nor a synonym of one")
         media = (base / file) if not Path(file).is_absolute() else Path(file)
         if not media.is_file():
             raise BenchError(f"{path}: {where}: media file {media} not found (fetch the dev set with --fetch)")
-        items.append(Item(name=name, path=media, emotion=emotion, group=str(group), speaker=str(speaker) if speaker else None))
+        items.append(Item(name=name, path=media, emotion=emotion, group=str(group), speaker=str(speaker) if speaker else None,
+                          given=given if given != emotion else ""))
     if not items:
         raise BenchError(f"{path}: manifest lists no items")
     return items
@@ -440,6 +448,7 @@ def _bench(args, config, manifest: Path, items: list[Item]) -> int:
         "evaluated_items": len(eval_names),
         "gold_groups": sorted(gold_groups) or "none (blind: the run got no gold labels)",
         "photos": sum(it.path.suffix.lower() in IMAGE_EXTENSIONS for it in items),
+        "labels_read_as": {g: e for g, e in sorted({(it.given, it.emotion) for it in items if it.given})} or "as written",
         "overrides": sets or "none (offline default)",
         "config": str(args.config) if args.config else "default",
         "run_seconds": {k: round(v, 1) for k, v in seconds.items()} or "reused",

@@ -128,9 +128,12 @@ def test_csv_manifest_errors_name_the_file_and_row(tmp_path):
     bad.write_text("file,label\na.wav,anger\n")
     with pytest.raises(lq.BenchError, match=r"m\.csv: a CSV manifest needs columns file and emotion \(missing emotion; header: file,label\)"):
         lq.read_manifest(bad, TAXONOMY)
-    bad.write_text("file,emotion\na.wav,anger\na.wav,joyful\n")
-    with pytest.raises(lq.BenchError, match=r"m\.csv: row 3: emotion 'joyful' is not in the taxonomy"):
+    bad.write_text("file,emotion\na.wav,anger\na.wav,blissful ecstasy\n")
+    with pytest.raises(lq.BenchError, match=r"m\.csv: row 3: emotion 'blissful ecstasy' is not in the taxonomy .* nor a synonym of one"):
         lq.read_manifest(bad, TAXONOMY)
+    # a corpus's own words for the taxonomy's labels (RAVDESS says "angry", "fearful", "calm")
+    bad.write_text("file,emotion\na.wav,Angry\na.wav,fearful\na.wav,anger\n")
+    assert [(it.emotion, it.given) for it in lq.read_manifest(bad, TAXONOMY)] == [("anger", "angry"), ("fear", "fearful"), ("anger", "")]
     bad.write_text("file,emotion\nmissing.wav,anger\n")
     with pytest.raises(lq.BenchError, match=r"row 2: media file .*missing\.wav not found"):
         lq.read_manifest(bad, TAXONOMY)
