@@ -103,6 +103,26 @@ def test_speech_over_video_makes_speech_clips_with_instructions(feat_data, speec
         assert c.keyframes
 
 
+def test_clips_after_the_picture_ends_are_sound_only(speech_dir, config, run_dir, tmp_path):
+    """A sound track longer than its video: the clips that start after the last frame have nothing to
+    see, so no key frame (before, they took the last frame from before they began) and no video."""
+    from tests.conftest import ffmpeg
+
+    video = tmp_path / "picture-stops.mp4"
+    ffmpeg("-f", "lavfi", "-i", "testsrc=size=160x96:rate=10:duration=6", "-i", str(speech_dir / "two_cities.wav"),
+           "-map", "0:v", "-map", "1:a", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", str(video))
+    result = sample(video, config, run_dir)
+    seen = [c for c in result.clips if c.has_video]
+    heard = [c for c in result.clips if not c.has_video]
+    assert seen and heard and result.clips[-1].end > 30  # the speech goes on long after the 6 s of picture
+    for c in seen:
+        assert c.start < 6.0 and c.keyframes and all(c.start <= k.time < c.end for k in c.keyframes[1:])
+    for c in heard:
+        assert c.start >= 6.0 - 0.1 and c.has_audio and c.speech
+        assert not c.keyframes and not c.shots
+        assert "video" not in c.instruction.text.lower()
+
+
 # ---- clip rules (pure) ----
 
 RULES = ClipRules(min_clip_s=1.0, max_clip_s=6.0, merge_gap_s=0.8, context_pad_s=0.0)

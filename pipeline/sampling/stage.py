@@ -116,7 +116,13 @@ def _sample(path, source, config, run, run_id, work, reject) -> SourceSampling:
             "prompt_hash": template_hash(cfg.instruction.template, cfg.instruction.version),
         }
     )
-    clips = [_make_clip(source, span, shots if has_video else [], has_video, has_audio, candidates, config, run, prov) for span in spans]
+    # a sound track that runs on after the picture ends (a recording kept rolling, a screen capture)
+    # leaves clips with nothing to see: they are sound-only clips, with no key frame from before them
+    video_end = decoded.last_frame_time + (1.0 / decoded.fps if decoded.fps else 0.0) if has_video else 0.0
+    clips = []
+    for span in spans:
+        seen = has_video and span.start < video_end - 1e-3
+        clips.append(_make_clip(source, span, shots if seen else [], seen, has_audio, candidates if seen else None, config, run, prov))
     return SourceSampling(source=source, clips=clips, rejects=rejects, decode_seconds=decoded.seconds, frames_decoded=decoded.frames)
 
 
