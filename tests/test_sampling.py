@@ -132,29 +132,34 @@ def spans(*pairs):
     return [Span(start=a, end=b) for a, b in pairs]
 
 
+def speech_only(clips):
+    """The speech clips (around them the silent picture gets shot clips: tested on its own below)."""
+    return [c for c in clips if c.kind == "speech"]
+
+
 def shots(*bounds):
     return [Shot(index=i, start=a, end=b) for i, (a, b) in enumerate(zip(bounds, bounds[1:]))]
 
 
 def test_close_speech_regions_merge_within_a_shot():
-    clips = make_clips(20.0, spans((1, 2), (2.5, 3.5)), shots(0, 20), True, RULES)
+    clips = speech_only(make_clips(20.0, spans((1, 2), (2.5, 3.5)), shots(0, 20), True, RULES))
     assert [(c.start, c.end) for c in clips] == [(1, 3.5)]
     assert len(clips[0].speech) == 2
 
 
 def test_speech_regions_do_not_merge_across_a_cut():
-    clips = make_clips(20.0, spans((1, 2), (2.5, 3.5)), shots(0, 2.2, 20), True, RULES)
+    clips = speech_only(make_clips(20.0, spans((1, 2), (2.5, 3.5)), shots(0, 2.2, 20), True, RULES))
     assert len(clips) == 2
 
 
 def test_long_speech_is_split_to_max_length():
-    clips = make_clips(30.0, spans((0, 14)), shots(0, 30), True, RULES)
+    clips = speech_only(make_clips(30.0, spans((0, 14)), shots(0, 30), True, RULES))
     assert len(clips) == 3 and all(c.duration <= 6.0 + 1e-9 for c in clips)
     assert clips[0].start == 0 and clips[-1].end == 14
 
 
 def test_short_speech_grows_to_min_length_inside_its_shot():
-    clips = make_clips(20.0, spans((5.0, 5.3)), shots(0, 5.1, 20), True, RULES)
+    clips = speech_only(make_clips(20.0, spans((5.0, 5.3)), shots(0, 5.1, 20), True, RULES))
     assert len(clips) == 1 and abs(clips[0].duration - 1.0) < 1e-9
     assert clips[0].start >= 0 and clips[0].end <= 20
 
@@ -164,6 +169,19 @@ def test_no_speech_video_clips_follow_shots():
     assert all(c.kind == "shot" for c in clips)
     # 7.6 s and 12 s shots split evenly below 6 s; the 0.4 s shot joins the clip after it
     assert [(round(c.start, 3), round(c.end, 3)) for c in clips] == [(0, 4.2), (4.2, 8), (8, 14), (14, 20)]
+
+
+def test_silent_stretches_of_video_between_speech_become_shot_clips():
+    """A face that goes on in silence (a reaction, a laugh) is not dropped because someone spoke
+    elsewhere in the video; a pause shorter than min_clip_s stays a pause."""
+    out = make_clips(20.0, spans((1.0, 4.0), (4.5, 8.0), (14.0, 16.0)), shots(0, 10, 20), True, RULES)
+    assert [(c.kind, c.start, c.end) for c in out] == [
+        ("shot", 0.0, 1.0), ("speech", 1.0, 4.0), ("speech", 4.5, 8.0), ("shot", 8.0, 10.0), ("shot", 10.0, 14.0),
+        ("speech", 14.0, 16.0), ("shot", 16.0, 20.0)]  # the 0.5 s between the first two phrases is a pause
+    # the picture stops at 12 s: nothing silent after it is clipped for the picture's sake
+    out = make_clips(20.0, spans((1.0, 4.0)), shots(0, 20), True, RULES, video_end=12.0)
+    assert [(c.kind, c.start, c.end) for c in out] == [("shot", 0.0, 1.0), ("speech", 1.0, 4.0), ("shot", 4.0, 8.0), ("shot", 8.0, 12.0)]
+    assert [(c.start, c.end) for c in make_clips(20.0, [], shots(0, 20), True, RULES, video_end=5.0)] == [(0.0, 5.0)]
 
 
 def test_audio_only_without_speech_has_no_clips():

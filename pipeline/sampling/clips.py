@@ -5,6 +5,10 @@
   into equal parts. A clip shorter than `min_clip_s` grows around its centre (inside its shot where
   it fits). A region that runs across a cut is not cut mid-speech; the clip lists both shots.
 - Video without speech: one clip per shot; long shots split evenly, short ones joined to a neighbour.
+- Video with speech: the stretches between speech clips where the picture goes on in silence (a face
+  reacting, laughing, crying) become shot clips by the same rule when they last at least
+  `min_clip_s`; shorter ones are pauses between phrases. Nothing after the picture ends is clipped
+  for the picture's sake.
 - Audio-only without speech: no clips (nothing to annotate), reported by the caller.
 """
 
@@ -105,11 +109,29 @@ def shot_clips(shots: list[Shot], rules: ClipRules) -> list[ClipSpan]:
     return [ClipSpan(a, b, "shot", []) for a, b in merged if b > a]
 
 
+def silent_video_clips(clips: list[ClipSpan], shots: list[Shot], video_end: float, rules: ClipRules) -> list[ClipSpan]:
+    """Shot clips for the stretches of picture between (and around) the speech clips."""
+    bounds = [0.0] + [x for c in clips for x in (c.start, c.end)] + [max(video_end, 0.0)]
+    out: list[ClipSpan] = []
+    for a, b in zip(bounds[::2], bounds[1::2]):
+        b = min(b, video_end)
+        if b - a < rules.min_clip_s:
+            continue
+        inside = [Shot(index=s.index, start=max(a, s.start), end=min(b, s.end)) for s in shots if s.end > a and s.start < b]
+        out += [c for c in shot_clips(inside or [Shot(index=0, start=a, end=b)], rules) if c.duration >= rules.min_clip_s]
+    return out
+
+
 def make_clips(
-    duration: float, speech: list[Span], shots: list[Shot], has_video: bool, rules: ClipRules
+    duration: float, speech: list[Span], shots: list[Shot], has_video: bool, rules: ClipRules, video_end: float | None = None
 ) -> list[ClipSpan]:
+    """`video_end`: where the picture stops (default: `duration`), for a sound track that runs on after it."""
+    end = duration if video_end is None else min(video_end, duration)
     if speech:
-        return speech_clips(speech, shots, duration, rules, "speech" if has_video else "audio")
+        clips = speech_clips(speech, shots, duration, rules, "speech" if has_video else "audio")
+        if has_video:
+            clips = sorted(clips + silent_video_clips(clips, shots, end, rules), key=lambda c: c.start)
+        return clips
     if has_video:
-        return shot_clips(shots, rules)
+        return shot_clips([Shot(index=s.index, start=s.start, end=min(s.end, end)) for s in shots if s.start < end], rules)
     return []

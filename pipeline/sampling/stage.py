@@ -102,7 +102,10 @@ def _sample(path, source, config, run, run_id, work, reject) -> SourceSampling:
     vad = get_vad(cfg.vad)
     speech = vad.detect(audio, decoded.sample_rate) if has_audio else []
     shots = shot_det.shots(duration) if has_video else [Shot(index=0, start=0.0, end=duration)]
-    spans = clip_rules.make_clips(duration, speech, shots, has_video, cfg.clips)
+    # a sound track that runs on after the picture ends (a recording kept rolling, a screen capture)
+    # leaves clips with nothing to see: they are sound-only clips, with no key frame from before them
+    video_end = decoded.last_frame_time + (1.0 / decoded.fps if decoded.fps else 0.0) if has_video else 0.0
+    spans = clip_rules.make_clips(duration, speech, shots, has_video, cfg.clips, video_end=min(video_end, duration))
     if not spans:
         rejects.append(reject(f"{path}: audio-only file with no speech detected; nothing to clip", "NoSpeech", source_id=source.source_id))
 
@@ -116,9 +119,6 @@ def _sample(path, source, config, run, run_id, work, reject) -> SourceSampling:
             "prompt_hash": template_hash(cfg.instruction.template, cfg.instruction.version),
         }
     )
-    # a sound track that runs on after the picture ends (a recording kept rolling, a screen capture)
-    # leaves clips with nothing to see: they are sound-only clips, with no key frame from before them
-    video_end = decoded.last_frame_time + (1.0 / decoded.fps if decoded.fps else 0.0) if has_video else 0.0
     clips = []
     for span in spans:
         seen = has_video and span.start < video_end - 1e-3
