@@ -44,7 +44,9 @@ def raised_by_grammar(exc: BaseException) -> bool:
 
 
 def model_class(model_type: str):
-    import transformers as tf
+    from pipeline.threads import import_serially
+
+    tf = import_serially("transformers")
 
     classes = {
         "qwen2_5_vl": tf.Qwen2_5_VLForConditionalGeneration,
@@ -116,10 +118,11 @@ class TransformersMLLM(Annotator):
 
     def __init__(self, spec, context):
         super().__init__(spec, context)
-        import torch
-        from transformers import AutoConfig, AutoProcessor
+        from pipeline.threads import import_serially, use_torch_threads
 
-        from pipeline.threads import use_torch_threads
+        torch = import_serially("torch")
+        transformers = import_serially("transformers")
+        AutoConfig, AutoProcessor = transformers.AutoConfig, transformers.AutoProcessor
 
         use_torch_threads(context.threads)  # in whichever process builds it: a Dask or GPU pool worker too
 

@@ -11,6 +11,7 @@ processes, a GPU pool worker), so a source is heard the same wherever its task r
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 import threading
@@ -55,9 +56,24 @@ def torch_threads() -> int:
     return _torch_threads or os.cpu_count() or 1
 
 
+_imports = threading.RLock()
+
+
+def import_serially(name: str):
+    """`importlib.import_module(name)` under one lock for the whole process, for the modules that
+    load torch (torch itself, whisperx, pyannote, silero-vad, py-feat, transformers), which stages
+    import late and from worker threads. Two threads importing torch at once can hand one of them
+    the half-built module ("partially initialized module 'torch' has no attribute 'Tensor' (most
+    likely due to a circular import)"): CPython breaks the lock cycle that torch's circular imports
+    make between threads by returning it unfinished. Seen in the demo: a two-voice file's clips
+    failed stage 2 while another thread loaded torch."""
+    with _imports:
+        return importlib.import_module(name)
+
+
 def apply_torch_threads() -> None:
     # also after `import silero_vad`, which sets torch to one thread for the whole process
-    import torch  # imported late: the CUDA build takes seconds to import
+    torch = import_serially("torch")  # imported late: the CUDA build takes seconds to import
 
     if torch.get_num_threads() != torch_threads():
         torch.set_num_threads(torch_threads())

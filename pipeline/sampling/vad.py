@@ -11,6 +11,7 @@ from importlib import metadata
 import numpy as np
 
 from pipeline.models import shared
+from pipeline.threads import import_serially
 from schemas import Span
 from schemas.config import VADConfig
 
@@ -63,7 +64,7 @@ class SileroVAD(VoiceActivityDetector):
     name = "silero-vad"
 
     def __init__(self, config: VADConfig):
-        import silero_vad
+        silero_vad = import_serially("silero_vad")  # loads torch
 
         restore_torch_threads()
         self._silero = silero_vad
@@ -101,7 +102,7 @@ class PyannoteVAD(VoiceActivityDetector):
     name = "pyannote-vad(whisperx)"
 
     def __init__(self, config: VADConfig):
-        from whisperx.vads.pyannote import load_vad_model
+        load_vad_model = import_serially("whisperx.vads.pyannote").load_vad_model  # loads torch
 
         self.config = config
         self.version = metadata.version("whisperx")
