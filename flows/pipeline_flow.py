@@ -37,11 +37,11 @@ from pipeline.export.report import write_run_report
 from pipeline.preprocess.asr import get_transcriber
 from pipeline.preprocess.asr_packing import packs_across_sources, transcribe_short_sources
 from pipeline.preprocess.prosody import denoise as denoise_audio
-from pipeline.preprocess.stage import preprocess_source
+from pipeline.preprocess.stage import loads_torch, preprocess_source
 from pipeline.sampling.inputs import list_inputs
 from pipeline.sampling.media import MediaError, check_media, file_sha256
 from pipeline.sampling.stage import sample_source
-from pipeline.threads import pin_blas_threads
+from pipeline.threads import pin_blas_threads, preload_torch
 from schemas import (
     Annotation,
     AnnotatorInput,
@@ -295,6 +295,10 @@ def emoforge_flow(inputs: list[str], out_dir: str, config: EmoforgeConfig, run_i
 
     # ---- stage 2: preprocessing, one task per source ----
     with stages.per_source("preprocess", len(clips), len(by_source)) as counts:
+        # torch, if stage 2's threads or stage 3's agents load it, is loaded here first: half-built in
+        # one thread, it breaks another thread's SciPy (pipeline/threads.py, preload_torch)
+        if loads_torch(clips, config) or any(spec.backend == "transformers" for spec in config.annotate.panel):
+            preload_torch()
         preprocessing = Stage(cache, SourcePreprocessing)
         packed = transcribe_short_sources_first(by_source, config, cache)
         for src, cl in by_source:

@@ -12,6 +12,7 @@ processes, a GPU pool worker), so a source is heard the same wherever its task r
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 import sys
 import threading
@@ -69,6 +70,17 @@ def import_serially(name: str):
     failed stage 2 while another thread loaded torch."""
     with _imports:
         return importlib.import_module(name)
+
+
+def preload_torch() -> None:
+    """Import torch in the calling thread before a stage starts threads that may load it. While one
+    thread is halfway through importing torch, the half-built module already sits in sys.modules,
+    and SciPy's and scikit-learn's array-API checks look torch up there without importing it
+    (`array_api_compat`'s `is_torch_array`): a thread clustering voices or fitting a calibration
+    meanwhile fails with "partially initialized module 'torch' has no attribute 'Tensor'". Seen in
+    the demo: stage 2's word-speaker step loaded torch while another source's diarizer clustered."""
+    if importlib.util.find_spec("torch") is not None:
+        import_serially("torch")
 
 
 def apply_torch_threads() -> None:

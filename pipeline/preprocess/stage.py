@@ -59,6 +59,15 @@ class FrameSampler:
         pass
 
 
+def loads_torch(clips: list[Clip], config: EmoforgeConfig) -> bool:
+    """Whether stage 2 may import torch from its worker threads: the word-speaker step (whisperx,
+    which loads torch and pyannote) runs for clips with speech; WhisperX ASR, a pyannote pipeline
+    and py-feat load it too. The flow then imports torch first (pipeline.threads.preload_torch)."""
+    p = config.preprocess
+    return (any(c.speech for c in clips) or p.asr.backend == "whisperx" or bool(p.diarization.pipeline)
+            or (p.faces.backend == "py-feat" and any(c.has_video for c in clips)))
+
+
 def assign_speakers(words: list[Word], turns: list[SpeakerTurn]) -> list[Word]:
     """whisperx's assign_word_speakers: each word gets the speaker it overlaps most (the nearest one
     when it overlaps none); a word mostly inside an overlap turn is marked `overlap`."""
