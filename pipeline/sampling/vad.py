@@ -11,7 +11,6 @@ from importlib import metadata
 import numpy as np
 
 from pipeline.models import shared
-from pipeline.threads import import_serially
 from schemas import Span
 from schemas.config import VADConfig
 
@@ -64,7 +63,7 @@ class SileroVAD(VoiceActivityDetector):
     name = "silero-vad"
 
     def __init__(self, config: VADConfig):
-        silero_vad = import_serially("silero_vad")  # loads torch
+        import silero_vad
 
         restore_torch_threads()
         self._silero = silero_vad
@@ -102,7 +101,7 @@ class PyannoteVAD(VoiceActivityDetector):
     name = "pyannote-vad(whisperx)"
 
     def __init__(self, config: VADConfig):
-        load_vad_model = import_serially("whisperx.vads.pyannote").load_vad_model  # loads torch
+        from whisperx.vads.pyannote import load_vad_model
 
         self.config = config
         self.version = metadata.version("whisperx")
