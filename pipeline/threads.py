@@ -11,7 +11,6 @@ processes, a GPU pool worker), so a source is heard the same wherever its task r
 
 from __future__ import annotations
 
-import importlib
 import importlib.util
 import os
 import sys
@@ -57,21 +56,6 @@ def torch_threads() -> int:
     return _torch_threads or os.cpu_count() or 1
 
 
-_imports = threading.RLock()
-
-
-def import_serially(name: str):
-    """`importlib.import_module(name)` under one lock for the whole process, for the modules that
-    load torch (torch itself, whisperx, pyannote, silero-vad, py-feat, transformers), which stages
-    import late and from worker threads. Two threads importing torch at once can hand one of them
-    the half-built module ("partially initialized module 'torch' has no attribute 'Tensor' (most
-    likely due to a circular import)"): CPython breaks the lock cycle that torch's circular imports
-    make between threads by returning it unfinished. Seen in the demo: a two-voice file's clips
-    failed stage 2 while another thread loaded torch."""
-    with _imports:
-        return importlib.import_module(name)
-
-
 def preload_torch() -> None:
     """Import torch in the calling thread before a stage starts threads that may load it. While one
     thread is halfway through importing torch, the half-built module already sits in sys.modules,
@@ -80,12 +64,12 @@ def preload_torch() -> None:
     meanwhile fails with "partially initialized module 'torch' has no attribute 'Tensor'". Seen in
     the demo: stage 2's word-speaker step loaded torch while another source's diarizer clustered."""
     if importlib.util.find_spec("torch") is not None:
-        import_serially("torch")
+        import torch  # noqa: F401  (loaded whole, here, before any other thread can look at it)
 
 
 def apply_torch_threads() -> None:
     # also after `import silero_vad`, which sets torch to one thread for the whole process
-    torch = import_serially("torch")  # imported late: the CUDA build takes seconds to import
+    import torch  # imported late: the CUDA build takes seconds to import
 
     if torch.get_num_threads() != torch_threads():
         torch.set_num_threads(torch_threads())

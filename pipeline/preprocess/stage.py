@@ -14,7 +14,7 @@ from pipeline.preprocess.asr import Said, get_transcriber, transcribe_clips, tra
 from pipeline.preprocess.diarize import clip_turns, get_diarizer
 from pipeline.preprocess.faces import au_against_neutral, get_face_analyzer, person_neutral, track
 from pipeline.sampling.decode import DecodedFrame, decode_once
-from pipeline.threads import import_serially, use_torch_threads
+from pipeline.threads import use_torch_threads
 from schemas import Clip, ClipFeatures, EmoforgeConfig, FaceObservation, Provenance, Reject, SourceMedia
 from schemas.config import FaceConfig
 from schemas.features import ClipTranscript, SpeakerTurn, Word
@@ -71,8 +71,8 @@ def loads_torch(clips: list[Clip], config: EmoforgeConfig) -> bool:
 def assign_speakers(words: list[Word], turns: list[SpeakerTurn]) -> list[Word]:
     """whisperx's assign_word_speakers: each word gets the speaker it overlaps most (the nearest one
     when it overlaps none); a word mostly inside an overlap turn is marked `overlap`."""
-    pd = import_serially("pandas")
-    assign_word_speakers = import_serially("whisperx.diarize").assign_word_speakers  # loads torch and pyannote
+    import pandas as pd
+    from whisperx.diarize import assign_word_speakers  # loads torch and pyannote: see loads_torch
 
     timed = [w for w in words if w.start is not None]
     if not timed or not turns:
