@@ -36,6 +36,10 @@ PROTOTYPES = {
 # below this gap between the two best emotions an agent abstains: the signal does not single one
 # out (a round value, not fitted to the few labelled faces)
 MIN_MARGIN = 0.1
+# an action unit at or above this intensity is active (the cue the rationale lists)
+ACTIVE = 0.5
+# below this, against the person's own neutral, nothing moved
+STILL = 0.25
 
 
 def main_face(item: AnnotatorInput) -> list[tuple[int, FaceObservation]]:
@@ -123,23 +127,29 @@ class FACSRulesAgent(PerClipAnnotator):
             return self.abstain(item, run_id, "taxonomy has no emotion with an AU prototype")
         ranked = sorted(scores, key=lambda e: -scores[e])
         own = any(au.source == "geometry-own-neutral" for _, o in faces for au in o.action_units)
-        if max(mean.values()) < 0.25:
-            # nothing moved: against the person's own neutral that is an answer; against population
-            # values it only says this face does not match the typical one
-            if not own or "neutral" not in self.context.taxonomy:
-                return self.abstain(item, run_id, f"no action unit stands out (best {ranked[0]} {scores[ranked[0]]:.2f}) and they "
-                                    "are measured against population-typical values, not this person's neutral")
+        strongest = max(mean, key=mean.get)
+        if not own and mean[strongest] < ACTIVE:
+            # against population-typical values a resting face departs this far by its build alone (a
+            # low brow, thin lips), so no active unit means no expression was measured; answering the
+            # prototype of a weak departure also contradicted the agent's own rationale ("active: none")
+            return self.abstain(item, run_id, f"no action unit is active (strongest {strongest} {mean[strongest]:.2f}, below "
+                                f"{ACTIVE}) and they are measured against population-typical values, not this person's neutral")
+        if mean[strongest] < STILL:
+            # nothing moved from this person's own neutral: that is an answer, neutral
+            if "neutral" not in self.context.taxonomy:
+                return self.abstain(item, run_id, f"no action unit departs from this person's neutral (strongest {strongest} "
+                                    f"{mean[strongest]:.2f}) and the taxonomy has no neutral")
         elif len(ranked) > 1 and scores[ranked[0]] - scores[ranked[1]] < MIN_MARGIN:
             return self.abstain(item, run_id, f"prototypes match equally: {ranked[0]} {scores[ranked[0]]:.2f} vs {ranked[1]} "
                                 f"{scores[ranked[1]]:.2f} ({'against this person' + chr(39) + 's neutral' if own else 'against population-typical values'})")
         if "neutral" in self.context.taxonomy:
             # neutral only when nothing departs from the person's neutral (the branch above); a
             # movement that is small but singles one prototype out is that prototype, weakly
-            scores["neutral"] = 1.0 - max(mean.values()) if max(mean.values()) < 0.25 else 0.0
+            scores["neutral"] = 1.0 - mean[strongest] if mean[strongest] < STILL else 0.0
         dist = _normalised(scores)
         label = dist[0].label
         used = PROTOTYPES.get(label, [])
-        active = sorted((au for au in mean if mean[au] >= 0.5), key=lambda a: -mean[a])
+        active = sorted((au for au in mean if mean[au] >= ACTIVE), key=lambda a: -mean[a])
         tid = item.features.main_track_id
         evidence, ev_ids = [], []
         for k, au in enumerate(used or active[:3]):
@@ -151,9 +161,9 @@ class FACSRulesAgent(PerClipAnnotator):
                 start=series[au][0][0], end=series[au][-1][0],
                 feature_ref=str(FeatureRef.face(track=tid, field="action_units", key=au))))
             ev_ids.append(f"e{k + 1}")
-        listing = ", ".join(f"{a} {AU_NAMES.get(a, a)} {mean[a]:.2f}" for a in active) or "none above 0.5"
+        listing = ", ".join(f"{a} {AU_NAMES.get(a, a)} {mean[a]:.2f}" for a in active) or f"none at {ACTIVE} or above"
         if label == "neutral":
-            why = "No emotion prototype departs clearly from this person's neutral face (every prototype's mean AU intensity is below 0.5)."
+            why = f"No action unit departs from this person's neutral face (every mean intensity is below {STILL})."
         else:
             why = f"These match the EMFACS prototype of {label} ({' + '.join(used)}), score {scores[label]:.2f}."
         steps = normalise([f"Action units active on the main face: {listing}.", why], label, [ev_ids, ev_ids])
