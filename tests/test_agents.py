@@ -229,6 +229,30 @@ def test_facs_rules_abstains_when_prototypes_tie(smiling_man):
     assert a.status == "abstained" and "prototypes match equally" in a.error
 
 
+def test_facs_rules_needs_an_active_unit_against_population_values(smiling_man):
+    """Against population-typical geometry a weak departure is the face's build, not an expression:
+    no answer (the dev set's posed disgust photo read anger at 0.35 and took the consensus with it);
+    the same units, active, are answered."""
+    from schemas.features import ActionUnit
+
+    clip = smiling_man[0]
+    f = clip.features
+
+    def with_units(units, source):
+        faces = [o.model_copy(update={"action_units": [ActionUnit(au=a.au, intensity=units.get(a.au, 0.0), present=a.au in units,
+                                                                       source=source) for a in o.action_units]}) for o in f.faces]
+        return clip.model_copy(update={"features": f.model_copy(update={"faces": faces})})
+
+    facs = panel()["facs-rules"]
+    [weak] = facs.annotate([with_units({"AU04": 0.3, "AU05": 0.35}, "geometry-proxy")], "r")
+    assert weak.status == "abstained" and "no action unit is active" in weak.error and "AU05 0.35" in weak.error
+    [strong] = facs.annotate([with_units({"AU04": 0.8, "AU05": 0.9}, "geometry-proxy")], "r")
+    assert strong.status == "ok" and strong.label == "anger"
+    # against the person's own neutral the same small movement is an answer
+    [own] = facs.annotate([with_units({"AU04": 0.3, "AU05": 0.35}, "geometry-own-neutral")], "r")
+    assert own.status == "ok" and own.label == "anger"
+
+
 def test_annotators_get_their_own_spec_and_context_not_the_whole_config():
     from agents import annotator_hash
 
