@@ -69,13 +69,27 @@ class Item:
     given: str = ""  # the emotion as the manifest wrote it, where that was a synonym (`angry` for anger)
 
 
+# label codes corpora write in their metadata, for manifests made from it; gold labels only, never
+# looked for in what a model or a speaker says (a transcript's "dis" is not disgust). Boredom is
+# neutral as the dev set maps EmoDB's L (../shared/label-dev/labels.json)
+CORPUS_CODES = {
+    # CREMA-D (Cao et al. 2014) file codes, IEMOCAP (Busso et al. 2008) categorical labels; IEMOCAP's
+    # "exc" joins happiness as its four-class setups do; frustration has no agreed home and is refused
+    "ang": "anger", "dis": "disgust", "fea": "fear", "hap": "happiness", "sad": "sadness", "neu": "neutral",
+    "sur": "surprise", "exc": "happiness",
+    "ps": "surprise",  # TESS "pleasant surprise"
+    "boredom": "neutral", "bored": "neutral",
+}
+
+
 def read_manifest(path: Path, taxonomy: list[str]) -> list[Item]:
     path = Path(path)
     if not path.exists():
         raise BenchError(f"{path}: manifest not found")
     base = path.parent
     items: list[Item] = []
-    synonyms = Verbalizer(taxonomy).lookup  # exact words only: no phrase search for a gold label
+    # exact words only: no phrase search for a gold label
+    synonyms = {**{k: v for k, v in CORPUS_CODES.items() if v in taxonomy}, **Verbalizer(taxonomy).lookup}
     if path.suffix.lower() == ".csv":
         # utf-8-sig: a spreadsheet's CSV starts with a byte-order mark, which would hide the first column's name
         with open(path, newline="", encoding="utf-8-sig") as fh:

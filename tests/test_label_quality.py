@@ -134,6 +134,12 @@ def test_csv_manifest_errors_name_the_file_and_row(tmp_path):
     # a corpus's own words for the taxonomy's labels (RAVDESS says "angry", "fearful", "calm")
     bad.write_text("file,emotion\na.wav,Angry\na.wav,fearful\na.wav,anger\n")
     assert [(it.emotion, it.given) for it in lq.read_manifest(bad, TAXONOMY)] == [("anger", "angry"), ("fear", "fearful"), ("anger", "")]
+    # corpora's label codes (CREMA-D's DIS, TESS's ps) and EmoDB's boredom, mapped as the dev set maps it
+    bad.write_text("file,emotion\na.wav,DIS\na.wav,ps\na.wav,boredom\n")
+    assert [(it.emotion, it.given) for it in lq.read_manifest(bad, TAXONOMY)] == [("disgust", "dis"), ("surprise", "ps"), ("neutral", "boredom")]
+    bad.write_text("file,emotion\na.wav,fru\n")
+    with pytest.raises(lq.BenchError, match=r"row 2: emotion 'fru' is not in the taxonomy"):
+        lq.read_manifest(bad, TAXONOMY)
     bad.write_text("file,emotion\nmissing.wav,anger\n")
     with pytest.raises(lq.BenchError, match=r"row 2: media file .*missing\.wav not found"):
         lq.read_manifest(bad, TAXONOMY)
