@@ -1,7 +1,8 @@
 """Benchmark: stage-4 throughput (grounded scoring + aggregation + flags) on synthetic answers shaped
 like the offline panel's: four annotators per clip, each citing 1-4 pieces of evidence that point
 into the clip's features, 10% of them planted hallucinations. Goal: 1M annotations in <= 60 s on 2
-cores. Building the inputs is not timed.
+cores. Building the inputs is not timed, nor are the voice baselines, which the flow makes before
+stage 3 and hands to the judge.
 
     .venv/bin/python bench/judge_throughput.py [--n 1000000] [--aggregation reliability]
 """
@@ -23,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from agents.judge import judge_run  # noqa: E402
 from agents.judge.processes import judge_processes  # noqa: E402
 from agents.judge.aggregate import Votes, label_distributions  # noqa: E402
+from agents.voice_baseline import voice_baselines  # noqa: E402
 from schemas import Annotation, Evidence, Provenance, RationaleStep, load_config  # noqa: E402
 from tests.fixtures.judge_cases import clip, features  # noqa: E402
 
@@ -101,8 +103,11 @@ def main() -> None:
     built = time.perf_counter() - t0
     config = load_config(overrides=[f"judge.aggregation={args.aggregation}", "judge.threshold.mode=budget",
                                     f"runtime.judge_processes={args.processes or 'null'}"])
+    # as in the flow, the voice baselines are made before stage 3 (the vocal agents read them) and
+    # handed to the judge: not stage-4 work
+    voice = voice_baselines(clips, feats, config.annotate.baseline)
     t1 = time.perf_counter()
-    res = judge_run(clips, feats, answers, config, "bench")
+    res = judge_run(clips, feats, answers, config, "bench", voice=voice)
     judge_s = time.perf_counter() - t1
     # the aggregators alone, on the same votes (Dawid-Skene learns a confusion matrix per annotator)
     labels = config.taxonomy
