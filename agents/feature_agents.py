@@ -258,7 +258,9 @@ class FaceDynamicsAgent(PerClipAnnotator):
     backend = "face-dynamics"
     model_id = "apex-vs-calm(fer-cnn+geometry-au)"
     model_version = "1"
-    min_frames = 4
+    # a calm quarter of at least two frames besides the apex: with fewer, one noisy frame of the
+    # expression model decides both ends of the change
+    min_frames = 8
     min_change = 0.1  # expression probability gained from calm to apex below which nothing changed
 
     def annotate_one(self, item: AnnotatorInput, run_id: str) -> Annotation:
@@ -294,7 +296,9 @@ class FaceDynamicsAgent(PerClipAnnotator):
             return self.abstain(item, run_id, f"two expressions grow alike toward the apex: {ranked[0]} {gain[ranked[0]]:+.2f}, "
                                 f"{ranked[1]} {gain[ranked[1]]:+.2f}")
         label = ranked[0]
-        dist = _normalised({k: max(v, 0.0) + 0.01 for k, v in gain.items()})
+        # a gain below min_change is within the frames' noise: every label keeps that much, so one
+        # small rise is not stated as near certainty
+        dist = _normalised({k: max(v, 0.0) + self.min_change for k, v in gain.items()})
         onset = next(o.time for (_, o), m in zip(faces, move) if m >= move.min() + (move.max() - move.min()) / 2)
         calm_t = ", ".join(f"{o.time:.2f}" for _, o in sorted(calm, key=lambda io: io[1].time))
         top2 = sorted(at_apex, key=lambda k: -at_apex[k])[:2]

@@ -62,7 +62,8 @@ def long_form() -> None:
     _, rows["asr (windows)"] = timed(lambda: transcribe_clips(asr, sampled.clips, audio, 16000, cfg.preprocess.asr))
     _, rows["asr (clip by clip)"] = timed(lambda: transcribe_clips(asr, sampled.clips, audio, 16000, cfg.preprocess.asr.model_copy(update={"window_s": 0})))
     _, rows["prosody"] = timed(lambda: [prosody_mod.analyse(audio[int(c.start * 16000):int(c.end * 16000)], 16000, c.start, [], 1.0, cfg.preprocess.prosody) for c in sampled.clips])
-    frames = [t for c in sampled.clips for t in stage2.frame_times(c, cfg.preprocess.faces.sample_fps, cfg.preprocess.faces.max_frames_per_clip)]
+    frames = [t for c in sampled.clips for t in stage2.frame_times(c, cfg.preprocess.faces.sample_fps, cfg.preprocess.faces.max_frames_per_clip,
+                                                                cfg.preprocess.faces.min_frames_per_clip)]
     import av
 
     with av.open(str(video)) as cont:

@@ -134,6 +134,10 @@ class FaceConfig(_Strict):
     backend: Literal["offline", "py-feat"] = "offline"
     sample_fps: float = Field(2.0, gt=0)  # frames analysed per second, besides the key frames
     max_frames_per_clip: int = Field(24, ge=1)
+    # a short clip gets at least this many (denser than sample_fps): the expression model's reading of
+    # one frame is noisy, the person's own neutral needs `neutral_min_frames` of them, and the change
+    # from calm to apex needs a calm quarter besides the apex
+    min_frames_per_clip: int = Field(12, ge=1)
     detect_width: int = Field(640, ge=64)  # frames are searched for faces at this width
     min_face_px: int = Field(40, ge=8)
     # a frame whose shorter side is below this is enlarged to it (Lanczos) before faces are sought:
@@ -144,6 +148,12 @@ class FaceConfig(_Strict):
     # `neutral_calm_share` of frames in the source, when it has `neutral_min_frames` main-face frames
     neutral_calm_share: float = Field(0.3, gt=0, le=1)
     neutral_min_frames: int = Field(8, ge=3)
+
+    @model_validator(mode="after")
+    def _frame_bounds(self) -> "FaceConfig":
+        if self.min_frames_per_clip > self.max_frames_per_clip:
+            raise ValueError(f"min_frames_per_clip ({self.min_frames_per_clip}) exceeds max_frames_per_clip ({self.max_frames_per_clip})")
+        return self
 
 
 class PreprocessConfig(_Strict):

@@ -215,6 +215,27 @@ def test_face_dynamics_cites_the_apex_and_abstains_on_a_still_face(crying_then_l
     assert still.status == "abstained" and "does not move" in still.error
 
 
+def test_face_dynamics_needs_a_calm_quarter_and_states_a_rise_as_a_rise(crying_then_laughing):
+    """With 4 frames of a talking face (a 2 s CREMA-D clip at 2 frames a second) one noisy frame was the
+    calm end and one the apex, and a small rise was stated at 0.87: it answered 5 of 6 clips wrong
+    and carried the consensus. Under 8 frames it abstains; a rise keeps every label the noise floor."""
+    crying = crying_then_laughing[0]
+    f = crying.features
+    main = [o for o in f.faces if o.track_id == f.main_track_id]
+    agent = panel()["face-dynamics"]
+    few = crying.model_copy(update={"features": f.model_copy(update={"faces": main[:6]})})
+    [a] = agent.annotate([few], "r")
+    assert a.status == "abstained" and "only 6 frames" in a.error
+    [b] = agent.annotate([crying], "r")
+    assert b.label == "sadness"
+    top, *rest = b.label_distribution
+    # each label's weight is max(rise, 0) + the floor; the rises sum to at most 1 (they are gains in
+    # probabilities), so every label keeps at least floor / (1 + K * floor)
+    floor, k = agent.min_change, len(b.label_distribution)
+    assert all(p.prob >= floor / (1 + k * floor) - 1e-3 for p in rest), b.label_distribution
+    assert top.prob < 0.9
+
+
 def test_facs_rules_abstains_when_prototypes_tie(smiling_man):
     """A face whose units match two prototypes equally gets no forced label."""
     from schemas.features import ActionUnit

@@ -18,6 +18,7 @@ from pipeline.preprocess.weights import WHISPER_BASE_SHA256, whisper_base_dir
 from pipeline.sampling.decode import decode_once
 from pipeline.sampling.media import file_sha256
 from pipeline.sampling.stage import sample_source
+from schemas import ConfigError, load_config
 
 REFERENCE = json.loads((Path(__file__).parent / "data" / "reference_phrases.json").read_text())
 TRUTH = {
@@ -148,7 +149,8 @@ def test_video_clips_get_tracked_faces_speech_and_prosody(feat_data, speech_dir,
     assert {w.speaker for w in f.words} == {"SPEAKER_00"} and f.speakers
     assert f.provenance.model_id and "offline:segmentation-3.0" in f.provenance.model_id
     # faces on the sampled frames, one main track chosen with a stated reason
-    assert len({o.frame_index for o in f.faces}) >= len(frame_times(clip, config.preprocess.faces.sample_fps, 24)) * 0.8
+    fc = config.preprocess.faces
+    assert len({o.frame_index for o in f.faces}) >= len(frame_times(clip, fc.sample_fps, fc.max_frames_per_clip, fc.min_frames_per_clip)) * 0.8
     assert f.main_track_id is not None and "visible in" in f.main_track_reason
     # a male-range voice reading: mean pitch between 75 and 250 Hz; per-word windows
     assert 75 < f.prosody.pitch_mean_hz < 250
@@ -358,3 +360,33 @@ def test_a_run_on_short_files_in_a_known_language_packs_them(speech_dir, tmp_pat
     clip_file = {c.clip_id: file_of[c.source_id] for c in run.read("clips")}
     said = " ".join(w.text for f in sorted(features, key=lambda f: clip_file[f.clip_id]) for w in f.words)
     assert wer(" ".join(t for t, _, _ in phrases), said) <= 0.15, said
+
+
+def test_short_clips_are_sampled_densely_enough_to_read_a_face():
+    """A 1.7 s clip at 2 frames a second gave the face agents 4 frames: too few for the person's own
+    neutral (8) or a calm quarter besides the apex. A short clip now gets min_frames_per_clip, a long
+    one its sample_fps up to max_frames_per_clip, a photo its one frame."""
+    from tests.fixtures.judge_cases import clip
+
+    fc = load_config().preprocess.faces
+    short = frame_times(clip(start=3.0, end=4.7), fc.sample_fps, fc.max_frames_per_clip, fc.min_frames_per_clip)
+    assert len(short) == fc.min_frames_per_clip == 12 and all(3.0 < t < 4.7 for t in short)
+    assert len(frame_times(clip(start=0.0, end=60.0), fc.sample_fps, fc.max_frames_per_clip, fc.min_frames_per_clip)) == fc.max_frames_per_clip
+    assert len(frame_times(clip(start=0.0, end=8.0), fc.sample_fps, fc.max_frames_per_clip, fc.min_frames_per_clip)) == 16
+    photo = clip().model_copy(update={"kind": "still"})
+    assert frame_times(photo, fc.sample_fps, fc.max_frames_per_clip, fc.min_frames_per_clip) == [photo.start]
+    with pytest.raises(ConfigError, match="min_frames_per_clip .30. exceeds max_frames_per_clip .24."):
+        load_config(overrides=["preprocess.faces.min_frames_per_clip=30"])
+
+
+def test_population_reference_note_says_why():
+    """A clip whose source has too few face frames says so, not that the face does not move."""
+    from pipeline.preprocess.stage import against_own_neutral
+    from schemas.features import NamedValue
+    from tests.fixtures.judge_cases import features
+
+    f = features()  # three main-face frames
+    geo = [NamedValue(name=n, value=0.3) for n in ("brow_raise", "brow_furrow", "eye_aperture", "upper_lip_gap", "lip_corner_lift", "mouth_open")]
+    f = f.model_copy(update={"faces": [o.model_copy(update={"geometry": geo}) for o in f.faces]})
+    [out] = against_own_neutral([f], load_config().preprocess.faces)
+    assert any("only 3 main-face frames in this source, 8 needed" in n for n in out.notes), out.notes

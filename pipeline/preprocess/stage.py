@@ -22,11 +22,12 @@ from schemas.features import ClipTranscript, SpeakerTurn, Word
 STAGE = "preprocess"
 
 
-def frame_times(clip: Clip, fps: float, max_frames: int) -> list[float]:
-    """Key-frame times plus an even grid through the clip, at most `max_frames`; a photo's one frame."""
+def frame_times(clip: Clip, fps: float, max_frames: int, min_frames: int = 1) -> list[float]:
+    """Key-frame times plus an even grid through the clip, at least `min_frames` (a short clip is
+    sampled more densely) and at most `max_frames`; a photo's one frame."""
     if clip.kind == "still":
         return [clip.start]
-    n = max(1, min(max_frames, int(round(clip.duration * fps))))
+    n = max(1, min(max_frames, max(min_frames, int(round(clip.duration * fps)))))
     grid = [clip.start + (k + 0.5) * clip.duration / n for k in range(n)]
     times = sorted({round(t, 3) for t in grid + [k.time for k in clip.keyframes]})
     if len(times) > max_frames:
@@ -126,7 +127,9 @@ def _preprocess(path, source, clips, config, run_id, packed=None):
     sr = config.sampling.audio_sample_rate
     any_video = any(c.has_video for c in clips)
     analyzer = get_face_analyzer(cfg.faces) if any_video else None
-    requests = [(t, i) for i, c in enumerate(clips) if c.has_video for t in frame_times(c, cfg.faces.sample_fps, cfg.faces.max_frames_per_clip)]
+    f = cfg.faces
+    requests = [(t, i) for i, c in enumerate(clips) if c.has_video
+                for t in frame_times(c, f.sample_fps, f.max_frames_per_clip, f.min_frames_per_clip)]
     sampler = FrameSampler(requests, analyzer) if requests else None
     decoded = decode_once(path, [sampler] if sampler else [], sample_rate=sr, analysis_width=64)
     audio = decoded.audio if decoded.audio is not None else np.zeros(0, np.float32)
@@ -249,7 +252,9 @@ def against_own_neutral(features: list[ClipFeatures], config: FaceConfig) -> lis
             out.append(f)
             continue
         if neutral is None:
-            note = "action units against population-typical neutral values (the face does not move enough in this source to know its own neutral)"
+            why = (f"only {len(geoms)} main-face frames in this source, {config.neutral_min_frames} needed" if len(geoms) < config.neutral_min_frames
+                   else "the face does not move enough in this source")
+            note = f"action units against population-typical neutral values ({why} to know this person's own neutral)"
             out.append(f.model_copy(update={"notes": [*f.notes, note]}))
             continue
         faces = [o.model_copy(update={"action_units": au_against_neutral({g.name: g.value for g in o.geometry}, neutral)})
