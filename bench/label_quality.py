@@ -357,6 +357,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="give the judge gold labels for these groups (comma-separated; a group's name or what follows its last colon)")
     ap.add_argument("--no-speakers", dest="speakers", action="store_false",
                     help="do not give the run the manifest's speakers (annotate.baseline.speakers)")
+    ap.add_argument("--labels-from-manifest", action="store_true",
+                    help="run with the manifest's labels as the taxonomy, as a user declares a corpus's classes "
+                         "(a corpus with no neutral gets no neutral answers); default: the configured taxonomy")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--ece-bins", type=int, default=10)
     ap.add_argument("--tag", default="", help="suffix of the result files")
@@ -391,6 +394,11 @@ def main(argv: list[str] | None = None) -> int:
                 raise BenchError(f"{manifest}: no item's group contains {args.only!r}")
         if args.subset:
             items = subset(items, args.subset, args.seed)
+        if args.labels_from_manifest:
+            present = {it.emotion for it in items}
+            labels = [t for t in config.taxonomy if t in present]
+            args.sets = [*args.sets, f"taxonomy=[{','.join(labels)}]"]
+            config = load_config(args.config, args.sets)
         return _bench(args, config, manifest, items)
     except (BenchError, FetchError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -327,3 +327,13 @@ def test_bench_runs_the_cli_blind_then_with_gold(tmp_path, dev_manifest):
     assert again["meta"]["run_seconds"] == "reused"
     assert again["results"]["blind"]["answers"] == runs["gold"]["answers"] + sum(
         1 for j in RunDir(out).read("judgements") if j.label is not None and j.s_rec_basis == "gold")
+
+    # the corpus's own classes as the taxonomy: the run answers only with labels the manifest has
+    proc = subprocess.run([*cmd[:3], "--out", str(out), "--results", str(results), "--tag", "own", "--labels-from-manifest"],
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    own = json.loads((results / "label_quality-own.json").read_text())
+    assert "taxonomy=[anger,happiness]" in own["meta"]["overrides"]
+    assert {c.label for c in RunDir(out).read("consensus")} <= {"anger", "happiness", None}
+    assert {a.label for a in RunDir(out).read("annotations")} <= {"anger", "happiness", None}
+    assert set(own["results"]["blind"]["consensus"]["support"]) == {"anger", "happiness"}
