@@ -114,7 +114,10 @@ def _is_sdist_path(spec: str, path_in_package: str) -> bool:
 
 
 def group_of(name: str, item: dict) -> str:
-    """Who is in the item (the unit a gold split must not cut through): corpus + speaker / person."""
+    """Who is in the item (the unit a gold split must not cut through): the manifest's own `group`
+    where it gives one, else corpus + speaker / person (the whole corpus when no speaker is named)."""
+    if item.get("group"):
+        return str(item["group"])
     speaker = (item.get("speaker") or "").split(" ")[0]
     return f"{item.get('corpus', 'unknown')}:{speaker or 'all'}"
 

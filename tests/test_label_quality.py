@@ -172,6 +172,14 @@ def test_gold_groups_named_by_name_or_by_what_follows_the_colon():
         lq.named_groups(items, "m1,m9", Path("labels.json"))
 
 
+def test_gold_split_unit_is_the_manifests_group_else_corpus_and_speaker():
+    """A corpus without named speakers is one unit (a gold split cannot know who recurs), unless its
+    manifest names a finer unit (EmoFilm's film excerpts)."""
+    assert label_dev.group_of("x", {"corpus": "EmoDB", "speaker": "03 (male, 31)"}) == "EmoDB:03"
+    assert label_dev.group_of("x", {"corpus": "EmoFilm"}) == "EmoFilm:all"
+    assert label_dev.group_of("x", {"corpus": "EmoFilm", "group": "EmoFilm-es:f_ans001"}) == "EmoFilm-es:f_ans001"
+
+
 def test_subset_spreads_over_cells():
     items = [lq.Item(f"{s}{e}{i}", Path("x"), e, s) for s in "ab" for e in ("anger", "fear") for i in range(5)]
     picked = lq.subset(items, 8, seed=0)
