@@ -148,6 +148,8 @@ class FaceConfig(_Strict):
     # `neutral_calm_share` of frames in the source, when it has `neutral_min_frames` main-face frames
     neutral_calm_share: float = Field(0.3, gt=0, le=1)
     neutral_min_frames: int = Field(8, ge=3)
+    # ... seen over at least this many seconds: a shorter source holds one expression throughout
+    neutral_min_span_s: float = Field(4.0, ge=0)
 
     @model_validator(mode="after")
     def _frame_bounds(self) -> "FaceConfig":

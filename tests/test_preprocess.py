@@ -390,3 +390,20 @@ def test_population_reference_note_says_why():
     f = f.model_copy(update={"faces": [o.model_copy(update={"geometry": geo}) for o in f.faces]})
     [out] = against_own_neutral([f], load_config().preprocess.faces)
     assert any("only 3 main-face frames in this source, 8 needed" in n for n in out.notes), out.notes
+
+    # twelve frames that move, over 1.1 s: one held expression, its calmest frames are no neutral (a
+    # smile held through a 2 s clip read as no movement); over 5.5 s the person's own neutral is used
+    def moving(step_s):
+        frames = []
+        for k in range(12):
+            geo = [NamedValue(name=n, value=0.3 + 0.01 * (k % 4)) for n in
+                   ("brow_raise", "brow_furrow", "eye_aperture", "upper_lip_gap", "lip_corner_lift", "mouth_open")]
+            frames.append(f.faces[0].model_copy(update={"time": 10.0 + k * step_s, "frame_index": k, "geometry": geo}))
+        return f.model_copy(update={"faces": frames})
+
+    [brief] = against_own_neutral([moving(0.1)], load_config().preprocess.faces)
+    assert any("the face is seen for 1.1 s in this source, 4 s needed" in n for n in brief.notes), brief.notes
+    assert {a.source for o in brief.faces for a in o.action_units} == {"geometry-proxy"}
+    [long] = against_own_neutral([moving(0.5)], load_config().preprocess.faces)
+    assert any("against this person's own neutral" in n for n in long.notes), long.notes
+    assert {a.source for o in long.faces for a in o.action_units} == {"geometry-own-neutral"}

@@ -241,11 +241,17 @@ def against_own_neutral(features: list[ClipFeatures], config: FaceConfig) -> lis
     their least expressive frames over the whole source (one main person per source is assumed: the
     main track of each clip). Done here rather than in an agent so the stored AUs, which the judge
     checks cited AUs against, are the ones the FACS agent reads. A source whose face never moves (a
-    still picture) keeps the population-typical proxies, and its notes say which reference was used."""
-    geoms = [{g.name: g.value for g in o.geometry} for f in features for o in f.faces if o.track_id == f.main_track_id]
+    still picture), has too few frames or is seen too briefly keeps the population-typical proxies,
+    and its notes say which reference was used and why."""
+    main = [o for f in features for o in f.faces if o.track_id == f.main_track_id]
+    geoms = [{g.name: g.value for g in o.geometry} for o in main]
     if not geoms:
         return features
-    neutral = person_neutral(geoms, config.neutral_calm_share, config.neutral_min_frames)
+    span = max(o.time for o in main) - min(o.time for o in main)
+    # an expression is held for up to about four seconds (Ekman 2003): in a shorter source the calmest
+    # frames are the expression itself, and against them a smile held throughout is no movement
+    neutral = (person_neutral(geoms, config.neutral_calm_share, config.neutral_min_frames)
+               if span >= config.neutral_min_span_s else None)
     out = []
     for f in features:
         if f.main_track_id is None:
@@ -253,6 +259,7 @@ def against_own_neutral(features: list[ClipFeatures], config: FaceConfig) -> lis
             continue
         if neutral is None:
             why = (f"only {len(geoms)} main-face frames in this source, {config.neutral_min_frames} needed" if len(geoms) < config.neutral_min_frames
+                   else f"the face is seen for {span:.1f} s in this source, {config.neutral_min_span_s:g} s needed" if span < config.neutral_min_span_s
                    else "the face does not move enough in this source")
             note = f"action units against population-typical neutral values ({why} to know this person's own neutral)"
             out.append(f.model_copy(update={"notes": [*f.notes, note]}))
