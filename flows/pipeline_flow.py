@@ -20,6 +20,7 @@ from prefect.cache_policies import NO_CACHE
 
 from agents import annotator_hash, shared_annotator
 from agents.base import UnknownBackend, backend_class
+from agents.face_baseline import against_declared_neutral
 from agents.judge import judge_run
 from agents.judge.gold import load_gold
 from agents.learned_voice import fit_learned_voice
@@ -306,6 +307,8 @@ def emoforge_flow(inputs: list[str], out_dir: str, config: EmoforgeConfig, run_i
                               preprocess_source_task, src, cl, config, run_id, packed.get(src.source_id))
         done = collect("preprocess", preprocessing, counts, rejects, run_id)
         features = [f for src in sources if src.source_id in done for f in done[src.source_id].features]
+        # a declared person's AUs against their neutral over all their files (agents/face_baseline.py)
+        features = against_declared_neutral(clips, features, config.annotate.baseline.speakers, config.preprocess.faces)
         run.write("features", features)
         counts.outputs = len(features)
 
