@@ -62,7 +62,7 @@ def fit_learned_voice(clips: list[Clip], features: list[ClipFeatures], known: di
                       labels_from: str) -> dict[str, LearnedVoice]:
     """clip_id -> the model's answer (or why there is none) for every clip with eGeMAPS functionals.
     `known`: labels of clips whose truth is known; `voice`: each clip's voice baseline (its group)."""
-    by_id = {c.clip_id for c in clips}
+    by_id = {c.clip_id for c in clips if c.speech}  # the sound of a clip with no detected speech is no one's voice
     rows = {f.clip_id: m for f in features if f.clip_id in by_id and (m := _functionals(f))}
     if not rows:
         return {}
@@ -171,7 +171,7 @@ class LearnedVoiceAgent(PerClipAnnotator):
     def annotate_one(self, item: AnnotatorInput, run_id: str) -> Annotation:
         lv = item.learned_voice
         if lv is None:
-            return self.abstain(item, run_id, "no voiced speech with eGeMAPS functionals")
+            return self.abstain(item, run_id, "no detected speech with eGeMAPS functionals")
         if not lv.distribution:
             return self.abstain(item, run_id, lv.note)
         label, prob = lv.distribution[0].label, lv.distribution[0].prob

@@ -41,6 +41,9 @@ class VocalProfileAgent(PerClipAnnotator):
         raise NotImplementedError
 
     def annotate_one(self, item: AnnotatorInput, run_id: str) -> Annotation:
+        if not item.clip.speech:
+            # pitch is found in music and noise too: a clip cut around no detected speech has no voice to read
+            return self.abstain(item, run_id, "no speech detected in the clip: its sound is not a voice to read")
         m = measures(item.features.prosody if item.features else None)
         if not m:
             return self.abstain(item, run_id, "no voiced speech")

@@ -154,7 +154,8 @@ def voice_baselines(clips: list[Clip], features: list[ClipFeatures], config: Voi
     """clip_id -> the baseline its prosody is z-scored against; clips without voiced speech, or a run
     too small for any baseline, get none (the vocal agents then abstain and say so)."""
     by_id = {c.clip_id: c for c in clips}
-    rows = {f.clip_id: m for f in features if f.clip_id in by_id and (m := measures(f.prosody))}
+    # only clips with detected speech: the pitch of music or noise under a silent shot is no one's voice
+    rows = {f.clip_id: m for f in features if f.clip_id in by_id and by_id[f.clip_id].speech and (m := measures(f.prosody))}
     speakers = load_speakers(config.speakers) if config.speakers else {}
     groups: dict[str, list[str]] = {}
     for f in features:

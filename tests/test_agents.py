@@ -152,8 +152,26 @@ def test_panel_and_its_models_load_once_per_process():
 
 
 def test_prosody_agent_abstains_without_voiced_speech(smiling_man):
-    [a] = panel()["prosody"].annotate([AnnotatorInput(clip=smiling_man[0].clip, features=_words("hello there"))], "r")
+    from schemas.clip import Span
+
+    shot = smiling_man[0].clip
+    spoken = shot.model_copy(update={"speech": [Span(start=shot.start, end=shot.end)]})
+    [a] = panel()["prosody"].annotate([AnnotatorInput(clip=spoken, features=_words("hello there"))], "r")
     assert a.status == "abstained" and a.error == "no voiced speech"
+
+
+def test_vocal_agents_read_no_voice_where_no_speech_was_detected(smiling_man):
+    """The demo's animation title has music and no speech: voice-quality read the music's pitch as a
+    frightened voice, and the clip, with no face and no words, was labelled from it."""
+    from tests.fixtures.judge_cases import features
+
+    clip = smiling_man[0]  # a shot clip: no speech detected
+    assert not clip.clip.speech
+    f = clip.features.model_copy(update={"prosody": features("c").prosody})  # a pitch was measured: music has one
+    assert f.prosody.pitch_mean_hz
+    for name in ("prosody", "voice-quality"):
+        [a] = panel()[name].annotate([clip.model_copy(update={"features": f})], "r")
+        assert a.status == "abstained" and "no speech detected in the clip" in a.error, (name, a)
 
 
 @pytest.fixture(scope="module")
