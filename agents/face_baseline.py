@@ -16,7 +16,8 @@ from __future__ import annotations
 from collections import defaultdict
 
 from agents.voice_baseline import declared_speaker, load_speakers
-from pipeline.preprocess.faces import au_against_neutral, person_neutral
+from pipeline.preprocess.faces import person_neutral
+from pipeline.preprocess.stage import AU_REFERENCE_NOTE, with_au_reference
 from schemas import Clip, ClipFeatures
 from schemas.config import FaceConfig
 
@@ -54,10 +55,8 @@ def against_declared_neutral(clips: list[Clip], features: list[ClipFeatures], sp
             out.append(f)
             continue
         n, count, files, seen = neutral[who]
-        faces = [o.model_copy(update={"action_units": au_against_neutral({g.name: g.value for g in o.geometry}, n)})
-                 if o.track_id == f.main_track_id else o for o in f.faces]
-        notes = [x for x in f.notes if not x.startswith("action units ")]  # stage 2's reference, replaced
-        notes.append(f"action units of the main face against declared person {who}'s own neutral (median of the least "
-                     f"expressive {config.neutral_calm_share:.0%} of {count} frames in {files} files, {seen:.1f} s of face)")
-        out.append(f.model_copy(update={"faces": faces, "notes": notes}))
+        # stage 2's note on the AUs' reference is replaced by this one
+        out.append(with_au_reference(f, n, f"{AU_REFERENCE_NOTE}of the main face against declared person {who}'s own neutral "
+                                           f"(median of the least expressive {config.neutral_calm_share:.0%} of {count} frames "
+                                           f"in {files} files, {seen:.1f} s of face)"))
     return out

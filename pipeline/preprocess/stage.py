@@ -236,6 +236,20 @@ def _clip_features(i, clip, audio, sr, sampler, transcript, source_turns, config
                         main_track_id=main, main_track_reason=reason, notes=notes, speech_encoding=transcript.encoding, provenance=prov)
 
 
+# every note that says which neutral a clip's AUs are measured against starts so (one per clip)
+AU_REFERENCE_NOTE = "action units "
+
+
+def with_au_reference(f: ClipFeatures, neutral: dict[str, float] | None, note: str) -> ClipFeatures:
+    """`f` with its main face's AUs re-measured against `neutral` (None: left as measured) and `note`
+    in place of any earlier note on their reference."""
+    faces = f.faces if neutral is None else [
+        o.model_copy(update={"action_units": au_against_neutral({g.name: g.value for g in o.geometry}, neutral)})
+        if o.track_id == f.main_track_id else o for o in f.faces]
+    notes = [x for x in f.notes if not x.startswith(AU_REFERENCE_NOTE)]
+    return f.model_copy(update={"faces": faces, "notes": [*notes, note]})
+
+
 def against_own_neutral(features: list[ClipFeatures], config: FaceConfig) -> list[ClipFeatures]:
     """Re-measure the main faces' action units against the person's own neutral face, estimated from
     their least expressive frames over the whole source (one main person per source is assumed: the
@@ -252,21 +266,12 @@ def against_own_neutral(features: list[ClipFeatures], config: FaceConfig) -> lis
     # frames are the expression itself, and against them a smile held throughout is no movement
     neutral = (person_neutral(geoms, config.neutral_calm_share, config.neutral_min_frames)
                if span >= config.neutral_min_span_s else None)
-    out = []
-    for f in features:
-        if f.main_track_id is None:
-            out.append(f)
-            continue
-        if neutral is None:
-            why = (f"only {len(geoms)} main-face frames in this source, {config.neutral_min_frames} needed" if len(geoms) < config.neutral_min_frames
-                   else f"the face is seen for {span:.1f} s in this source, {config.neutral_min_span_s:g} s needed" if span < config.neutral_min_span_s
-                   else "the face does not move enough in this source")
-            note = f"action units against population-typical neutral values ({why} to know this person's own neutral)"
-            out.append(f.model_copy(update={"notes": [*f.notes, note]}))
-            continue
-        faces = [o.model_copy(update={"action_units": au_against_neutral({g.name: g.value for g in o.geometry}, neutral)})
-                 if o.track_id == f.main_track_id else o for o in f.faces]
-        note = (f"action units of the main face against this person's own neutral (median of the least expressive "
+    if neutral is None:
+        why = (f"only {len(geoms)} main-face frames in this source, {config.neutral_min_frames} needed" if len(geoms) < config.neutral_min_frames
+               else f"the face is seen for {span:.1f} s in this source, {config.neutral_min_span_s:g} s needed" if span < config.neutral_min_span_s
+               else "the face does not move enough in this source")
+        note = f"{AU_REFERENCE_NOTE}against population-typical neutral values ({why} to know this person's own neutral)"
+    else:
+        note = (f"{AU_REFERENCE_NOTE}of the main face against this person's own neutral (median of the least expressive "
                 f"{config.neutral_calm_share:.0%} of {len(geoms)} frames in the source)")
-        out.append(f.model_copy(update={"faces": faces, "notes": [*f.notes, note]}))
-    return out
+    return [f if f.main_track_id is None else with_au_reference(f, neutral, note) for f in features]
