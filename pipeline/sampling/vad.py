@@ -24,6 +24,26 @@ class VoiceActivityDetector(ABC):
         """Speech regions in a mono float32 signal, in seconds."""
 
 
+# silence put before the audio for Silero: its recurrent state starts cold, and a word that begins in
+# a file's first few hundred milliseconds never crosses the threshold (single-word corpus files, a
+# shouted "Stop!", were read as no speech at all and their clip was never made)
+LEAD_IN_S = 0.5
+
+
+def with_lead_in(detect, audio: np.ndarray, sample_rate: int) -> list[Span]:
+    """`detect` on the audio after LEAD_IN_S of silence, its regions moved back onto the audio's own
+    time and clipped to it."""
+    pad = int(LEAD_IN_S * sample_rate)
+    duration = audio.size / sample_rate
+    padded = np.concatenate([np.zeros(pad, dtype=np.float32), np.asarray(audio, dtype=np.float32)])
+    out = []
+    for start, end in detect(padded):
+        start, end = max(0.0, start - LEAD_IN_S), min(duration, end - LEAD_IN_S)
+        if end > start:
+            out.append(Span(start=round(start, 3), end=round(end, 3)))
+    return out
+
+
 def restore_torch_threads() -> None:
     # `import silero_vad` sets torch to one thread for the whole process; put back runtime.torch_threads
     from pipeline.threads import apply_torch_threads
@@ -55,8 +75,12 @@ class SileroOnnxVAD(VoiceActivityDetector):
             min_silence_duration_ms=int(c.min_silence_s * 1000),
             speech_pad_ms=int(c.speech_pad_s * 1000),
         )
-        stamps = self._vad.get_speech_timestamps(np.ascontiguousarray(audio, dtype=np.float32), options, sampling_rate=sample_rate)
-        return [Span(start=round(s["start"] / sample_rate, 3), end=round(s["end"] / sample_rate, 3)) for s in stamps]
+
+        def detect(x: np.ndarray) -> list[tuple[float, float]]:
+            stamps = self._vad.get_speech_timestamps(x, options, sampling_rate=sample_rate)
+            return [(s["start"] / sample_rate, s["end"] / sample_rate) for s in stamps]
+
+        return with_lead_in(detect, audio, sample_rate)
 
 
 class SileroVAD(VoiceActivityDetector):
@@ -82,17 +106,16 @@ class SileroVAD(VoiceActivityDetector):
         import torch
 
         c = self.config
-        stamps = self._silero.get_speech_timestamps(
-            torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32)),
-            self._model(),
-            threshold=c.threshold,
-            sampling_rate=sample_rate,
-            min_speech_duration_ms=int(c.min_speech_s * 1000),
-            min_silence_duration_ms=int(c.min_silence_s * 1000),
-            speech_pad_ms=int(c.speech_pad_s * 1000),
-            return_seconds=True,
-        )
-        return [Span(start=float(s["start"]), end=float(s["end"])) for s in stamps]
+
+        def detect(x: np.ndarray) -> list[tuple[float, float]]:
+            stamps = self._silero.get_speech_timestamps(
+                torch.from_numpy(x), self._model(), threshold=c.threshold, sampling_rate=sample_rate,
+                min_speech_duration_ms=int(c.min_speech_s * 1000), min_silence_duration_ms=int(c.min_silence_s * 1000),
+                speech_pad_ms=int(c.speech_pad_s * 1000), return_seconds=True,
+            )
+            return [(float(s["start"]), float(s["end"])) for s in stamps]
+
+        return with_lead_in(detect, audio, sample_rate)
 
 
 class PyannoteVAD(VoiceActivityDetector):
