@@ -331,9 +331,9 @@ def markdown(meta: dict, results: dict[str, dict]) -> str:
         labels = c["confusion"]["labels"]
         lines += ["", "confusion (rows gold, columns consensus):", "", "| gold \\ pred | " + " | ".join(labels) + " |", "|---" * (len(labels) + 1) + "|"]
         lines += [f"| {g} | " + " | ".join(str(x) for x in row) + " |" for g, row in zip(labels, c["confusion"]["matrix"]) if any(row)]
-        lines += ["", "| annotator | answered | its accuracy | consensus on its items | mean S_final | right | wrong |", "|---|---|---|---|---|---|---|"]
+        lines += ["", "| annotator | answered | its accuracy | its κ | consensus on its items | mean S_final | right | wrong |", "|---|---|---|---|---|---|---|---|"]
         lines += [
-            f"| {k} | {v['answered']} | {_f(v['accuracy'])} | {_f(v['consensus_accuracy'])} | {_f(v['mean_s_final'])} | {_f(v['mean_s_final_right'])} | {_f(v['mean_s_final_wrong'])} |"
+            f"| {k} | {v['answered']} | {_f(v['accuracy'])} | {_f(v.get('kappa'))} | {_f(v['consensus_accuracy'])} | {_f(v['mean_s_final'])} | {_f(v['mean_s_final_right'])} | {_f(v['mean_s_final_wrong'])} |"
             for k, v in r["annotators"].items()
         ]
     return "\n".join(lines) + "\n"

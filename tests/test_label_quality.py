@@ -94,8 +94,20 @@ def test_per_annotator_compares_on_its_own_items():
     assert r["x"]["mean_s_final"] == pytest.approx(0.4)
     assert r["x"]["mean_s_final_right"] == pytest.approx(0.6)
     assert r["x"]["mean_s_final_wrong"] == pytest.approx(0.2)
-    assert r["y"] == {"answered": 1, "accuracy": 1.0, "consensus_accuracy": 1.0, "mean_s_final": 0.9,
+    # x says fear whatever the clip: right half the time, and no better than chance
+    assert r["x"]["kappa"] == pytest.approx(0.0)
+    assert r["y"] == {"answered": 1, "accuracy": 1.0, "kappa": None, "consensus_accuracy": 1.0, "mean_s_final": 0.9,
                       "mean_s_final_right": 0.9, "mean_s_final_wrong": None}
+
+
+def test_kappa_is_agreement_beyond_the_label_rates():
+    from pipeline.export.label_quality import kappa
+
+    # observed 3/4; by chance (1/4)(2/4) + (3/4)(2/4) = 1/2; kappa (3/4 - 1/2) / (1 - 1/2) = 0.5
+    assert kappa(["a", "b", "b", "b"], ["a", "a", "b", "b"]) == pytest.approx(0.5)
+    assert kappa(["a", "b"], ["b", "a"]) == pytest.approx(-1.0)  # always wrong: below chance
+    # no label is a label of its own: observed 1/2, by chance (1/2)(1/2) = 1/4, kappa (1/4) / (3/4)
+    assert kappa(["a", "b"], [None, "b"]) == pytest.approx(1 / 3)
 
 
 def test_evaluate_routing_and_targets():

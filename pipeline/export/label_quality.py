@@ -129,9 +129,23 @@ def expected_calibration_error(confidence: list[float], correct: list[bool], bin
     return float(total)
 
 
+def kappa(gold: list[str], labels: list[str | None]) -> float | None:
+    """Cohen's κ of labels against gold: agreement beyond what the two label rates give by chance
+    (0: chance, whatever the corpus's classes and the annotator's favourite label; 1: always right).
+    None where it is undefined (one label on both sides)."""
+    from sklearn.metrics import cohen_kappa_score
+
+    labels = [x if x is not None else "<none>" for x in labels]
+    if len(set(gold) | set(labels)) < 2:
+        return None
+    k = float(cohen_kappa_score(gold, labels))
+    return None if np.isnan(k) else k
+
+
 def per_annotator(answers: list[AnswerOutcome], clips: list[ClipOutcome]) -> dict[str, dict]:
-    """Each annotator's accuracy and the consensus's accuracy on the clips that annotator answered
-    (abstentions and rejected answers are not answers), and its mean S_final."""
+    """Each annotator's accuracy and Cohen's κ (is it above chance on its items?), the consensus's
+    accuracy on the clips that annotator answered (abstentions and rejected answers are not
+    answers), and its mean S_final."""
     by_clip = {c.clip_id: c for c in clips}
     out: dict[str, dict] = {}
     for annotator in sorted({a.annotator_id for a in answers}):
@@ -141,6 +155,7 @@ def per_annotator(answers: list[AnswerOutcome], clips: list[ClipOutcome]) -> dic
         out[annotator] = {
             "answered": len(mine),
             "accuracy": float(np.mean([a.correct for a in mine])),
+            "kappa": kappa([a.gold for a in mine], [a.label for a in mine]),
             "consensus_accuracy": float(np.mean([by_clip[a.clip_id].correct for a in mine])),
             "mean_s_final": float(np.mean([a.s_final for a in mine])),
             "mean_s_final_right": _mean([a.s_final for a in mine if a.correct]),
