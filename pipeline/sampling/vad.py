@@ -26,8 +26,9 @@ class VoiceActivityDetector(ABC):
 
 # silence put before the audio for Silero: its recurrent state starts cold, and a word that begins in
 # a file's first few hundred milliseconds never crosses the threshold (single-word corpus files, a
-# shouted "Stop!", were read as no speech at all and their clip was never made)
-LEAD_IN_S = 0.5
+# shouted "Stop!", were read as no speech at all and their clip was never made). 16 of Silero's
+# windows (512 samples at 16 kHz, 256 at 8 kHz), so the audio's own windows are the ones it read before
+LEAD_IN_S = 0.512
 
 
 def with_lead_in(detect, audio: np.ndarray, sample_rate: int) -> list[Span]:
