@@ -77,6 +77,21 @@ def test_silero_hears_a_word_at_the_very_start_of_a_short_file(speech_dir):
     assert any(s.start <= 0.42 <= s.end for s in segments)  # the words, not the silence before them
 
 
+def test_lead_in_regions_land_on_the_files_own_time():
+    from pipeline.sampling.vad import LEAD_IN_S, with_lead_in
+
+    seen = {}
+
+    def detect(x):
+        seen["n"] = x.size
+        # one region wholly in the lead-in, one straddling the file's start, one running past its end
+        return [(0.1, 0.3), (LEAD_IN_S - 0.1, LEAD_IN_S + 0.4), (LEAD_IN_S + 0.8, LEAD_IN_S + 1.2)]
+
+    spans = with_lead_in(detect, np.zeros(16000, dtype=np.float32), 16000)  # a 1 s file
+    assert seen["n"] == 16000 + int(LEAD_IN_S * 16000)
+    assert [(s.start, s.end) for s in spans] == [(0.0, 0.4), (0.8, 1.0)]
+
+
 def test_keyframes_are_distinct_images_inside_their_clip(feat_data, config, run_dir):
     result = sample(feat_data / "WolfgangLanger_Pexels.mp4", config, run_dir)
     assert result.clips
