@@ -64,8 +64,9 @@ def test_silero_vad_finds_the_six_beckett_phrases(speech_dir, backend):
 
 def test_silero_hears_a_word_at_the_very_start_of_a_short_file(speech_dir):
     """As single-word emotion corpora are cut: a phrase 0.35 s into a 0.5 s file. Silero's state
-    starts cold; without the lead-in of silence the ONNX model read such files as no speech at all,
-    and stage 1 made no clip of them (any lead-in from 64 ms to 0.5 s finds this one)."""
+    starts cold; without a second reading after a lead-in of silence the ONNX model read such files
+    as no speech at all, and stage 1 made no clip of them (any lead-in from 64 ms to 0.5 s finds
+    this one)."""
     from pipeline.sampling.vad import SileroOnnxVAD
 
     audio = decode_once(speech_dir / "two_cities.wav", []).audio
@@ -77,19 +78,27 @@ def test_silero_hears_a_word_at_the_very_start_of_a_short_file(speech_dir):
     assert any(s.start <= 0.42 <= s.end for s in segments)  # the words, not the silence before them
 
 
-def test_lead_in_regions_land_on_the_files_own_time():
-    from pipeline.sampling.vad import LEAD_IN_S, with_lead_in
+def test_only_a_file_read_as_silent_is_read_again_and_lands_on_its_own_time():
+    from pipeline.sampling.vad import LEAD_IN_S, heard_or_warmed
 
-    seen = {}
+    sizes = []
 
-    def detect(x):
-        seen["n"] = x.size
+    def silent_then_warmed(x):
+        sizes.append(x.size)
+        if x.size == 16000:
+            return []
         # one region wholly in the lead-in, one straddling the file's start, one running past its end
         return [(0.1, 0.3), (LEAD_IN_S - 0.1, LEAD_IN_S + 0.4), (LEAD_IN_S + 0.8, LEAD_IN_S + 1.2)]
 
-    spans = with_lead_in(detect, np.zeros(16000, dtype=np.float32), 16000)  # a 1 s file
-    assert seen["n"] == 16000 + int(LEAD_IN_S * 16000)
+    audio = np.zeros(16000, dtype=np.float32)  # a 1 s file
+    spans = heard_or_warmed(silent_then_warmed, audio, 16000)
+    assert sizes == [16000, 16000 + int(LEAD_IN_S * 16000)]
     assert [(s.start, s.end) for s in spans] == [(0.0, 0.4), (0.8, 1.0)]
+
+    sizes.clear()
+    # a file with speech keeps its regions exactly (its clip ids with them): read once
+    spans = heard_or_warmed(lambda x: sizes.append(x.size) or [(0.1234, 0.5)], audio, 16000)
+    assert sizes == [16000] and [(s.start, s.end) for s in spans] == [(0.123, 0.5)]
 
 
 def test_keyframes_are_distinct_images_inside_their_clip(feat_data, config, run_dir):

@@ -24,22 +24,28 @@ class VoiceActivityDetector(ABC):
         """Speech regions in a mono float32 signal, in seconds."""
 
 
-# silence put before the audio for Silero: its recurrent state starts cold, and a word that begins in
-# a file's first few hundred milliseconds never crosses the threshold (single-word corpus files, a
-# shouted "Stop!", were read as no speech at all and their clip was never made). 16 of Silero's
-# windows (512 samples at 16 kHz, 256 at 8 kHz), so the audio's own windows are the ones it read before
+# silence put before the audio for Silero when it heard nothing: its recurrent state starts cold,
+# and a word that begins in a file's first few hundred milliseconds never crosses the threshold
+# (single-word corpus files, a shouted "Stop!", were read as no speech at all and their clip was
+# never made). 16 of Silero's windows (512 samples at 16 kHz, 256 at 8 kHz).
 LEAD_IN_S = 0.512
 
 
-def with_lead_in(detect, audio: np.ndarray, sample_rate: int) -> list[Span]:
-    """`detect` on the audio after LEAD_IN_S of silence, its regions moved back onto the audio's own
-    time and clipped to it."""
-    pad = int(LEAD_IN_S * sample_rate)
+def heard_or_warmed(detect, audio: np.ndarray, sample_rate: int) -> list[Span]:
+    """`detect`'s regions on the audio; where it finds none, its regions on the audio after LEAD_IN_S
+    of silence, moved back onto the audio's own time and clipped to it. Only a file read as silent is
+    read again: a file with speech keeps the regions it had, and so its clips and their ids, which a
+    re-annotated dataset's reviews and gold labels are keyed by."""
     duration = audio.size / sample_rate
-    padded = np.concatenate([np.zeros(pad, dtype=np.float32), np.asarray(audio, dtype=np.float32)])
+    audio = np.ascontiguousarray(audio, dtype=np.float32)
+    found = detect(audio)
+    lead = 0.0
+    if not found:
+        lead = LEAD_IN_S
+        found = detect(np.concatenate([np.zeros(int(LEAD_IN_S * sample_rate), dtype=np.float32), audio]))
     out = []
-    for start, end in detect(padded):
-        start, end = max(0.0, start - LEAD_IN_S), min(duration, end - LEAD_IN_S)
+    for start, end in found:
+        start, end = max(0.0, start - lead), min(duration, end - lead)
         if end > start:
             out.append(Span(start=round(start, 3), end=round(end, 3)))
     return out
@@ -81,7 +87,7 @@ class SileroOnnxVAD(VoiceActivityDetector):
             stamps = self._vad.get_speech_timestamps(x, options, sampling_rate=sample_rate)
             return [(s["start"] / sample_rate, s["end"] / sample_rate) for s in stamps]
 
-        return with_lead_in(detect, audio, sample_rate)
+        return heard_or_warmed(detect, audio, sample_rate)
 
 
 class SileroVAD(VoiceActivityDetector):
@@ -116,7 +122,7 @@ class SileroVAD(VoiceActivityDetector):
             )
             return [(float(s["start"]), float(s["end"])) for s in stamps]
 
-        return with_lead_in(detect, audio, sample_rate)
+        return heard_or_warmed(detect, audio, sample_rate)
 
 
 class PyannoteVAD(VoiceActivityDetector):
