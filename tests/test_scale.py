@@ -31,12 +31,8 @@ def test_dask_local_cluster_gives_the_threaded_results(speech_dir, feat_data, tm
     monkeypatch.setenv("PYTHONPATH", str(ROOT))
     inputs = [str(speech_dir / "beckett.wav"), str(speech_dir / "two_cities.wav"), str(feat_data / "face_noface.mov")]
     panel = json.dumps([{"id": "lexical", "backend": "lexical"}, {"id": "prosody", "backend": "prosody"}])
-    # one CTranslate2 thread in both runs: its multi-threaded decoding is not bit-for-bit repeatable
-    # (a near-tie in the beam flipped a whole phrase of two_cities between two runs of a full suite),
-    # and this test is about the runners, not the recogniser
-    asr = "preprocess.asr.cpu_threads=1"
-    threaded_config = load_config(overrides=[f"annotate.panel={panel}", asr])
-    dask_config = load_config(overrides=[f"annotate.panel={panel}", asr, "runtime.task_runner=dask", "runtime.dask.n_workers=2"])
+    threaded_config = load_config(overrides=[f"annotate.panel={panel}"])
+    dask_config = load_config(overrides=[f"annotate.panel={panel}", "runtime.task_runner=dask", "runtime.dask.n_workers=2"])
     assert type(make_task_runner(threaded_config)).__name__ == "ThreadPoolTaskRunner"
     local = make_task_runner(dask_config)
     assert type(local).__name__ == "DaskTaskRunner" and local.cluster_kwargs["n_workers"] == 2 and local.cluster_kwargs["processes"]
