@@ -46,7 +46,7 @@ def test_dask_local_cluster_gives_the_threaded_results(speech_dir, feat_data, tm
     # the same words heard and the same verdicts reached in worker processes as in threads. Whisper
     # itself is not repeatable to the word: run to run, in one runner, its beam search flips near-ties
     # ("times, it" / "times. It", "the season" / "a season": 3 of 16 repeated threaded runs of these
-    # files, one CTranslate2 thread or two). So words are compared without case and punctuation and
+    # files with one CTranslate2 thread, and a full suite with two). So words are compared without case and punctuation and
     # must agree almost everywhere, and verdicts are compared where the words agree exactly: what the
     # runners must not change is what the stages make of the same input.
     from difflib import SequenceMatcher
