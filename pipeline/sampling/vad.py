@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 from abc import ABC, abstractmethod
 from importlib import metadata
+from typing import Callable
 
 import numpy as np
 
@@ -31,7 +32,7 @@ class VoiceActivityDetector(ABC):
 LEAD_IN_S = 0.512
 
 
-def heard_or_warmed(detect, audio: np.ndarray, sample_rate: int) -> list[Span]:
+def heard_or_warmed(detect: Callable[[np.ndarray], list[tuple[float, float]]], audio: np.ndarray, sample_rate: int) -> list[Span]:
     """`detect`'s regions on the audio; where it finds none, its regions on the audio after LEAD_IN_S
     of silence, moved back onto the audio's own time and clipped to it. Only a file read as silent is
     read again: a file with speech keeps the regions it had, and so its clips and their ids, which a
