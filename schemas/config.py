@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, NonNegativeFloat, ValidationError, field_validator, model_validator
 
 from schemas.config_annotate import (  # noqa: F401  (re-exported: `from schemas.config import X` keeps working)
     KNOWN_BACKENDS, AnnotateConfig, AnnotatorContext, AnnotatorSpec, GGUFSpec, OpenAISpec, PluginSpec, RuleAgentSpec,
@@ -88,6 +88,10 @@ class ASRConfig(_Strict):
     # with `language` set, short sources (a corpus of 2 s files) share windows too (asr_packing.py)
     pack_sources: bool = True
     beam_size: int = Field(5, ge=1)
+    # whisper's decoding temperatures, tried in turn while a window's decode looks unsure. Only 0 is
+    # repeatable: from 0.2 up whisper samples, so a rerun of the same file gives other words
+    # (whisper's own default, [0.0, 0.2, 0.4, 0.6, 0.8, 1.0], trades that for fewer low-confidence windows)
+    temperatures: list[NonNegativeFloat] = Field(default_factory=lambda: [0.0], min_length=1)
     batch_size: int = Field(8, ge=1)
     # CTranslate2 threads per model; None: one per core (set explicitly, never taken from OMP_NUM_THREADS)
     cpu_threads: int | None = Field(None, ge=1)

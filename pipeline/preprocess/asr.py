@@ -142,7 +142,7 @@ class FasterWhisperASR(Transcriber):
             language = language or self.config.language or self._detect_language(audio)
             segments, info = self.model.transcribe(
                 audio, language=language, beam_size=self.config.beam_size, word_timestamps=True,
-                vad_filter=False, condition_on_previous_text=False,
+                vad_filter=False, condition_on_previous_text=False, temperature=list(self.config.temperatures),
             )
             words = [
                 Word(text=w.word.strip(), start=round(offset + w.start, 3), end=round(offset + w.end, 3), confidence=round(w.probability, 4))
@@ -164,6 +164,7 @@ class WhisperXASR(Transcriber):
         self.model = whisperx.load_model(
             resolve_model(config), config.device, compute_type=config.compute_type, language=config.language,
             vad_method="pyannote", threads=ctranslate2_threads(config.cpu_threads),
+            asr_options={"temperatures": list(config.temperatures), "beam_size": config.beam_size},
         )
         self.align = None
         if config.align_model:
