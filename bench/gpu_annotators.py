@@ -14,6 +14,10 @@ Two steps, since the GPU machine has none of stage 1-2's models or PyAV:
     .venv/bin/python bench/gpu_annotators.py prepare RUN_DIR .gpu     # here: clips, features, frames, audio
     python3 bench/gpu_annotators.py measure .gpu --out OUT [--tiny]   # there (--tiny: a CPU rehearsal)
 
+`--step-profile` times decode steps and prefill with and without the grammar; `--first-passes` times
+the agent's pass at each row count twice in a row (run it in two processes, one after the other, to
+see what a process's first pass at a new batch size costs and whether disk caches carry over).
+
 On a machine whose Python has torch but not this project, put the wheels it lacks in .whl (cp312:
 transformers==5.23.0 xgrammar apache-tvm-ffi pydantic pydantic-core annotated-types typing-inspection
 json-repair scenedetect platformdirs opensmile audmath soundfile cffi defusedxml dill tenacity tornado;
@@ -225,6 +229,27 @@ def decode_steps(agent, reqs, torch, cuda: bool) -> list[dict]:
     return rows
 
 
+FIRST_PASS_ROWS = (16, 16, 1, 1, 4, 4, 16)
+
+
+def first_passes(agent, reqs, torch, cuda: bool) -> list[dict]:
+    """The agent's whole pass (processor, constrained decode, detokenise) timed at each row count
+    twice in a row, then the first again: what a process pays the first time it meets a batch size.
+    Run the bench twice to see what a second process, with the first one's disk caches, pays."""
+    rows = []
+    for n in FIRST_PASS_ROWS:
+        batch = [reqs[i % len(reqs)] for i in range(n)]
+        if cuda:
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        answers = agent.generate(batch)
+        if cuda:
+            torch.cuda.synchronize()
+        tokens = [len(agent.processor.tokenizer(a, add_special_tokens=False)["input_ids"]) for a in answers]
+        rows.append({"rows": n, "s": round(time.perf_counter() - t0, 2), "longest_answer_tokens": max(tokens)})
+    return rows
+
+
 def measure_model(kind: str, dest: Path, out_dir: Path, args, report: dict, save) -> None:
     import torch
 
@@ -265,6 +290,10 @@ def measure_model(kind: str, dest: Path, out_dir: Path, args, report: dict, save
 
     if args.step_profile:
         entry["decode_steps"] = decode_steps(agent, reqs, torch, cuda)
+        save()
+        return
+    if args.first_passes:
+        entry["first_passes"] = first_passes(agent, reqs, torch, cuda)
         save()
         return
     recorder = Recorder(agent, torch, cuda)
@@ -363,6 +392,8 @@ def main() -> None:
     m.add_argument("--oom-headroom-gb", type=float, default=6.0)
     m.add_argument("--scratch", default="/tmp")
     m.add_argument("--step-profile", action="store_true", help="only time decode steps and prefill, with and without the grammar")
+    m.add_argument("--first-passes", action="store_true",
+                   help="only time the agent's pass at each row count, twice in a row (run the bench twice: a second process)")
     m.add_argument("--deadline-s", type=float, default=1e9, help="start no phase after this many seconds")
     args = ap.parse_args()
     if args.cmd == "prepare":

@@ -11,7 +11,8 @@ import pytest
 
 from pipeline.sampling.media import file_sha256
 from pipeline.sampling.stage import sample_source
-from schemas import Clip
+from schemas import Clip, load_config
+from storage import RunDir
 from storage.parquet import write_records
 from tests.conftest import ROOT
 from tests.fixtures.tiny_models import QWEN_NAMES
@@ -23,18 +24,30 @@ import gpu_annotators  # noqa: E402
 pytestmark = pytest.mark.slow  # loads transformers models
 
 
-def test_gpu_bench_rehearses_both_models_on_real_clips(tmp_path, feat_data, speech_dir, config, run_dir, monkeypatch):
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory, feat_data, speech_dir):
+    """A video clip and a speech clip of a run, prepared as the GPU machine receives them."""
+    run = RunDir.create(tmp_path_factory.mktemp("gpu-bench") / "run")
+    config = load_config()
     clips = [c for path in (feat_data / "single_face.mp4", speech_dir / "beckett.wav")
-             for c in sample_source(path, file_sha256(path), config, run_dir, "r").clips]
-    write_records(run_dir.tables_dir / "clips.parquet", clips, Clip)
-    dest, out = tmp_path / "gpu", tmp_path / "out"
-    gpu_annotators.prepare(run_dir.root, dest)
-    assert len((dest / "inputs.jsonl").read_text().splitlines()) == len(clips)
+             for c in sample_source(path, file_sha256(path), config, run, "r").clips]
+    write_records(run.tables_dir / "clips.parquet", clips, Clip)
+    dest = run.root.parent / "gpu"
+    gpu_annotators.prepare(run.root, dest)
+    return dest, clips
 
-    monkeypatch.setattr(sys, "argv", ["gpu_annotators.py", "measure", str(dest), "--out", str(out), "--tiny", "--clips", "3",
-                                      "--single-clips", "1", "--max-tokens", "48", "--scratch", str(tmp_path)])
+
+def measure(monkeypatch, dest, out, *extra: str) -> dict:
+    monkeypatch.setattr(sys, "argv", ["gpu_annotators.py", "measure", str(dest), "--out", str(out), "--tiny",
+                                      "--scratch", str(out), *extra])
     gpu_annotators.main()
-    report = json.loads((out / "gpu_annotators.json").read_text())
+    return json.loads((out / "gpu_annotators.json").read_text())
+
+
+def test_gpu_bench_rehearses_both_models_on_real_clips(prepared, tmp_path, monkeypatch):
+    dest, clips = prepared
+    assert len((dest / "inputs.jsonl").read_text().splitlines()) == len(clips)
+    report = measure(monkeypatch, dest, tmp_path, "--clips", "3", "--single-clips", "1", "--max-tokens", "48")
     for kind in ("omni", "vl"):
         entry = report[kind]
         assert "error" not in entry, entry.get("error")
@@ -48,3 +61,16 @@ def test_gpu_bench_rehearses_both_models_on_real_clips(tmp_path, feat_data, spee
     sentence = "The speaker sounds sad and tired today."
     assert len(tok(sentence, add_special_tokens=False)["input_ids"]) <= len(sentence) // 3
     assert tok.convert_tokens_to_ids("<|image_pad|>") != tok.unk_token_id
+
+
+def test_gpu_bench_profiles_steps_and_first_passes(prepared, tmp_path, monkeypatch):
+    dest, _ = prepared
+    steps = measure(monkeypatch, dest, tmp_path / "steps", "--models", "omni", "--step-profile", "--max-tokens", "16")["omni"]
+    assert "error" not in steps, steps.get("error")
+    decoded = [r for r in steps["decode_steps"] if "decoding" in r]
+    assert {(r["rows"], r["decoding"]) for r in decoded} == {(n, d) for n in (16, 1) for d in ("grammar", "none")}
+    assert all(r["new_tokens"] > 1 and r["prefill_s"] > 0 for r in decoded)
+    first = measure(monkeypatch, dest, tmp_path / "first", "--models", "vl", "--first-passes", "--max-tokens", "16")["vl"]
+    assert "error" not in first, first.get("error")
+    assert [r["rows"] for r in first["first_passes"]] == list(gpu_annotators.FIRST_PASS_ROWS)
+    assert all(r["s"] > 0 and r["longest_answer_tokens"] > 0 for r in first["first_passes"])
