@@ -149,6 +149,22 @@ def build_checkpoint(kind: str, dest: Path, out: Path, tiny: bool, device: str) 
     return {"params_b": round(params / 1e9, 3), "checkpoint_gb": round(size / 1e9, 2), "build_s": round(built, 1), "save_s": round(saved, 1)}
 
 
+def timed(torch, cuda: bool, fn, *args):
+    """fn(*args)'s result and its wall time, the GPU's queued work included."""
+    if cuda:
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    out = fn(*args)
+    if cuda:
+        torch.cuda.synchronize()
+    return out, time.perf_counter() - t0
+
+
+def cycled(reqs: list, n: int) -> list:
+    """n requests, the prepared clips repeated in order."""
+    return [reqs[i % len(reqs)] for i in range(n)]
+
+
 class Recorder:
     """Wraps the agent's generate_all, the batched first pass (repair retries go one clip at a time
     after it), to keep its time and every run_halving result (batch sizes, rows that failed)."""
@@ -159,11 +175,8 @@ class Recorder:
         inner = agent.generate_all
 
         def generate_all(requests):
-            t0 = time.perf_counter()
-            done = inner(requests)
-            if cuda:
-                torch.cuda.synchronize()
-            self.seconds += time.perf_counter() - t0
+            done, seconds = timed(torch, cuda, inner, requests)
+            self.seconds += seconds
             self.runs.append(done)
             return done
 
@@ -182,13 +195,8 @@ class Recorder:
 
 def timed_annotate(agent, items, torch, cuda: bool) -> dict:
     if cuda:
-        torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
-    t0 = time.perf_counter()
-    anns = agent.annotate(items, "gpu-bench")
-    if cuda:
-        torch.cuda.synchronize()
-    wall = time.perf_counter() - t0
+    anns, wall = timed(torch, cuda, agent.annotate, items, "gpu-bench")
     out = {"clips": len(items), "wall_s": round(wall, 2), "clips_per_s": round(len(items) / wall, 3),
            "status": dict(Counter(a.status for a in anns))}
     if cuda:
@@ -201,29 +209,17 @@ def decode_steps(agent, reqs, torch, cuda: bool) -> list[dict]:
     grammar and without: where a generate step's time goes."""
     rows = []
     for n in (16, 1):
-        batch = [reqs[i % len(reqs)] for i in range(n)]
-        if cuda:
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        agent.generate(batch)  # the agent's whole step: processor, decode with the grammar, detokenise
-        if cuda:
-            torch.cuda.synchronize()
-        rows.append({"rows": n, "agent_generate_s": round(time.perf_counter() - t0, 2)})
+        batch = cycled(reqs, n)
+        # the agent's whole step: processor, decode with the grammar, detokenise
+        _, seconds = timed(torch, cuda, agent.generate, batch)
+        rows.append({"rows": n, "agent_generate_s": round(seconds, 2)})
         inputs = agent.inputs(batch)
         for name, grammar in (("grammar", agent.grammar), ("none", None)):
-            timings = {}
-            for steps in (1, agent.spec.max_tokens):
-                if steps == 1:
-                    agent._decode(inputs, grammar, steps)  # warm
-                if cuda:
-                    torch.cuda.synchronize()
-                t0 = time.perf_counter()
-                with torch.inference_mode():
-                    out = agent._decode(inputs, grammar, steps)
-                if cuda:
-                    torch.cuda.synchronize()
-                timings[steps] = (time.perf_counter() - t0, out.shape[1] - inputs["input_ids"].shape[1])
-            (t1, _), (tn, made) = timings[1], timings[agent.spec.max_tokens]
+            with torch.inference_mode():
+                agent._decode(inputs, grammar, 1)  # warm
+                _, t1 = timed(torch, cuda, agent._decode, inputs, grammar, 1)
+                out, tn = timed(torch, cuda, agent._decode, inputs, grammar, agent.spec.max_tokens)
+            made = out.shape[1] - inputs["input_ids"].shape[1]
             rows.append({"rows": n, "decoding": name, "prefill_s": round(t1, 3), "decode_s": round(tn, 2), "new_tokens": made,
                          "ms_per_step": round(1000 * (tn - t1) / max(made - 1, 1), 1)})
     return rows
@@ -238,19 +234,14 @@ def first_passes(agent, reqs, torch, cuda: bool) -> list[dict]:
     Run the bench twice to see what a second process, with the first one's disk caches, pays."""
     rows = []
     for n in FIRST_PASS_ROWS:
-        batch = [reqs[i % len(reqs)] for i in range(n)]
-        if cuda:
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        answers = agent.generate(batch)
-        if cuda:
-            torch.cuda.synchronize()
+        batch = cycled(reqs, n)
+        answers, seconds = timed(torch, cuda, agent.generate, batch)
         tokens = [len(agent.processor.tokenizer(a, add_special_tokens=False)["input_ids"]) for a in answers]
-        rows.append({"rows": n, "s": round(time.perf_counter() - t0, 2), "longest_answer_tokens": max(tokens)})
+        rows.append({"rows": n, "s": round(seconds, 2), "longest_answer_tokens": max(tokens)})
     return rows
 
 
-def measure_model(kind: str, dest: Path, out_dir: Path, args, report: dict, save) -> None:
+def measure_model(kind: str, dest: Path, args, report: dict, save) -> None:
     import torch
 
     import agents.transformers_mllm as tm
@@ -364,7 +355,7 @@ def measure(dest: Path, args) -> None:
             continue
         t0 = time.perf_counter()
         try:
-            measure_model(kind, dest, out, args, report, save)
+            measure_model(kind, dest, args, report, save)
         except Exception as exc:  # the other model is still measured; the error is the finding
             import traceback
 
