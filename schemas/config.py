@@ -90,7 +90,8 @@ class ASRConfig(_Strict):
     beam_size: int = Field(5, ge=1)
     # whisper's decoding temperatures, tried in turn while a window's decode looks unsure. Only 0 is
     # repeatable: from 0.2 up whisper samples, so a rerun of the same file gives other words
-    # (whisper's own default, [0.0, 0.2, 0.4, 0.6, 0.8, 1.0], trades that for fewer low-confidence windows)
+    # (whisper's own default, [0.0, 0.2, 0.4, 0.6, 0.8, 1.0], trades that for breaking the beam's
+    # repetition loops on unsure windows)
     temperatures: list[NonNegativeFloat] = Field(default_factory=lambda: [0.0], min_length=1)
     batch_size: int = Field(8, ge=1)
     # CTranslate2 threads per model; None: one per core (set explicitly, never taken from OMP_NUM_THREADS)
