@@ -218,9 +218,8 @@ def test_lexical_agent_abstains_on_a_language_its_lexicons_lack(speech):
 
 
 def test_punctuation_agent_reads_the_marks_whisper_wrote_and_the_judge_finds_them(speech):
-    """Issue 20's third view on an audio-only clip, on real transcripts: beckett.wav is read as short
-    statements ("Ever tried. Ever failed. ..."), so the answer leans calm, and every mark it cites is
-    one the judge finds at that word."""
+    """Issue 20's third view on an audio-only clip, on real transcripts: a clip read as statements
+    gets a calm answer, and every mark it cites is one the judge finds at that word."""
     from agents.judge.judge_index import JudgeIndex
     from evidence.clip_index import Baseline
     from evidence.grounding import check_claim
@@ -228,7 +227,7 @@ def test_punctuation_agent_reads_the_marks_whisper_wrote_and_the_judge_finds_the
 
     clips, features = speech
     agent = next(a for a in build_panel(load_config()) if a.annotator_id == "punctuation")
-    answered = 0
+    answered = calm = 0
     for c, f in zip(clips, features):
         a = agent.annotate_one(AnnotatorInput(clip=c, features=f), "r")
         marks = [m for _, m in sentence_marks(f.words)]
@@ -239,15 +238,15 @@ def test_punctuation_agent_reads_the_marks_whisper_wrote_and_the_judge_finds_the
         assert a.status == "ok" and a.evidence and a.steps[-1].origin == "annotator"
         if marks.count(".") > marks.count("!"):  # mostly statements: the calm reading
             assert a.label in CALM, (a.label, marks)
+            calm += 1
         ix = JudgeIndex(c, f, Baseline(), frozenset(load_config().taxonomy), None)
         for e in a.evidence:
             assert e.feature_ref.endswith(".punctuation")
             assert check_claim(e, ix)[1] == "supported", (e, check_claim(e, ix))
-    # six short statements: whisper's beam search may flip one mark between machines, not most of them
-    beckett = next(f for c, f in zip(clips, features) if c.source_path.endswith("beckett.wav"))
-    beckett_marks = [m for _, m in sentence_marks(beckett.words)]
-    assert beckett_marks.count(".") >= 3 and beckett_marks.count(".") > beckett_marks.count("!"), [w.text for w in beckett.words]
-    assert answered >= 2
+    # which clips come out as statements is whisper's call, and machines differ on it (one reads beckett
+    # as "Ever tried. Ever failed.", another as "Ever tried, ever failed, ..."): the calm reading must
+    # have been checked on some clip, whichever it was
+    assert answered >= 2 and calm >= 1, [[w.text for w in f.words] for f in features]
 
 
 def test_profiles_are_directions_not_fitted_weights():
