@@ -21,8 +21,8 @@ Neutral is the speaker's baseline itself (every cue near 0). Disgust, surprise a
 consistent vocal profile in these reviews, so the vocal agents give them no probability rather than
 a guessed one. Nor does voice quality give happiness any: the reviews' only voice-quality cue for it
 is a regular microstructure, and on the labelled corpora the voice-quality agent's "happiness" was
-right no more often than the class's share (EmoFilm: 16 of 58 against a share of 0.28; none of 6 on
-the dev set and CREMA-D) while pulling anger and fear toward it (README, "Tried ... and kept")."""
+right no more often than the class's share while drawing raised voices away from anger (README,
+stage 3: "Voice quality says nothing of happiness")."""
 
 from __future__ import annotations
 
