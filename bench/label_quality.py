@@ -174,11 +174,9 @@ def run_emoforge(files: list[Path], out: Path, config: Path | None, sets: list[s
     return seconds
 
 
-def outcomes(run_dir: Path, items: list[Item]) -> tuple[list[ClipOutcome], list[AnswerOutcome], dict[str, list[str]], dict]:
-    """The run's clips and answers joined to the manifest: clip -> source -> input file (by content)."""
-    from storage import RunDir
-
-    run = RunDir(run_dir)
+def clip_items(run, items: list[Item]) -> dict[str, Item]:
+    """A run's clips joined to the manifest's items: clip -> source -> input file, by content (each
+    item's sha256 filled in). `run`: a storage.RunDir."""
     by_hash: dict[str, Item] = {}
     for it in items:
         other = by_hash.get(it.sha256)
@@ -186,10 +184,15 @@ def outcomes(run_dir: Path, items: list[Item]) -> tuple[list[ClipOutcome], list[
             raise BenchError(f"{it.path} and {other.path} are the same bytes with different emotions ({it.emotion}, {other.emotion})")
         by_hash.setdefault(it.sha256, it)  # the run samples the first of identical files (in the order given)
     source_item = {s.source_id: by_hash[s.sha256] for s in run.read("sources") if s.sha256 in by_hash}
-    clip_item: dict[str, Item] = {}
-    for c in run.read("clips"):
-        if c.source_id in source_item:
-            clip_item[c.clip_id] = source_item[c.source_id]
+    return {c.clip_id: source_item[c.source_id] for c in run.read("clips") if c.source_id in source_item}
+
+
+def outcomes(run_dir: Path, items: list[Item]) -> tuple[list[ClipOutcome], list[AnswerOutcome], dict[str, list[str]], dict]:
+    """The run's clips and answers joined to the manifest: clip -> source -> input file (by content)."""
+    from storage import RunDir
+
+    run = RunDir(run_dir)
+    clip_item = clip_items(run, items)
     consensus = {c.clip_id: c for c in run.read("consensus")}
     clips = []
     for clip_id, it in sorted(clip_item.items()):

@@ -101,35 +101,33 @@ class Whisper:
 
 
 def clips_with_gold(run_dir: Path, manifest: Path):
-    """(clip, emotion, group, words, language) for every clip of the run whose source the manifest labels."""
-    from bench.label_quality import read_manifest, sha256_file
+    """(clip, emotion, group, words, language) for every clip with sound whose source the manifest
+    labels, joined as the label-quality bench joins them."""
+    from bench.label_quality import clip_items, read_manifest, sha256_file
     from schemas.config import DEFAULT_TAXONOMY
     from storage import RunDir
 
     items = read_manifest(manifest, list(DEFAULT_TAXONOMY))
-    by_hash = {}
     for it in items:
-        by_hash.setdefault(sha256_file(it.path), it)
+        it.sha256 = sha256_file(it.path)
     run = RunDir(run_dir)
-    item_of = {s.source_id: by_hash[s.sha256] for s in run.read("sources") if s.sha256 in by_hash}
+    item_of = clip_items(run, items)
     feats = {f.clip_id: f for f in run.read("features")}
     for c in run.read("clips"):
-        it = item_of.get(c.source_id)
+        it = item_of.get(c.clip_id)
         if it is not None and c.has_audio:
             f = feats.get(c.clip_id)
             yield c, it.emotion, it.group, (f.words if f else []), (f.language if f else None)
 
 
-def auroc(positive: np.ndarray, score: np.ndarray) -> float:
-    from sklearn.metrics import roc_auc_score
-
-    return float(roc_auc_score(positive, score))
+def _f(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.2f}"
 
 
 def main(argv: list[str] | None = None) -> int:
     from faster_whisper.audio import decode_audio
-    from sklearn.metrics import balanced_accuracy_score, cohen_kappa_score
 
+    from pipeline.export.label_quality import auroc, classification, kappa
     from pipeline.preprocess.weights import whisper_base_dir
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -146,9 +144,10 @@ def main(argv: list[str] | None = None) -> int:
             audio_of = {clip.source_path: decode_audio(clip.source_path, sampling_rate=16000)}
         encoded = whisper.encode(audio_of[clip.source_path][int(clip.start * 16000):int(clip.end * 16000)])
         row = {"clip": clip.clip_id, "emotion": emotion, "group": group}
-        for wording, tags in TAGS.items():
-            labels = list(tags)
-            row[wording] = dict(zip(labels, whisper.text_logprob(encoded, language, [tags[e] for e in labels]).tolist()))
+        tagged = [(wording, label, tag) for wording, tags in TAGS.items() for label, tag in tags.items()]
+        scores = whisper.text_logprob(encoded, language, [tag for _, _, tag in tagged])
+        for (wording, label, _), lp in zip(tagged, scores.tolist()):
+            row.setdefault(wording, {})[label] = lp
         text = " ".join(w.text for w in words).strip()
         body = re.sub(r"[\s.!?…,;:]+$", "", text)
         if body:
@@ -165,11 +164,11 @@ def main(argv: list[str] | None = None) -> int:
         scores = np.array([[r[wording][e] for e in classes] for r in rows])
         centred = scores - scores.mean(axis=0)
         for how, s in (("raw", scores), ("centred", centred)):
-            pred = np.array(classes)[s.argmax(axis=1)]
-            res = {"accuracy": float(np.mean(pred == gold)), "uar": float(balanced_accuracy_score(gold, pred)),
-                   "kappa": float(cohen_kappa_score(gold, pred))}
+            pred = [classes[i] for i in s.argmax(axis=1)]
+            scored = classification(list(gold), pred)
+            res = {"accuracy": scored["accuracy"], "uar": scored["uar"], "kappa": kappa(list(gold), pred)}
             report["prompts"][f"{wording}, {how}"] = res
-            print(f"prompts  {wording:24} {how:8} accuracy {res['accuracy']:.2f}  UAR {res['uar']:.2f}  kappa {res['kappa']:.2f}")
+            print(f"prompts  {wording:24} {how:8} accuracy {res['accuracy']:.2f}  UAR {res['uar']:.2f}  kappa {_f(res['kappa'])}")
     marked = [r for r in rows if "mark" in r]
     g = np.array([r["emotion"] for r in marked])
     groups = np.array([r["group"] for r in marked])
@@ -182,9 +181,10 @@ def main(argv: list[str] | None = None) -> int:
         m = (g == a) | (g == b)
         if len(set(g[m])) < 2:
             continue
-        pair = {"graded": auroc(g[m] == a, graded[m]), "written": auroc(g[m] == a, written[m]), "clips": int(m.sum())}
+        # the project's AUROC: P(a clip of the first class scores above one of the second)
+        pair = {"graded": auroc(graded[m], g[m] == a), "written": auroc(written[m], g[m] == a), "clips": int(m.sum())}
         report["mark"][f"{a} vs {b}"] = pair
-        print(f"mark     {a} vs {b} ({pair['clips']} clips): AUROC graded {pair['graded']:.2f}, written '!' {pair['written']:.2f}")
+        print(f"mark     {a} vs {b} ({pair['clips']} clips): AUROC graded {_f(pair['graded'])}, written '!' {_f(pair['written'])}")
     if args.out:
         args.out.write_text(json.dumps(report, indent=1))
     return 0

@@ -357,3 +357,14 @@ def test_bench_runs_the_cli_blind_then_with_gold(tmp_path, dev_manifest):
     assert {c.label for c in RunDir(out).read("consensus")} <= {"anger", "happiness", None}
     assert {a.label for a in RunDir(out).read("annotations")} <= {"anger", "happiness", None}
     assert set(own["results"]["blind"]["consensus"]["support"]) == {"anger", "happiness"}
+
+    # bench/whisper_probe.py reads the same run through the same join: the voice's clip, not the photo
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "whisper_probe.py"), str(out), str(csv_manifest),
+                           "--out", str(tmp_path / "probe.json")], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    probe = json.loads((tmp_path / "probe.json").read_text())
+    n_voice = sum(1 for c in RunDir(out).read("clips") if c.has_audio)
+    assert probe["clips"] == n_voice >= 1 and probe["classes"] == ["anger"]
+    assert set(probe["prompts"]) == {f"{w}, {how}" for w in ("parenthesised adjective", "parenthesised adverb",
+                                                             "sound-event caption", "plain word") for how in ("raw", "centred")}
+    assert probe["mark"] == {}  # one class: no pair to rank
