@@ -96,7 +96,9 @@ class FaceExpressionAgent(PerClipAnnotator):
             f"The main face is {item.features.main_track_reason}.",
             f"Averaged over its frames the expression model gives {label} {dist[0].prob:.2f} (next: {runner}).",
             f"The clearest frame is at {peak.time:.2f} s with {label} {peak_p:.2f}.",
-        ], label, [[], ["e1"], ["e2"]])
+            f"Therefore, as the model reads this face as {label} ahead of {dist[1].label if len(dist) > 1 else 'any other'} over its frames "
+            f"and at its clearest, the most prominent emotion is {label}.",
+        ], label, [[], ["e1"], ["e2"], ["e1", "e2"]])
         intensity = 0.0 if label == "neutral" else round(1.0 - mean.get("neutral", 0.0), 3)
         return Annotation(**self.base(item, run_id), label=label, labels=[label], label_distribution=dist, intensity=intensity,
                           steps=steps, evidence=evidence)
@@ -166,7 +168,12 @@ class FACSRulesAgent(PerClipAnnotator):
             why = f"No action unit departs from this person's neutral face (every mean intensity is below {STILL})."
         else:
             why = f"These match the EMFACS prototype of {label} ({' + '.join(used)}), score {scores[label]:.2f}."
-        steps = normalise([f"Action units active on the main face: {listing}.", why], label, [ev_ids, ev_ids])
+        if label == "neutral":
+            close = "Therefore, with no unit moved from this person's neutral, the most prominent emotion is neutral."
+        else:
+            close = (f"Therefore, as {' + '.join(used)} fit{'s' if len(used) == 1 else ''} {label}'s prototype best"
+                     + (f" (next: {ranked[1]} {scores[ranked[1]]:.2f})" if len(ranked) > 1 else "") + f", the most prominent emotion is {label}.")
+        steps = normalise([f"Action units active on the main face: {listing}.", why, close], label, [ev_ids, ev_ids, ev_ids])
         intensity = 0.0 if label == "neutral" else round(scores[label], 3)
         return Annotation(**self.base(item, run_id), label=label, labels=[label], label_distribution=dist, intensity=intensity,
                           steps=steps, evidence=evidence)
@@ -242,7 +249,9 @@ class LexicalAgent(PerClipAnnotator):
             f"The transcript has {len(words)} words with valence {compound:+.2f} (VADER).",
             f"Lexicon words supporting {label}: {said}; emotion-word counts: "
             + ", ".join(f"{p.label} {p.prob:.2f}" for p in dist[:3]) + ".",
-        ], label, [["e1"], [e.evidence_id for e in evidence[1:]]])
+            ("Therefore, as the few emotion words and the flat valence carry no clear emotion, the most prominent emotion is neutral."
+             if label == "neutral" else f"Therefore, as the words lean to {label} more than to any other emotion, the most prominent emotion is {label}."),
+        ], label, [["e1"], [e.evidence_id for e in evidence[1:]], [e.evidence_id for e in evidence]])
         intensity = 0.0 if label == "neutral" else round(min(1.0, abs(compound) + 0.1 * len(support)), 3)
         return Annotation(**self.base(item, run_id), label=label, labels=[label], label_distribution=dist, intensity=intensity,
                           steps=steps, evidence=evidence)
@@ -317,6 +326,7 @@ class FaceDynamicsAgent(PerClipAnnotator):
             f"The face is calmest at {calm_t} s and moves most at {apex.time:.2f} s (onset by {onset:.2f} s).",
             f"From the calm frames to the apex the expression model's {label} rises by {gain[label]:+.2f} "
             f"(to {at_apex[label]:.2f}); next: {ranked[1] if len(ranked) > 1 else 'none'} {gain.get(ranked[1], 0.0) if len(ranked) > 1 else 0.0:+.2f}.",
-        ], label, [[e.evidence_id for e in evidence[1:]], ["e1"]])
+            f"Therefore, as {label} is the expression the face moves toward at its apex, the most prominent emotion is {label}.",
+        ], label, [[e.evidence_id for e in evidence[1:]], ["e1"], [e.evidence_id for e in evidence]])
         return Annotation(**self.base(item, run_id), label=label, labels=[label], label_distribution=dist,
                           intensity=round(min(1.0, gain[label]), 3), steps=steps, evidence=evidence)

@@ -59,6 +59,9 @@ def test_face_agents_read_the_smile_and_cite_real_features(smiling_man):
         assert a.status == "ok" and a.label == "happiness", (name, a)
         assert abs(sum(p.prob for p in a.label_distribution) - 1) < 0.01
         assert a.steps[-1].text.endswith("happiness.") and [s.index for s in a.steps] == list(range(1, len(a.steps) + 1))
+        # the agent draws its own conclusion from what it cited: the judge halves S_cot for a closing
+        # step the normaliser had to add, as for an answer that never concluded
+        assert a.steps[-1].origin == "annotator" and a.steps[-1].evidence_ids, a.steps[-1]
         assert a.evidence and all(e.modality == "face" for e in a.evidence)
         for e in a.evidence:
             assert resolve(e.feature_ref, face_clip.features) is not None
@@ -85,6 +88,7 @@ def test_lexical_agent_labels_transcripts(smiling_man, text, label):
     clip = smiling_man[0].clip
     [a] = panel()["lexical"].annotate([AnnotatorInput(clip=clip, features=_words(text))], "r")
     assert a.label == label, a.steps
+    assert a.steps[-1].origin == "annotator" and a.steps[-1].text.endswith(f"is {label}.")
     for e in a.evidence:
         assert resolve(e.feature_ref, _words(text)) is not None
 
@@ -214,6 +218,7 @@ def test_face_dynamics_cites_the_apex_and_abstains_on_a_still_face(crying_then_l
     f = crying_then_laughing[0].features
     for e in a.evidence:
         assert resolve(e.feature_ref, f) is not None
+    assert a.steps[-1].origin == "annotator" and set(a.steps[-1].evidence_ids) == {e.evidence_id for e in a.evidence}
     # the judge finds each cited fact in the features (the apex's expression, the units active there)
     from evidence.clip_index import ClipIndex
     from evidence.grounding import verify
