@@ -204,8 +204,11 @@ def outcomes(run_dir: Path, items: list[Item]) -> tuple[list[ClipOutcome], list[
         if conf is None:  # before the calibrated confidence exists: the distribution's top probability
             conf = max((p.prob for p in c.distribution), default=0.0)
         clips.append(ClipOutcome(clip_id, it.emotion, c.label, float(conf), float(c.review_score), bool(c.needs_review)))
+    stated = {a.annotation_id: next((p.prob for p in a.label_distribution if p.label == a.label), None)
+              for a in run.read("annotations") if a.label is not None}
     answers = [
-        AnswerOutcome(j.clip_id, j.annotator_id, j.label, clip_item[j.clip_id].emotion, j.s_final, j.s_rec, j.s_reason, j.s_cot)
+        AnswerOutcome(j.clip_id, j.annotator_id, j.label, clip_item[j.clip_id].emotion, j.s_final, j.s_rec, j.s_reason, j.s_cot,
+                      stated.get(j.annotation_id))
         for j in run.read("judgements") if j.label is not None and j.clip_id in clip_item
     ]
     item_clips: dict[str, list[str]] = {}
@@ -334,9 +337,10 @@ def markdown(meta: dict, results: dict[str, dict]) -> str:
         labels = c["confusion"]["labels"]
         lines += ["", "confusion (rows gold, columns consensus):", "", "| gold \\ pred | " + " | ".join(labels) + " |", "|---" * (len(labels) + 1) + "|"]
         lines += [f"| {g} | " + " | ".join(str(x) for x in row) + " |" for g, row in zip(labels, c["confusion"]["matrix"]) if any(row)]
-        lines += ["", "| annotator | answered | its accuracy | its κ | consensus on its items | mean S_final | right | wrong |", "|---|---|---|---|---|---|---|---|"]
+        lines += ["", "| annotator | answered | its accuracy | its κ | its stated probability (ECE) | consensus on its items | mean S_final | right | wrong |",
+                  "|---|---|---|---|---|---|---|---|---|"]
         lines += [
-            f"| {k} | {v['answered']} | {_f(v['accuracy'])} | {_f(v.get('kappa'))} | {_f(v['consensus_accuracy'])} | {_f(v['mean_s_final'])} | {_f(v['mean_s_final_right'])} | {_f(v['mean_s_final_wrong'])} |"
+            f"| {k} | {v['answered']} | {_f(v['accuracy'])} | {_f(v.get('kappa'))} | {_f(v.get('mean_stated'))} ({_f(v.get('stated_ece'))}) | {_f(v['consensus_accuracy'])} | {_f(v['mean_s_final'])} | {_f(v['mean_s_final_right'])} | {_f(v['mean_s_final_wrong'])} |"
             for k, v in r["annotators"].items()
         ]
     return "\n".join(lines) + "\n"

@@ -100,6 +100,17 @@ def test_per_annotator_compares_on_its_own_items():
                       "mean_s_final_right": 0.9, "mean_s_final_wrong": None}
 
 
+def test_per_annotator_says_whether_its_own_probabilities_are_calibrated():
+    clips = [_clip(str(i), "anger", "anger") for i in range(4)]
+    sure = [AnswerOutcome(str(i), "sure", "anger" if i < 2 else "fear", "anger", 0.5, 0.5, 0.5, 0.5, 0.8) for i in range(4)]
+    r = per_annotator(sure, clips)["sure"]
+    # it states 0.8 for its label and is right half the time: all four in the [0.8, 0.9) bin, |0.5 - 0.8|
+    assert r["mean_stated"] == pytest.approx(0.8) and r["accuracy"] == 0.5
+    assert r["stated_ece"] == pytest.approx(0.3)
+    # an answer without a distribution states nothing: the figures are left out, not made up
+    assert "mean_stated" not in per_annotator([_answer("1", "x", "anger", "anger")], clips)["x"]
+
+
 def test_kappa_is_agreement_beyond_the_label_rates():
     from pipeline.export.label_quality import kappa
 

@@ -41,6 +41,7 @@ class AnswerOutcome:
     s_rec: float
     s_reason: float
     s_cot: float
+    stated: float | None = None  # the probability the annotator itself gave its label (None: it gave none)
 
     @property
     def correct(self) -> bool:
@@ -145,7 +146,8 @@ def kappa(gold: list[str], labels: list[str | None]) -> float | None:
 def per_annotator(answers: list[AnswerOutcome], clips: list[ClipOutcome]) -> dict[str, dict]:
     """Each annotator's accuracy and Cohen's κ (is it above chance on its items?), the consensus's
     accuracy on the clips that annotator answered (abstentions and rejected answers are not
-    answers), and its mean S_final."""
+    answers), its mean S_final, and whether its own distribution is calibrated: the mean probability
+    it gave its label against how often that label was right, and the ECE of that probability."""
     by_clip = {c.clip_id: c for c in clips}
     out: dict[str, dict] = {}
     for annotator in sorted({a.annotator_id for a in answers}):
@@ -161,6 +163,10 @@ def per_annotator(answers: list[AnswerOutcome], clips: list[ClipOutcome]) -> dic
             "mean_s_final_right": _mean([a.s_final for a in mine if a.correct]),
             "mean_s_final_wrong": _mean([a.s_final for a in mine if not a.correct]),
         }
+        said = [a for a in mine if a.stated is not None]
+        if said:
+            out[annotator]["mean_stated"] = float(np.mean([a.stated for a in said]))
+            out[annotator]["stated_ece"] = expected_calibration_error([a.stated for a in said], [a.correct for a in said])
     return out
 
 
