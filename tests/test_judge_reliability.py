@@ -146,6 +146,43 @@ def test_known_labels_count_in_full_whatever_the_blind_cap():
     assert (anchored == truth).mean() == 1.0
 
 
+def test_labels_no_answer_named_lose_their_posterior_over_many_clips(monkeypatch):
+    """A corpus of three emotions in a six-label taxonomy: no annotator ever says the other three.
+    The fit's smoothing leaves them mass that is not evidence; over 300 clips the reported posterior
+    gives them almost none (Laplace: 3/303 of a named label's prior), keeps every clip's label, and
+    states a confidence nearer how often it is right. On one clip, their absence says little."""
+    from agents.judge import reliability
+
+    rng = np.random.default_rng(3)
+    n, k = 300, 6
+    truth = rng.integers(0, 3, n)
+    clip_, who, probs = [], [], []
+    for i, y in enumerate(truth):
+        for j, acc in enumerate((0.6, 0.5, 0.45)):
+            said = y if rng.random() < acc else rng.choice([x for x in range(3) if x != y])
+            p = np.full(k, 0.02)
+            p[:3] = 0.1
+            p[said] = 0.6
+            clip_.append(i), who.append(j), probs.append(p / p.sum())
+    votes = SoftVotes(np.array(clip_), np.array(who), np.array(probs), n, 3)
+    restricted = fit(votes, prior_accuracy=0.5)
+    monkeypatch.setattr(reliability, "_within", lambda q, named, clips: q)
+    smoothed = fit(votes, prior_accuracy=0.5)
+    assert restricted.posterior[:, 3:].sum(1).max() < 0.01 and np.allclose(restricted.posterior.sum(1), 1)
+    assert smoothed.posterior[:, 3:].sum(1).mean() > 0.05  # what the restriction removes is not nothing
+    assert (restricted.posterior.argmax(1) == smoothed.posterior.argmax(1)).all()
+    acc = (restricted.posterior.argmax(1) == truth).mean()
+    gap = {name: abs(f.posterior.max(1).mean() - acc) for name, f in (("restricted", restricted), ("smoothed", smoothed))}
+    assert gap["restricted"] < gap["smoothed"], gap
+    # a known clip's label is named: a reviewer's "surprise" keeps surprise in play
+    monkeypatch.undo()
+    known = np.zeros((n, k))
+    known[0, 4] = 1.0
+    assert fit(votes, known, prior_accuracy=0.5).posterior[1:, 4].mean() > smoothed.posterior[1:, 4].mean() / 2
+    one = SoftVotes(np.array([0, 0]), np.array([0, 1]), np.array(probs[:2]), 1, 2)
+    assert fit(one, prior_accuracy=0.5).posterior[0, 3:].sum() > 0.1
+
+
 def test_calibration_starts_from_the_stated_prior_and_learns_from_labelled_clips():
     prior = fit_calibrator(np.array([]), np.array([]))
     assert prior.method == "prior" and prior(np.array([0.2, 0.5, 0.9])) == pytest.approx([0.2, 0.5, 0.9])

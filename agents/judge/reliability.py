@@ -32,7 +32,13 @@ clips of a run together count as at most `blind_evidence` labelled ones: semi-su
 down-weighted unlabelled part (Nigam, McCallum, Thrun & Mitchell 2000, "EM-λ"), a tempered likelihood
 for a misspecified model (Grünwald & van Ommen 2017). Known clips always count in full, and a small
 run (up to `blind_evidence` answered clips) learns as before, so an annotator that says one label to
-everything still earns no weight."""
+everything still earns no weight.
+
+The reported posteriors scale down a label that no answer put first and no known clip carries
+(`named_labels`) by how telling its absence is over the run's clips (Laplace's rule of succession):
+the prior held toward uniform and the smoothed confusion rows leave such labels mass that is not
+evidence, and over many clips that understated how sure the run is, by a different amount on every
+clip."""
 
 from __future__ import annotations
 
@@ -181,4 +187,35 @@ def fit(votes: SoftVotes, known: np.ndarray | None = None, n_iter: int = 30, tol
             break
     free = _posteriors(incidence, _answer_likelihoods(probs, bounds, confusion), prior, offset)
     free[~answered] = 0.0
-    return Reliability(posterior=q, free_posterior=free, confusion=confusion, prior=prior, iterations=it)
+    named = named_labels(probs, known, calibrated)
+    seen = int((answered | is_known).sum())
+    return Reliability(posterior=_within(q, named, seen), free_posterior=_within(free, named, seen), confusion=confusion, prior=prior,
+                       iterations=it)
+
+
+def named_labels(probs: np.ndarray, known: np.ndarray, calibrated: CalibratedAnswers | None = None) -> np.ndarray:
+    """(K,) bool: the labels some answer of the run put first (ties included: an exclamation names
+    every aroused emotion alike), a calibrated answer put first, or a known clip carries."""
+    named = (probs >= probs.max(axis=1, keepdims=True) - 1e-6).any(axis=0) if len(probs) else np.zeros(probs.shape[1], dtype=bool)
+    named |= known.sum(axis=0) > 0
+    if calibrated is not None and calibrated.answered.any():
+        ll = calibrated.log_likelihood[calibrated.answered]
+        named |= (ll >= ll.max(axis=1, keepdims=True) - 1e-6).any(axis=0)
+    return named
+
+
+def _within(q: np.ndarray, named: np.ndarray, clips: int) -> np.ndarray:
+    """The posterior with the class prior of a label no answer named scaled down by how telling its
+    absence is: over `clips` clips, Laplace's rule of succession puts a label never seen at 1/(n + K)
+    against (n/K' + 1)/(n + K) for a label seen as often as the K' named ones are on average, a
+    ratio of K'/(n + K'). The fit holds its prior toward uniform (so that a one-label annotator
+    cannot explain the run), which leaves every label mass through the confusion matrices'
+    smoothing; on a label nobody said in hundreds of clips that mass is not evidence, and it lowered
+    the confidence by a different amount from clip to clip. On one clip it is most of what is
+    known. A clip's label changes only where its top was a label nobody named."""
+    if named.all() or not named.any():
+        return q
+    k_named = int(named.sum())
+    r = q * np.where(named, 1.0, k_named / (clips + k_named))
+    total = r.sum(axis=1, keepdims=True)
+    return np.where(total > 0, r / np.where(total > 0, total, 1.0), q)
