@@ -211,8 +211,9 @@ def _within(q: np.ndarray, named: np.ndarray, clips: int) -> np.ndarray:
     ratio of K'/(n + K'). The fit holds its prior toward uniform (so that a one-label annotator
     cannot explain the run), which leaves every label mass through the confusion matrices'
     smoothing; on a label nobody said in hundreds of clips that mass is not evidence, and it lowered
-    the confidence by a different amount from clip to clip. On one clip it is most of what is
-    known. A clip's label changes only where its top was a label nobody named."""
+    the confidence by a different amount from clip to clip. On a run of one clip the factor is
+    K'/(1 + K'): there the absence says little. A clip's label changes only where its top was a
+    label nobody named."""
     if named.all() or not named.any():
         return q
     k_named = int(named.sum())
