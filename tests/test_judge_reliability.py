@@ -179,8 +179,27 @@ def test_labels_no_answer_named_lose_their_posterior_over_many_clips(monkeypatch
     known = np.zeros((n, k))
     known[0, 4] = 1.0
     assert fit(votes, known, prior_accuracy=0.5).posterior[1:, 4].mean() > smoothed.posterior[1:, 4].mean() / 2
+    # a label an answer stated, though its own distribution put another first, is named too
+    stated = np.zeros(k, dtype=bool)
+    stated[5] = True
+    assert fit(votes, prior_accuracy=0.5, stated=stated).posterior[:, 5].mean() > smoothed.posterior[:, 5].mean() / 2
     one = SoftVotes(np.array([0, 0]), np.array([0, 1]), np.array(probs[:2]), 1, 2)
     assert fit(one, prior_accuracy=0.5).posterior[0, 3:].sum() > 0.1
+
+
+def test_a_label_an_answer_states_is_named_even_where_its_distribution_puts_another_first():
+    # an LLM answer may conclude "disgust" while its distribution leans to anger: disgust is on the
+    # table, and its answer's S_rec is the consensus's belief in it, not a scaled-away remainder
+    n = 30
+    answers = []
+    for i in range(n):
+        answers.append(answer("sure", "anger", clip_id=f"c{i}"))
+        answers.append(answer("hedging", "disgust", clip_id=f"c{i}", dist={"anger": 0.6, "disgust": 0.4}))
+    res = judge_run([clip(f"c{i}") for i in range(n)], [features(f"c{i}") for i in range(n)], answers, load_config(), "r")
+    hedging = [j.s_rec for j in res.judgements if j.annotator_id == "hedging"]
+    dist = {p.label: p.prob for p in res.consensus[0].distribution}
+    assert max(dist, key=dist.get) == "anger" and dist["disgust"] > 0.1, dist
+    assert min(hedging) > 0.1, hedging
 
 
 def test_calibration_starts_from_the_stated_prior_and_learns_from_labelled_clips():

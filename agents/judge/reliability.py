@@ -127,11 +127,14 @@ def calibrated_offset(votes: SoftVotes, calibrated: np.ndarray, floor: float = 1
 
 def fit(votes: SoftVotes, known: np.ndarray | None = None, n_iter: int = 30, tol: float = 1e-3,
         prior_strength: float = 2.0, prior_accuracy: float | np.ndarray = 0.6, class_prior_weight: float = 1.0,
-        calibrated: CalibratedAnswers | None = None, blind_evidence: float | None = None) -> Reliability:
+        calibrated: CalibratedAnswers | None = None, blind_evidence: float | None = None,
+        stated: np.ndarray | None = None) -> Reliability:
     """`known`: (N, K) label distributions of clips whose truth is known (a row of zeros where not).
     `prior_accuracy`: one value, or one per annotator (what labelled media measured of each).
     `calibrated`: the calibrated answers' log-likelihoods (`calibrated_offset`), or None.
-    `blind_evidence`: how many labelled clips the unlabelled ones are worth at most (None: no cap)."""
+    `blind_evidence`: how many labelled clips the unlabelled ones are worth at most (None: no cap).
+    `stated`: (K,) bool, labels the run's answers stated, voting or not (an answer may state a label
+    its own distribution does not put first); they count as named (`named_labels`)."""
     n, k, a = votes.n_clips, votes.n_labels, len(votes.clip)
     # answers sorted by annotator, so each annotator's are one contiguous block (views, not copies)
     order = np.argsort(votes.annotator, kind="stable")
@@ -188,6 +191,8 @@ def fit(votes: SoftVotes, known: np.ndarray | None = None, n_iter: int = 30, tol
     free = _posteriors(incidence, _answer_likelihoods(probs, bounds, confusion), prior, offset)
     free[~answered] = 0.0
     named = named_labels(probs, known, calibrated)
+    if stated is not None:
+        named |= stated
     seen = int((answered | is_known).sum())
     return Reliability(posterior=_within(q, named, seen), free_posterior=_within(free, named, seen), confusion=confusion, prior=prior,
                        iterations=it)

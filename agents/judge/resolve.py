@@ -48,7 +48,8 @@ def resolve(clips: list[Clip], index: dict[str, ClipIndex], tally: "Tally", conf
         fit_votes, calibrated = roles(config, votes.annotator_ids).votes(tally.soft_votes())
         fitted = reliability.fit(fit_votes, known_rows, prior_strength=rc.prior_strength, class_prior_weight=rc.class_prior_weight,
                                  prior_accuracy=np.array([rc.annotator_priors.get(a, rc.prior_accuracy) for a in votes.annotator_ids]),
-                                 calibrated=calibrated, blind_evidence=rc.blind_evidence)
+                                 calibrated=calibrated, blind_evidence=rc.blind_evidence,
+                                 stated=np.bincount(votes.label, minlength=len(labels)) > 0)
         dist, free = fitted.posterior, fitted.free_posterior
         posterior = {c: row for c, row in zip(clip_ids, dist.tolist())}
         annotators = _annotator_reliability(fitted, votes, known_rows, labels, np.bincount(fit_votes.annotator, minlength=len(votes.annotator_ids)))
