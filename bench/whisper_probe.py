@@ -120,13 +120,10 @@ def clips_with_gold(run_dir: Path, manifest: Path):
             yield c, it.emotion, it.group, (f.words if f else []), (f.language if f else None)
 
 
-def _f(x: float | None) -> str:
-    return "n/a" if x is None else f"{x:.2f}"
-
-
 def main(argv: list[str] | None = None) -> int:
     from faster_whisper.audio import decode_audio
 
+    from bench.label_quality import _f
     from pipeline.export.label_quality import auroc, classification, kappa
     from pipeline.preprocess.weights import whisper_base_dir
 
