@@ -290,3 +290,17 @@ def test_run_manifest_round_trips_and_a_bad_one_is_named(tmp_path):
     (run.tables_dir / "run.json").write_text(json.dumps({"run_id": "r", "stages": [{"stage": "x", "items": "many"}]}))
     with pytest.raises(ValueError, match=r"run\.json: not a run manifest \(stages\.0\.items"):
         run.read_manifest()
+
+
+def test_trusted_records_share_one_fields_set_only_when_every_field_is_given():
+    from schemas.judgement import ClaimCheck
+    from schemas.trusted import trusted
+
+    a, b = trusted(LabelProb, label="anger", prob=0.1), trusted(LabelProb, label="fear", prob=0.2)
+    assert a.model_fields_set == {"label", "prob"} and a.__pydantic_fields_set__ is b.__pydantic_fields_set__
+    a.prob = 0.3  # pydantic adds the assigned name to the (shared) set: it is there already
+    assert b.model_fields_set == {"label", "prob"} and (a.prob, b.prob) == (0.3, 0.2)
+    partial = trusted(ClaimCheck, evidence_id="e1", verdict="supported", reason="measured")
+    assert partial.model_fields_set == {"evidence_id", "verdict", "reason"}
+    assert trusted(ClaimCheck, evidence_id="e2", verdict="supported", reason="r", support=None).model_fields_set == {
+        "evidence_id", "verdict", "reason", "support"}

@@ -67,7 +67,8 @@ def judge_run(clips: list[Clip], features: list[ClipFeatures], annotations: list
     cue_maps = cue_reliability(index, by_clip, known, jc.reliability.calibration_prior_strength)
     settings = ScoreSettings(jc.unverifiable_credit, from_model, cue_maps)
     tally = Tally(clips, config.taxonomy)
-    scored_clips = []
+    judgements: list[Judgement] = []
+    waiting: list[Judgement] = []  # their S_rec comes from the reliability model, once it is fitted
     with gc_paused():
         processes = judge_processes(config, len(annotations), llm_judge)
         if processes > 1:
@@ -76,16 +77,12 @@ def judge_run(clips: list[Clip], features: list[ClipFeatures], annotations: list
             scored = (score_answers(ix, answers, w, g, settings, llm_judge) for ix, answers, w, g in jobs)
         for (ix, answers, weights, _), (rows, groups) in zip(jobs, scored):
             tally.add(ix.clip.clip_id, answers, rows, groups)
-            scored_clips.append((ix.clip.clip_id, answers, rows, weights))
+            # the records are built here, while the worker processes score the next clips, not after the fit
+            add_judgements(ix.clip.clip_id, answers, rows, weights, prov, judgements, waiting)
         person = {c: b.key for c, b in voice.items() if b.scope == "speaker"}
         outcome = resolve(clips, index, tally, config, gold, known, prov, person)
-        posterior = outcome.posterior
-        judgements: list[Judgement] = []
-        for clip_id, answers, rows, weights in scored_clips:
-            if from_model:
-                rows = with_model_rec(rows, answers, posterior.get(clip_id), tally.lpos, weights,
-                                      jc.llm_judge.weight if llm_judge is not None and jc.llm_judge else 0.0)
-            add_judgements(clip_id, answers, rows, weights, prov, judgements)
+        with_model_rec(waiting, outcome.posterior, tally.lpos,
+                       jc.llm_judge.weight if llm_judge is not None and jc.llm_judge else 0.0)
     consensus, threshold = outcome.consensus, outcome.threshold
     low = {c.clip_id for c in consensus if "low_score" in c.flags}
     for j in judgements:
@@ -168,22 +165,19 @@ def cue_reliability(index: dict[str, JudgeIndex], by_clip: dict[str, list[Annota
     return {kind: calibration.fit_calibrator(np.array(xs), np.array(ys), prior_strength) for kind, (xs, ys) in pairs.items()}
 
 
-def with_model_rec(rows: list[Scored], answers: list[Annotation], posterior: list[float] | None, lpos: dict[str, int],
-                   weights, llm_weight: float = 0.0) -> list[Scored]:
-    """Fill S_rec (the answer's label's posterior under the reliability model) and S_final of the rows
-    that waited for the model; an LLM judge's mark on the last step is blended in with its weight."""
-    out = []
-    for a, row in zip(answers, rows):
-        if row is None or row.basis != "consensus":
-            out.append(row)
-            continue
-        k = lpos.get(a.label)
-        rec = posterior[k] if posterior is not None and k is not None else 0.0
-        if row.steps:
-            rec = (1 - llm_weight) * rec + llm_weight * row.steps[-1].score
-        out.append(ScoredAnswer(rec, row.reason, row.cot, s_final(rec, row.reason, row.cot, weights), row.basis, row.claims,
-                                row.supports, row.flags, row.steps))
-    return out
+def with_model_rec(waiting: list[Judgement], posterior: dict[str, list[float]], lpos: dict[str, int],
+                   llm_weight: float = 0.0) -> None:
+    """Fill S_rec (the answer's label's posterior under the reliability model) and S_final of the
+    judgements that waited for the model; an LLM judge's mark on the last step is blended in with its
+    weight. The records are the judge's own, not yet handed on: their fields are written directly."""
+    for j in waiting:
+        post, k = posterior.get(j.clip_id), lpos.get(j.label)
+        rec = post[k] if post is not None and k is not None else 0.0
+        if j.step_scores:
+            rec = (1 - llm_weight) * rec + llm_weight * j.step_scores[-1].score
+        fields = j.__dict__
+        fields["s_rec"] = rec
+        fields["s_final"] = s_final(rec, j.s_reason, j.s_cot, j.weights)
 
 
 class Tally:
@@ -262,7 +256,9 @@ class Tally:
 
 
 def add_judgements(clip_id: str, answers: list[Annotation], rows: list[Scored], weights, prov: Provenance,
-                   out: list[Judgement]) -> None:
+                   out: list[Judgement], waiting: list[Judgement]) -> None:
+    """`waiting`: gets the records whose S_rec and S_final wait for the reliability model (with_model_rec);
+    until then they hold None, or the LLM judge's mark alone."""
     # the answers of a clip that cite the same evidence with the same support share one claim record
     records: dict[tuple, object] = {}
     for a, row in zip(answers, rows):
@@ -278,6 +274,8 @@ def add_judgements(clip_id: str, answers: list[Annotation], rows: list[Scored], 
             claims=[records.get((id(c), s)) or records.setdefault((id(c), s), claim_record(*c, support=s))
                     for c, s in zip(row.claims, row.supports)],
             step_scores=row.steps, flags=row.flags, provenance=prov))
+        if row.basis == "consensus":
+            waiting.append(out[-1])
 
 
 @contextmanager
