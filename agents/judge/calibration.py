@@ -41,15 +41,18 @@ class Calibrator:
 
 def fit_calibrator(raw: np.ndarray, correct: np.ndarray, prior_strength: float = 10.0) -> Calibrator:
     """raw: the consensus's top probability on labelled clips; correct: 1.0 where it was right."""
-    from sklearn.isotonic import IsotonicRegression
-
     grid = np.linspace(0.0, 1.0, PRIOR_GRID)
     x = np.r_[grid, raw]
     y = np.r_[grid, correct]
     w = np.r_[np.full(PRIOR_GRID, prior_strength / PRIOR_GRID), np.ones(len(raw))]
-    iso = IsotonicRegression(y_min=0.0, y_max=1.0, increasing=True, out_of_bounds="clip").fit(x, y, sample_weight=w)
+    if len(raw) == 0:
+        fitted = y  # the stated prior alone (a blind run) is increasing already: the fit would return it
+    else:
+        from sklearn.isotonic import IsotonicRegression
+
+        iso = IsotonicRegression(y_min=0.0, y_max=1.0, increasing=True, out_of_bounds="clip").fit(x, y, sample_weight=w)
+        fitted = iso.predict(x)
     # the blocks: runs of points with one fitted value (ascending in x, as the values are)
-    fitted = iso.predict(x)
     values, block = np.unique(np.round(fitted, 12), return_inverse=True)
     centres = np.bincount(block, weights=w * x) / np.bincount(block, weights=w)
     return Calibrator(xs=centres, ys=values, n_labelled=len(raw))
