@@ -8,7 +8,8 @@ Out: `SourceJudgements`: a `Judgement` per answer (with a `ClaimCheck` per cited
      per annotator and the `Routing` that chose the review threshold (run.json keeps it).
 
 `judge_run` (stage.py) runs over the whole run at once; inside, scoring one clip hands on named
-tuples (scored.py), cheap enough for a million answers, and the records are built once at the end."""
+tuples (scored.py), cheap enough for a million answers; the records are built from them as each clip's
+scores arrive, and the reliability model's S_rec is written into them once it is fitted."""
 
 from agents.judge.stage import judge_run
 
