@@ -190,19 +190,21 @@ def fit(votes: SoftVotes, known: np.ndarray | None = None, n_iter: int = 30, tol
             break
     free = _posteriors(incidence, _answer_likelihoods(probs, bounds, confusion), prior, offset)
     free[~answered] = 0.0
-    named = named_labels(probs, known, calibrated)
-    if stated is not None:
-        named |= stated
+    named = named_labels(probs, known, calibrated, stated)
     seen = int((answered | is_known).sum())
     return Reliability(posterior=_within(q, named, seen), free_posterior=_within(free, named, seen), confusion=confusion, prior=prior,
                        iterations=it)
 
 
-def named_labels(probs: np.ndarray, known: np.ndarray, calibrated: CalibratedAnswers | None = None) -> np.ndarray:
+def named_labels(probs: np.ndarray, known: np.ndarray, calibrated: CalibratedAnswers | None = None,
+                 stated: np.ndarray | None = None) -> np.ndarray:
     """(K,) bool: the labels some answer of the run put first (ties included: an exclamation names
-    every aroused emotion alike), a calibrated answer put first, or a known clip carries."""
+    every aroused emotion alike) or stated (`stated`, (K,) bool, voting or not), a calibrated answer
+    put first, or a known clip carries."""
     named = (probs >= probs.max(axis=1, keepdims=True) - 1e-6).any(axis=0) if len(probs) else np.zeros(probs.shape[1], dtype=bool)
     named |= known.sum(axis=0) > 0
+    if stated is not None:
+        named |= stated
     if calibrated is not None and calibrated.answered.any():
         ll = calibrated.log_likelihood[calibrated.answered]
         named |= (ll >= ll.max(axis=1, keepdims=True) - 1e-6).any(axis=0)
