@@ -26,6 +26,7 @@ from collections import Counter
 import numpy as np
 
 from agents.base import PerClipAnnotator, register
+from agents.teach_set import choose_teach_set
 from schemas import Annotation, AnnotatorInput, Clip, ClipFeatures, Evidence
 from schemas.config import LearnedVoiceConfig
 from schemas.feature_ref import FeatureRef
@@ -61,13 +62,14 @@ def fit_learned_voice(clips: list[Clip], features: list[ClipFeatures], known: di
                       voice: dict[str, VoiceBaseline], config: LearnedVoiceConfig, taxonomy: list[str],
                       labels_from: str) -> dict[str, LearnedVoice]:
     """clip_id -> the model's answer (or why there is none) for every clip with eGeMAPS functionals.
-    `known`: labels of clips whose truth is known; `voice`: each clip's voice baseline (its group)."""
+    `known`: labels of clips whose truth is known; `voice`: each clip's voice baseline (its group).
+    Without enough labelled clips there is no model, and `config.teach` unlabelled clips are marked
+    for a person to label first (agents/teach_set.py)."""
     by_id = {c.clip_id for c in clips if c.speech}  # the sound of a clip with no detected speech is no one's voice
     rows = {f.clip_id: m for f in features if f.clip_id in by_id and (m := _functionals(f))}
     if not rows:
         return {}
     ids = list(rows)
-    # enough labels first: a run without them (most runs) builds no feature matrix
     label_of = {i: known[i][0] for i in ids if known.get(i) and known[i][0] in taxonomy}
     counts = Counter(label_of.values())
     usable = {i: lab for i, lab in label_of.items() if counts[lab] >= 2}  # a label seen once cannot be held out
@@ -75,17 +77,38 @@ def fit_learned_voice(clips: list[Clip], features: list[ClipFeatures], known: di
     if len(usable) < config.min_labelled or len(classes) < 2:
         why = (f"no voice model: the run has {len(label_of)} labelled clips with voiced speech in {len(counts)} emotions "
                f"(it needs {config.min_labelled} in at least 2 emotions, each labelled twice or more; label clips with "
-               "judge.gold or review verdicts)")
-        return {i: LearnedVoice(note=why) for i in ids}
-    names = sorted(set.intersection(*(set(m) for m in rows.values())))
-    if not names:
+               "judge.gold or review verdicts, those flagged teach_voice_model first)")
+        teach = set()
+        if config.teach and (matrix := voice_matrix(ids, rows, features, voice)) is not None:
+            unlabelled = [k for k, i in enumerate(ids) if not known.get(i)]
+            teach = choose_teach_set([ids[k] for k in unlabelled], matrix[0][unlabelled], config.teach)
+        return {i: LearnedVoice(note=why, teach=i in teach) for i in ids}
+    matrix = voice_matrix(ids, rows, features, voice)
+    if matrix is None:
         return {i: LearnedVoice(note="no voice model: the clips share no eGeMAPS functional") for i in ids}
+    x, x_raw, names, reads = matrix
+    try:
+        return _fit(ids, x, x_raw, names, usable, classes, voice, config, labels_from, reads)
+    except ValueError as exc:  # e.g. a fold whose clips all carry one label: say so, never fail the run
+        why = f"no voice model: fitting on {len(usable)} labelled clips failed ({exc})"
+        return {i: LearnedVoice(note=why) for i in ids}
+
+
+def voice_matrix(ids: list[str], rows: dict[str, dict[str, float]], features: list[ClipFeatures],
+                 voice: dict[str, VoiceBaseline]) -> tuple[np.ndarray, np.ndarray, list[str], str] | None:
+    """What the voice model reads of each clip in `ids`: (x, the raw functionals, their names, what
+    it reads), each column z-scored within the clip's voice group; None when the clips share no
+    functional."""
+    names = sorted(set.intersection(*(set(rows[i]) for i in ids)))
+    if not names:
+        return None
     x_raw = np.array([[rows[i][n] for n in names] for i in ids])
     groups = [voice[i].key if i in voice else "<run>" for i in ids]
     x = _z_within_groups(x_raw, groups)
     # the ASR encoder's mean state, where stage 2 kept it for most clips: whisper's acoustic reading of
     # the speech separates acted emotions better than the functionals do (README, learned voice model)
-    enc = {f.clip_id: f.speech_encoding for f in features if f.clip_id in rows and f.speech_encoding}
+    wanted = set(ids)
+    enc = {f.clip_id: f.speech_encoding for f in features if f.clip_id in wanted and f.speech_encoding}
     reads = "eGeMAPS functionals"
     if enc and 2 * len(enc) >= len(ids):
         dim = Counter(len(e) for e in enc.values()).most_common(1)[0][0]
@@ -95,12 +118,7 @@ def fit_learned_voice(clips: list[Clip], features: list[ClipFeatures], known: di
         e[have] = _z_within_groups(e_raw[have], [g for g, h in zip(groups, have) if h])
         x = np.hstack([x, e])
         reads = "eGeMAPS functionals and the speech recogniser's encoder states"
-
-    try:
-        return _fit(ids, x, x_raw, names, usable, classes, voice, config, labels_from, reads)
-    except ValueError as exc:  # e.g. a fold whose clips all carry one label: say so, never fail the run
-        why = f"no voice model: fitting on {len(usable)} labelled clips failed ({exc})"
-        return {i: LearnedVoice(note=why) for i in ids}
+    return x, x_raw, names, reads
 
 
 def _fit(ids, x, x_raw, names, usable, classes, voice, config, labels_from, reads) -> dict[str, LearnedVoice]:

@@ -14,7 +14,10 @@ drawn (seeded) until F of the items are gold (or `--gold-groups A,B` names them:
 name, or what follows its last colon, e.g. m2 for "Polish emotional speech (GUT 2020):m2"), the
 run is repeated on the same run directory with `judge.gold` naming their clips (stages 1-3 come
 from the cache; clip ids exist only after stage 1), and every figure is computed on the remaining
-items only, for the blind run and the gold run.
+items only, for the blind run and the gold run. `--gold-teach` gives gold to the items the blind
+run asked a person to label first (flag teach_voice_model: agents/teach_set.py), as a reviewer who
+labels them would; `--gold-random N` to N items drawn at random (seeded), the same effort spent
+without the choice.
 
 Photos are given to `emoforge run` as they are: it takes them as one-frame sources.
 
@@ -185,6 +188,15 @@ def clip_items(run, items: list[Item]) -> dict[str, Item]:
         by_hash.setdefault(it.sha256, it)  # the run samples the first of identical files (in the order given)
     source_item = {s.source_id: by_hash[s.sha256] for s in run.read("sources") if s.sha256 in by_hash}
     return {c.clip_id: source_item[c.source_id] for c in run.read("clips") if c.source_id in source_item}
+
+
+def teach_items(run_dir: Path, items: list[Item]) -> set[str]:
+    """The items whose clips the run asked a person to label first (flag teach_voice_model)."""
+    from storage import RunDir
+
+    teach = {c.clip_id for c in RunDir(run_dir).read("consensus") if "teach_voice_model" in c.flags}
+    _, _, item_clips, _ = outcomes(run_dir, items)
+    return {name for name, cids in item_clips.items() if teach.intersection(cids)}
 
 
 def outcomes(run_dir: Path, items: list[Item]) -> tuple[list[ClipOutcome], list[AnswerOutcome], dict[str, list[str]], dict]:
@@ -362,6 +374,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--gold-fraction", type=float, default=0.0, help="give the judge gold labels for this share of the items (whole groups)")
     ap.add_argument("--gold-groups", default=None,
                     help="give the judge gold labels for these groups (comma-separated; a group's name or what follows its last colon)")
+    ap.add_argument("--gold-teach", action="store_true",
+                    help="give the judge gold labels for the items the blind run flagged teach_voice_model")
+    ap.add_argument("--gold-random", type=int, default=0, help="give the judge gold labels for N items drawn at random (seeded)")
     ap.add_argument("--no-speakers", dest="speakers", action="store_false",
                     help="do not give the run the manifest's speakers (annotate.baseline.speakers)")
     ap.add_argument("--labels-from-manifest", action="store_true",
@@ -374,10 +389,10 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if not 0 <= args.gold_fraction < 1:
         ap.error("--gold-fraction must be in [0, 1)")
-    if args.reuse and (args.gold_fraction or args.gold_groups):
+    if args.reuse and (args.gold_fraction or args.gold_groups or args.gold_teach or args.gold_random):
         ap.error("--reuse re-scores one run; gold labels need runs")
-    if args.gold_fraction and args.gold_groups:
-        ap.error("give --gold-fraction or --gold-groups, not both")
+    if sum(map(bool, (args.gold_fraction, args.gold_groups, args.gold_teach, args.gold_random))) > 1:
+        ap.error("give one of --gold-fraction, --gold-groups, --gold-teach, --gold-random")
 
     from schemas.config import ConfigError, load_config
 
@@ -421,11 +436,18 @@ def _bench(args, config, manifest: Path, items: list[Item]) -> int:
     seconds: dict[str, float] = {}
     gold_groups = (named_groups(items, args.gold_groups, manifest) if args.gold_groups
                    else choose_gold(items, args.gold_fraction, args.seed) if args.gold_fraction else set())
+    gold_items = {it.name for it in items if it.group in gold_groups}
+    if args.gold_random:
+        gold_items = set(random.Random(args.seed).sample(sorted(it.name for it in items), min(args.gold_random, len(items))))
     runs = {"blind": out}
     sets = [*args.sets, *speaker_sets(items, out, args.speakers)]
     if not args.reuse:
         seconds["blind"] = run_emoforge([it.path for it in items], out, args.config, sets, log)
-    if gold_groups:
+    if args.gold_teach:
+        gold_items = teach_items(out, items)
+        if not gold_items:
+            raise BenchError(f"{out}: the blind run flagged no clip teach_voice_model (a voice model already, or no voiced clips)")
+    if gold_items:
         # keep the blind run's tables, then rerun on the same directory with gold (stages 1-3 cached)
         blind = out / "bench-blind"
         shutil.rmtree(blind, ignore_errors=True)
@@ -437,12 +459,12 @@ def _bench(args, config, manifest: Path, items: list[Item]) -> int:
             w = csv.writer(fh)
             w.writerow(["clip_id", "label"])
             for it in items:
-                if it.group in gold_groups:
+                if it.name in gold_items:
                     for clip_id in item_clips.get(it.name, []):
                         w.writerow([clip_id, it.emotion])
         seconds["gold"] = run_emoforge([it.path for it in items], out, args.config, [*sets, f"judge.gold={gold_csv}"], log)
 
-    eval_names = {it.name for it in items if it.group not in gold_groups}
+    eval_names = {it.name for it in items if it.name not in gold_items}
     results: dict[str, dict] = {}
     unscored: dict[str, list[str]] = {}
     for run_name, run_dir in runs.items():
@@ -475,7 +497,9 @@ def _bench(args, config, manifest: Path, items: list[Item]) -> int:
         "items": len(items),
         "selection": ", ".join(x for x in (args.only and f"groups containing {args.only!r}", args.subset and f"subset of {args.subset} (seed {args.seed})") if x) or "all",
         "evaluated_items": len(eval_names),
-        "gold_groups": sorted(gold_groups) or "none (blind: the run got no gold labels)",
+        "gold_groups": sorted(gold_groups) or ("none" if gold_items else "none (blind: the run got no gold labels)"),
+        "gold_items": (f"{len(gold_items)}: " + ("those the blind run flagged teach_voice_model" if args.gold_teach
+                       else f"drawn at random (seed {args.seed})" if args.gold_random else "the gold groups'")) if gold_items else "none",
         "photos": sum(it.path.suffix.lower() in IMAGE_EXTENSIONS for it in items),
         "labels_read_as": {g: e for g, e in sorted({(it.given, it.emotion) for it in items if it.given})} or "as written",
         "overrides": sets or "none (offline default)",

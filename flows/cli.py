@@ -87,6 +87,9 @@ def print_summary(summary) -> None:
 
         manifest = RunDir(Path(summary.out_dir)).read_manifest()
         routing = manifest.routing.model_dump() if manifest and manifest.routing else {}
+        if routing.get("n_teach"):
+            out.print(f"label first: {routing['n_teach']} of them teach the run's voice model most (flag teach_voice_model); "
+                      "labelled (judge.gold or review), the next run fits it")
         if routing.get("estimated_accuracy") is not None:
             out.print(f"accepted: {routing['n_accepted']} machine-labelled clips, expected accuracy {routing['estimated_accuracy']:.2f} "
                       f"(95% interval {routing['ci_low']:.2f}-{routing['ci_high']:.2f}; confidence calibrated on "

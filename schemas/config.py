@@ -230,8 +230,9 @@ class JudgeConfig(_Strict):
     min_agreement: float = Field(0.5, ge=0, le=1)  # share of answers with the consensus label below this: disagreement
     # which flags send a clip to review. The calibrated confidence already weighs margin, agreement and
     # who agreed, so thin_margin, disagreement, missing_modality and rejected_answer are recorded to
-    # explain a clip, not to route it; a contradicted fact always routes
-    flag_on: list[Flag] = ["low_score", "hallucinated_evidence"]
+    # explain a clip, not to route it; a contradicted fact always routes; so does a clip chosen to
+    # teach the run's voice model (annotate.learned_voice.teach), which a person should label first
+    flag_on: list[Flag] = ["low_score", "hallucinated_evidence", "teach_voice_model"]
     llm_judge: LLMJudgeConfig | None = None
 
     def weights_for(self, task: str | None) -> JudgeWeights:

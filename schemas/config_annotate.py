@@ -153,6 +153,9 @@ class LearnedVoiceConfig(Strict):
     min_labelled: int = Field(20, ge=4)  # labelled clips with voiced speech before it fits anything
     c: float = Field(0.01, gt=0)  # inverse L2 strength: ~600 columns, often few labelled clips
     folds: int = Field(5, ge=2)  # out-of-fold answers for the labelled clips, and its accuracy
+    # while the run has no voice model: how many voiced clips to ask a person to label first, chosen to
+    # cover the run's voices (agents/teach_set.py); 0: none
+    teach: int = Field(30, ge=0)
 
 
 class AnnotateConfig(Strict):

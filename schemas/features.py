@@ -111,6 +111,9 @@ class LearnedVoice(BaseModel):
     grouped_by: str = ""  # what the folds left out together: "speaker" (voice groups) or "clip"
     reads: str = ""  # what it read: the functionals, and the ASR encoder states where stage 2 kept them
     cues: list[LearnedCue] = []
+    # the run has no voice model yet and this clip is one of those whose labels would teach it most:
+    # a person should label it first (agents/teach_set.py)
+    teach: bool = False
 
 
 class ActionUnit(BaseModel):

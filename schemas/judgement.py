@@ -10,7 +10,9 @@ from pydantic import BaseModel, model_validator
 from schemas.features import LabelProb
 from schemas.provenance import Provenance
 
-Flag = Literal["low_score", "thin_margin", "disagreement", "hallucinated_evidence", "missing_modality", "rejected_answer"]
+# teach_voice_model: one of the clips whose labels would teach the run's voice model most (agents/teach_set.py)
+Flag = Literal["low_score", "thin_margin", "disagreement", "hallucinated_evidence", "missing_modality", "rejected_answer",
+               "teach_voice_model"]
 Verdict = Literal["supported", "contradicted", "unverifiable"]
 
 
@@ -116,6 +118,7 @@ class Routing(BaseModel):
     ci_high: float | None = None
     calibrated_on: int = 0  # clips with known labels (gold, reviewed) the confidence was fitted on
     calibration: str = "prior"  # "centred-isotonic" once labelled clips exist (agents/judge/calibration.py)
+    n_teach: int = 0  # clips flagged teach_voice_model: no voice model yet, and their labels would teach it most
 
 
 class SourceJudgements(BaseModel):

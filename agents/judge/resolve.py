@@ -112,6 +112,8 @@ def resolve(clips: list[Clip], index: dict[str, ClipIndex], tally: "Tally", conf
             flags.append("missing_modality")
         if cid in rejected:
             flags.append("rejected_answer")
+        if (lv := getattr(index[cid], "learned_voice", None)) is not None and lv.teach:
+            flags.append("teach_voice_model")  # no voice model yet: its label would teach one most
         out.append(trusted(
             Consensus, clip_id=cid, label=labels[top_[i]] if top_[i] >= 0 else None,
             distribution=[trusted(LabelProb, label=labels[k], prob=round(p, 6)) for k, p in enumerate(dist_[i]) if p > floor],
@@ -133,7 +135,8 @@ def resolve(clips: list[Clip], index: dict[str, ClipIndex], tally: "Tally", conf
     routing = Routing(mode=rule.mode, threshold=float(threshold), target_accuracy=rule.target_accuracy if rule.mode in ("target", "calibrated") else None,
                       n_clips=int((~is_known).sum()), n_known=int(is_known.sum()), n_accepted=int(accepted.sum()),
                       estimated_accuracy=est, ci_low=lo, ci_high=hi,
-                      calibrated_on=int(fit_on.sum()), calibration=calibrate.method)
+                      calibrated_on=int(fit_on.sum()), calibration=calibrate.method,
+                      n_teach=sum("teach_voice_model" in c.flags for c in out))
     return Resolved(out, float(threshold), routing, annotators, posterior)
 
 

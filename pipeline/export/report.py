@@ -248,6 +248,9 @@ def _routing_lines(routing: Routing | None, reliability: list) -> list[str]:
                  if routing.calibrated_on else
                  "No clip has a known label yet: the confidence is the consensus's own probability (the stated prior); "
                  "gold labels or reviewers' verdicts calibrate it.")
+    if routing.n_teach:
+        lines.append(f"The run has no voice model yet: {routing.n_teach} clips are flagged `teach_voice_model`, those whose labels "
+                     "would teach it most; label them first (the review push hands them out first).")
     if reliability:
         lines += ["", "| annotator | answers | estimated accuracy | on known labels |", "|---|---:|---:|---:|"]
         lines += [f"| {r.annotator_id} | {r.n_answers} | {r.estimated_accuracy:.2f} | "

@@ -155,7 +155,7 @@ def push_review(run_dir: RunDir, config: EmoforgeConfig, client: LabelStudioClie
     # before the import, so the server spreads the overlap over the new tasks as it adds them
     report.overlap_percent = client.set_overlap(pid, config.review.reviewers_on_overlap, config.review.overlap)
     existing = client.task_index(pid)
-    flagged = [c for c in consensus if c.needs_review]
+    flagged = review_order(consensus)
     report.skipped = len(consensus) - len(flagged)
     todo: list[tuple[Consensus, Clip]] = []
     for c in flagged:
@@ -192,6 +192,12 @@ def push_review(run_dir: RunDir, config: EmoforgeConfig, client: LabelStudioClie
         # the project held nothing before: the run's mirror starts from what was just imported
         TaskMirror.for_project(run_dir.cache_dir, client.url, pid).seed(client, report.task_ids)
     return report
+
+
+def review_order(consensus: list[Consensus]) -> list[Consensus]:
+    """The flagged clips in the order they are imported, which is the order Label Studio hands them
+    to reviewers: those chosen to teach the run's voice model first (agents/teach_set.py), then the rest as the run lists them."""
+    return sorted((c for c in consensus if c.needs_review), key=lambda c: "teach_voice_model" not in c.flags)
 
 
 def attach_answer_storage(client: LabelStudioClient, pid: int, base: Path) -> Path | None:
