@@ -80,8 +80,7 @@ def fit_learned_voice(clips: list[Clip], features: list[ClipFeatures], known: di
                "judge.gold or review verdicts, those flagged teach_voice_model first)")
         teach = set()
         if config.teach and (matrix := voice_matrix(ids, rows, features, voice)) is not None:
-            unlabelled = [k for k, i in enumerate(ids) if not known.get(i)]
-            teach = choose_teach_set([ids[k] for k in unlabelled], matrix[0][unlabelled], config.teach)
+            teach = choose_teach_set(ids, matrix[0], config.teach, {i for i in ids if known.get(i)})
         return {i: LearnedVoice(note=why, teach=i in teach) for i in ids}
     matrix = voice_matrix(ids, rows, features, voice)
     if matrix is None:

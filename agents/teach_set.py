@@ -7,8 +7,10 @@ budgets the typical clips of the data's distinct regions teach a classifier more
 least-certain ones (Hacohen, Dekel & Weinshall 2022, "Active learning on a budget: opposite
 strategies suit high and low budgets", ICML; k-means sampling as in Zhdanov 2019). So the voiced
 clips are clustered with k-means (scikit-learn) on what the voice model reads, reduced by PCA, into
-as many clusters as the budget, and from each cluster the clip nearest its centre is chosen. Fixed
-seeds: the same run chooses the same clips."""
+as many clusters as the budget plus the clips already labelled; a cluster that holds a labelled clip
+is covered, and from each of the largest uncovered ones the unlabelled clip nearest its centre is
+chosen (TypiClust's rule, with distance to the centre for typicality). Fixed seeds: the same run
+chooses the same clips."""
 
 from __future__ import annotations
 
@@ -18,23 +20,28 @@ PCA_DIMS = 20  # k-means distances in hundreds of dimensions are mostly noise
 K_MEANS_STARTS = 4
 
 
-def choose_teach_set(ids: list[str], x: np.ndarray, n: int) -> set[str]:
-    """Up to `n` of `ids` (rows of `x`, the voice model's z-scored input) that cover the run's
-    voices: each k-means cluster's clip nearest its centre. All of them when there are no more than `n`."""
-    if n <= 0 or not ids:
+def choose_teach_set(ids: list[str], x: np.ndarray, n: int, known: set[str] | frozenset[str] = frozenset()) -> set[str]:
+    """Up to `n` of the `ids` not in `known` (rows of `x`, the voice model's z-scored input) that
+    cover the run's voices where no labelled clip does. All of them when there are no more than `n`."""
+    unlabelled = [i for i in ids if i not in known]
+    if n <= 0 or not unlabelled:
         return set()
-    if len(ids) <= n:
-        return set(ids)
+    if len(unlabelled) <= n:
+        return set(unlabelled)
     from sklearn.cluster import KMeans
     from sklearn.decomposition import PCA
     from sklearn.preprocessing import StandardScaler
 
     z = StandardScaler().fit_transform(x)
     z = PCA(min(PCA_DIMS, z.shape[0] - 1, z.shape[1]), random_state=0).fit_transform(z)
-    km = KMeans(n_clusters=n, n_init=K_MEANS_STARTS, random_state=0).fit(z)
+    km = KMeans(n_clusters=n + len(ids) - len(unlabelled), n_init=K_MEANS_STARTS, random_state=0).fit(z)
+    cluster = km.labels_.tolist()
     dist = ((z - km.cluster_centers_[km.labels_]) ** 2).sum(axis=1)
+    covered = {c for c, i in zip(cluster, ids) if i in known}
     nearest: dict[int, int] = {}
-    for i, c in enumerate(km.labels_.tolist()):
-        if c not in nearest or dist[i] < dist[nearest[c]]:
-            nearest[c] = i
-    return {ids[i] for i in nearest.values()}
+    for k, (c, i) in enumerate(zip(cluster, ids)):
+        if c not in covered and i not in known and (c not in nearest or dist[k] < dist[nearest[c]]):
+            nearest[c] = k
+    size = np.bincount(km.labels_)
+    largest = sorted(nearest, key=lambda c: (-size[c], c))[:n]
+    return {ids[nearest[c]] for c in largest}

@@ -31,6 +31,18 @@ def test_one_clip_from_each_region_the_one_at_its_centre():
     assert choose_teach_set(ids, np.array(rows), 3) == centres
 
 
+def test_regions_a_labelled_clip_already_covers_are_not_asked_for_again():
+    rng = np.random.default_rng(2)
+    rows, ids = [], []
+    for g, mean in enumerate(([0.0] * 6, [12.0] * 6, [0.0, 12.0] * 3)):
+        spread = rng.normal(0, 1, (8, 6))
+        for k, x in enumerate(np.vstack([np.zeros(6), spread, -spread]) + mean):
+            ids.append(f"g{g}-{k}")
+            rows.append(x)
+    assert choose_teach_set(ids, np.array(rows), 2, {"g0-0"}) == {"g1-0", "g2-0"}
+    assert choose_teach_set(ids, np.array(rows), 5, set(ids[2:])) == {"g0-0", "g0-1"}  # fewer unlabelled than the budget
+
+
 def test_a_budget_as_large_as_the_clips_takes_them_all_and_none_takes_none():
     x = np.random.default_rng(1).normal(size=(5, 4))
     ids = list("abcde")
