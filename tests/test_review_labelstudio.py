@@ -179,6 +179,19 @@ def test_push_pull_two_reviewers_human_wins(label_studio, review_run):
     assert pull_review(review_run, config, client).reviews == pulled.reviews
 
 
+def test_clips_that_teach_the_voice_model_are_handed_out_first(label_studio, review_run):
+    """The push imports them first, and the server's labeling stream gives tasks in import order."""
+    ls = label_studio
+    # a1, listed after v1, is one of the clips whose label would teach the run's voice model most
+    review_run.write("consensus", [c.model_copy(update={"flags": [*c.flags, "teach_voice_model"]}) if c.clip_id == "a1" else c
+                                   for c in review_run.read("consensus")])
+    config = _config(ls)
+    report = push_review(review_run, config, _client(ls, config))
+    assert report.task_ids["a1"] < report.task_ids["v1"]
+    first = httpx.get(f"{ls.url}/api/projects/{report.project_id}/next", headers={"Authorization": f"Token {ls.token}"})
+    assert first.status_code == 200 and first.json()["data"]["clip_id"] == "a1", first.text[:300]
+
+
 def test_deleted_task_and_label_outside_taxonomy_are_reported(label_studio, review_run):
     ls = label_studio
     config = _config(ls, **{"review.overlap": 0.0})
