@@ -77,10 +77,11 @@ def fit_learned_voice(clips: list[Clip], features: list[ClipFeatures], known: di
     if len(usable) < config.min_labelled or len(classes) < 2:
         why = (f"no voice model: the run has {len(label_of)} labelled clips with voiced speech in {len(counts)} emotions "
                f"(it needs {config.min_labelled} in at least 2 emotions, each labelled twice or more; label clips with "
-               "judge.gold or review verdicts, those flagged teach_voice_model first)")
+               "judge.gold or review verdicts")
         teach = set()
         if config.teach and (matrix := voice_matrix(ids, rows, features, voice)) is not None:
             teach = choose_teach_set(ids, matrix[0], config.teach, {i for i in ids if known.get(i)})
+        why += ", those flagged teach_voice_model first)" if teach else ")"
         return {i: LearnedVoice(note=why, teach=i in teach) for i in ids}
     matrix = voice_matrix(ids, rows, features, voice)
     if matrix is None:

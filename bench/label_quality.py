@@ -194,9 +194,9 @@ def teach_items(run_dir: Path, items: list[Item]) -> set[str]:
     """The items whose clips the run asked a person to label first (flag teach_voice_model)."""
     from storage import RunDir
 
-    teach = {c.clip_id for c in RunDir(run_dir).read("consensus") if "teach_voice_model" in c.flags}
-    _, _, item_clips, _ = outcomes(run_dir, items)
-    return {name for name, cids in item_clips.items() if teach.intersection(cids)}
+    run = RunDir(run_dir)
+    teach = {c.clip_id for c in run.read("consensus") if "teach_voice_model" in c.flags}
+    return {it.name for clip_id, it in clip_items(run, items).items() if clip_id in teach}
 
 
 def outcomes(run_dir: Path, items: list[Item]) -> tuple[list[ClipOutcome], list[AnswerOutcome], dict[str, list[str]], dict]:
@@ -437,14 +437,16 @@ def _bench(args, config, manifest: Path, items: list[Item]) -> int:
     gold_groups = (named_groups(items, args.gold_groups, manifest) if args.gold_groups
                    else choose_gold(items, args.gold_fraction, args.seed) if args.gold_fraction else set())
     gold_items = {it.name for it in items if it.group in gold_groups}
+    gold_how = "the gold groups' items"
     if args.gold_random:
+        gold_how = f"drawn at random (seed {args.seed})"
         gold_items = set(random.Random(args.seed).sample(sorted(it.name for it in items), min(args.gold_random, len(items))))
     runs = {"blind": out}
     sets = [*args.sets, *speaker_sets(items, out, args.speakers)]
     if not args.reuse:
         seconds["blind"] = run_emoforge([it.path for it in items], out, args.config, sets, log)
     if args.gold_teach:
-        gold_items = teach_items(out, items)
+        gold_items, gold_how = teach_items(out, items), "those the blind run flagged teach_voice_model"
         if not gold_items:
             raise BenchError(f"{out}: the blind run flagged no clip teach_voice_model (a voice model already, or no voiced clips)")
     if gold_items:
@@ -498,8 +500,7 @@ def _bench(args, config, manifest: Path, items: list[Item]) -> int:
         "selection": ", ".join(x for x in (args.only and f"groups containing {args.only!r}", args.subset and f"subset of {args.subset} (seed {args.seed})") if x) or "all",
         "evaluated_items": len(eval_names),
         "gold_groups": sorted(gold_groups) or ("none" if gold_items else "none (blind: the run got no gold labels)"),
-        "gold_items": (f"{len(gold_items)}: " + ("those the blind run flagged teach_voice_model" if args.gold_teach
-                       else f"drawn at random (seed {args.seed})" if args.gold_random else "the gold groups'")) if gold_items else "none",
+        "gold_items": f"{len(gold_items)}: {gold_how}" if gold_items else "none",
         "photos": sum(it.path.suffix.lower() in IMAGE_EXTENSIONS for it in items),
         "labels_read_as": {g: e for g, e in sorted({(it.given, it.emotion) for it in items if it.given})} or "as written",
         "overrides": sets or "none (offline default)",

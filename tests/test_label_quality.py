@@ -359,6 +359,15 @@ def test_bench_runs_the_cli_blind_then_with_gold(tmp_path, dev_manifest):
     assert again["results"]["blind"]["answers"] == runs["gold"]["answers"] + sum(
         1 for j in RunDir(out).read("judgements") if j.label is not None and j.s_rec_basis == "gold")
 
+    # gold for what the blind run asked a person to label first: the recording (a photo has no voice)
+    proc = subprocess.run([*cmd[:3], "--out", str(out), "--results", str(results), "--tag", "teach", "--gold-teach"],
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    teach = json.loads((results / "label_quality-teach.json").read_text())
+    assert teach["meta"]["gold_items"] == "1: those the blind run flagged teach_voice_model"
+    assert teach["meta"]["evaluated_items"] == 1 and set(teach["results"]["gold"]["consensus"]["support"]) == {"happiness"}
+    assert any("teach_voice_model" in c.flags for c in RunDir(out / "bench-blind").read("consensus"))
+
     # the corpus's own classes as the taxonomy: the run answers only with labels the manifest has
     proc = subprocess.run([*cmd[:3], "--out", str(out), "--results", str(results), "--tag", "own", "--labels-from-manifest"],
                           capture_output=True, text=True, timeout=900)

@@ -17,30 +17,27 @@ from tests.fixtures.judge_cases import PROV
 from tests.test_learned_voice import TAX, corpus
 
 
-def test_one_clip_from_each_region_the_one_at_its_centre():
-    """Three far-apart groups of points, each with one point at its own mean: k-means finds the groups,
-    and that point is the one nearest its cluster's centre in any view of the data."""
-    rng = np.random.default_rng(0)
-    rows, ids, centres = [], [], set()
+def three_groups(seed: int) -> tuple[list[str], np.ndarray]:
+    """Three far-apart groups of 17 points; point k=0 of group g ("g{g}-0") sits at its group's mean,
+    the others symmetric around it, so it is the one nearest the group's centre in any view of the data."""
+    rng = np.random.default_rng(seed)
+    ids, rows = [], []
     for g, mean in enumerate(([0.0] * 6, [12.0] * 6, [0.0, 12.0] * 3)):
         spread = rng.normal(0, 1, (8, 6))
-        for k, x in enumerate(np.vstack([np.zeros(6), spread, -spread]) + mean):  # symmetric: the mean is the centre
-            ids.append(f"g{g}-{k}")
-            rows.append(x)
-        centres.add(f"g{g}-0")
-    assert choose_teach_set(ids, np.array(rows), 3) == centres
+        rows.append(np.vstack([np.zeros(6), spread, -spread]) + mean)
+        ids += [f"g{g}-{k}" for k in range(17)]
+    return ids, np.vstack(rows)
+
+
+def test_one_clip_from_each_region_the_one_at_its_centre():
+    ids, x = three_groups(0)
+    assert choose_teach_set(ids, x, 3) == {"g0-0", "g1-0", "g2-0"}
 
 
 def test_regions_a_labelled_clip_already_covers_are_not_asked_for_again():
-    rng = np.random.default_rng(2)
-    rows, ids = [], []
-    for g, mean in enumerate(([0.0] * 6, [12.0] * 6, [0.0, 12.0] * 3)):
-        spread = rng.normal(0, 1, (8, 6))
-        for k, x in enumerate(np.vstack([np.zeros(6), spread, -spread]) + mean):
-            ids.append(f"g{g}-{k}")
-            rows.append(x)
-    assert choose_teach_set(ids, np.array(rows), 2, {"g0-0"}) == {"g1-0", "g2-0"}
-    assert choose_teach_set(ids, np.array(rows), 5, set(ids[2:])) == {"g0-0", "g0-1"}  # fewer unlabelled than the budget
+    ids, x = three_groups(2)
+    assert choose_teach_set(ids, x, 2, {"g0-0"}) == {"g1-0", "g2-0"}
+    assert choose_teach_set(ids, x, 5, set(ids[2:])) == {"g0-0", "g0-1"}  # fewer unlabelled than the budget
 
 
 def test_a_budget_as_large_as_the_clips_takes_them_all_and_none_takes_none():
