@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -388,3 +389,9 @@ def test_bench_runs_the_cli_blind_then_with_gold(tmp_path, dev_manifest):
     assert set(probe["prompts"]) == {f"{w}, {how}" for w in ("parenthesised adjective", "parenthesised adverb",
                                                              "sound-event caption", "plain word") for how in ("raw", "centred")}
     assert probe["mark"] == {}  # one class: no pair to rank
+
+    # bench/voice_model_replay.py joins the same run the same way, and says why one voice is too few to replay
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "voice_model_replay.py"), str(out), str(csv_manifest)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1
+    assert re.search(rf"{re.escape(str(out))}: only [1-{n_voice}] voiced clips with a known emotion; a replay needs more", proc.stderr)
