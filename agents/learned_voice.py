@@ -79,9 +79,14 @@ def fit_learned_voice(clips: list[Clip], features: list[ClipFeatures], known: di
                f"(it needs {config.min_labelled} in at least 2 emotions, each labelled twice or more; label clips with "
                "judge.gold or review verdicts")
         teach = set()
-        if config.teach and (matrix := voice_matrix(ids, rows, features, voice)) is not None:
-            teach = choose_teach_set(ids, matrix[0], config.teach, {i for i in ids if known.get(i)})
-        why += ", those flagged teach_voice_model first)" if teach else ")"
+        if len(ids) < config.min_labelled:
+            # labelling every voiced clip of the run would still leave it short: asking for labels in the
+            # voice model's name would promise a model the run cannot fit
+            why += f"; the run has only {len(ids)} clips with voiced speech, so none is flagged to teach it)"
+        else:
+            if config.teach and (matrix := voice_matrix(ids, rows, features, voice)) is not None:
+                teach = choose_teach_set(ids, matrix[0], config.teach, {i for i in ids if known.get(i)})
+            why += ", those flagged teach_voice_model first)" if teach else ")"
         return {i: LearnedVoice(note=why, teach=i in teach) for i in ids}
     matrix = voice_matrix(ids, rows, features, voice)
     if matrix is None:

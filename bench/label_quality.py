@@ -448,7 +448,8 @@ def _bench(args, config, manifest: Path, items: list[Item]) -> int:
     if args.gold_teach:
         gold_items, gold_how = teach_items(out, items), "those the blind run flagged teach_voice_model"
         if not gold_items:
-            raise BenchError(f"{out}: the blind run flagged no clip teach_voice_model (a voice model already, or no voiced clips)")
+            raise BenchError(f"{out}: the blind run flagged no clip teach_voice_model (it has a voice model already, or fewer "
+                             "clips with voiced speech than annotate.learned_voice.min_labelled)")
     if gold_items:
         # keep the blind run's tables, then rerun on the same directory with gold (stages 1-3 cached)
         blind = out / "bench-blind"

@@ -65,6 +65,18 @@ def test_without_a_model_the_run_marks_clips_whose_labels_then_teach_it():
     assert not any(v.teach for v in fit_learned_voice(clips, feats, {}, voice, LearnedVoiceConfig(teach=0), TAX, "none").values())
 
 
+def test_a_run_with_fewer_voices_than_a_model_needs_asks_for_none():
+    """Labelling all 18 voiced clips would still leave the run short of min_labelled (20): flagging
+    them in the voice model's name would send people to label clips for a model that cannot fit."""
+    clips, feats, _, voice = corpus(speakers=2, per_label=3)
+    short = fit_learned_voice(clips, feats, {}, voice, LearnedVoiceConfig(teach=30), TAX, "none")
+    assert len(short) == 18 and not any(v.teach for v in short.values())
+    assert all("only 18 clips with voiced speech, so none is flagged to teach it" in v.note for v in short.values())
+    # at min_labelled voiced clips a model can fit once they are labelled, and the run asks for them
+    enough = fit_learned_voice(clips, feats, {}, voice, LearnedVoiceConfig(teach=30, min_labelled=18), TAX, "none")
+    assert all(v.teach for v in enough.values())
+
+
 def test_the_judge_routes_them_and_the_push_hands_them_out_first():
     clips, feats, _, voice = corpus(speakers=2, per_label=4)
     learned = fit_learned_voice(clips, feats, {}, voice, LearnedVoiceConfig(teach=5), TAX, "none")
