@@ -45,6 +45,9 @@ def test_export_writes_a_leak_free_dataset_with_hidden_test_labels(tmp_path):
     prov = Provenance(stage="review", stage_config_hash="h", run_id="r")
     run.write("reviews", [Review(clip_id="s0-c0", answers=[ReviewerAnswer(reviewer="a@x", labels=["fear"])], final_label="fear",
                                  final_labels=["fear"], final_source="human", decision="accepted", provenance=prov)])
+    # two clips the judge flagged: one lands in the test split (source 6), one in another
+    run.write("consensus", [c.model_copy(update={"needs_review": True, "flags": ["low_score"]}) if c.clip_id in ("s6-c0", "s1-c1") else c
+                            for c in run.read("consensus")])
     exported = export_run(run, tmp_path / "ds", config, "run-x")
     sizes = exported.splits
     ds = DatasetDir(tmp_path / "ds")
@@ -68,6 +71,9 @@ def test_export_writes_a_leak_free_dataset_with_hidden_test_labels(tmp_path):
     assert pq.read_table(ds.split_path("train")).schema.metadata[b"emoforge.record"] == b"DatasetRow"
     card = (tmp_path / "ds" / "README.md").read_text()
     assert "| train | " in card and "answer_key/test.parquet" in card and "`w0`" not in card
+    # the card counts every clip alike, the test split's too, although its rows ship without flags
+    assert "s6-c0" in key  # the flagged test clip, whose released row carries no flag
+    assert "Clips flagged by the judge: 2 of 24" in card and "5. Human review: 1 of 24 " in card
 
 
 def test_dataset_loads_with_hugging_face_and_croissant_validates(tmp_path, monkeypatch):

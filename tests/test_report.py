@@ -82,7 +82,7 @@ def test_report_of_a_run(tmp_path):
     assert "| clips | 4 |" in md
     assert "| flagged for review | 3 |" in md
     assert "| reviewed by people | 2 |" in md
-    assert "| accepted | 1 |" in md
+    assert "| accepted by reviewers | 1 |" in md
     assert "| annotators | 3 |" in md
     assert "| total stage seconds | 47.8 |" in md
     assert "## Notes" not in md

@@ -67,7 +67,10 @@ def dataset_card(splits: dict[str, list[DatasetRow]], answer_key: list[AnswerKey
         for a in r.agreement:
             if a.value is not None:
                 stats.setdefault(a.name, []).append(a.value)
-    human = sum(r.label_source == "human" for r in rows_all)
+    # the test split's rows ship without labels or flags: count every clip from the full rows, so the
+    # card's figures all count the same clips
+    every = rows if rows is not None else rows_all
+    human = sum(r.label_source == "human" for r in every)
     w = config.judge.weights
     panel = ", ".join(f"`{a.id}` ({a.backend}" + (f", {a.model}" if a.model else "") + ")" for a in config.annotate.panel)
     lic = Counter(s.licence or "unknown (check before redistributing)" for s in sources)
@@ -106,19 +109,19 @@ def dataset_card(splits: dict[str, list[DatasetRow]], answer_key: list[AnswerKey
         f"3. Annotators: {panel}.",
         f"4. Judge: S_final = {w.alpha}·S_rec + {w.beta}·S_reason + {w.gamma}·S_cot, evidence checked against the "
         f"measured features; labels resolved by `{config.judge.aggregation}` aggregation.",
-        f"5. Human review: {human} of {len(rows_all)} labelled clips decided by reviewers in Label Studio.",
+        f"5. Human review: {human} of {len(every)} labelled clips decided by reviewers in Label Studio.",
         "",
         "## Agreement",
         "",
         (_table(["statistic", "mean", "items"], [[k, f"{sum(v) / len(v):.3f}", len(v)] for k, v in sorted(stats.items())])
          if stats else "No clip had several reviewers, so no human agreement figures are available."),
         "",
-        f"Clips flagged by the judge: {sum(r.needs_review for r in rows_all)} of {len(rows_all)} "
+        f"Clips flagged by the judge: {sum(r.needs_review for r in every)} of {len(every)} "
         "(flags are in the `flags` column of train and validation rows).",
         "",
         "## How far to trust the labels",
         "",
-        *trust_lines(rows if rows is not None else rows_all),
+        *trust_lines(every),
         "",
         "## Source media and their licences",
         "",

@@ -290,7 +290,7 @@ def write_run_report(run_dir: RunDir, out_dir: Path) -> Path:
         f"| clips | {funnel['clips']} |",
         f"| flagged for review | {funnel['flagged']} |",
         f"| reviewed by people | {funnel['reviewed']} |",
-        f"| accepted | {funnel['accepted']} |",
+        f"| accepted by reviewers | {funnel['accepted']} |",
         f"| annotators | {len(names)} |",
         f"| mean pairwise agreement | {'—' if not pairs else f'{sum(pairs) / len(pairs):.2f}'} |",
         f"| most common consensus label | {'—' if top is None else f'{top} ({labels[top]})'} |",
