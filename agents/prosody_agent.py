@@ -60,9 +60,17 @@ class VocalProfileAgent(PerClipAnnotator):
             return self.abstain(item, run_id, "the taxonomy has none of the emotions with a vocal profile")
         ranked = list(r.distribution.items())
         valence_split = {ranked[0][0], ranked[1][0]} in AROUSED_PAIRS if len(ranked) > 1 else False
-        if r.margin < (self.min_valence_margin if valence_split else self.min_margin):
+        if valence_split:
+            # the voice tells these two apart only by a wide margin, but it may tell them from the rest:
+            # then what it measured is arousal, and the answer spreads its probability over both
+            # instead of abstaining; the margin that counts is then the pair's over the next emotion
+            third = ranked[2][1] if len(ranked) > 2 else 0.0
+            discriminative = r.margin >= self.min_valence_margin or ranked[1][1] - third >= self.min_margin
+        else:
+            discriminative = r.margin >= self.min_margin
+        if not discriminative:
             (a, pa), (c, pc) = ranked[0], ranked[1]
-            how = "an aroused voice, which does not tell them apart" if valence_split else "about equally"
+            how = "an aroused voice no clearer than the next emotion" if valence_split else "about equally"
             return self.abstain(item, run_id, f"not discriminative: the {self.backend} cues fit {a} ({pa:.2f}) and {c} ({pc:.2f}), "
                                               f"{how} ({_listing(r.cues)} {_against(b)})")
         label = ranked[0][0]
@@ -82,7 +90,9 @@ class VocalProfileAgent(PerClipAnnotator):
             f"The voice departs {r.deviation:.1f} SD (root mean square) from that baseline; "
             + (f"{', '.join(_WORDS[n] for n in fit)} move as the literature's {label} profile predicts"
                if fit and label != "neutral" else "the cues stay nearest the speaker's baseline, the neutral profile")
-            + f" (next: {', '.join(f'{k} {p:.2f}' for k, p in ranked[1:3])}).",
+            + f" (next: {', '.join(f'{k} {p:.2f}' for k, p in ranked[1:3])})."
+            + (f" The voice does not tell {label} from {ranked[1][0]} (aroused voices of opposite valence), so both keep their share."
+               if valence_split else ""),
             f"Therefore, with probability {ranked[0][1]:.2f}, the most prominent emotion is {label}.",
         ], label, [ids, ids, ids])
         intensity = 0.0 if label == "neutral" else round(float(np.clip(r.deviation / 2, 0, 1)), 3)

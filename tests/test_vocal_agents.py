@@ -181,6 +181,40 @@ def test_vocal_agents_abstain_and_say_why(speech):
     assert a.status == "abstained" and a.error.startswith("not discriminative"), a
 
 
+def test_an_aroused_voice_that_fits_both_valences_answers_with_both(speech, monkeypatch):
+    """Anger and happiness share an aroused voice: when the cues fit both alike but stand clear of
+    every other emotion, what the voice measured is arousal, and the answer keeps both in its
+    distribution instead of abstaining; when the pair is no clearer than the next emotion, abstain."""
+    import agents.prosody_agent as prosody_agent
+    from agents.vocal_profiles import ProfileMatch
+
+    clips, features = speech
+    item = inputs(clips, features, VoiceBaselineConfig(min_clips=3, min_speech_s=20))[0]
+    agent = agents()["prosody"]
+
+    def fitted(dist: dict[str, float]):
+        ranked = sorted(dist.values(), reverse=True)
+        return lambda z, *a, **k: ProfileMatch(distribution=dict(sorted(dist.items(), key=lambda kv: -kv[1])),
+                                                cues=dict(list(z.items())[:3]), margin=ranked[0] - ranked[1], deviation=1.5)
+
+    monkeypatch.setattr(prosody_agent, "match", fitted({"anger": 0.36, "happiness": 0.34, "fear": 0.12, "sadness": 0.1, "neutral": 0.08}))
+    a = agent.annotate_one(item, "r")
+    assert a.status != "abstained" and a.label == "anger", a.error
+    assert [p.label for p in a.label_distribution[:2]] == ["anger", "happiness"]
+    assert "does not tell anger from happiness" in a.steps[1].text
+    # the pair no clearer than fear: nothing discriminates
+    monkeypatch.setattr(prosody_agent, "match", fitted({"anger": 0.3, "happiness": 0.28, "fear": 0.24, "sadness": 0.1, "neutral": 0.08}))
+    a = agent.annotate_one(item, "r")
+    assert a.status == "abstained" and "an aroused voice no clearer than the next emotion" in a.error
+    # any other near tie still abstains, however clear the pair is of the rest
+    monkeypatch.setattr(prosody_agent, "match", fitted({"anger": 0.42, "fear": 0.4, "happiness": 0.08, "sadness": 0.06, "neutral": 0.04}))
+    a = agent.annotate_one(item, "r")
+    assert a.status == "abstained" and "about equally" in a.error
+    # a pair the voice does tell apart by the wide margin answers as any clear voice does
+    monkeypatch.setattr(prosody_agent, "match", fitted({"happiness": 0.55, "anger": 0.25, "fear": 0.2}))
+    assert agent.annotate_one(item, "r").label == "happiness"
+
+
 def test_only_baseline_readers_get_the_run_level_input_and_a_new_key_when_it_moves(speech):
     from flows.pipeline_flow import annotate_key, annotator_inputs, reads_baseline
 
