@@ -6,8 +6,8 @@ speaker for this reason (e.g. Schuller et al., "Acoustic emotion recognition", S
 
 Three scopes, chosen per clip:
 - declared speaker: the clips of every source the speakers file (`annotate.baseline.speakers`)
-  gives that speaker, when they reach `min_clips` and `min_speech_s` (a corpus of one utterance
-  per file that names its speakers);
+  gives that speaker, when they reach `min_clips` (a corpus of one utterance per file that names
+  its speakers; its utterances are short, and each is one point of the baseline however long);
 - speaker: the clips of the same speaker in the same source, when the source holds at least
   `min_clips` of them and `min_speech_s` seconds (a long recording of one or several people);
 - corpus: every clip of the run otherwise (single-utterance corpora such as EmoDB give one short
@@ -174,7 +174,9 @@ def voice_baselines(clips: list[Clip], features: list[ClipFeatures], config: Voi
                                stats=_stats(list(rows.values()), config))
     out: dict[str, VoiceBaseline] = {}
     for key, ids in groups.items():
-        if len(ids) >= config.min_clips and seconds(ids) >= config.min_speech_s:
+        # a declared speaker is known to be one person: the clips are the sample, whatever they last;
+        # a speaker found in a source needs enough speech too, so that a short stray turn is not one
+        if len(ids) >= config.min_clips and (key.startswith("declared:") or seconds(ids) >= config.min_speech_s):
             own = VoiceBaseline(scope="speaker", key=key, clips=len(ids), speech_s=seconds(ids), stats=_stats([rows[i] for i in ids], config))
             out.update({i: own for i in ids})
         elif corpus is not None:

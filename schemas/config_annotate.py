@@ -133,7 +133,7 @@ class VoiceBaselineConfig(Strict):
     vocal agents compare with the whole run (agents/voice_baseline.py)."""
 
     min_clips: int = Field(5, ge=3)
-    min_speech_s: float = Field(20.0, ge=0)
+    min_speech_s: float = Field(20.0, ge=0)  # a speaker found in a source; a declared speaker needs min_clips only
     # centre: the median of the calmest `calm_share` of the clips (the speaker's neutral voice), or
     # the median of all of them
     reference: Literal["calm", "median"] = "calm"

@@ -89,6 +89,13 @@ def test_declared_speakers_share_one_baseline_across_their_files(speech, tmp_pat
     # without the file, beckett is compared with the whole run
     plain = voice_baselines(clips, features, cfg.model_copy(update={"speakers": None}))
     assert next(plain[cid].scope for cid, n in name.items() if n == "beckett.wav") == "corpus"
+    # a declared speaker needs min_clips only (single-utterance corpora have short clips); a speaker
+    # found in a source needs min_speech_s of speech as well
+    long_wait = cfg.model_copy(update={"min_speech_s": 1e9})
+    declared = voice_baselines(clips, features, long_wait)
+    assert {declared[cid].key for cid in reader} == {"declared:reader"}
+    found = voice_baselines(clips, features, long_wait.model_copy(update={"speakers": None}))
+    assert {found[cid].scope for cid in reader} == {"corpus"}
     # the agents say which baseline they used
     by_id = {f.clip_id: f for f in features}
     item = AnnotatorInput(clip=next(c for c in clips if c.clip_id == reader[0]), features=by_id[reader[0]], baseline=base[reader[0]])
