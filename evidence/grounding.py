@@ -315,11 +315,16 @@ def check_functional(cue: Cue, name: str | None, ix: ClipIndex, out: Finding) ->
     if value is None:
         out.bad(f"functional {name!r} was not measured in the clip")
         return
-    stated = [float(x) for x in _NUMBER.findall(cue.text)]
-    if not stated:
+    numbers = _NUMBER.findall(cue.text)
+    if not numbers:
         return
+    stated = [float(x) for x in numbers]
     tol = max(0.05 * abs(value), 0.01)
-    if any(abs(x - value) <= tol or abs(x / 100 - value) <= tol / 100 for x in stated):
+    # a number written to d decimals states the value to half a unit in its last place ("H1-H2 0.4 dB"
+    # for 0.4417): a close value rounded honestly is not a contradiction; whole numbers keep the
+    # relative tolerance, since a name's digits ("H1-H2", "500-1500 Hz") must not match by accident
+    tols = [max(tol, 0.5 * 10.0 ** -len(x.split(".")[1]) + 1e-9) if "." in x else tol for x in numbers]
+    if any(abs(x - value) <= t or abs(x / 100 - value) <= t / 100 for x, t in zip(stated, tols)):
         out.ok(f"{name} {value:.4g} as stated")
     else:
         out.bad(f"states {name} as one of {', '.join(f'{x:g}' for x in stated[:3])}; measured {value:.4g}")

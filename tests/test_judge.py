@@ -460,7 +460,8 @@ def test_stated_acoustic_functionals_are_checked_and_read_against_the_voice_base
     def with_voice(clip_id, jitter, pitch=220.0):
         f = features(clip_id, pitch=pitch)
         f.prosody.functionals = [NamedValue(name="jitterLocal_sma3nz_amean", value=jitter),
-                                 NamedValue(name="HNRdBACF_sma3nz_amean", value=10.0)]
+                                 NamedValue(name="HNRdBACF_sma3nz_amean", value=10.0),
+                                 NamedValue(name="logRelF0-H1-H2_sma3nz_amean", value=0.4417)]
         return f
 
     from agents.voice_baseline import voice_baselines
@@ -473,6 +474,11 @@ def test_stated_acoustic_functionals_are_checked_and_read_against_the_voice_base
     assert verify(ev("e", "prosody", "jitter 4.00% (cycle-to-cycle period perturbation), z +3.1", ref=ref), ix).verdict == "supported"
     wrong = verify(ev("e", "prosody", "jitter 1.50% (cycle-to-cycle period perturbation)", ref=ref), ix)
     assert wrong.verdict == "contradicted" and "measured 0.04" in wrong.reason
+    # a small value stated to one decimal, as the vocal agents write it, is the value rounded, not a
+    # contradiction; a wrong one is
+    h1h2 = "prosody.functionals[logRelF0-H1-H2_sma3nz_amean]"
+    assert verify(ev("e", "prosody", "H1-H2 0.4 dB (breathy when high), z -1.0", ref=h1h2), ix).verdict == "supported"
+    assert verify(ev("e", "prosody", "H1-H2 0.6 dB (breathy when high)", ref=h1h2), ix).verdict == "contradicted"
     missing = verify(ev("e", "prosody", "shimmer 0.8 dB", ref="prosody.functionals[shimmerLocaldB_sma3nz_amean]"), ix)
     assert missing.verdict == "contradicted" and "not measured" in missing.reason
     # far more jitter than the speaker's normal voice: the voice-quality profiles read it as fear or sadness
