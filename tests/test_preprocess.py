@@ -388,6 +388,14 @@ def test_short_clips_are_sampled_densely_enough_to_read_a_face():
     assert len(frame_times(clip(start=0.0, end=8.0), fc.sample_fps, fc.max_frames_per_clip, fc.min_frames_per_clip)) == 16
     photo = clip().model_copy(update={"kind": "still"})
     assert frame_times(photo, fc.sample_fps, fc.max_frames_per_clip, fc.min_frames_per_clip) == [photo.start]
+    # a key frame from before the clip (its picture when nothing changed since) is not measured: the
+    # judge would find the clip's face evidence outside the clip; one inside it is
+    from schemas.clip import KeyFrame
+
+    kf = [KeyFrame(time=t, frame_index=int(t * 25), path=f"kf{t}.jpg", score=0.0, method="frame_diff") for t in (0.027, 4.001)]
+    framed = frame_times(clip(start=3.0, end=4.7).model_copy(update={"keyframes": kf}), fc.sample_fps, fc.max_frames_per_clip,
+                         fc.min_frames_per_clip)
+    assert 4.001 in framed and all(3.0 <= t <= 4.7 for t in framed)
     with pytest.raises(ConfigError, match="min_frames_per_clip .30. exceeds max_frames_per_clip .24."):
         load_config(overrides=["preprocess.faces.min_frames_per_clip=30"])
 

@@ -29,7 +29,10 @@ def frame_times(clip: Clip, fps: float, max_frames: int, min_frames: int = 1) ->
         return [clip.start]
     n = max(1, min(max_frames, max(min_frames, int(round(clip.duration * fps)))))
     grid = [clip.start + (k + 0.5) * clip.duration / n for k in range(n)]
-    times = sorted({round(t, 3) for t in grid + [k.time for k in clip.keyframes]})
+    # a clip with no frame of its own that changed shows the last key frame before it (stage 1): that
+    # frame is the clip's picture, but a face measured there would be evidence from outside the clip
+    inside = [k.time for k in clip.keyframes if clip.start <= k.time <= clip.end]
+    times = sorted({round(t, 3) for t in grid + inside})
     if len(times) > max_frames:
         idx = np.linspace(0, len(times) - 1, max_frames).round().astype(int)
         times = [times[i] for i in sorted(set(idx))]
