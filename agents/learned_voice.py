@@ -126,14 +126,21 @@ def voice_matrix(ids: list[str], rows: dict[str, dict[str, float]], features: li
     return x, x_raw, names, reads
 
 
-def _fit(ids, x, x_raw, names, usable, classes, voice, config, labels_from, reads) -> dict[str, LearnedVoice]:
+def voice_classifier(c: float):
+    """The voice model before fitting: scaled columns, multinomial logistic regression with balanced
+    class weights (its probabilities assume equal class rates; the judge supplies the run's)."""
     from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import GroupKFold, StratifiedKFold, cross_val_predict
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
+    return make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=2000, class_weight="balanced"))
+
+
+def _fit(ids, x, x_raw, names, usable, classes, voice, config, labels_from, reads) -> dict[str, LearnedVoice]:
+    from sklearn.model_selection import GroupKFold, StratifiedKFold, cross_val_predict
+
     def model():
-        return make_pipeline(StandardScaler(), LogisticRegression(C=config.c, max_iter=2000, class_weight="balanced"))
+        return voice_classifier(config.c)
 
     train = [i for i in ids if i in usable]
     pos = {i: k for k, i in enumerate(ids)}

@@ -22,6 +22,7 @@ import argparse
 import json
 import sys
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +39,15 @@ class Replay:
     confidence: np.ndarray  # the run's consensus confidence
     ids: list[str]
     c: float  # annotate.learned_voice.c
+
+    @cached_property
+    def reduced(self) -> np.ndarray:
+        """x scaled and reduced to 20 dimensions (PCA), for the classifiers that measure distances;
+        once per replay, as every labelled set shares it."""
+        from sklearn.decomposition import PCA
+        from sklearn.preprocessing import StandardScaler
+
+        return PCA(min(20, *self.x.shape), random_state=0).fit_transform(StandardScaler().fit_transform(self.x))
 
 
 def load(run_dir: Path, manifest: Path) -> Replay:
@@ -69,11 +79,9 @@ def load(run_dir: Path, manifest: Path) -> Replay:
 
 
 def logistic(r: Replay):
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
+    from agents.learned_voice import voice_classifier
 
-    return make_pipeline(StandardScaler(), LogisticRegression(C=r.c, max_iter=3000, class_weight="balanced"))
+    return voice_classifier(r.c)  # the run's own, so the replay fits what the run fits
 
 
 def _codes(r: Replay, labelled: np.ndarray) -> tuple[list[str], np.ndarray]:
@@ -83,11 +91,6 @@ def _codes(r: Replay, labelled: np.ndarray) -> tuple[list[str], np.ndarray]:
     return classes, y
 
 
-def reduced(r: Replay) -> np.ndarray:
-    from sklearn.decomposition import PCA
-    from sklearn.preprocessing import StandardScaler
-
-    return PCA(min(20, *r.x.shape), random_state=0).fit_transform(StandardScaler().fit_transform(r.x))
 
 
 def predict(r: Replay, how: str, labelled: np.ndarray, rest: np.ndarray) -> np.ndarray:
@@ -98,7 +101,7 @@ def predict(r: Replay, how: str, labelled: np.ndarray, rest: np.ndarray) -> np.n
         from sklearn.semi_supervised import LabelSpreading
 
         classes, y = _codes(r, labelled)
-        model = LabelSpreading(kernel="knn", n_neighbors=10, alpha=0.2, max_iter=200).fit(reduced(r), y)
+        model = LabelSpreading(kernel="knn", n_neighbors=10, alpha=0.2, max_iter=200).fit(r.reduced, y)
         return np.array(classes)[model.transduction_[rest]]
     if how.startswith("self-training"):
         from sklearn.semi_supervised import SelfTrainingClassifier
@@ -109,7 +112,7 @@ def predict(r: Replay, how: str, labelled: np.ndarray, rest: np.ndarray) -> np.n
     if how.startswith("shrinkage LDA"):
         from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 
-        z = reduced(r)
+        z = r.reduced
         return LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto").fit(z[labelled], r.y[labelled]).predict(z[rest])
     raise ValueError(how)
 

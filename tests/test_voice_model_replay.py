@@ -56,10 +56,9 @@ def test_a_planted_wrong_confidence_makes_least_sure_the_worst_first_round():
     """Confidence that is low exactly on one voice's clips: labelling the least sure first teaches one
     emotion, and the accuracy the bench reports for it must say so."""
     r = separable(2)
-    conf = np.where(r.y == "anger", 0.05, 0.9)
-    conf[r.y == "fear"] = 0.1  # the next least sure: fear, so least-sure labels anger and fear only
+    conf = np.where(r.y == "anger", 0.05, 0.9)  # every anger clip least sure
+    conf[np.nonzero(r.y == "fear")[0][-3:]] = 0.1  # then three fear clips; neutral the surest
     r.confidence = conf
-    r.confidence[np.nonzero(r.y == "fear")[0][:14]] = 0.9
     res = replay_bench.replay(r, n=20, draws=3, seed=0)
     least = res["first_round"]["least-sure"]
     # 17 anger and 3 fear labelled: neutral is never shown, so its 17 clips are all wrong

@@ -13,7 +13,7 @@ from agents.judge import calibration, reliability
 from agents.judge.aggregate import Votes, label_distributions, summarise
 from agents.judge.flags import review_threshold
 from agents.judge.roles import roles
-from evidence.clip_index import ClipIndex
+from agents.judge.judge_index import JudgeIndex
 from schemas import AnnotatorReliability, Clip, Consensus, EmoforgeConfig, Provenance, Routing
 from schemas.features import LabelProb
 from schemas.trusted import trusted
@@ -31,7 +31,7 @@ class Resolved:
     posterior: dict[str, list[float]]  # clip -> posterior over the taxonomy (reliability aggregation only)
 
 
-def resolve(clips: list[Clip], index: dict[str, ClipIndex], tally: "Tally", config: EmoforgeConfig,
+def resolve(clips: list[Clip], index: dict[str, JudgeIndex], tally: "Tally", config: EmoforgeConfig,
             gold: dict[str, list[str]], known: dict[str, list[str]], prov: Provenance,
             person: dict[str, str] | None = None) -> Resolved:
     """`person`: clip -> whose clip it is (a speaker's voice group, else the source), for the interval
@@ -112,7 +112,7 @@ def resolve(clips: list[Clip], index: dict[str, ClipIndex], tally: "Tally", conf
             flags.append("missing_modality")
         if cid in rejected:
             flags.append("rejected_answer")
-        if (lv := getattr(index[cid], "learned_voice", None)) is not None and lv.teach:
+        if (lv := index[cid].learned_voice) is not None and lv.teach:
             flags.append("teach_voice_model")  # no voice model yet: its label would teach one most
         out.append(trusted(
             Consensus, clip_id=cid, label=labels[top_[i]] if top_[i] >= 0 else None,
