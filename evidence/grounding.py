@@ -23,6 +23,7 @@ _SPEAKER = re.compile(r"\b(SPEAKER_\d+)\b")
 _AU = re.compile(r"\bAU\s?(\d{1,2}(?:\s?\+\s?\d{1,2})*)\b", re.IGNORECASE)
 _NUM_AFTER = r"[^\d\n]{0,14}?(\d*\.\d+|\d+)"
 _AU_MEAN = re.compile(r"mean intensity\s+(\d*\.\d+|\d+)", re.IGNORECASE)
+_AU_COUNT = re.compile(r"present in\s+(\d+)\s*/\s*(\d+)\s+frames", re.IGNORECASE)
 _VADER = re.compile(r"VADER compound valence\s+([+-]?\d*\.\d+)", re.IGNORECASE)
 
 # a prosodic quantity, the words that name it, and the words for "more" / "less" of it
@@ -56,7 +57,7 @@ class Cue:
     """What a claim's text says, parsed once per distinct (cue, feature_ref): the clip-independent
     half of every check below, so repeated cues (templated agents, re-judged runs) skip the regexes."""
 
-    __slots__ = ("text", "ref", "aus", "au_mean", "labels", "label_values", "quotes", "has_quote", "speaker", "vader", "prosody")
+    __slots__ = ("text", "ref", "aus", "au_mean", "au_count", "labels", "label_values", "quotes", "has_quote", "speaker", "vader", "prosody")
 
     def __init__(self, cue: str, feature_ref: str | None) -> None:
         # substring tests first: most cues mention few kinds of thing, and each regex scan costs µs
@@ -66,6 +67,8 @@ class Cue:
         self.aus = tuple(m.group(1).replace(" ", "") for m in _AU.finditer(cue)) if "au" in lower else ()
         mean = _AU_MEAN.search(cue) if "mean intensity" in lower else None
         self.au_mean = mean.group(1) if mean else None
+        count = _AU_COUNT.search(cue) if "present in" in lower else None
+        self.au_count = (int(count.group(1)), int(count.group(2))) if count else None
         self.labels = labels_named(cue)
         self.label_values = {}
         for label in self.labels:
@@ -159,8 +162,9 @@ def _face_frames(ev: Evidence, ix: ClipIndex, sel: str | None, out: Finding):
 
 
 def check_action_units(ev: Evidence, cue: Cue, ix: ClipIndex, out: Finding, frames=None, only: str | None = None) -> None:
-    """Every action unit the claim names (AU12, AU1+2) must be present in some cited frame; a stated
-    mean intensity must match the measured one."""
+    """Every action unit the claim names (AU12, AU1+2) must be present in some cited frame, unless the
+    claim states in how many it was ("present in 0/4 frames"): then that count must be the measured
+    one. A stated mean intensity must match the measured one."""
     named = (only,) if only else cue.aus
     frames = frames if frames is not None or not named else _face_frames(ev, ix, None, out)
     if not named or frames is None:
@@ -174,12 +178,21 @@ def check_action_units(ev: Evidence, cue: Cue, ix: ClipIndex, out: Finding, fram
             out.bad(f"AU{code.removeprefix('AU').removeprefix('au')} is measured but absent in the cited frames")
             continue
         present = sum(a.present for a in matches)
-        if present == 0:
+        if cue.au_count is not None and len(named) == 1:
+            # a claim that states how often the unit was present ("present in 0/4 frames") is true when
+            # the count is; it may state an absence (an agent citing a prototype's missing unit), which
+            # says nothing false, and what an absent unit means for the label is S_reason's question
+            if cue.au_count != (present, len(matches)):
+                out.bad(f"states {matches[0].au} present in {cue.au_count[0]}/{cue.au_count[1]} frames, measured {present}/{len(matches)}")
+                continue
+        elif present == 0:
             out.bad(f"{matches[0].au} is never active in the {len(frames)} cited frames")
             continue
         mean = sum(a.intensity for a in matches) / len(matches)
         if cue.au_mean is not None and abs(float(cue.au_mean) - mean) > max(0.05, 0.1 * mean):
             out.bad(f"states {matches[0].au} mean intensity {cue.au_mean}, measured {mean:.2f}")
+        elif present == 0:
+            out.ok(f"{matches[0].au} absent in the {len(matches)} cited frames, as stated")
         else:
             out.ok(f"{matches[0].au} active in {present}/{len(matches)} cited frames")
 

@@ -39,6 +39,12 @@ def check(e, feats=None, base=BASE):
     (ev("e", "face", "AU04 brow lowerer", 10.4, 13.6, "faces[track=0].action_units[AU04]"), "contradicted", "never active"),
     (ev("e", "face", "AU12 smile", 13.3, 13.7), "contradicted", "never active"),  # the smile is over by 13.5 s
     (ev("e", "face", "AU6 cheek raiser"), "unverifiable", "nothing"),  # not measured here: no verdict either way
+    # a stated count is held to the measured one, an absence included (an agent citing a prototype's missing unit)
+    (ev("e", "face", "AU04 (brow lowerer) mean intensity 0.13, present in 0/3 frames", 10.4, 13.6, "faces[track=0].action_units[AU04]"),
+     "supported", "absent in the 3 cited frames, as stated"),
+    (ev("e", "face", "AU04 brow lowerer, present in 2/3 frames", 10.4, 13.6, "faces[track=0].action_units[AU04]"), "contradicted", "measured 0/3"),
+    (ev("e", "face", "AU12 mean intensity 0.60, present in 2/3 frames", 10.4, 13.6, "faces[track=0].action_units[AU12]"), "supported", "active in 2/3"),
+    (ev("e", "face", "AU12 present in 0/3 frames", 10.4, 13.6, "faces[track=0].action_units[AU12]"), "contradicted", "measured 2/3"),
     (ev("e", "face", "AU12 mean intensity 0.85, present", 10.4, 11.2, "faces[track=0].action_units[AU12]"), "supported", "active"),
     (ev("e", "face", "AU12 mean intensity 0.30, present", 10.4, 11.2, "faces[track=0].action_units[AU12]"), "contradicted", "measured 0.85"),
     (ev("e", "text", "they say 'so happy'", 10.4, 11.2), "supported", "'so happy' was said"),
@@ -114,6 +120,10 @@ def test_inference_tables_follow_the_literature():
     # AU04 belongs to the anger, sadness and fear prototypes: it cannot tell anger from sadness
     au4 = au_distribution({"AU04": 1.0}, taxonomy)
     assert support(au4, "anger") == pytest.approx(0.5) and support(au4, "happiness") < 0.5
+    # a prototype's unit cited as absent speaks against that prototype, and for no other one above the rest
+    no_au15 = au_distribution({"AU15": 0.0}, taxonomy)
+    assert support(no_au15, "sadness") < 0.5 and support(no_au15, "disgust") < 0.5 and support(no_au15, "anger") == pytest.approx(0.5)
+    assert au_distribution({}, taxonomy) is None
     # a raised, variable, loud, fast voice reads as anger or happiness, never sadness (Juslin & Laukka 2003)
     # (the vocal agents' table, agents/vocal_profiles.py, on z-scores against the speaker's baseline)
     aroused = vocal_distribution({"pitch_st": 1.5, "pitch_range_st": 1.2, "loudness": 1.5, "syllable_rate": 1.2}, taxonomy)

@@ -81,7 +81,9 @@ def claim_support(measured: Leaning | None, kind: str | None, ix, label: str) ->
 
 def au_distribution(intensities: dict[str, float], taxonomy) -> dict[str, float] | None:
     """Named, active action units → emotions whose prototype they belong to, each unit counting for
-    the share of the prototype it makes up."""
+    the share of the prototype it makes up. Named units that are all absent (a claim citing a
+    prototype's missing unit, "AU15 present in 0/4 frames") speak against every prototype holding
+    one of them, and for the other prototyped emotions alike."""
     out: dict[str, float] = {}
     for emotion, units in PROTOTYPES.items():
         if emotion not in taxonomy:
@@ -89,7 +91,12 @@ def au_distribution(intensities: dict[str, float], taxonomy) -> dict[str, float]
         share = sum(intensities.get(u, 0.0) for u in units) / len(units)
         if share > 0:
             out[emotion] = share
-    return out or None
+    if out or not intensities:
+        return out or None
+    absent = set(intensities)
+    prototyped = [e for e in PROTOTYPES if e in taxonomy]
+    rest = {e: 1.0 for e in prototyped if not absent & set(PROTOTYPES[e])}
+    return rest if rest and len(rest) < len(prototyped) else None
 
 
 # a claim's words for a voice quantity -> the vocal profiles' cue names
