@@ -111,10 +111,14 @@ def _listing(z: dict[str, float]) -> str:
 
 
 def _against(b: VoiceBaseline) -> str:
+    if b.words is not None:
+        return "vs this speaker saying the same words"
     return "vs this speaker" if b.scope == "speaker" else "vs the run"
 
 
 def _baseline_words(b: VoiceBaseline) -> str:
+    if b.words is not None:
+        return f"this speaker's {b.clips} clips that say the same words, '{b.words}' ({b.speech_s:.0f} s), z-scores"
     if b.scope == "speaker" and b.key.startswith("declared:"):
         return f"this speaker's {b.clips} clips in the files the speakers file gives them ({b.speech_s:.0f} s), z-scores"
     if b.scope == "speaker":

@@ -12,12 +12,18 @@ Three scopes, chosen per clip:
   `min_clips` of them and `min_speech_s` seconds (a long recording of one or several people);
 - corpus: every clip of the run otherwise (single-utterance corpora such as EmoDB give one short
   source per file, so only the run knows the speaker's range).
+Within a speaker's clips, those that say the same words (their transcript, lower-cased, without
+punctuation) get a baseline of their own when they reach `min_clips` (`same_words`): an acted corpus
+has each speaker say each sentence in every emotion, and against the same words spoken calmly a clip
+differs only in how it was said, not in the words' own length, stress and sounds (on single words
+the speaker's baseline mixes "tak" with "trzymaj").
 Within the chosen clips the spread is the robust spread of all of them; the centre is, by default,
 the median of the calmer half (`annotate.baseline.reference: calm`, see `_calm_centres`). The
 baselines are computed once over the run before stage 3 and travel in `AnnotatorInput`."""
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -115,6 +121,15 @@ def _calm_centres(rows: list[dict[str, float]], stats: list[FeatureStat], share:
     return out
 
 
+def said(f: ClipFeatures) -> str:
+    """A clip's words as one comparable string: lower-cased, punctuation dropped ("Stop!" and "stop."
+    are the same words said two ways)."""
+    return " ".join(_WORD.findall(" ".join(w.text for w in f.words).lower()))
+
+
+_WORD = re.compile(r"\w+")
+
+
 def clip_speaker(f: ClipFeatures) -> str:
     spoken = [w.speaker for w in f.words if w.speaker]
     return Counter(spoken).most_common(1)[0][0] if spoken else "SPEAKER_00"
@@ -158,12 +173,15 @@ def voice_baselines(clips: list[Clip], features: list[ClipFeatures], config: Voi
     rows = {f.clip_id: m for f in features if f.clip_id in by_id and by_id[f.clip_id].speech and (m := measures(f.prosody))}
     speakers = load_speakers(config.speakers) if config.speakers else {}
     groups: dict[str, list[str]] = {}
+    words: dict[tuple[str, str], list[str]] = {}
     for f in features:
         if f.clip_id in rows:
             clip = by_id[f.clip_id]
             who = declared_speaker(clip.source_path, speakers) if speakers else None
             key = f"declared:{who}" if who is not None else f"{clip.source_id}/{clip_speaker(f)}"
             groups.setdefault(key, []).append(f.clip_id)
+            if config.same_words and (text := said(f)):
+                words.setdefault((key, text), []).append(f.clip_id)
 
     def seconds(ids: list[str]) -> float:
         return round(sum(by_id[i].end - by_id[i].start for i in ids), 3)
@@ -173,14 +191,22 @@ def voice_baselines(clips: list[Clip], features: list[ClipFeatures], config: Voi
         corpus = VoiceBaseline(scope="corpus", key="run", clips=len(rows), speech_s=seconds(list(rows)),
                                stats=_stats(list(rows.values()), config))
     out: dict[str, VoiceBaseline] = {}
+    speaker_keys = set()
     for key, ids in groups.items():
         # a declared speaker is known to be one person: the clips are the sample, whatever they last;
         # a speaker found in a source needs enough speech too, so that a short stray turn is not one
         if len(ids) >= config.min_clips and (key.startswith("declared:") or seconds(ids) >= config.min_speech_s):
+            speaker_keys.add(key)
             own = VoiceBaseline(scope="speaker", key=key, clips=len(ids), speech_s=seconds(ids), stats=_stats([rows[i] for i in ids], config))
             out.update({i: own for i in ids})
         elif corpus is not None:
             out.update({i: corpus for i in ids})
+    for (key, text), ids in words.items():
+        # a speaker's same words, said often enough: their own baseline
+        if key in speaker_keys and len(ids) >= config.min_clips:
+            own = VoiceBaseline(scope="speaker", key=key, clips=len(ids), speech_s=seconds(ids), stats=_stats([rows[i] for i in ids], config),
+                                words=text)
+            out.update({i: own for i in ids})
     return out
 
 

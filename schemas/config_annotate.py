@@ -143,6 +143,10 @@ class VoiceBaselineConfig(Strict):
     # name their speakers; without this only a long source knows its speaker's normal voice.
     # `file` matches a source by its path or the end of it (a file name, or folder/name).
     speakers: str | None = None
+    # a speaker's clips that say the same words (acted corpora: one sentence in every emotion) get a
+    # baseline of their own when they reach min_clips: the words' own length, stress and sounds
+    # then drop out of the comparison, and only how they were said is left
+    same_words: bool = True
 
 
 class LearnedVoiceConfig(Strict):

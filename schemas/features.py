@@ -79,10 +79,13 @@ class VoiceBaseline(BaseModel):
     ("corpus": single-utterance corpora give one short source per file)."""
 
     scope: Literal["speaker", "corpus"]
-    key: str  # "<source_id>/<speaker>" or "run"
+    key: str  # "<source_id>/<speaker>", "declared:<speaker>" or "run"
     clips: int
     speech_s: float
     stats: list[FeatureStat]
+    # the words every clip of the baseline says (the transcript, normalised), when the speaker said
+    # them often enough for a baseline of their own; None: all of the speaker's (or run's) clips
+    words: str | None = None
 
     def stat(self, name: str) -> FeatureStat | None:
         return next((s for s in self.stats if s.name == name), None)

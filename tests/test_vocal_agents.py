@@ -104,6 +104,47 @@ def test_declared_speakers_share_one_baseline_across_their_files(speech, tmp_pat
     assert "speakers file" in text or "vs this speaker" in text, text
 
 
+def test_a_speakers_same_words_get_their_own_baseline(speech, tmp_path):
+    """Acted corpora have each speaker say one sentence in every emotion: against the same words a
+    clip differs only in how it was said. Three of the reader's clips are made to say the same
+    words (punctuation and case aside); with min_clips 3 they get a baseline of their own."""
+    clips, features = speech
+    speakers = tmp_path / "speakers.csv"
+    # every file declared one speaker's, for clips enough that three are a part of them
+    speakers.write_text("file,speaker\nbeckett.wav,reader\ntwo_cities.wav,reader\nendgame_nagg_nell.wav,reader\n")
+    cfg = VoiceBaselineConfig(min_clips=3, min_speech_s=20, speakers=str(speakers))
+    voiced = {f.clip_id for f in features if measures(f.prosody)}
+    reader = [c.clip_id for c in clips if c.speech and c.clip_id in voiced]
+    assert len(reader) >= 5
+    same = set(reader[:3])
+
+    def saying(f, text):
+        words = [w.model_copy(update={"text": t}) for w, t in zip(f.words, text.split())]
+        return f.model_copy(update={"words": words})
+
+    spoken = ["It was the best", "it was THE best!", "It was, the best."]
+    feats = [saying(f, spoken[reader.index(f.clip_id)]) if f.clip_id in same else f for f in features]
+    assert all(len(f.words) >= 4 for f in feats if f.clip_id in same)  # each clip had words enough to rewrite
+    base = voice_baselines(clips, feats, cfg)
+    assert {base[c].words for c in same} == {"it was the best"} and {base[c].clips for c in same} == {3}
+    assert {base[c].key for c in same} == {"declared:reader"}  # still the reader: who it is does not change
+    rest = [c for c in reader if c not in same]
+    assert {base[c].words for c in rest} == {None} and base[rest[0]].clips == len(reader)
+    # the clips are z-scored against the same words only, so their z-scores differ from the speaker's
+    by_id = {f.clip_id: f for f in feats}
+    speaker_wide = voice_baselines(clips, feats, cfg.model_copy(update={"same_words": False}))
+    assert {speaker_wide[c].words for c in reader} == {None}
+    c0 = reader[0]
+    assert zscores(measures(by_id[c0].prosody), base[c0]) != zscores(measures(by_id[c0].prosody), speaker_wide[c0])
+    # fewer clips than min_clips saying them: the speaker's baseline
+    assert {voice_baselines(clips, feats, cfg.model_copy(update={"min_clips": 4}))[c].words for c in same} == {None}
+    # and the agents say which baseline they used
+    item = AnnotatorInput(clip=next(c for c in clips if c.clip_id == c0), features=by_id[c0], baseline=base[c0])
+    answer = agents()["prosody"].annotate([item], "r")[0]
+    text = answer.steps[0].text if answer.status == "ok" else answer.error
+    assert "same words" in text, text
+
+
 def test_corpus_baseline_moves_z_scores_the_way_the_run_does(speech):
     clips, features = speech
     target = features[0]
