@@ -23,7 +23,6 @@ baselines are computed once over the run before stage 3 and travel in `Annotator
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from pathlib import Path
 
@@ -122,12 +121,11 @@ def _calm_centres(rows: list[dict[str, float]], stats: list[FeatureStat], share:
 
 
 def said(f: ClipFeatures) -> str:
-    """A clip's words as one comparable string: lower-cased, punctuation dropped ("Stop!" and "stop."
-    are the same words said two ways)."""
-    return " ".join(_WORD.findall(" ".join(w.text for w in f.words).lower()))
+    """A clip's words as one comparable string, normalised as the judge compares quoted words
+    (evidence.clip_index.norm_text: "Stop!" and "stop." are the same words said two ways)."""
+    from evidence.clip_index import norm_text
 
-
-_WORD = re.compile(r"\w+")
+    return norm_text(" ".join(w.text for w in f.words))
 
 
 def clip_speaker(f: ClipFeatures) -> str:

@@ -91,8 +91,6 @@ def _codes(r: Replay, labelled: np.ndarray) -> tuple[list[str], np.ndarray]:
     return classes, y
 
 
-
-
 def predict(r: Replay, how: str, labelled: np.ndarray, rest: np.ndarray) -> np.ndarray:
     """Labels for `rest` from a classifier fitted on `labelled` (and, for the transductive ones, the rest's features)."""
     if how == "logistic regression (the run's)":

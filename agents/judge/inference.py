@@ -91,12 +91,12 @@ def au_distribution(intensities: dict[str, float], taxonomy) -> dict[str, float]
         share = sum(intensities.get(u, 0.0) for u in units) / len(units)
         if share > 0:
             out[emotion] = share
-    if out or not intensities:
-        return out or None
-    absent = set(intensities)
+    if out:
+        return out
+    absent = {u for u, v in intensities.items() if v <= 0}
     prototyped = [e for e in PROTOTYPES if e in taxonomy]
     rest = {e: 1.0 for e in prototyped if not absent & set(PROTOTYPES[e])}
-    return rest if rest and len(rest) < len(prototyped) else None
+    return rest if absent and rest and len(rest) < len(prototyped) else None
 
 
 # a claim's words for a voice quantity -> the vocal profiles' cue names
