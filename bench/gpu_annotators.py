@@ -16,7 +16,9 @@ Two steps, since the GPU machine has none of stage 1-2's models or PyAV:
 
 `--step-profile` times decode steps and prefill with and without the grammar; `--first-passes` times
 the agent's pass at each row count twice in a row (run it in two processes, one after the other, to
-see what a process's first pass at a new batch size costs and whether disk caches carry over).
+see what a process's first pass at a new batch size costs and whether disk caches carry over;
+`--reuse-checkpoint` lets the second process load the first one's checkpoint, `--no-cudnn-sdpa`
+keeps attention off cuDNN's backend).
 
 On a machine whose Python has torch but not this project, put the wheels it lacks in .whl (cp312:
 transformers==5.23.0 xgrammar apache-tvm-ffi pydantic pydantic-core annotated-types typing-inspection
@@ -228,6 +230,19 @@ def decode_steps(agent, reqs, torch, cuda: bool) -> list[dict]:
 FIRST_PASS_ROWS = (16, 16, 1, 1, 4, 4, 16)
 
 
+def triton_cache_files() -> int:
+    """Files in Triton's kernel cache: a pass that adds some compiled a kernel specialisation."""
+    import os
+
+    root = Path(os.environ.get("TRITON_CACHE_DIR") or Path.home() / ".triton" / "cache")
+    return sum(1 for f in root.rglob("*") if f.is_file()) if root.is_dir() else 0
+
+
+def device_mallocs(torch, cuda: bool) -> int:
+    """cudaMalloc calls so far: the caching allocator asks the driver only for block sizes it has not held."""
+    return torch.cuda.memory_stats().get("num_device_alloc", 0) if cuda else 0
+
+
 def first_passes(agent, reqs, torch, cuda: bool) -> list[dict]:
     """The agent's whole pass (processor, constrained decode, detokenise) timed at each row count
     twice in a row, then the first again: what a process pays the first time it meets a batch size.
@@ -235,9 +250,13 @@ def first_passes(agent, reqs, torch, cuda: bool) -> list[dict]:
     rows = []
     for n in FIRST_PASS_ROWS:
         batch = cycled(reqs, n)
+        cached, mallocs = triton_cache_files(), device_mallocs(torch, cuda)
         answers, seconds = timed(torch, cuda, agent.generate, batch)
         tokens = [len(agent.processor.tokenizer(a, add_special_tokens=False)["input_ids"]) for a in answers]
-        rows.append({"rows": n, "s": round(seconds, 2), "longest_answer_tokens": max(tokens)})
+        rows.append({"rows": n, "s": round(seconds, 2), "longest_answer_tokens": max(tokens),
+                     "new_triton_cache_files": triton_cache_files() - cached,
+                     "cuda_mallocs": device_mallocs(torch, cuda) - mallocs})
+        print(rows[-1], flush=True)
     return rows
 
 
@@ -251,9 +270,12 @@ def measure_model(kind: str, dest: Path, args, report: dict, save) -> None:
     cuda = torch.cuda.is_available()
     device = "cuda" if cuda else "cpu"
     ckpt = Path(args.scratch) / f"ckpt-{kind}"
-    shutil.rmtree(ckpt, ignore_errors=True)
     entry = report.setdefault(kind, {})
-    entry["checkpoint"] = build_checkpoint(kind, dest, ckpt, args.tiny, device)
+    if args.reuse_checkpoint and (ckpt / "config.json").is_file():
+        entry["checkpoint"] = {"reused": str(ckpt)}
+    else:
+        shutil.rmtree(ckpt, ignore_errors=True)
+        entry["checkpoint"] = build_checkpoint(kind, dest, ckpt, args.tiny, device)
     save()
 
     spec = {"id": f"qwen-{kind}", "backend": "transformers", "model": str(ckpt), "max_tokens": args.max_tokens, "max_images": MAX_IMAGES}
@@ -338,9 +360,11 @@ def measure(dest: Path, args) -> None:
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if args.no_cudnn_sdpa:  # cuDNN attention plans per new shape: the candidate cause of the first-pass cost
+        torch.backends.cuda.enable_cudnn_sdp(False)
     report: dict = {"torch": torch.__version__, "cuda": torch.cuda.is_available(), "tiny": args.tiny,
                     "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-                    "max_tokens": args.max_tokens, "clips": args.clips}
+                    "max_tokens": args.max_tokens, "clips": args.clips, "cudnn_sdpa": torch.backends.cuda.cudnn_sdp_enabled()}
     from importlib.metadata import version
 
     report |= {name: version(name) for name in ("transformers", "xgrammar", "tokenizers")}
@@ -385,6 +409,8 @@ def main() -> None:
     m.add_argument("--step-profile", action="store_true", help="only time decode steps and prefill, with and without the grammar")
     m.add_argument("--first-passes", action="store_true",
                    help="only time the agent's pass at each row count, twice in a row (run the bench twice: a second process)")
+    m.add_argument("--no-cudnn-sdpa", action="store_true", help="keep scaled-dot-product attention off cuDNN's backend")
+    m.add_argument("--reuse-checkpoint", action="store_true", help="load the checkpoint a previous measure saved in --scratch")
     m.add_argument("--deadline-s", type=float, default=1e9, help="start no phase after this many seconds")
     args = ap.parse_args()
     if args.cmd == "prepare":

@@ -73,4 +73,11 @@ def test_gpu_bench_profiles_steps_and_first_passes(prepared, tmp_path, monkeypat
     first = measure(monkeypatch, dest, tmp_path / "first", "--models", "vl", "--first-passes", "--max-tokens", "16")["vl"]
     assert "error" not in first, first.get("error")
     assert [r["rows"] for r in first["first_passes"]] == list(gpu_annotators.FIRST_PASS_ROWS)
-    assert all(r["s"] > 0 and r["longest_answer_tokens"] > 0 for r in first["first_passes"])
+    assert all(r["s"] > 0 and r["longest_answer_tokens"] > 0 and r["new_triton_cache_files"] >= 0 for r in first["first_passes"])
+    # a second process loads the checkpoint the first one saved, so it times only the passes
+    report = measure(monkeypatch, dest, tmp_path / "second", "--models", "vl", "--first-passes", "--max-tokens", "16",
+                     "--reuse-checkpoint", "--scratch", str(tmp_path / "first"), "--no-cudnn-sdpa")
+    assert report["cudnn_sdpa"] is False
+    second = report["vl"]
+    assert second["checkpoint"] == {"reused": str(tmp_path / "first" / "ckpt-vl")}
+    assert [r["rows"] for r in second["first_passes"]] == list(gpu_annotators.FIRST_PASS_ROWS)
