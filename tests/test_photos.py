@@ -13,7 +13,7 @@ from PIL import Image
 from flows.pipeline_flow import run_pipeline
 from pipeline.preprocess.faces import OfflineFaceAnalyzer
 from pipeline.review.media import STILL_SHOWN_S, cut_clip
-from pipeline.sampling.media import STILL_FRAME_S
+from pipeline.sampling.media import STILL_FRAME_S, is_still_image, open_media
 from pipeline.sampling.orientation import EXIF_ORIENTATION
 from schemas import load_config
 from schemas.config import FaceConfig
@@ -37,6 +37,7 @@ def photo_run(tmp_path_factory, feat_data):
     exif = Image.Exif()
     exif[EXIF_ORIENTATION] = 6  # turn a quarter clockwise to be seen
     Image.fromarray(np.rot90(happy[:, :, ::-1], 1).copy()).save(d / "happy-phone.jpg", exif=exif, quality=95)
+    Image.fromarray(happy[:, :, ::-1]).save(d / "happy.gif")  # one frame: GIF has its own demuxer, not an image one
     out = tmp_path_factory.mktemp("photo-run")
     summary = run_pipeline([str(d)], str(out), load_config())
     run = RunDir(out)
@@ -46,10 +47,10 @@ def photo_run(tmp_path_factory, feat_data):
 
 def test_each_photo_is_one_still_clip_without_audio(photo_run):
     summary, run, names = photo_run
-    assert summary.files.model_dump() == {"found": 4, "used": 4, "rejected": 0}
+    assert summary.files.model_dump() == {"found": 5, "used": 5, "rejected": 0}
     assert all(s.still and s.has_video and not s.has_audio and s.fps is None for s in run.read("sources"))
     clips = run.read("clips")
-    assert sorted(names[c.source_id] for c in clips) == ["happy-48.png", "happy-phone.jpg", "happy.jpg", "landscape.webp"]
+    assert sorted(names[c.source_id] for c in clips) == ["happy-48.png", "happy-phone.jpg", "happy.gif", "happy.jpg", "landscape.webp"]
     for c in clips:
         assert (c.kind, c.start, c.end, c.has_audio, c.speech) == ("still", 0.0, STILL_FRAME_S, False, [])
         assert c.instruction.text.startswith("You are annotating a photo for an emotion dataset.")
@@ -61,12 +62,12 @@ def test_face_agents_answer_on_photos_small_ones_included(photo_run):
     _, run, names = photo_run
     clip_of = {names[c.source_id]: c.clip_id for c in run.read("clips")}
     faces = {f.clip_id: f for f in run.read("features")}
-    assert faces[clip_of["happy.jpg"]].faces and faces[clip_of["happy-48.png"]].faces and faces[clip_of["happy-phone.jpg"]].faces
+    assert all(faces[clip_of[name]].faces for name in ("happy.jpg", "happy-48.png", "happy-phone.jpg", "happy.gif"))
     assert not faces[clip_of["landscape.webp"]].faces
     small_face = faces[clip_of["happy-48.png"]].faces[0].bbox
     assert small_face.width < 48  # reported in the photo's own pixels although found on an enlarged copy
     answers = {(a.clip_id, a.annotator_id): a for a in run.read("annotations")}
-    for name in ("happy.jpg", "happy-48.png", "happy-phone.jpg"):
+    for name in ("happy.jpg", "happy-48.png", "happy-phone.jpg", "happy.gif"):
         assert answers[(clip_of[name], "face-expression")].label == "happiness"
         # nothing to hear, and one frame has no dynamics: those agents abstain, with a reason
         for agent in ("prosody", "face-dynamics"):
@@ -75,6 +76,15 @@ def test_face_agents_answer_on_photos_small_ones_included(photo_run):
     assert all(answers[(clip_of["landscape.webp"], agent)].label is None for agent in ("face-expression", "facs-rules"))
     consensus = {c.clip_id: c for c in run.read("consensus")}
     assert consensus[clip_of["happy.jpg"]].label == "happiness"
+
+
+def test_an_animated_gif_stays_a_video(tmp_path, feat_data):
+    happy = Image.open(feat_data / "0-f15-hao-ph.jpg")
+    frames = [happy.rotate(angle) for angle in (0, 5, 10, 15)]
+    frames[0].save(tmp_path / "nod.gif", save_all=True, append_images=frames[1:], duration=200)
+    with open_media(tmp_path / "nod.gif") as (container, video, audio, duration):
+        assert not is_still_image(container) and video is not None and audio is None
+        assert duration == pytest.approx(0.8, abs=0.05)
 
 
 def test_review_shows_a_photo_as_a_still_video_big_enough_to_see(photo_run):

@@ -32,9 +32,11 @@ STILL_FRAME_S = 0.04  # a photo's clip spans one frame at 25 fps: it has no dura
 
 def is_still_image(container: av.container.InputContainer) -> bool:
     # FFmpeg reads a lone picture with its image demuxers: "image2" (chosen by file name) or
-    # "<codec>_pipe" (chosen by content: png_pipe, jpeg_pipe, webp_pipe...). An animated GIF has its
-    # own demuxer ("gif") and stays a video.
+    # "<codec>_pipe" (chosen by content: png_pipe, jpeg_pipe, webp_pipe...). Every GIF has its own
+    # demuxer ("gif"): an animated one is a video, a one-frame one is a photo with no duration.
     name = container.format.name
+    if name == "gif":
+        return not container.duration and all(s.frames <= 1 for s in container.streams.video)
     return name == "image2" or name.endswith("_pipe")
 
 
