@@ -13,7 +13,7 @@ from PIL import Image
 from flows.pipeline_flow import run_pipeline
 from pipeline.preprocess.faces import OfflineFaceAnalyzer
 from pipeline.review.media import STILL_SHOWN_S, cut_clip
-from pipeline.sampling.media import STILL_FRAME_S, is_still_image, open_media
+from pipeline.sampling.media import STILL_FRAME_S, MediaError, check_media, is_still_image, open_media
 from pipeline.sampling.orientation import EXIF_ORIENTATION
 from schemas import load_config
 from schemas.config import FaceConfig
@@ -85,6 +85,17 @@ def test_an_animated_gif_stays_a_video(tmp_path, feat_data):
     with open_media(tmp_path / "nod.gif") as (container, video, audio, duration):
         assert not is_still_image(container) and video is not None and audio is None
         assert duration == pytest.approx(0.8, abs=0.05)
+
+
+def test_an_animated_webp_is_refused_saying_what_it_is(tmp_path, feat_data):
+    # FFmpeg has no decoder for animated WebP; a still WebP with the extended header still opens
+    happy = Image.open(feat_data / "0-f15-hao-ph.jpg")
+    happy.save(tmp_path / "nod.webp", save_all=True, append_images=[happy.rotate(5)], duration=200)
+    with pytest.raises(MediaError, match="an animated WebP, which FFmpeg cannot decode") as exc:
+        check_media(tmp_path / "nod.webp")
+    assert str(tmp_path / "nod.webp") in str(exc.value)
+    happy.convert("RGBA").save(tmp_path / "alpha.webp", exif=Image.Exif())  # VP8X, no animation flag
+    check_media(tmp_path / "alpha.webp")
 
 
 def test_review_shows_a_photo_as_a_still_video_big_enough_to_see(photo_run):

@@ -40,6 +40,13 @@ def is_still_image(container: av.container.InputContainer) -> bool:
     return name == "image2" or name.endswith("_pipe")
 
 
+def is_animated_webp(path: Path) -> bool:
+    # RIFF....WEBP, then a VP8X chunk whose flags byte has the animation bit (WebP container spec)
+    with open(path, "rb") as f:
+        head = f.read(21)
+    return head[:4] == b"RIFF" and head[8:16] == b"WEBPVP8X" and bool(head[20] & 0x02)
+
+
 @contextlib.contextmanager
 def open_media(path: Path) -> Iterator[tuple[av.container.InputContainer, av.stream.Stream | None, av.stream.Stream | None, float]]:
     """The one decision whether a file is a source, by content (PyAV reads only its headers): any
@@ -62,6 +69,8 @@ def open_media(path: Path) -> Iterator[tuple[av.container.InputContainer, av.str
         if is_still_image(container):
             picture = next((s for s in container.streams.video if s.codec_context is not None), None)
             if picture is None or not picture.codec_context.width:
+                if is_animated_webp(path):
+                    raise MediaError(f"{path}: an animated WebP, which FFmpeg cannot decode: save it as a GIF or a video")
                 raise MediaError(f"{path}: an image FFmpeg cannot decode ({container.format.name})")
             yield container, picture, None, STILL_FRAME_S
             return
