@@ -232,7 +232,7 @@ class JudgeConfig(_Strict):
     # who agreed, so thin_margin, disagreement, missing_modality and rejected_answer are recorded to
     # explain a clip, not to route it; a contradicted fact always routes; so does a clip chosen to
     # teach the run's voice model (annotate.learned_voice.teach), which a person should label first
-    flag_on: list[Flag] = ["low_score", "hallucinated_evidence", "teach_voice_model"]
+    flag_on: list[Flag] = ["low_score", "hallucinated_evidence", "teach_voice_model", "no_answer"]
     llm_judge: LLMJudgeConfig | None = None
 
     def weights_for(self, task: str | None) -> JudgeWeights:

@@ -10,9 +10,10 @@ from pydantic import BaseModel, model_validator
 from schemas.features import LabelProb
 from schemas.provenance import Provenance
 
-# teach_voice_model: one of the clips whose labels would teach the run's voice model most (agents/teach_set.py)
+# teach_voice_model: one of the clips whose labels would teach the run's voice model most (agents/teach_set.py);
+# no_answer: every annotator abstained or failed, so the clip has no model label
 Flag = Literal["low_score", "thin_margin", "disagreement", "hallucinated_evidence", "missing_modality", "rejected_answer",
-               "teach_voice_model"]
+               "teach_voice_model", "no_answer"]
 Verdict = Literal["supported", "contradicted", "unverifiable"]
 
 

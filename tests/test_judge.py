@@ -246,7 +246,8 @@ def test_judge_run_scores_a_clip_and_catches_planted_hallucination():
     for j in res.judgements:
         assert j.s_final == pytest.approx(0.5 * j.s_rec + 0.3 * j.s_reason + 0.2 * j.s_cot)
     c, calm = res.consensus
-    assert calm.label is None and calm.n_answers == 0 and calm.needs_review  # nobody answered: low score
+    assert calm.label is None and calm.n_answers == 0 and calm.needs_review  # nobody answered
+    assert calm.flags == ["low_score", "no_answer", "missing_modality"]  # no margin or agreement to speak of
     # weighted vote: happiness carries good + liar, sadness only vague
     w = {k: by[k].s_final for k in by}
     assert c.label == "happiness" and c.method == "weighted"
@@ -287,6 +288,16 @@ def test_per_task_weights_apply_to_their_instruction_template():
     res = judge_run([clip("q1", template="quick")], [features("q1")], [a, b], cfg, "r")
     # two answers agreeing, under the reliability model: S_rec is their label's posterior
     assert all(j.s_final == j.s_rec and 0.5 < j.s_rec < 1.0 and j.s_rec_basis == "consensus" for j in res.judgements)
+
+
+def test_a_clip_nobody_answered_goes_to_review_whatever_the_threshold():
+    # a fixed threshold of 0 flags no score as low: the clip with no label must still reach a person
+    cfg = load_config(overrides=["judge.threshold.mode=fixed", "judge.threshold.value=0"])
+    answers = [answer("a", "happiness", GOOD), answer("shy", None, status="abstained", clip_id="c2"),
+               answer("broken", None, status="rejected", clip_id="c2")]
+    seen, blank = judge_run([clip(), clip("c2")], [features(), features("c2")], answers, cfg, "r").consensus
+    assert blank.label is None and blank.flags == ["no_answer", "missing_modality", "rejected_answer"] and blank.needs_review
+    assert "no_answer" not in seen.flags and not seen.needs_review
 
 
 def test_missing_modality_is_flagged_when_no_answer_looks_at_a_measured_one():

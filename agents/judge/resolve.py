@@ -102,10 +102,13 @@ def resolve(clips: list[Clip], index: dict[str, JudgeIndex], tally: "Tally", con
         flags = []
         if review_[i] < threshold:
             flags.append("low_score")
-        if margin_[i] < jc.min_margin:
-            flags.append("thin_margin")
-        if agreement_[i] < jc.min_agreement:
-            flags.append("disagreement")
+        if top_[i] < 0:
+            flags.append("no_answer")  # every annotator abstained or failed: only a person can label it
+        else:
+            if margin_[i] < jc.min_margin:
+                flags.append("thin_margin")
+            if agreement_[i] < jc.min_agreement:
+                flags.append("disagreement")
         if cid in hallucinated:
             flags.append("hallucinated_evidence")
         if index[cid].modalities - cited.get(cid, set()):  # measured, but no answer looked at it
