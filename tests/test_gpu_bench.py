@@ -8,6 +8,7 @@ import json
 import sys
 
 import pytest
+import torch
 
 from pipeline.sampling.media import file_sha256
 from pipeline.sampling.stage import sample_source
@@ -75,8 +76,11 @@ def test_gpu_bench_profiles_steps_and_first_passes(prepared, tmp_path, monkeypat
     assert [r["rows"] for r in first["first_passes"]] == list(gpu_annotators.FIRST_PASS_ROWS)
     assert all(r["s"] > 0 and r["longest_answer_tokens"] > 0 and r["new_triton_cache_files"] >= 0 for r in first["first_passes"])
     # a second process loads the checkpoint the first one saved, so it times only the passes
-    report = measure(monkeypatch, dest, tmp_path / "second", "--models", "vl", "--first-passes", "--max-tokens", "16",
-                     "--reuse-checkpoint", "--scratch", str(tmp_path / "first"), "--no-cudnn-sdpa")
+    try:
+        report = measure(monkeypatch, dest, tmp_path / "second", "--models", "vl", "--first-passes", "--max-tokens", "16",
+                         "--reuse-checkpoint", "--scratch", str(tmp_path / "first"), "--no-cudnn-sdpa")
+    finally:  # a process-wide torch setting: the tests after this one get it back
+        torch.backends.cuda.enable_cudnn_sdp(True)
     assert report["cudnn_sdpa"] is False
     second = report["vl"]
     assert second["checkpoint"] == {"reused": str(tmp_path / "first" / "ckpt-vl")}

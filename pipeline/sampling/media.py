@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import av
+from PIL import Image, UnidentifiedImageError
 
 from schemas import Provenance, SourceMedia
 
@@ -41,10 +42,12 @@ def is_still_image(container: av.container.InputContainer) -> bool:
 
 
 def is_animated_webp(path: Path) -> bool:
-    # RIFF....WEBP, then a VP8X chunk whose flags byte has the animation bit (WebP container spec)
-    with open(path, "rb") as f:
-        head = f.read(21)
-    return head[:4] == b"RIFF" and head[8:16] == b"WEBPVP8X" and bool(head[20] & 0x02)
+    # Pillow reads the WebP container's animation flag; FFmpeg has no decoder for such files
+    try:
+        with Image.open(path) as img:
+            return img.format == "WEBP" and bool(getattr(img, "is_animated", False))
+    except (OSError, UnidentifiedImageError, SyntaxError, ValueError):
+        return False
 
 
 @contextlib.contextmanager
