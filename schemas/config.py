@@ -206,6 +206,10 @@ class ReliabilityConfig(_Strict):
     # label-quality benchmark), by annotator id. A small run leans on it; a large one learns past it
     annotator_priors: dict[str, float] = {"face-expression": 0.7, "facs-rules": 0.4, "lexical": 0.35, "prosody": 0.45,
                                           "voice-quality": 0.3, "punctuation": 0.4}
+    # pseudo-answers per row for an annotator listed there: a measured accuracy is worth more than the
+    # guess `prior_strength` makes for one that is not (a plugin must still earn or lose its weight in
+    # the run, so that one stays weak)
+    measured_prior_strength: float = Field(8.0, ge=0)
     # the class prior is held toward uniform by this many run-lengths of pseudo-clips: without it an
     # annotator that gives one label to everything explains the run as all that label
     class_prior_weight: float = Field(1.0, ge=0)

@@ -135,6 +135,31 @@ def test_a_large_blind_run_does_not_outweigh_what_labelled_media_measured():
         assert acc_cap >= acc_full - 1e-9
 
 
+def test_a_measured_prior_weighs_more_and_a_plugin_with_none_still_earns_its_weight():
+    """The built-in agents' accuracies were measured on labelled media, so their rows carry
+    `measured_prior_strength` pseudo-answers; a plugin's carry `prior_strength`. A constant plugin
+    beside a measured informative agent must still lose its weight, and the measured agents' stated
+    confidence must stay near how often the run is right (seeded: the same votes everywhere)."""
+    strength = load_config().judge.reliability.measured_prior_strength
+    truth, c, w, y = simulate(1, 300, {"informative": 0.7, "always-happy": "1", "always-neutral": "3"})
+    fitted = fit(SoftVotes(c, w, np.eye(4)[y], 300, 3), prior_accuracy=np.array([0.7, 0.6, 0.6]),
+                 prior_strength=np.array([strength, 2.0, 2.0]), blind_evidence=25.0)
+    consensus = fitted.posterior.argmax(1)
+    assert (consensus == truth).mean() >= (y[w == 0] == truth).mean() - 1e-9
+    acc = fitted.accuracy()
+    assert acc[0] > max(acc[1], acc[2]) + 0.15
+    measured = np.array([0.45, 0.45, 0.4])
+    for seed in range(3):
+        truth, c, w, y = simulate(seed, 400, dict(zip("abc", measured)), k=8, coverage=0.6)
+        answered = np.bincount(c, minlength=400) > 0
+        weak = fit(SoftVotes(c, w, np.eye(8)[y], 400, 3), prior_accuracy=measured, blind_evidence=25.0).posterior[answered]
+        strong = fit(SoftVotes(c, w, np.eye(8)[y], 400, 3), prior_accuracy=measured, prior_strength=strength,
+                     blind_evidence=25.0).posterior[answered]
+        right = truth[answered]
+        assert abs(strong.max(1).mean() - (strong.argmax(1) == right).mean()) < 0.08
+        assert (strong.argmax(1) == right).mean() >= (weak.argmax(1) == right).mean() - 0.02  # 8 clips in 400: a near tie may turn
+
+
 def test_known_labels_count_in_full_whatever_the_blind_cap():
     # the swapped annotator of the test above, in a run where the unlabelled clips teach nothing
     truth = np.array([0, 0, 0, 0, 2, 2, 2, 2, 1, 1])

@@ -126,11 +126,12 @@ def calibrated_offset(votes: SoftVotes, calibrated: np.ndarray, floor: float = 1
 
 
 def fit(votes: SoftVotes, known: np.ndarray | None = None, n_iter: int = 30, tol: float = 1e-3,
-        prior_strength: float = 2.0, prior_accuracy: float | np.ndarray = 0.6, class_prior_weight: float = 1.0,
+        prior_strength: float | np.ndarray = 2.0, prior_accuracy: float | np.ndarray = 0.6, class_prior_weight: float = 1.0,
         calibrated: CalibratedAnswers | None = None, blind_evidence: float | None = None,
         stated: np.ndarray | None = None) -> Reliability:
     """`known`: (N, K) label distributions of clips whose truth is known (a row of zeros where not).
-    `prior_accuracy`: one value, or one per annotator (what labelled media measured of each).
+    `prior_accuracy`, `prior_strength`: one value, or one per annotator (what labelled media measured
+    of each, and how many pseudo-answers per confusion row that measurement is worth).
     `calibrated`: the calibrated answers' log-likelihoods (`calibrated_offset`), or None.
     `blind_evidence`: how many labelled clips the unlabelled ones are worth at most (None: no cap).
     `stated`: (K,) bool, labels the run's answers stated, voting or not (an answer may state a label
@@ -151,7 +152,8 @@ def fit(votes: SoftVotes, known: np.ndarray | None = None, n_iter: int = 30, tol
     incidence = sparse.csr_matrix((np.ones(a, dtype=np.float32), (clip_of, np.arange(a))), shape=(n, a))
     acc = np.broadcast_to(np.asarray(prior_accuracy, dtype=float), (votes.n_annotators,))
     off = (1.0 - acc) / (k - 1) if k > 1 else np.zeros_like(acc)
-    pseudo = prior_strength * np.where(np.eye(k, dtype=bool)[None], acc[:, None, None], off[:, None, None])
+    strength = np.broadcast_to(np.asarray(prior_strength, dtype=float), (votes.n_annotators,))
+    pseudo = strength[:, None, None] * np.where(np.eye(k, dtype=bool)[None], acc[:, None, None], off[:, None, None])
 
     # start from the soft majority vote (and what the calibrated answers say)
     q = np.asarray(incidence @ probs, dtype=np.float64)

@@ -46,7 +46,9 @@ def resolve(clips: list[Clip], index: dict[str, JudgeIndex], tally: "Tally", con
     if jc.aggregation == "reliability":
         rc = jc.reliability
         fit_votes, calibrated = roles(config, votes.annotator_ids).votes(tally.soft_votes())
-        fitted = reliability.fit(fit_votes, known_rows, prior_strength=rc.prior_strength, class_prior_weight=rc.class_prior_weight,
+        measured = np.array([a in rc.annotator_priors for a in votes.annotator_ids], dtype=bool)
+        fitted = reliability.fit(fit_votes, known_rows, prior_strength=np.where(measured, rc.measured_prior_strength, rc.prior_strength),
+                                 class_prior_weight=rc.class_prior_weight,
                                  prior_accuracy=np.array([rc.annotator_priors.get(a, rc.prior_accuracy) for a in votes.annotator_ids]),
                                  calibrated=calibrated, blind_evidence=rc.blind_evidence,
                                  stated=np.bincount(votes.label, minlength=len(labels)) > 0)
