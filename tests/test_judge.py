@@ -139,6 +139,20 @@ def test_inference_tables_follow_the_literature():
     assert support(negative, "anger") == pytest.approx(0.5) and support(negative, "happiness") < 0.5
 
 
+def test_a_face_readings_support_keeps_its_margin():
+    """The expression model's probabilities are graded over their whole range: a face read as fear
+    0.64 over anger 0.20 backs fear less than a face read as surprise 0.97 backs surprise (saturated,
+    both got full support, and the model's wrong answers could not rank below its right ones)."""
+    from agents.judge.inference import claim_support, leaning
+
+    unsure, sure = leaning({"fear": 0.64, "anger": 0.20, "disgust": 0.16}), leaning({"surprise": 0.97, "fear": 0.03})
+    for kind in ("expression", "action_units"):
+        assert 0.5 < claim_support(unsure, kind, None, "fear") < claim_support(sure, kind, None, "surprise") < 1.0
+        assert claim_support(unsure, kind, None, "anger") < 0.5
+    # a voice profile's margin still counts in full from 0.3 on (linear, it ranked speech answers no better)
+    assert claim_support(unsure, "voice", None, "fear") == 1.0
+
+
 def test_s_rec_is_leave_one_out_soft_agreement_or_gold():
     a1, a2, a3 = answer("a1", "happiness"), answer("a2", "happiness"), answer("a3", "sadness")
     assert s_rec(a1, [a2, a3], None) == (0.5, "peers")

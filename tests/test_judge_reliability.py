@@ -13,7 +13,7 @@ from agents.judge import judge_run
 from agents.judge.calibration import accepted_estimate, cut_for_target, fit_calibrator
 from agents.judge.reliability import SoftVotes, fit
 from schemas import load_config
-from tests.fixtures.judge_cases import answer, clip, ev, features
+from tests.fixtures.judge_cases import answer, clip, ev, face, features
 
 LABELS = ["anger", "happiness", "sadness", "neutral"]
 
@@ -327,12 +327,13 @@ def test_reviewed_clips_become_known_labels_and_refit_the_calibration():
 
 
 def test_where_labels_are_known_a_cue_kind_earns_the_support_it_has_been_worth():
-    """The expression model says happiness on every clip; the reviewers say six of them were sadness.
-    The literature backs a happiness answer citing that expression fully; the verdicts show what such
-    support has been worth, and S_reason on the unreviewed clips follows them."""
+    """The expression model says happiness on every clip, surely; the reviewers say six of them were
+    sadness. The model's margin backs a happiness answer citing that expression fully; the verdicts
+    show what such support has been worth, and S_reason on the unreviewed clips follows them."""
     clips = [clip(f"c{i}") for i in range(10)]
-    feats = [features(f"c{i}") for i in range(10)]
-    expr = [ev("e1", "face", "expression model: happiness 0.75", 10.4, 11.2, "faces[track=0].expression")]
+    sure = [face(t, i, {"AU12": (0.9, True)}, {"happiness": 1.0}) for t, i in ((10.5, 12), (11.0, 24))]
+    feats = [features(f"c{i}").model_copy(update={"faces": sure}) for i in range(10)]
+    expr = [ev("e1", "face", "expression model: happiness 1.00", 10.4, 11.2, "faces[track=0].expression")]
     answers = [answer("face", "happiness", expr, clip_id=f"c{i}") for i in range(10)]
     blind = judge_run(clips, feats, answers, load_config(), "r")
     taught = judge_run(clips, feats, answers, load_config(), "r", known={f"c{i}": ["sadness"] for i in range(6)})

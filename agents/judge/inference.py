@@ -24,7 +24,12 @@ strongest rival, using published cue–emotion knowledge:
 
 Every cue becomes a distribution D over the taxonomy; the support for label ℓ is
 0.5 + (D(ℓ) − max_{k≠ℓ} D(k)) / (2·SCALE), clipped to [0, 1]: 1 when the cue clearly favours ℓ,
-0.5 when it cannot tell ℓ from its rival, 0 when it clearly favours another emotion."""
+0.5 when it cannot tell ℓ from its rival, 0 when it clearly favours another emotion. A face reading
+(the expression model's probabilities, the prototype units' shares) is graded over its whole range,
+so its support stays linear in the margin (FACE_SCALE): saturated at SCALE, a face read as fear 0.64
+over anger 0.20 got the full support of one read as surprise 0.97, and the wrong answers among the
+expression model's could not rank below the right ones. Voice, words and marks keep SCALE: read
+linearly, speech answers ranked no better (label-quality bench, docs/label-quality.md)."""
 
 from __future__ import annotations
 
@@ -35,6 +40,8 @@ from evidence.punctuation import mark_distribution
 
 # margin (in probability) at which a cue counts as fully for or against a label
 SCALE = 0.3
+FACE_SCALE = 1.0  # face readings: linear in the margin (see above)
+FACE_KINDS = ("expression", "action_units")
 
 NEGATIVE = ("anger", "sadness", "fear", "disgust", "boredom")
 
@@ -62,13 +69,13 @@ def leaning(dist: dict[str, float] | None) -> Leaning | None:
     return Leaning(dist) if dist and sum(dist.values()) > 0 else None
 
 
-def support(cue: Leaning | dict[str, float] | None, label: str) -> float | None:
+def support(cue: Leaning | dict[str, float] | None, label: str, scale: float = SCALE) -> float | None:
     """How strongly a cue's distribution favours `label` over its strongest rival, in [0, 1]."""
     if cue is not None and not isinstance(cue, Leaning):
         cue = leaning(cue)
     if cue is None:
         return None
-    return min(1.0, max(0.0, 0.5 + cue.margin(label) / (2 * SCALE)))
+    return min(1.0, max(0.0, 0.5 + cue.margin(label) / (2 * scale)))
 
 
 def claim_support(measured: Leaning | None, kind: str | None, ix, label: str) -> float | None:
@@ -76,7 +83,7 @@ def claim_support(measured: Leaning | None, kind: str | None, ix, label: str) ->
     where nothing can say, as where the run's voice model is asked about a label it was never shown."""
     if measured is None or (kind == "learned_voice" and label not in ix.learned_distribution):
         return None
-    return support(measured, label)
+    return support(measured, label, FACE_SCALE if kind in FACE_KINDS else SCALE)
 
 
 def au_distribution(intensities: dict[str, float], taxonomy) -> dict[str, float] | None:
