@@ -160,6 +160,39 @@ def test_a_measured_prior_weighs_more_and_a_plugin_with_none_still_earns_its_wei
         assert (strong.argmax(1) == right).mean() >= (weak.argmax(1) == right).mean() - 0.02  # 8 clips in 400: a near tie may turn
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_built_in_agents_gone_constant_lose_their_measured_prior(seed):
+    """The issue's case on the real taxonomy and the shipped settings: on some corpus facs-rules says
+    happiness and prosody surprise to every clip, while face-expression is 70% right. Their measured
+    priors (0.4 and 0.45 on eight labels, `measured_prior_strength` pseudo-answers a row) outweigh a
+    blind run capped at `blind_evidence` clips, and let the two outvote the informative one, unless a
+    prior counts only for the information the run's answers carry (`information_share`)."""
+    rc = load_config().judge.reliability
+    taxonomy = list(load_config().taxonomy)
+    k = len(taxonomy)
+    agents = {"face-expression": 0.7, "facs-rules": str(taxonomy.index("happiness")), "prosody": str(taxonomy.index("surprise"))}
+    truth, c, w, y = simulate(seed, 300, agents, k=k)
+    fitted = fit(SoftVotes(c, w, np.eye(k)[y], 300, 3), prior_accuracy=np.array([rc.annotator_priors[a] for a in agents]),
+                 prior_strength=rc.measured_prior_strength, blind_evidence=rc.blind_evidence)
+    assert (fitted.posterior.argmax(1) == truth).mean() >= (y[w == 0] == truth).mean() - 1e-9
+    acc = fitted.accuracy()
+    assert acc[1] < 0.2 and acc[2] < 0.2 and acc[0] > 0.6
+
+
+def test_information_share_reads_what_the_answers_carry():
+    from agents.judge.reliability import information_share
+
+    k, rng = 8, np.random.default_rng(0)
+    varied = np.eye(k)[rng.integers(0, k, 40)]
+    constant = np.tile(np.eye(k)[3], (40, 1))
+    near = np.eye(k)[np.where(rng.random(40) < 0.9, 3, rng.integers(0, k, 40))]
+    few = np.tile(np.eye(k)[3], (5, 1))  # fewer answers than labels: nothing to read
+    probs = np.vstack([varied, constant, near, few])
+    bounds = [(0, 40), (40, 80), (80, 120), (120, 125)]
+    share = information_share(probs, bounds, np.array([0.5, 0.5, 0.5, 0.5]), k)
+    assert share[0] == 1.0 and share[1] == 0.0 and 0.0 < share[2] < 1.0 and share[3] == 1.0
+
+
 def test_known_labels_count_in_full_whatever_the_blind_cap():
     # the swapped annotator of the test above, in a run where the unlabelled clips teach nothing
     truth = np.array([0, 0, 0, 0, 2, 2, 2, 2, 1, 1])

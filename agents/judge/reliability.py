@@ -152,7 +152,10 @@ def fit(votes: SoftVotes, known: np.ndarray | None = None, n_iter: int = 30, tol
     incidence = sparse.csr_matrix((np.ones(a, dtype=np.float32), (clip_of, np.arange(a))), shape=(n, a))
     acc = np.broadcast_to(np.asarray(prior_accuracy, dtype=float), (votes.n_annotators,))
     off = (1.0 - acc) / (k - 1) if k > 1 else np.zeros_like(acc)
-    strength = np.broadcast_to(np.asarray(prior_strength, dtype=float), (votes.n_annotators,))
+    # a prior counts only for the information the run's answers carry (a vanishing floor keeps a row
+    # no clip informs defined)
+    strength = np.maximum(np.broadcast_to(np.asarray(prior_strength, dtype=float), (votes.n_annotators,))
+                          * information_share(probs, bounds, acc, k), 1e-6)
     pseudo = strength[:, None, None] * np.where(np.eye(k, dtype=bool)[None], acc[:, None, None], off[:, None, None])
 
     # start from the soft majority vote (and what the calibrated answers say)
@@ -196,6 +199,33 @@ def fit(votes: SoftVotes, known: np.ndarray | None = None, n_iter: int = 30, tol
     seen = int((answered | is_known).sum())
     return Reliability(posterior=_within(q, named, seen), free_posterior=_within(free, named, seen), confusion=confusion, prior=prior,
                        iterations=it)
+
+
+def information_share(probs: np.ndarray, bounds: list[tuple[int, int]], accuracy: np.ndarray, k: int) -> np.ndarray:
+    """(J,) the share of each annotator's prior this run's answers can bear. What an annotator's answers
+    tell about the truth is at most what they carry at all (the data-processing inequality: I(truth;
+    answer) <= H(answer), the entropy of the labels it gave), and a one-coin prior of accuracy a over
+    K labels claims ln K + a ln a + (1 - a) ln((1 - a)/(K - 1)) nats. Where the run's answers carry
+    less, the prior does not describe what the annotator does here, and it counts for that share of
+    its pseudo-answers; an annotator that gives one label to everything carries nothing, so the run
+    alone decides its rows, and they come out identical (flattening its prior rows instead is not
+    enough: flat pseudo-answers beside the capped data still leave the rows apart). Without this a
+    capped blind fit (the
+    measured priors outweighing `blind_evidence` clips) let two constant annotators outvote an
+    informative one. Read only where an annotator gave at least K answers: fewer cannot show it."""
+    share = np.ones(len(bounds))
+    if k < 2:
+        return share
+    for j, (lo, hi) in enumerate(bounds):
+        if hi - lo < k:
+            continue
+        given = np.bincount(probs[lo:hi].argmax(axis=1), minlength=k) / (hi - lo)
+        carried = float(-(given[given > 0] * np.log(given[given > 0])).sum())
+        a = float(accuracy[j])
+        claimed = np.log(k) + a * np.log(a) + (1 - a) * np.log((1 - a) / (k - 1)) if 0 < a < 1 else np.log(k)
+        if claimed > 0:
+            share[j] = min(1.0, carried / claimed)
+    return share
 
 
 def named_labels(probs: np.ndarray, known: np.ndarray, calibrated: CalibratedAnswers | None = None,
