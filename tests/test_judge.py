@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import os
 import random
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -139,8 +140,8 @@ def test_inference_tables_follow_the_literature():
     assert support(negative, "anger") == pytest.approx(0.5) and support(negative, "happiness") < 0.5
 
 
-def test_a_face_readings_support_keeps_its_margin():
-    """The expression model's probabilities are graded over their whole range: a face read as fear
+def test_a_model_readings_support_keeps_its_margin():
+    """A model's probabilities are graded over their whole range: a face read as fear
     0.64 over anger 0.20 backs fear less than a face read as surprise 0.97 backs surprise (saturated,
     both got full support, and the model's wrong answers could not rank below its right ones)."""
     from agents.judge.inference import claim_support, leaning
@@ -149,7 +150,10 @@ def test_a_face_readings_support_keeps_its_margin():
     for kind in ("expression", "action_units"):
         assert 0.5 < claim_support(unsure, kind, None, "fear") < claim_support(sure, kind, None, "surprise") < 1.0
         assert claim_support(unsure, kind, None, "anger") < 0.5
-    # a voice profile's margin still counts in full from 0.3 on (linear, it ranked speech answers no better)
+    # the run's voice model reads the same way, on a label it was shown
+    voice_model = SimpleNamespace(learned_distribution={"fear": 0.64, "anger": 0.20, "disgust": 0.16})
+    assert 0.5 < claim_support(unsure, "learned_voice", voice_model, "fear") < 1.0
+    # a literature voice profile's margin still counts in full from 0.3 on (linear, it ranked speech answers no better)
     assert claim_support(unsure, "voice", None, "fear") == 1.0
 
 

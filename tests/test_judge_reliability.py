@@ -398,8 +398,9 @@ def test_where_the_run_fitted_a_voice_model_voice_claims_are_read_through_it():
             for name, learned in (("profiles", None), ("model", {"c1": model}))}
     by = {name: {j.annotator_id: j for j in res.judgements} for name, res in runs.items()}
     assert by["model"]["loud"].claims[0].verdict == "supported"  # the fact check is the same either way
-    assert by["model"]["loud"].claims[0].support == 1.0  # margin 0.5 over happiness: fully for anger
-    assert by["model"]["glad"].claims[0].support == 0.0
+    # margin 0.5 over happiness, read linearly (a model's graded reading): for anger, as much against happiness
+    assert by["model"]["loud"].claims[0].support == pytest.approx(0.75)
+    assert by["model"]["glad"].claims[0].support == pytest.approx(0.25)
     assert by["model"]["loud"].s_reason > by["model"]["glad"].s_reason
     assert by["model"]["low"].claims[0].support is None  # a label the model was never shown: it cannot say
     assert by["profiles"]["loud"].claims[0].support == by["profiles"]["glad"].claims[0].support

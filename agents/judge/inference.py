@@ -24,12 +24,13 @@ strongest rival, using published cue–emotion knowledge:
 
 Every cue becomes a distribution D over the taxonomy; the support for label ℓ is
 0.5 + (D(ℓ) − max_{k≠ℓ} D(k)) / (2·SCALE), clipped to [0, 1]: 1 when the cue clearly favours ℓ,
-0.5 when it cannot tell ℓ from its rival, 0 when it clearly favours another emotion. A face reading
-(the expression model's probabilities, the prototype units' shares) is graded over its whole range,
-so its support stays linear in the margin (FACE_SCALE): saturated at SCALE, a face read as fear 0.64
-over anger 0.20 got the full support of one read as surprise 0.97, and the wrong answers among the
-expression model's could not rank below the right ones. Voice, words and marks keep SCALE: read
-linearly, speech answers ranked no better (label-quality bench, docs/label-quality.md)."""
+0.5 when it cannot tell ℓ from its rival, 0 when it clearly favours another emotion. A model's
+reading (the expression model's probabilities, the prototype units' shares, the run's own voice
+model) is graded over its whole range, so its support stays linear in the margin (GRADED_SCALE):
+saturated at SCALE, a face read as fear 0.64 over anger 0.20 got the full support of one read as
+surprise 0.97, and the expression model's wrong answers could not rank below its right ones. The
+literature's voice profiles, words and marks keep SCALE: read linearly, speech answers ranked no
+better (label-quality bench, docs/label-quality.md)."""
 
 from __future__ import annotations
 
@@ -40,8 +41,8 @@ from evidence.punctuation import mark_distribution
 
 # margin (in probability) at which a cue counts as fully for or against a label
 SCALE = 0.3
-FACE_SCALE = 1.0  # face readings: linear in the margin (see above)
-FACE_KINDS = ("expression", "action_units")
+GRADED_SCALE = 1.0  # a model's graded reading: linear in the margin (see above)
+GRADED_KINDS = ("expression", "action_units", "learned_voice")
 
 NEGATIVE = ("anger", "sadness", "fear", "disgust", "boredom")
 
@@ -83,7 +84,7 @@ def claim_support(measured: Leaning | None, kind: str | None, ix, label: str) ->
     where nothing can say, as where the run's voice model is asked about a label it was never shown."""
     if measured is None or (kind == "learned_voice" and label not in ix.learned_distribution):
         return None
-    return support(measured, label, FACE_SCALE if kind in FACE_KINDS else SCALE)
+    return support(measured, label, GRADED_SCALE if kind in GRADED_KINDS else SCALE)
 
 
 def au_distribution(intensities: dict[str, float], taxonomy) -> dict[str, float] | None:
