@@ -210,9 +210,9 @@ def information_share(probs: np.ndarray, bounds: list[tuple[int, int]], accuracy
     its pseudo-answers; an annotator that gives one label to everything carries nothing, so the run
     alone decides its rows, and they come out identical (flattening its prior rows instead is not
     enough: flat pseudo-answers beside the capped data still leave the rows apart). Without this a
-    capped blind fit (the
-    measured priors outweighing `blind_evidence` clips) let two constant annotators outvote an
-    informative one. Read only where an annotator gave at least K answers: fewer cannot show it."""
+    capped blind fit (the measured priors outweighing `blind_evidence` clips) let two constant
+    annotators outvote an informative one. Read only where an annotator gave at least K answers:
+    fewer cannot show it."""
     share = np.ones(len(bounds))
     if k < 2:
         return share
