@@ -277,6 +277,17 @@ def test_calibration_starts_from_the_stated_prior_and_learns_from_labelled_clips
     assert abs(few(np.array([0.9]))[0] - 0.9) < 0.3
 
 
+@pytest.mark.parametrize("raw", [0.8, 0.95, 0.99])
+def test_labelled_answers_calibrate_where_they_are(raw):
+    """Thirty labelled answers at one raw confidence, all wrong: the map says so at that confidence,
+    wherever it lies. Placed at the mean of its points, their block sat among the prior's pseudo-clips
+    below them, and the map rose from there toward the prior's point at 1.0 (0.99 calibrated to 0.91)."""
+    wrong = fit_calibrator(np.full(30, raw), np.zeros(30), 10.0)
+    assert wrong(np.array([raw]))[0] < 0.2
+    right = fit_calibrator(np.full(30, raw - 0.4), np.ones(30), 10.0)
+    assert right(np.array([raw - 0.4]))[0] > 0.8
+
+
 def test_the_calibrated_confidence_keeps_the_consensus_ranking():
     """A model right more often the surer it is, but not smoothly: plain isotonic regression pools
     long runs of clips into steps of one confidence. The centred map runs between the steps' centres,
@@ -364,9 +375,9 @@ def test_where_labels_are_known_a_cue_kind_earns_the_support_it_has_been_worth()
     sadness. The model's margin backs a happiness answer citing that expression fully; the verdicts
     show what such support has been worth, and S_reason on the unreviewed clips follows them."""
     clips = [clip(f"c{i}") for i in range(10)]
-    sure = [face(t, i, {"AU12": (0.9, True)}, {"happiness": 1.0}) for t, i in ((10.5, 12), (11.0, 24))]
+    sure = [face(t, i, {"AU12": (0.9, True)}, {"happiness": 0.99, "neutral": 0.01}) for t, i in ((10.5, 12), (11.0, 24))]
     feats = [features(f"c{i}").model_copy(update={"faces": sure}) for i in range(10)]
-    expr = [ev("e1", "face", "expression model: happiness 1.00", 10.4, 11.2, "faces[track=0].expression")]
+    expr = [ev("e1", "face", "expression model: happiness 0.99", 10.4, 11.2, "faces[track=0].expression")]
     answers = [answer("face", "happiness", expr, clip_id=f"c{i}") for i in range(10)]
     blind = judge_run(clips, feats, answers, load_config(), "r")
     taught = judge_run(clips, feats, answers, load_config(), "r", known={f"c{i}": ["sadness"] for i in range(6)})
@@ -374,7 +385,7 @@ def test_where_labels_are_known_a_cue_kind_earns_the_support_it_has_been_worth()
     for i in range(6, 10):
         before, after = reason["blind"][f"c{i}"], reason["taught"][f"c{i}"]
         assert before.claims[0].verdict == after.claims[0].verdict == "supported"  # the fact stays true
-        assert before.claims[0].support == 1.0 and after.claims[0].support < 0.4
+        assert before.claims[0].support > 0.95 and after.claims[0].support < 0.4
         assert after.s_reason < before.s_reason - 0.3
 
 

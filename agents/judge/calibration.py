@@ -8,7 +8,9 @@ labelled clips bend the map a little and many bend it fully.
 
 The map is centred isotonic regression (Oron & Flournoy 2017): each block the pool-adjacent-
 violators fit merges is placed at the mean of its points, and the map runs linearly between the
-blocks' centres. Plain isotonic regression is a staircase: clips across a whole step get one
+blocks' centres. A block that holds labelled clips is placed at the mean of those alone: pooled with
+the prior's pseudo-clips below them, thirty wrong answers at a raw 0.95 sat at 0.86, and the map
+rose from there toward the prior's point at 1.0, calibrating those very answers to 0.67. Plain isotonic regression is a staircase: clips across a whole step get one
 confidence, so the ranking the consensus had among them is lost, and routing has to accept or
 flag each step together. The centred map keeps that ranking and is no less faithful to the points.
 
@@ -52,9 +54,14 @@ def fit_calibrator(raw: np.ndarray, correct: np.ndarray, prior_strength: float =
 
         iso = IsotonicRegression(y_min=0.0, y_max=1.0, increasing=True, out_of_bounds="clip").fit(x, y, sample_weight=w)
         fitted = iso.predict(x)
-    # the blocks: runs of points with one fitted value (ascending in x, as the values are)
+    # the blocks: runs of points with one fitted value (ascending in x, as the values are). A block
+    # sits where its labelled clips are: the prior's pseudo-clips bend its value, not its place
     values, block = np.unique(np.round(fitted, 12), return_inverse=True)
     centres = np.bincount(block, weights=w * x) / np.bincount(block, weights=w)
+    labelled = np.r_[np.zeros(PRIOR_GRID), np.ones(len(raw))]
+    n_data = np.bincount(block, weights=labelled, minlength=len(values))
+    data_centres = np.bincount(block, weights=labelled * x, minlength=len(values)) / np.where(n_data > 0, n_data, 1.0)
+    centres = np.where(n_data > 0, data_centres, centres)
     return Calibrator(xs=centres, ys=values, n_labelled=len(raw))
 
 
