@@ -10,9 +10,10 @@ The map is centred isotonic regression (Oron & Flournoy 2017): each block the po
 violators fit merges is placed at the mean of its points, and the map runs linearly between the
 blocks' centres. A block that holds labelled clips is placed at the mean of those alone: pooled with
 the prior's pseudo-clips below them, thirty wrong answers at a raw 0.95 sat at 0.86, and the map
-rose from there toward the prior's point at 1.0, calibrating those very answers to 0.67. Plain isotonic regression is a staircase: clips across a whole step get one
-confidence, so the ranking the consensus had among them is lost, and routing has to accept or
-flag each step together. The centred map keeps that ranking and is no less faithful to the points.
+rose from there toward the prior's point at 1.0, calibrating those very answers to 0.67. Plain
+isotonic regression is a staircase: clips across a whole step get one confidence, so the ranking
+the consensus had among them is lost, and routing has to accept or flag each step together. The
+centred map keeps that ranking and is no less faithful to the points.
 
 Routing to a target accuracy flags the fewest clips such that the accepted ones are expected to be
 right at least `target` of the time: accept clips in order of confidence while the mean confidence
