@@ -136,10 +136,10 @@ def test_a_large_blind_run_does_not_outweigh_what_labelled_media_measured():
 
 
 def test_a_measured_prior_weighs_more_and_a_plugin_with_none_still_earns_its_weight():
-    """The built-in agents' accuracies were measured on labelled media, so their rows carry
-    `measured_prior_strength` pseudo-answers; a plugin's carry `prior_strength`. A constant plugin
-    beside a measured informative agent must still lose its weight, and the measured agents' stated
-    confidence must stay near how often the run is right (seeded: the same votes everywhere)."""
+    """With the strengths the judge gives (the next test checks it does): a constant plugin beside a
+    measured informative agent still loses its weight (since `information_share`, at any strength),
+    and the measured agents' stated confidence stays near how often the run is right, with labels as
+    good as at the weak prior (seeded: the same votes everywhere)."""
     strength = load_config().judge.reliability.measured_prior_strength
     truth, c, w, y = simulate(1, 300, {"informative": 0.7, "always-happy": "1", "always-neutral": "3"})
     fitted = fit(SoftVotes(c, w, np.eye(4)[y], 300, 3), prior_accuracy=np.array([0.7, 0.6, 0.6]),
@@ -158,6 +158,32 @@ def test_a_measured_prior_weighs_more_and_a_plugin_with_none_still_earns_its_wei
         right = truth[answered]
         assert abs(strong.max(1).mean() - (strong.argmax(1) == right).mean()) < 0.08
         assert (strong.argmax(1) == right).mean() >= (weak.argmax(1) == right).mean() - 0.02  # 8 clips in 400: a near tie may turn
+
+
+def test_the_judge_gives_measured_agents_the_measured_strength_and_plugins_the_default(monkeypatch):
+    """The split lives in resolve: an annotator listed in `annotator_priors` gets
+    `measured_prior_strength` pseudo-answers a row and its measured accuracy; any other (a plugin)
+    `prior_strength` and `prior_accuracy`."""
+    from agents.judge import reliability
+
+    seen = {}
+    real_fit = reliability.fit
+
+    def spy(votes, known=None, **kw):
+        seen.update(kw)
+        return real_fit(votes, known, **kw)
+
+    monkeypatch.setattr(reliability, "fit", spy)
+    cfg = load_config()
+    rc = cfg.judge.reliability
+    answers = [answer(name, "happiness", clip_id=f"c{i}") for i in range(3) for name in ("face-expression", "my-plugin")]
+    res = judge_run([clip(f"c{i}") for i in range(3)], [features(f"c{i}") for i in range(3)], answers, cfg, "r")
+    order = [r.annotator_id for r in res.reliability]
+    strength = dict(zip(order, np.broadcast_to(seen["prior_strength"], len(order))))
+    accuracy = dict(zip(order, np.broadcast_to(seen["prior_accuracy"], len(order))))
+    assert strength == {"face-expression": rc.measured_prior_strength, "my-plugin": rc.prior_strength}
+    assert accuracy == {"face-expression": rc.annotator_priors["face-expression"], "my-plugin": rc.prior_accuracy}
+    assert rc.measured_prior_strength > rc.prior_strength
 
 
 @pytest.mark.parametrize("seed", range(3))
