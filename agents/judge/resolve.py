@@ -4,6 +4,7 @@ calibrated confidence, the flags that explain it, and which clips go to a person
 from __future__ import annotations
 
 import math
+from functools import partial
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -47,12 +48,14 @@ def resolve(clips: list[Clip], index: dict[str, JudgeIndex], tally: "Tally", con
         rc = jc.reliability
         fit_votes, calibrated = roles(config, votes.annotator_ids).votes(tally.soft_votes())
         measured = np.array([a in rc.annotator_priors for a in votes.annotator_ids], dtype=bool)
-        fitted = reliability.fit(fit_votes, known_rows, prior_strength=np.where(measured, rc.measured_prior_strength, rc.prior_strength),
-                                 class_prior_weight=rc.class_prior_weight,
-                                 prior_accuracy=np.array([rc.annotator_priors.get(a, rc.prior_accuracy) for a in votes.annotator_ids]),
-                                 calibrated=calibrated, blind_evidence=rc.blind_evidence,
-                                 stated=np.bincount(votes.label, minlength=len(labels)) > 0)
+        fit_on_known = partial(reliability.fit, fit_votes, prior_strength=np.where(measured, rc.measured_prior_strength, rc.prior_strength),
+                               class_prior_weight=rc.class_prior_weight,
+                               prior_accuracy=np.array([rc.annotator_priors.get(a, rc.prior_accuracy) for a in votes.annotator_ids]),
+                               calibrated=calibrated, blind_evidence=rc.blind_evidence,
+                               stated=np.bincount(votes.label, minlength=len(labels)) > 0)
+        fitted = fit_on_known(known_rows)
         dist, free = fitted.posterior, fitted.free_posterior
+        free = held_out_beliefs(fit_on_known, known_rows, free, _groups(clips, person))
         posterior = {c: row for c, row in zip(clip_ids, dist.tolist())}
         annotators = _annotator_reliability(fitted, votes, known_rows, labels, np.bincount(fit_votes.annotator, minlength=len(votes.annotator_ids)))
     else:
@@ -134,15 +137,47 @@ def resolve(clips: list[Clip], index: dict[str, JudgeIndex], tally: "Tally", con
     est, lo, hi = calibration.accepted_estimate(review[accepted])
     if fit_on.any() and accepted.any():
         labelled = np.nonzero(fit_on)[0]
+        whose = _groups(clips, person)
         lo, hi = calibration.accepted_interval(
             raw[accepted], raw[labelled], right.astype(float),
-            [(person or {}).get(clip_ids[i]) or clips[i].source_id for i in labelled], jc.reliability.calibration_prior_strength)
+            [whose[i] for i in labelled], jc.reliability.calibration_prior_strength)
     routing = Routing(mode=rule.mode, threshold=float(threshold), target_accuracy=rule.target_accuracy if rule.mode in ("target", "calibrated") else None,
                       n_clips=int((~is_known).sum()), n_known=int(is_known.sum()), n_accepted=int(accepted.sum()),
                       estimated_accuracy=est, ci_low=lo, ci_high=hi,
                       calibrated_on=int(fit_on.sum()), calibration=calibrate.method,
                       n_teach=sum("teach_voice_model" in c.flags for c in out))
     return Resolved(out, float(threshold), routing, annotators, posterior)
+
+
+CROSS_FIT_FOLDS = 5
+
+
+def held_out_beliefs(fit_on_known, known_rows: np.ndarray, free: np.ndarray, groups: list[str]) -> np.ndarray:
+    """`free` with each labelled clip's row replaced by what a fit that never saw its label says of it.
+    The full fit learns the confusion matrices from the labelled clips themselves, so its belief about
+    them is optimistic, and a calibration fitted on it overstates how often the unlabelled clips are
+    right. Cross-fitting (K folds of whole groups, a person's clips together, as
+    calibration.accepted_interval resamples them; of single clips where there is one group) gives
+    each labelled clip an out-of-fold belief, as agents/learned_voice.py does for the voice model's."""
+    labelled = np.nonzero(known_rows.sum(axis=1) > 0)[0]
+    if len(labelled) == 0:
+        return free
+    names = sorted({groups[i] for i in labelled})
+    unit = {g: u for u, g in enumerate(names)}
+    units = np.array([unit[groups[i]] for i in labelled]) if len(names) > 1 else np.arange(len(labelled))
+    folds = min(CROSS_FIT_FOLDS, int(units.max()) + 1)
+    out = free.copy()
+    for f in range(folds):
+        rows = labelled[units % folds == f]
+        held = known_rows.copy()
+        held[rows] = 0.0
+        out[rows] = fit_on_known(held).free_posterior[rows]
+    return out
+
+
+def _groups(clips: list[Clip], person: dict[str, str] | None) -> list[str]:
+    """Whose each clip is: a speaker's voice group where the run has one, else the source."""
+    return [(person or {}).get(c.clip_id) or c.source_id for c in clips]
 
 
 def _known_matrix(clip_ids: list[str], labels: list[str], known: dict[str, list[str]]) -> np.ndarray:
