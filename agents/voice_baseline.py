@@ -6,8 +6,10 @@ speaker for this reason (e.g. Schuller et al., "Acoustic emotion recognition", S
 
 Three scopes, chosen per clip:
 - declared speaker: the clips of every source the speakers file (`annotate.baseline.speakers`)
-  gives that speaker, when they reach `min_clips` (a corpus of one utterance per file that names
-  its speakers; its utterances are short, and each is one point of the baseline however long);
+  gives that speaker, when they reach `declared_min_clips` (a corpus of one utterance per file that
+  names its speakers; its utterances are short, and each is one point of the baseline however
+  long). Known to be one person, a speaker's few clips are a nearer reference than the run's other
+  voices, which differ from each other more than one voice does across emotions;
 - speaker: the clips of the same speaker in the same source, when the source holds at least
   `min_clips` of them and `min_speech_s` seconds (a long recording of one or several people);
 - corpus: every clip of the run otherwise (single-utterance corpora such as EmoDB give one short
@@ -193,7 +195,8 @@ def voice_baselines(clips: list[Clip], features: list[ClipFeatures], config: Voi
     for key, ids in groups.items():
         # a declared speaker is known to be one person: the clips are the sample, whatever they last;
         # a speaker found in a source needs enough speech too, so that a short stray turn is not one
-        if len(ids) >= config.min_clips and (key.startswith("declared:") or seconds(ids) >= config.min_speech_s):
+        declared = key.startswith("declared:")
+        if len(ids) >= (config.declared_min_clips if declared else config.min_clips) and (declared or seconds(ids) >= config.min_speech_s):
             speaker_keys.add(key)
             own = VoiceBaseline(scope="speaker", key=key, clips=len(ids), speech_s=seconds(ids), stats=_stats([rows[i] for i in ids], config))
             out.update({i: own for i in ids})

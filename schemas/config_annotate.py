@@ -133,7 +133,11 @@ class VoiceBaselineConfig(Strict):
     vocal agents compare with the whole run (agents/voice_baseline.py)."""
 
     min_clips: int = Field(5, ge=3)
-    min_speech_s: float = Field(20.0, ge=0)  # a speaker found in a source; a declared speaker needs min_clips only
+    min_speech_s: float = Field(20.0, ge=0)  # a speaker found in a source; a declared speaker needs declared_min_clips only
+    # a declared speaker (the speakers file) is known to be one person: from this many clips their own
+    # voice is a nearer reference than a run of other people's, whose voices differ more from each
+    # other than one voice does across emotions; 3 is the fewest a spread is read from
+    declared_min_clips: int = Field(3, ge=3)
     # centre: the median of the calmest `calm_share` of the clips (the speaker's neutral voice), or
     # the median of all of them
     reference: Literal["calm", "median"] = "calm"

@@ -104,6 +104,32 @@ def test_declared_speakers_share_one_baseline_across_their_files(speech, tmp_pat
     assert "speakers file" in text or "vs this speaker" in text, text
 
 
+def test_a_declared_speaker_with_three_clips_is_their_own_reference(speech, tmp_path):
+    """A declared speaker is known to be one person: three clips give them their own baseline at the
+    default min_clips (5), where the run's other voices would differ from theirs more than one voice
+    does across emotions. Three clips of a speaker found in a source are still too few."""
+    clips, features = speech
+    voiced = {f.clip_id for f in features if measures(f.prosody)}
+    reading = [c for c in clips if c.source_path.endswith("two_cities.wav") and c.speech and c.clip_id in voiced][:3]
+    assert len(reading) == 3
+    rest = [c for c in clips if not c.source_path.endswith("two_cities.wav")]
+    kept = {c.clip_id for c in [*reading, *rest]}
+    few_clips, few_features = [*reading, *rest], [f for f in features if f.clip_id in kept]
+    speakers = tmp_path / "speakers.csv"
+    speakers.write_text("file,speaker\ntwo_cities.wav,reader\n")
+    cfg = VoiceBaselineConfig(speakers=str(speakers))
+    assert (cfg.min_clips, cfg.declared_min_clips) == (5, 3)
+    base = voice_baselines(few_clips, few_features, cfg)
+    assert {(base[c.clip_id].key, base[c.clip_id].clips) for c in reading} == {("declared:reader", 3)}
+    assert {base[c.clip_id].scope for c in reading} == {"speaker"}
+    # undeclared, the same three clips fall back to the run's voices
+    plain = voice_baselines(few_clips, few_features, cfg.model_copy(update={"speakers": None, "min_speech_s": 0.0}))
+    assert {plain[c.clip_id].scope for c in reading} == {"corpus"}
+    # and a declared speaker below declared_min_clips does too
+    strict = voice_baselines(few_clips, few_features, cfg.model_copy(update={"declared_min_clips": 4}))
+    assert {strict[c.clip_id].scope for c in reading} == {"corpus"}
+
+
 def test_a_speakers_same_words_get_their_own_baseline(speech, tmp_path):
     """Acted corpora have each speaker say one sentence in every emotion: against the same words a
     clip differs only in how it was said. Three of the reader's clips are made to say the same
