@@ -615,8 +615,22 @@ def test_the_judge_calibrates_on_beliefs_from_fits_without_the_labels(monkeypatc
         return out
 
     monkeypatch.setattr(resolve_module, "held_out_beliefs", spy)
-    _panel_run(known={"c0": ["happiness"], "c1": ["happiness"], "c6": ["sadness"]})
+    known = {"c0": ["happiness"], "c1": ["happiness"], "c6": ["sadness"]}
+    res = _panel_run(known=known)
     [(labelled, free, held)] = seen
     assert labelled.sum() == 3
     assert not np.allclose(held[labelled], free[labelled])  # read without their own labels
     assert np.array_equal(held[~labelled], free[~labelled])
+    # and the confidence the run states is the calibration fitted on those held-out beliefs
+    labels = load_config().taxonomy
+    clip_ids = [c.clip_id for c in res.consensus]
+    def calibrator(beliefs):
+        right = [labels[k] in known[c] for c, k in zip(np.array(clip_ids)[labelled], beliefs[labelled].argmax(axis=1))]
+        return fit_calibrator(beliefs[labelled].max(axis=1), np.array(right, dtype=float),
+                              load_config().judge.reliability.calibration_prior_strength)
+
+    from_held, in_sample = calibrator(held), calibrator(free)
+    unlabelled = free[~labelled].max(axis=1)
+    stated = np.array([c.confidence for c, lab in zip(res.consensus, labelled) if not lab])
+    assert stated == pytest.approx(from_held(unlabelled), abs=1e-9)
+    assert not np.allclose(from_held(unlabelled), in_sample(unlabelled))  # the test tells the two apart

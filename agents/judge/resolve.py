@@ -4,8 +4,8 @@ calibrated confidence, the flags that explain it, and which clips go to a person
 from __future__ import annotations
 
 import math
-from functools import partial
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -42,6 +42,7 @@ def resolve(clips: list[Clip], index: dict[str, JudgeIndex], tally: "Tally", con
     clip_ids = tally.clip_ids
     votes = tally.votes()
     known_rows = _known_matrix(clip_ids, labels, known)
+    whose = _groups(clips, person)  # whose each clip is: cross-fitting folds and the interval resample by it
     annotators: list[AnnotatorReliability] = []
     posterior: dict[str, list[float]] = {}
     if jc.aggregation == "reliability":
@@ -55,7 +56,7 @@ def resolve(clips: list[Clip], index: dict[str, JudgeIndex], tally: "Tally", con
                                stated=np.bincount(votes.label, minlength=len(labels)) > 0)
         fitted = fit_on_known(known_rows)
         dist, free = fitted.posterior, fitted.free_posterior
-        free = held_out_beliefs(fit_on_known, known_rows, free, _groups(clips, person))
+        free = held_out_beliefs(fit_on_known, known_rows, free, whose)
         posterior = {c: row for c, row in zip(clip_ids, dist.tolist())}
         annotators = _annotator_reliability(fitted, votes, known_rows, labels, np.bincount(fit_votes.annotator, minlength=len(votes.annotator_ids)))
     else:
