@@ -36,6 +36,11 @@ PROTOTYPES = {
 # below this gap between the two best emotions an agent abstains: the signal does not single one
 # out (a round value, not fitted to the few labelled faces)
 MIN_MARGIN = 0.1
+# facs-rules' prototype match scores become its distribution by a softmax at this temperature: the
+# margin it abstains below is one unit, so an answer at that margin states its label e times as
+# likely as the runner-up. The scores normalised to sum 1 stated about 0.4 for answers that were
+# right nearly every time (docs/label-quality.md), the most miscalibrated agent of the panel
+MATCH_TEMPERATURE = MIN_MARGIN
 # an action unit at or above this intensity is active (the cue the rationale lists)
 ACTIVE = 0.5
 # below this, against the person's own neutral, nothing moved
@@ -148,7 +153,8 @@ class FACSRulesAgent(PerClipAnnotator):
             # neutral only when nothing departs from the person's neutral (the branch above); a
             # movement that is small but singles one prototype out is that prototype, weakly
             scores["neutral"] = 1.0 - mean[strongest] if mean[strongest] < STILL else 0.0
-        dist = _normalised(scores)
+        best = max(scores.values())
+        dist = _normalised({e: float(np.exp((v - best) / MATCH_TEMPERATURE)) for e, v in scores.items()})
         label = dist[0].label
         used = PROTOTYPES.get(label, [])
         active = sorted((au for au in mean if mean[au] >= ACTIVE), key=lambda a: -mean[a])

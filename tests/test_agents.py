@@ -273,6 +273,35 @@ def test_facs_rules_abstains_when_prototypes_tie(smiling_man):
     assert a.status == "abstained" and "prototypes match equally" in a.error
 
 
+def test_facs_rules_states_a_softmax_of_its_prototype_matches(smiling_man):
+    """Its distribution is a softmax of the prototypes' match scores at a temperature of the margin it
+    abstains below: a clear prototype is stated as likely (normalised scores stated about 0.4 for
+    answers right nearly every time), and a runner-up m behind is exp(m / temperature) times less likely."""
+    import math
+
+    from agents.feature_agents import MATCH_TEMPERATURE, MIN_MARGIN, PROTOTYPES
+    from schemas.features import ActionUnit
+
+    clip = smiling_man[0]
+    f = clip.features
+
+    def answer(units):
+        faces = [o.model_copy(update={"action_units": [ActionUnit(au=a.au, intensity=units.get(a.au, 0.0), present=a.au in units,
+                                                                       source="geometry-own-neutral") for a in o.action_units]}) for o in f.faces]
+        [a] = panel()["facs-rules"].annotate([clip.model_copy(update={"features": f.model_copy(update={"faces": faces})})], "r")
+        return a, {p.label: p.prob for p in a.label_distribution}
+
+    clear, dist = answer({"AU12": 0.9})
+    assert clear.label == "happiness" and dist["happiness"] > 0.9
+    assert MATCH_TEMPERATURE == MIN_MARGIN
+    # sadness (AU04 + AU15) at 0.6 against anger (AU04 + AU05) at 0.6 - 0.15 = 0.45: a margin of 1.5 temperatures
+    units = {"AU04": 0.6, "AU15": 0.6, "AU05": 0.3}
+    near, dist = answer(units)
+    scores = {e: sum(units.get(u, 0.0) for u in aus) / len(aus) for e, aus in PROTOTYPES.items()}
+    assert near.label == "sadness"
+    assert dist["sadness"] / dist["anger"] == pytest.approx(math.exp((scores["sadness"] - scores["anger"]) / MATCH_TEMPERATURE), rel=0.01)
+
+
 def test_facs_rules_needs_an_active_unit_against_population_values(smiling_man):
     """Against population-typical geometry a weak departure is the face's build, not an expression:
     no answer (the dev set's posed disgust photo read anger at 0.35 and took the consensus with it);
