@@ -85,7 +85,11 @@ def _each_annotator(r: dict) -> str:
     if worst is None or worst[0] <= 1e-9:
         return "**yes**"
     _, name, v = worst
-    return f"no: {name} {v['accuracy']:.2f}, the consensus {v['consensus_accuracy']:.2f} on its {v['answered']}"
+    out = f"no: {name} {v['accuracy']:.2f}, the consensus {v['consensus_accuracy']:.2f} on its {v['answered']}"
+    if "mcnemar_p" in v:  # results written before the test was added lack it
+        out += (f" ({v['only_annotator_right']} clips only it gets right, {v['only_consensus_right']} only the consensus;"
+                f" McNemar p {v['mcnemar_p']:.2f})")
+    return out
 
 
 def _routing(r: dict) -> str:

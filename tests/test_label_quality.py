@@ -97,8 +97,25 @@ def test_per_annotator_compares_on_its_own_items():
     assert r["x"]["mean_s_final_wrong"] == pytest.approx(0.2)
     # x says fear whatever the clip: right half the time, and no better than chance
     assert r["x"]["kappa"] == pytest.approx(0.0)
-    assert r["y"] == {"answered": 1, "accuracy": 1.0, "kappa": None, "consensus_accuracy": 1.0, "mean_s_final": 0.9,
+    assert r["x"]["only_annotator_right"] == 1 and r["x"]["only_consensus_right"] == 1
+    assert r["x"]["mcnemar_p"] == pytest.approx(1.0)
+    assert r["y"] == {"answered": 1, "accuracy": 1.0, "kappa": None, "consensus_accuracy": 1.0,
+                      "only_annotator_right": 0, "only_consensus_right": 0, "mcnemar_p": 1.0, "mean_s_final": 0.9,
                       "mean_s_final_right": 0.9, "mean_s_final_wrong": None}
+
+
+def test_the_consensus_against_an_annotator_is_an_exact_mcnemar_test():
+    from pipeline.export.label_quality import against_consensus
+
+    # 389 clips, 27 only the annotator gets right and 23 only the consensus: no evidence of a gap
+    annotator = [True] * 27 + [False] * 23 + [True] * 170 + [False] * 169
+    consensus = [False] * 27 + [True] * 23 + [True] * 170 + [False] * 169
+    near = against_consensus(annotator, consensus)
+    assert (near["only_annotator_right"], near["only_consensus_right"]) == (27, 23)
+    assert near["mcnemar_p"] == pytest.approx(0.6718, abs=1e-3)  # two-sided binomial, 27 of 50 at 1/2
+    # 20 against 2 is evidence
+    far = against_consensus([True] * 20 + [False] * 2, [False] * 20 + [True] * 2)
+    assert far["mcnemar_p"] < 0.001
 
 
 def test_per_annotator_says_whether_its_own_probabilities_are_calibrated():

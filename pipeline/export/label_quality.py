@@ -159,6 +159,7 @@ def per_annotator(answers: list[AnswerOutcome], clips: list[ClipOutcome]) -> dic
             "accuracy": float(np.mean([a.correct for a in mine])),
             "kappa": kappa([a.gold for a in mine], [a.label for a in mine]),
             "consensus_accuracy": float(np.mean([by_clip[a.clip_id].correct for a in mine])),
+            **against_consensus([a.correct for a in mine], [by_clip[a.clip_id].correct for a in mine]),
             "mean_s_final": float(np.mean([a.s_final for a in mine])),
             "mean_s_final_right": _mean([a.s_final for a in mine if a.correct]),
             "mean_s_final_wrong": _mean([a.s_final for a in mine if not a.correct]),
@@ -168,6 +169,19 @@ def per_annotator(answers: list[AnswerOutcome], clips: list[ClipOutcome]) -> dic
             out[annotator]["mean_stated"] = float(np.mean([a.stated for a in said]))
             out[annotator]["stated_ece"] = expected_calibration_error([a.stated for a in said], [a.correct for a in said])
     return out
+
+
+def against_consensus(annotator: list[bool], consensus: list[bool]) -> dict:
+    """The clips only the annotator gets right and those only the consensus gets right, and the exact
+    McNemar test of whether they differ (a two-sided binomial test on those discordant clips): a gap
+    of a clip or two on hundreds is not evidence that the consensus is worse."""
+    from scipy.stats import binomtest
+
+    only_annotator = sum(a and not c for a, c in zip(annotator, consensus))
+    only_consensus = sum(c and not a for a, c in zip(annotator, consensus))
+    n = only_annotator + only_consensus
+    return {"only_annotator_right": only_annotator, "only_consensus_right": only_consensus,
+            "mcnemar_p": float(binomtest(only_annotator, n, 0.5).pvalue) if n else 1.0}
 
 
 def _mean(xs: list[float]) -> float | None:
