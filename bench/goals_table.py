@@ -87,7 +87,8 @@ def _each_annotator(r: dict) -> str:
     _, name, v = worst
     out = f"no: {name} {v['accuracy']:.2f}, the consensus {v['consensus_accuracy']:.2f} on its {v['answered']}"
     if "mcnemar_p" in v:  # results written before the test was added lack it
-        out += (f" ({v['only_annotator_right']} clips only it gets right, {v['only_consensus_right']} only the consensus;"
+        only = v["only_annotator_right"]
+        out += (f" ({only} clip{'' if only == 1 else 's'} only it gets right, {v['only_consensus_right']} only the consensus;"
                 f" McNemar p {v['mcnemar_p']:.2f})")
     return out
 
