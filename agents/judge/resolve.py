@@ -138,7 +138,6 @@ def resolve(clips: list[Clip], index: dict[str, JudgeIndex], tally: "Tally", con
     est, lo, hi = calibration.accepted_estimate(review[accepted])
     if fit_on.any() and accepted.any():
         labelled = np.nonzero(fit_on)[0]
-        whose = _groups(clips, person)
         lo, hi = calibration.accepted_interval(
             raw[accepted], raw[labelled], right.astype(float),
             [whose[i] for i in labelled], jc.reliability.calibration_prior_strength)
