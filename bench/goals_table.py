@@ -71,9 +71,15 @@ def _f(x: float | None, goal=None) -> str:
     return f"**{text}**" if goal is not None and goal(x) else text
 
 
+def _span(r: dict, key: str) -> str:
+    """The figure's 95% bootstrap interval (bench/label_quality.py), where the run has one."""
+    iv = r.get("intervals", {}).get(key)
+    return "" if iv is None else f" ({iv[0]:.2f}–{iv[1]:.2f})"
+
+
 def _flagged(r: dict) -> str:
     share = r["flagged_for_accuracy"]["confidence"].get("0.85")
-    return "not reachable" if share is None else _f(share, lambda v: v <= FLAGGED)
+    return ("not reachable" if share is None else _f(share, lambda v: v <= FLAGGED)) + _span(r, "flagged_0.85")
 
 
 def _each_annotator(r: dict) -> str:
@@ -102,12 +108,12 @@ def _routing(r: dict) -> str:
 
 ROWS = [
     ("clips scored", lambda r: str(r["clips"])),
-    ("consensus accuracy / UAR", lambda r: f"{_f(r['consensus']['accuracy'])} / {_f(r['consensus']['uar'])}"),
-    ("answer-level AUROC of S_final ≥ 0.80", lambda r: _f(r["answer_auroc"]["s_final"], lambda v: v >= AUROC_FINAL)),
-    ("AUROC of S_reason ≥ 0.65", lambda r: _f(r["answer_auroc"]["s_reason"], lambda v: v >= AUROC_REASON)),
-    ("review-score AUROC (right vs wrong clips)", lambda r: _f(r["clip_auroc"]["review_score"])),
+    ("consensus accuracy / UAR", lambda r: f"{_f(r['consensus']['accuracy'])}{_span(r, 'accuracy')} / {_f(r['consensus']['uar'])}{_span(r, 'uar')}"),
+    ("answer-level AUROC of S_final ≥ 0.80", lambda r: _f(r["answer_auroc"]["s_final"], lambda v: v >= AUROC_FINAL) + _span(r, "s_final_auroc")),
+    ("AUROC of S_reason ≥ 0.65", lambda r: _f(r["answer_auroc"]["s_reason"], lambda v: v >= AUROC_REASON) + _span(r, "s_reason_auroc")),
+    ("review-score AUROC (right vs wrong clips)", lambda r: _f(r["clip_auroc"]["review_score"]) + _span(r, "review_auroc")),
     ("flagged share for 0.85 accepted ≤ 0.50", _flagged),
-    ("ECE ≤ 0.10", lambda r: _f(r["ece"]["value"], lambda v: v <= ECE)),
+    ("ECE ≤ 0.10", lambda r: _f(r["ece"]["value"], lambda v: v <= ECE) + _span(r, "ece")),
     ("consensus ≥ each annotator on its clips", _each_annotator),
     ("the run's routing (target accuracy 0.9)", _routing),
 ]
@@ -119,6 +125,8 @@ def table(found: list[tuple[Column, dict, dict]]) -> str:
         lines.append(f"| {title} | " + " | ".join(cell(r) for _, r, _ in found) + " |")
     commits = sorted({m.get("commit") or "?" for _, _, m in found})
     lines += ["", f"Commit{'s' if len(commits) > 1 else ''}: {', '.join(commits)}."]
+    if any(r.get("intervals") for _, r, _ in found):
+        lines += ["In brackets: 95% bootstrap intervals, the scored clips resampled with their answers (1000 draws)."]
     return "\n".join(lines)
 
 

@@ -23,6 +23,11 @@ without the choice.
 
 Photos are given to `emoforge run` as they are: it takes them as one-frame sources.
 
+Every headline figure comes with a 95% bootstrap interval over the scored clips (each drawn with its
+answers; `pipeline.export.label_quality.intervals`): on a few dozen clips a figure moves by a clip's
+worth between two machines, and the interval says how much of a difference that is. The JSON keeps
+every scored clip and answer, so `bench/compare_runs.py` can pair two runs clip by clip.
+
 Writes RESULTS/label_quality[-TAG].json, .md and _risk_coverage.png (RESULTS: bench/results).
 
     .venv/bin/python bench/label_quality.py --fetch                       # the 29-item dev set
@@ -43,7 +48,7 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,10 +58,12 @@ sys.path.insert(0, str(ROOT / "bench"))
 from label_dev import FetchError, default_dest, fetch, manifest_path_for, merge_manifests  # noqa: E402
 from label_dev import DEFAULT_MANIFEST as DEV_MANIFEST  # noqa: E402
 from agents.verbalizer import Verbalizer  # noqa: E402
-from pipeline.export.label_quality import AnswerOutcome, ClipOutcome, evaluate  # noqa: E402
+from pipeline.export.label_quality import AnswerOutcome, ClipOutcome, evaluate, intervals  # noqa: E402
 
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 RESULTS = ROOT / "bench" / "results"
+# each headline figure gets a 95% interval from 1000 bootstrap draws of the scored clips
+INTERVAL_LEVEL, RESAMPLES = 0.95, 1000
 
 
 class BenchError(RuntimeError):
@@ -324,6 +331,16 @@ def _f(x, digits: int = 2) -> str:
     return "n/a" if x is None else (f"{x:.{digits}f}" if isinstance(x, float) else str(x))
 
 
+def _interval_line(iv: dict) -> str:
+    def span(k):
+        return "n/a" if iv.get(k) is None else f"{iv[k][0]:.2f}–{iv[k][1]:.2f}"
+
+    return (f"- {iv['level']:.0%} intervals (clips resampled with their answers, {iv['resamples']} draws): "
+            + ", ".join(f"{name} {span(k)}" for k, name in (("accuracy", "accuracy"), ("uar", "UAR"), ("s_final_auroc", "S_final AUROC"),
+                                                            ("s_reason_auroc", "S_reason AUROC"), ("review_auroc", "review-score AUROC"),
+                                                            ("flagged_0.85", "flagged for 0.85"), ("ece", "ECE"))))
+
+
 def markdown(meta: dict, results: dict[str, dict]) -> str:
     lines = [f"# Label quality: {meta['manifest']}", ""]
     lines += [f"- {k}: {v}" for k, v in meta.items() if k not in ("unscored", "items_by_corpus")]
@@ -343,6 +360,7 @@ def markdown(meta: dict, results: dict[str, dict]) -> str:
             "- flagged share needed for accepted accuracy >= target: "
             + "; ".join(f"by {k}: " + ", ".join(f"{t} -> {_f(v)}" for t, v in d.items()) for k, d in r["flagged_for_accuracy"].items()),
             f"- ECE of the confidence ({r['ece']['bins']} equal-width bins): {_f(r['ece']['value'], 3)}",
+            *([_interval_line(r["intervals"])] if r.get("intervals") else []),
             "", "| by corpus | clips | accuracy |", "|---|---|---|",
         ]
         lines += [f"| {k} | {v['clips']} | {_f(v['accuracy'])} |" for k, v in r["by_corpus"].items()]
@@ -486,6 +504,12 @@ def _bench(args, config, manifest: Path, items: list[Item]) -> int:
         answers = [a for a in answers if a.clip_id in keep]
         r = evaluate(clips, answers, config.taxonomy, args.ece_bins)
         r["by_corpus"] = by_corpus(clips, clip_group)
+        r["intervals"] = {"level": INTERVAL_LEVEL, "resamples": RESAMPLES,
+                          **intervals(clips, answers, INTERVAL_LEVEL, RESAMPLES, args.seed)}
+        # every scored clip and answer, so that bench/compare_runs.py can pair two runs clip by clip
+        clip_item = {cid: name for name, cids in item_clips.items() for cid in cids}
+        r["outcomes"] = {"clips": [{**asdict(c), "item": clip_item[c.clip_id]} for c in clips],
+                         "answers": [asdict(a) for a in answers]}
         results[run_name] = r
         first = {}
         for it in items:

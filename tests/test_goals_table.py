@@ -52,3 +52,19 @@ def test_a_gold_column_without_a_gold_run_names_the_file(tmp_path, capsys):
     write(tmp_path, "gold-m3m5", {"blind": result()})
     assert goals_table.main(["--tag", "t", "--results", str(tmp_path)]) == 2
     assert "label_quality-t-gold-m3m5.json: has no gold run (parts: blind)" in capsys.readouterr().err
+
+
+def test_a_figure_with_a_bootstrap_interval_shows_it_beside_the_figure(tmp_path, capsys):
+    with_intervals = {**result(flagged=0.4), "intervals": {"level": 0.95, "resamples": 1000, "accuracy": [0.31, 0.66], "uar": [0.22, 0.63],
+                                                           "s_final_auroc": [0.71, 0.93], "s_reason_auroc": None,
+                                                           "review_auroc": [0.72, 0.98], "flagged_0.85": [0.28, 0.86], "ece": [0.12, 0.3]}}
+    write(tmp_path, "dev", {"blind": with_intervals})
+    assert goals_table.main(["--tag", "t", "--results", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    rows = {c[0]: c[1:] for c in ([x.strip() for x in line.strip("|").split("|")] for line in out.splitlines() if line.startswith("| "))}
+    assert rows["consensus accuracy / UAR"] == ["0.50 (0.31–0.66) / 0.40 (0.22–0.63)"]
+    assert rows["answer-level AUROC of S_final ≥ 0.80"] == ["**0.81** (0.71–0.93)"]
+    assert rows["AUROC of S_reason ≥ 0.65"] == ["0.60"]  # no interval where the resamples leave the figure undefined
+    assert rows["flagged share for 0.85 accepted ≤ 0.50"] == ["**0.40** (0.28–0.86)"]
+    assert rows["ECE ≤ 0.10"] == ["0.20 (0.12–0.30)"]
+    assert "95% bootstrap intervals" in out

@@ -378,6 +378,11 @@ def test_bench_runs_the_cli_blind_then_with_gold(tmp_path, dev_manifest):
     assert set(runs) == {"blind", "gold"}
     for r in runs.values():  # only the non-gold item's clips are scored
         assert r["clips"] >= 1 and r["consensus"]["n"] == r["clips"]
+        # every scored clip is kept, named by its item, for bench/compare_runs.py; the figures get intervals
+        assert len(r["outcomes"]["clips"]) == r["clips"] and len(r["outcomes"]["answers"]) == r["answers"]
+        assert {c["item"] for c in r["outcomes"]["clips"]} == {"media/pyfeat_0-f15-hao-ph.jpg" if gold_group == "emodb03"
+                                                             else "media/emodb_03a01Wa.wav"}
+        assert r["intervals"]["level"] == 0.95 and "accuracy" in r["intervals"]
         assert set(r["consensus"]["support"]) == {"happiness" if gold_group == "emodb03" else "anger"}
     # the gold run's judge measured S_rec against gold on the gold item's clips; the blind run never did
     gold_basis = {j.s_rec_basis for j in RunDir(out).read("judgements")}
