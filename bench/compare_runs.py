@@ -68,8 +68,9 @@ def report(before: Path, after: Path, d: dict) -> str:
         b, a = d["before"][k], d["after"][k]
         change = None if a is None or b is None else a - b
         lines.append(f"| {NAMES[k]} | {_f(b)} | {_f(a)} | {'n/a' if change is None else f'{change:+.2f}'} ({_signed(d['difference'][k])}) |")
-    lines += ["", f"The consensus is right on {d['only_after_right']} clips only after the change and on {d['only_before_right']} "
-                  f"only before it; McNemar's exact p = {d['mcnemar_p']:.2f}."]
+    after_only, before_only = d["only_after_right"], d["only_before_right"]
+    lines += ["", f"The consensus is right on {after_only} clip{'' if after_only == 1 else 's'} only after the change and on "
+                  f"{before_only} only before it; McNemar's exact p = {d['mcnemar_p']:.2f}."]
     return "\n".join(lines)
 
 
