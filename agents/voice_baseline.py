@@ -20,7 +20,7 @@ has each speaker say each sentence in every emotion, and against the same words 
 differs only in how it was said, not in the words' own length, stress and sounds (on single words
 the speaker's baseline mixes "tak" with "trzymaj").
 Within the chosen clips the spread is the robust spread of all of them; the centre is, by default,
-the median of the calmer half (`annotate.baseline.reference: calm`, see `_calm_centres`). The
+the median of the calmest 30% (`annotate.baseline.reference: calm`, `calm_share`; see `_calm_centres`). The
 baselines are computed once over the run before stage 3 and travel in `AnnotatorInput`."""
 
 from __future__ import annotations
@@ -50,6 +50,8 @@ EGEMAPS = {
 }
 # the cues that rise with arousal (Juslin & Laukka 2003), used to find a speaker's calm clips
 AROUSAL = ("pitch_st", "pitch_range_st", "loudness", "syllable_rate")
+# the fewest clips a centre is read from (as a spread is: `_stats`)
+MIN_CALM = 3
 # a pause share needs words to pause between: a one- or two-word clip has none to measure
 MIN_WORDS_FOR_PAUSES = 4
 # voice-quality functionals are 0 in openSMILE when no frame was voiced: not a measurement
@@ -97,12 +99,14 @@ def _stats(rows: list[dict[str, float]], config: VoiceBaselineConfig) -> list[Fe
 
 
 def _calm_centres(rows: list[dict[str, float]], stats: list[FeatureStat], share: float) -> list[FeatureStat]:
-    """Centre each quantity on the calmest `share` of the clips (lowest mean z over pitch level,
-    pitch range, loudness and rate), keeping the spread of all of them: the speaker's neutral voice
-    is the reference, as in neutral-reference normalisation (Busso, Metallinou & Narayanan,
-    "Iterative feature normalization for emotional speech detection", ICASSP 2011). In an acted
-    corpus most clips are emotional and their median is no one's neutral voice; in mostly neutral
-    speech the calm half sits a little below the median, which the neutral profile absorbs."""
+    """Centre each quantity on the calmest `share` of the clips, and at least MIN_CALM of them
+    (lowest mean z over pitch level, pitch range, loudness and rate), keeping the spread of all of
+    them: the speaker's neutral voice is the reference, as in neutral-reference normalisation
+    (Busso, Metallinou & Narayanan, "Iterative feature normalization for emotional speech
+    detection", ICASSP 2011). In an acted corpus most clips are emotional and their median is no
+    one's neutral voice; in mostly neutral speech the calm share sits a little below the median,
+    which the neutral profile absorbs. Without the floor a small group's calm share was one or two
+    clips, too few for a centre, and the group fell back to the median of all its clips."""
     # each clip's mean z over the arousal cues it has (clipped as zscores clips them), column by column
     total, count = np.zeros(len(rows)), np.zeros(len(rows))
     for st in stats:
@@ -113,8 +117,8 @@ def _calm_centres(rows: list[dict[str, float]], stats: list[FeatureStat], share:
             total[has] += z[has]
             count[has] += 1
     arousal = np.divide(total, count, out=np.zeros(len(rows)), where=count > 0)
-    cut = np.quantile(arousal, share)  # once: inside the comprehension it was recomputed for every clip
-    calm = [r for r, a in zip(rows, arousal) if a <= cut]
+    take = min(len(rows), max(MIN_CALM, int(np.ceil(share * len(rows)))))
+    calm = [rows[i] for i in np.argsort(arousal, kind="stable")[:take]]
     out = []
     for s in stats:
         vals = [r[s.name] for r in calm if s.name in r]

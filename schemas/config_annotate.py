@@ -138,10 +138,12 @@ class VoiceBaselineConfig(Strict):
     # voice is a nearer reference than a run of other people's, whose voices differ more from each
     # other than one voice does across emotions; 3 is the fewest a spread is read from
     declared_min_clips: int = Field(3, ge=3)
-    # centre: the median of the calmest `calm_share` of the clips (the speaker's neutral voice), or
-    # the median of all of them
+    # centre: the median of the calmest `calm_share` of the clips, at least three (the speaker's
+    # neutral voice), or the median of all of them. 0.3, as for the face's own neutral
+    # (faces.neutral_calm_share): against the calmer half, the fearful words of a corpus a third
+    # neutral read as calm and its neutral words as sad (docs/label-quality.md)
     reference: Literal["calm", "median"] = "calm"
-    calm_share: float = Field(0.5, gt=0, le=1)
+    calm_share: float = Field(0.3, gt=0, le=1)
     # CSV with columns file,speaker: the files of one speaker share one baseline across sources, as
     # speech-emotion work normalises per speaker. Corpora of one utterance per file (EmoDB, RAVDESS)
     # name their speakers; without this only a long source knows its speaker's normal voice.
