@@ -140,8 +140,8 @@ class VoiceBaselineConfig(Strict):
     declared_min_clips: int = Field(3, ge=3)
     # centre: the median of the calmest `calm_share` of the clips, at least three (the speaker's
     # neutral voice), or the median of all of them. 0.3, as for the face's own neutral
-    # (faces.neutral_calm_share): against the calmer half, the fearful words of a corpus a third
-    # neutral read as calm and its neutral words as sad (docs/label-quality.md)
+    # (faces.neutral_calm_share): in a corpus a third neutral the calmer half reaches into the
+    # aroused clips, and against it angry words read as the speaker's normal voice (docs/label-quality.md)
     reference: Literal["calm", "median"] = "calm"
     calm_share: float = Field(0.3, gt=0, le=1)
     # CSV with columns file,speaker: the files of one speaker share one baseline across sources, as
