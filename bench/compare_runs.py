@@ -21,11 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipeline.export.label_quality import HEADLINE, AnswerOutcome, ClipOutcome, paired_difference  # noqa: E402
-
-NAMES = {"accuracy": "consensus accuracy", "uar": "UAR", "s_final_auroc": "answer-level AUROC of S_final",
-         "s_reason_auroc": "AUROC of S_reason", "review_auroc": "review-score AUROC",
-         "flagged_0.85": "flagged share for 0.85 accepted", "ece": "ECE"}
+from pipeline.export.label_quality import HEADLINE, HEADLINE_NAMES, AnswerOutcome, ClipOutcome, paired_difference  # noqa: E402
 
 
 class CompareError(Exception):
@@ -67,7 +63,7 @@ def report(before: Path, after: Path, d: dict) -> str:
     for k in HEADLINE:
         b, a = d["before"][k], d["after"][k]
         change = None if a is None or b is None else a - b
-        lines.append(f"| {NAMES[k]} | {_f(b)} | {_f(a)} | {'n/a' if change is None else f'{change:+.2f}'} ({_signed(d['difference'][k])}) |")
+        lines.append(f"| {HEADLINE_NAMES[k]} | {_f(b)} | {_f(a)} | {'n/a' if change is None else f'{change:+.2f}'} ({_signed(d['difference'][k])}) |")
     after_only, before_only = d["only_after_right"], d["only_before_right"]
     lines += ["", f"The consensus is right on {after_only} clip{'' if after_only == 1 else 's'} only after the change and on "
                   f"{before_only} only before it; McNemar's exact p = {d['mcnemar_p']:.2f}."]

@@ -58,7 +58,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from label_dev import FetchError, default_dest, fetch, manifest_path_for, merge_manifests  # noqa: E402
 from label_dev import DEFAULT_MANIFEST as DEV_MANIFEST  # noqa: E402
 from agents.verbalizer import Verbalizer  # noqa: E402
-from pipeline.export.label_quality import AnswerOutcome, ClipOutcome, evaluate, intervals  # noqa: E402
+from pipeline.export.label_quality import HEADLINE, HEADLINE_NAMES, AnswerOutcome, ClipOutcome, evaluate, intervals  # noqa: E402
 
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 RESULTS = ROOT / "bench" / "results"
@@ -336,9 +336,7 @@ def _interval_line(iv: dict) -> str:
         return "n/a" if iv.get(k) is None else f"{iv[k][0]:.2f}–{iv[k][1]:.2f}"
 
     return (f"- {iv['level']:.0%} intervals (clips resampled with their answers, {iv['resamples']} draws): "
-            + ", ".join(f"{name} {span(k)}" for k, name in (("accuracy", "accuracy"), ("uar", "UAR"), ("s_final_auroc", "S_final AUROC"),
-                                                            ("s_reason_auroc", "S_reason AUROC"), ("review_auroc", "review-score AUROC"),
-                                                            ("flagged_0.85", "flagged for 0.85"), ("ece", "ECE"))))
+            + ", ".join(f"{HEADLINE_NAMES[k]} {span(k)}" for k in HEADLINE))
 
 
 def markdown(meta: dict, results: dict[str, dict]) -> str:
@@ -505,7 +503,7 @@ def _bench(args, config, manifest: Path, items: list[Item]) -> int:
         r = evaluate(clips, answers, config.taxonomy, args.ece_bins)
         r["by_corpus"] = by_corpus(clips, clip_group)
         r["intervals"] = {"level": INTERVAL_LEVEL, "resamples": RESAMPLES,
-                          **intervals(clips, answers, INTERVAL_LEVEL, RESAMPLES, args.seed)}
+                          **intervals(clips, answers, INTERVAL_LEVEL, RESAMPLES, args.seed, args.ece_bins)}
         # every scored clip and answer, so that bench/compare_runs.py can pair two runs clip by clip
         clip_item = {cid: name for name, cids in item_clips.items() for cid in cids}
         r["outcomes"] = {"clips": [{**asdict(c), "item": clip_item[c.clip_id]} for c in clips],

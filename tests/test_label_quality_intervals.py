@@ -123,3 +123,11 @@ def test_compare_runs_names_a_file_it_cannot_pair(tmp_path, capsys):
     assert f"{old}: written before the bench kept its clips" in capsys.readouterr().err
     assert compare_runs.main([str(tmp_path / "new.json"), str(tmp_path / "new.json"), "--part", "gold"]) == 2
     assert "has no gold run (parts: blind)" in capsys.readouterr().err
+
+
+def test_the_ece_interval_is_of_the_same_binning_as_the_figure():
+    clips, answers = outcomes(120)
+    full = evaluate(clips, answers, LABELS, ece_bins=4)
+    assert headline(clips, answers, ece_bins=4)["ece"] == pytest.approx(full["ece"]["value"])
+    assert headline(clips, answers, ece_bins=4)["ece"] != pytest.approx(headline(clips, answers)["ece"])
+    assert intervals(clips, answers, resamples=100, ece_bins=4)["ece"] != intervals(clips, answers, resamples=100)["ece"]

@@ -243,11 +243,15 @@ def evaluate(clips: list[ClipOutcome], answers: list[AnswerOutcome], order: list
 # flagged, trusting the calibrated confidence, for the accepted ones to be 0.85 right; where no
 # threshold gets there it is 1.0 (a user would have to look at every clip).
 HEADLINE = ("accuracy", "uar", "s_final_auroc", "s_reason_auroc", "review_auroc", "flagged_0.85", "ece")
+# how the reports name them
+HEADLINE_NAMES = {"accuracy": "consensus accuracy", "uar": "UAR", "s_final_auroc": "answer-level AUROC of S_final",
+                  "s_reason_auroc": "AUROC of S_reason", "review_auroc": "review-score AUROC",
+                  "flagged_0.85": "flagged share for 0.85 accepted", "ece": "ECE"}
 
 
-def headline(clips: list[ClipOutcome], answers: list[AnswerOutcome]) -> dict[str, float | None]:
-    """The goal figures of `evaluate` on their own (the same values), cheap enough to recompute on
-    every bootstrap resample."""
+def headline(clips: list[ClipOutcome], answers: list[AnswerOutcome], ece_bins: int = 10) -> dict[str, float | None]:
+    """The goal figures of `evaluate` on their own (the same values, given the same `ece_bins`), cheap
+    enough to recompute on every bootstrap resample."""
     correct = np.array([c.correct for c in clips], dtype=bool)
     gold = np.array([c.gold for c in clips])
     right = [a.correct for a in answers]
@@ -260,7 +264,7 @@ def headline(clips: list[ClipOutcome], answers: list[AnswerOutcome]) -> dict[str
         "s_reason_auroc": auroc([a.s_reason for a in answers], right),
         "review_auroc": auroc([c.review_score for c in clips], correct.tolist()),
         "flagged_0.85": (1.0 if flagged is None else flagged) if clips else None,
-        "ece": expected_calibration_error([c.confidence for c in clips], correct.tolist()),
+        "ece": expected_calibration_error([c.confidence for c in clips], correct.tolist(), ece_bins),
     }
 
 
@@ -316,7 +320,7 @@ def _figures(values: dict[str, float | None]) -> np.ndarray:
 
 
 def intervals(clips: list[ClipOutcome], answers: list[AnswerOutcome], level: float = 0.95, resamples: int = 1000,
-              seed: int = 0) -> dict[str, list[float] | None]:
+              seed: int = 0, ece_bins: int = 10) -> dict[str, list[float] | None]:
     """A `level` percentile-bootstrap interval for each headline figure, resampling clips (with their
     answers) with scipy's bootstrap; seeded, so a rerun gives the same interval. On a few dozen clips
     these are wide: a difference of a clip or two between two runs sits well inside them. None for a
@@ -327,7 +331,7 @@ def intervals(clips: list[ClipOutcome], answers: list[AnswerOutcome], level: flo
     if len(clips) < 2:
         return {k: None for k in HEADLINE}
     clusters = _clusters(clips, answers)
-    return _bootstrap(lambda idx: _figures(headline(*_resampled(clips, clusters, idx))), len(clips), level, resamples, seed)
+    return _bootstrap(lambda idx: _figures(headline(*_resampled(clips, clusters, idx), ece_bins)), len(clips), level, resamples, seed)
 
 
 def paired_difference(before: tuple[list[ClipOutcome], list[AnswerOutcome]], after: tuple[list[ClipOutcome], list[AnswerOutcome]],
