@@ -339,6 +339,14 @@ def _interval_line(iv: dict) -> str:
             + ", ".join(f"{HEADLINE_NAMES[k]} {span(k)}" for k in HEADLINE))
 
 
+def _if_calibrated(ece: dict) -> str:
+    null = ece.get("if_calibrated")
+    if not null:
+        return ""
+    return (f"; a perfectly calibrated confidence would show {_f(null['mean'], 3)} on these clips (95% of draws up to "
+            f"{_f(null['upper'], 3)}), and one at least this large p {_f(null['p'])}")
+
+
 def markdown(meta: dict, results: dict[str, dict]) -> str:
     lines = [f"# Label quality: {meta['manifest']}", ""]
     lines += [f"- {k}: {v}" for k, v in meta.items() if k not in ("unscored", "items_by_corpus")]
@@ -357,7 +365,7 @@ def markdown(meta: dict, results: dict[str, dict]) -> str:
             f"- the run's routing: {_f(r['routing']['flagged_share'])} flagged; the {r['routing']['accepted']} accepted clips are {_f(r['routing']['accepted_accuracy'])} right",
             "- flagged share needed for accepted accuracy >= target: "
             + "; ".join(f"by {k}: " + ", ".join(f"{t} -> {_f(v)}" for t, v in d.items()) for k, d in r["flagged_for_accuracy"].items()),
-            f"- ECE of the confidence ({r['ece']['bins']} equal-width bins): {_f(r['ece']['value'], 3)}",
+            f"- ECE of the confidence ({r['ece']['bins']} equal-width bins): {_f(r['ece']['value'], 3)}" + _if_calibrated(r["ece"]),
             *([_interval_line(r["intervals"])] if r.get("intervals") else []),
             "", "| by corpus | clips | accuracy |", "|---|---|---|",
         ]

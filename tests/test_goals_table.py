@@ -68,3 +68,19 @@ def test_a_figure_with_a_bootstrap_interval_shows_it_beside_the_figure(tmp_path,
     assert rows["flagged share for 0.85 accepted ≤ 0.50"] == ["**0.40** (0.28–0.86)"]
     assert rows["ECE ≤ 0.10"] == ["0.20 (0.12–0.30)"]
     assert "95% bootstrap intervals" in out
+
+
+def test_the_ece_cell_says_what_a_calibrated_confidence_would_show_on_the_same_clips(tmp_path, capsys):
+    """From the clips the result keeps (bench/label_quality.py's `outcomes`), with the same function
+    and seed as the bench's own report, so the two agree."""
+    from pipeline.export.label_quality import ece_if_calibrated
+
+    kept = [{"clip_id": f"c{i}", "gold": "anger", "predicted": "anger" if i % 3 else "fear", "confidence": 0.5 + i / 100,
+             "review_score": 0.5, "needs_review": True, "item": f"f{i}.wav"} for i in range(20)]
+    r = {**result(), "ece": {"value": 0.2, "bins": 10}, "outcomes": {"clips": kept, "answers": []}}
+    write(tmp_path, "dev", {"blind": r})
+    assert goals_table.main(["--tag", "t", "--results", str(tmp_path)]) == 0
+    rows = {c[0]: c[1:] for c in ([x.strip() for x in line.strip("|").split("|")] for line in capsys.readouterr().out.splitlines()
+                                  if line.startswith("| "))}
+    null = ece_if_calibrated([c["confidence"] for c in kept], [c["gold"] == c["predicted"] for c in kept], 10)
+    assert rows["ECE ≤ 0.10"] == [f"0.20; calibrated: {null['mean']:.2f}, p {null['p']:.2f}"]

@@ -383,6 +383,10 @@ def test_bench_runs_the_cli_blind_then_with_gold(tmp_path, dev_manifest):
         assert {c["item"] for c in r["outcomes"]["clips"]} == {"media/pyfeat_0-f15-hao-ph.jpg" if gold_group == "emodb03"
                                                              else "media/emodb_03a01Wa.wav"}
         assert r["intervals"]["level"] == 0.95 and "accuracy" in r["intervals"]
+        if r["clips"] < 2:  # a calibration null needs two clips at least
+            assert r["ece"]["if_calibrated"] is None
+        else:
+            assert 0 < r["ece"]["if_calibrated"]["p"] <= 1
         assert set(r["consensus"]["support"]) == {"happiness" if gold_group == "emodb03" else "anger"}
     # the gold run's judge measured S_rec against gold on the gold item's clips; the blind run never did
     gold_basis = {j.s_rec_basis for j in RunDir(out).read("judgements")}

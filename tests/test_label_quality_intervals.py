@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from bench import compare_runs
-from pipeline.export.label_quality import HEADLINE, AnswerOutcome, ClipOutcome, evaluate, headline, intervals, paired_difference
+from pipeline.export.label_quality import (HEADLINE, AnswerOutcome, ClipOutcome, _ece_of_draws, ece_if_calibrated, evaluate,
+                                          expected_calibration_error, headline, intervals, paired_difference)
 
 LABELS = ["anger", "fear", "neutral"]
 
@@ -131,3 +132,43 @@ def test_the_ece_interval_is_of_the_same_binning_as_the_figure():
     assert headline(clips, answers, ece_bins=4)["ece"] == pytest.approx(full["ece"]["value"])
     assert headline(clips, answers, ece_bins=4)["ece"] != pytest.approx(headline(clips, answers)["ece"])
     assert intervals(clips, answers, resamples=100, ece_bins=4)["ece"] != intervals(clips, answers, resamples=100)["ece"]
+
+
+def test_the_ece_of_a_calibrated_confidence_on_few_clips_is_large_and_not_called_miscalibrated():
+    """On 29 clips a confidence that is right exactly as often as it says still shows an ECE above the
+    0.10 goal: each of 10 bins holds a handful. The null says so; an overconfident one is told apart."""
+    rng = np.random.default_rng(7)
+    conf = rng.uniform(0.3, 0.95, 29)
+    calibrated = (rng.random(29) < conf).tolist()
+    null = ece_if_calibrated(conf.tolist(), calibrated)
+    assert null["mean"] > 0.10 and null["upper"] > null["mean"]
+    assert null["p"] > 0.05  # drawn calibrated, so seen as such (seeded: this is one fixed draw, not a flaky one)
+    assert ece_if_calibrated(conf.tolist(), calibrated) == null  # seeded: the same figures again
+    # the same null shrinks with the clips' number: on 2000 clips perfect calibration shows a few hundredths
+    many = rng.uniform(0.3, 0.95, 2000)
+    assert ece_if_calibrated(many.tolist(), (rng.random(2000) < many).tolist())["mean"] < 0.03
+    # overconfident: says 0.9, right half the time
+    sure = [0.9] * 60
+    half = [i % 2 == 0 for i in range(60)]
+    assert expected_calibration_error(sure, half) == pytest.approx(0.4)
+    assert ece_if_calibrated(sure, half)["p"] < 0.01
+    assert ece_if_calibrated([0.8], [True]) is None
+
+
+def test_the_null_draws_are_scored_by_the_same_ece_as_the_figure():
+    rng = np.random.default_rng(3)
+    conf = rng.uniform(0, 1, 40)
+    draws = (rng.random((5, 40)) < 0.5).astype(float)
+    for bins in (4, 10):
+        assert _ece_of_draws(conf, draws, bins) == pytest.approx([expected_calibration_error(conf.tolist(), d.astype(bool).tolist(), bins) for d in draws])
+
+
+def test_evaluate_reports_the_calibrated_null_beside_the_ece():
+    clips, answers = outcomes(40)
+    full = evaluate(clips, answers, LABELS, ece_bins=5)
+    assert full["ece"]["if_calibrated"] == ece_if_calibrated([c.confidence for c in clips], [c.correct for c in clips], 5)
+    from bench.label_quality import markdown
+
+    md = markdown({"manifest": "m.csv"}, {"blind": {**full, "by_corpus": {}}})
+    null = full["ece"]["if_calibrated"]
+    assert f"a perfectly calibrated confidence would show {null['mean']:.3f} on these clips (95% of draws up to {null['upper']:.3f})" in md
