@@ -96,7 +96,7 @@ def _ece(r: dict) -> str:
         return text
     clips = [ClipOutcome(**{k: c[k] for k in ClipOutcome.__dataclass_fields__}) for c in kept]
     null = ece_if_calibrated([c.confidence for c in clips], [c.correct for c in clips], r["ece"].get("bins", 10))
-    return text if null is None else f"{text}; calibrated: {null['mean']:.2f}, p {null['p']:.2f}"
+    return text if null is None else f"{text}; if calibrated {null['mean']:.2f}, p {null['p']:.2f}"
 
 
 def _each_annotator(r: dict) -> str:
@@ -144,6 +144,9 @@ def table(found: list[tuple[Column, dict, dict]]) -> str:
     lines += ["", f"Commit{'s' if len(commits) > 1 else ''}: {', '.join(commits)}."]
     if any(r.get("intervals") for _, r, _ in found):
         lines += ["In brackets: 95% bootstrap intervals, the scored clips resampled with their answers (1000 draws)."]
+    if any(r.get("outcomes") for _, r, _ in found):
+        lines += ["After an ECE: the mean ECE a perfectly calibrated confidence shows on the same clips, and p, the share of "
+                  "such draws with an ECE at least the run's."]
     return "\n".join(lines)
 
 
