@@ -344,7 +344,7 @@ def _if_calibrated(ece: dict) -> str:
     if not null:
         return ""
     return (f"; a perfectly calibrated confidence would show {_f(null['mean'], 3)} on these clips (95% of draws up to "
-            f"{_f(null['upper'], 3)}), and one at least this large p {_f(null['p'])}")
+            f"{_f(null['upper'], 3)}; the share of them at least this large, p {_f(null['p'])})")
 
 
 def markdown(meta: dict, results: dict[str, dict]) -> str:
