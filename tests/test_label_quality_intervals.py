@@ -171,4 +171,5 @@ def test_evaluate_reports_the_calibrated_null_beside_the_ece():
 
     md = markdown({"manifest": "m.csv"}, {"blind": {**full, "by_corpus": {}}})
     null = full["ece"]["if_calibrated"]
-    assert f"a perfectly calibrated confidence would show {null['mean']:.3f} on these clips (95% of draws up to {null['upper']:.3f})" in md
+    assert (f"a perfectly calibrated confidence would show {null['mean']:.3f} on these clips (95% of draws up to {null['upper']:.3f};"
+            f" the share of them at least this large, p {null['p']:.2f})") in md
