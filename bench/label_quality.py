@@ -347,6 +347,11 @@ def _if_calibrated(ece: dict) -> str:
             f"{_f(null['upper'], 3)}; the share of them at least this large, p {_f(null['p'])})")
 
 
+def _stated_null(v: dict) -> str:
+    null = v.get("stated_ece_if_calibrated")
+    return "" if not null else f"; if calibrated {_f(null['mean'])}, p {_f(null['p'])}"
+
+
 def markdown(meta: dict, results: dict[str, dict]) -> str:
     lines = [f"# Label quality: {meta['manifest']}", ""]
     lines += [f"- {k}: {v}" for k, v in meta.items() if k not in ("unscored", "items_by_corpus")]
@@ -375,10 +380,10 @@ def markdown(meta: dict, results: dict[str, dict]) -> str:
         labels = c["confusion"]["labels"]
         lines += ["", "confusion (rows gold, columns consensus):", "", "| gold \\ pred | " + " | ".join(labels) + " |", "|---" * (len(labels) + 1) + "|"]
         lines += [f"| {g} | " + " | ".join(str(x) for x in row) + " |" for g, row in zip(labels, c["confusion"]["matrix"]) if any(row)]
-        lines += ["", "| annotator | answered | its accuracy | its κ | its stated probability (ECE) | consensus on its items | mean S_final | right | wrong |",
+        lines += ["", "| annotator | answered | its accuracy | its κ | its stated probability (ECE; a calibrated one's, p) | consensus on its items | mean S_final | right | wrong |",
                   "|---|---|---|---|---|---|---|---|---|"]
         lines += [
-            f"| {k} | {v['answered']} | {_f(v['accuracy'])} | {_f(v.get('kappa'))} | {_f(v.get('mean_stated'))} ({_f(v.get('stated_ece'))}) | {_f(v['consensus_accuracy'])} | {_f(v['mean_s_final'])} | {_f(v['mean_s_final_right'])} | {_f(v['mean_s_final_wrong'])} |"
+            f"| {k} | {v['answered']} | {_f(v['accuracy'])} | {_f(v.get('kappa'))} | {_f(v.get('mean_stated'))} ({_f(v.get('stated_ece'))}{_stated_null(v)}) | {_f(v['consensus_accuracy'])} | {_f(v['mean_s_final'])} | {_f(v['mean_s_final_right'])} | {_f(v['mean_s_final_wrong'])} |"
             for k, v in r["annotators"].items()
         ]
     return "\n".join(lines) + "\n"

@@ -173,3 +173,21 @@ def test_evaluate_reports_the_calibrated_null_beside_the_ece():
     null = full["ece"]["if_calibrated"]
     assert (f"a perfectly calibrated confidence would show {null['mean']:.3f} on these clips (95% of draws up to {null['upper']:.3f};"
             f" the share of them at least this large, p {null['p']:.2f})") in md
+
+
+def test_each_annotators_stated_probability_gets_the_same_calibrated_null():
+    """An annotator with seven answers shows a large ECE even when it is calibrated: the report says
+    what a calibrated one would show on as many answers."""
+    from bench.label_quality import markdown
+
+    clips, answers = outcomes(40)
+    answers = [replace(a, stated=0.8) for a in answers]
+    full = evaluate(clips, answers, LABELS)
+    for who in ("x", "y"):
+        mine = [a for a in answers if a.annotator_id == who]
+        null = ece_if_calibrated([a.stated for a in mine], [a.correct for a in mine])
+        assert full["annotators"][who]["stated_ece_if_calibrated"] == null
+        assert null["p"] < 0.01  # says 0.8, right about half the time
+    md = markdown({"manifest": "m.csv"}, {"blind": {**full, "by_corpus": {}}})
+    v = full["annotators"]["x"]
+    assert f"| 0.80 ({v['stated_ece']:.2f}; if calibrated {v['stated_ece_if_calibrated']['mean']:.2f}, p " in md

@@ -188,7 +188,8 @@ def per_annotator(answers: list[AnswerOutcome], clips: list[ClipOutcome]) -> dic
     """Each annotator's accuracy and Cohen's κ (is it above chance on its items?), the consensus's
     accuracy on the clips that annotator answered (abstentions and rejected answers are not
     answers), its mean S_final, and whether its own distribution is calibrated: the mean probability
-    it gave its label against how often that label was right, and the ECE of that probability."""
+    it gave its label against how often that label was right, the ECE of that probability, and what
+    a calibrated annotator would show on as many answers (`ece_if_calibrated`)."""
     by_clip = {c.clip_id: c for c in clips}
     out: dict[str, dict] = {}
     for annotator in sorted({a.annotator_id for a in answers}):
@@ -209,6 +210,8 @@ def per_annotator(answers: list[AnswerOutcome], clips: list[ClipOutcome]) -> dic
         if said:
             out[annotator]["mean_stated"] = float(np.mean([a.stated for a in said]))
             out[annotator]["stated_ece"] = expected_calibration_error([a.stated for a in said], [a.correct for a in said])
+            # on a handful of answers a calibrated annotator shows a large ECE too
+            out[annotator]["stated_ece_if_calibrated"] = ece_if_calibrated([a.stated for a in said], [a.correct for a in said])
     return out
 
 
