@@ -16,6 +16,7 @@ import argparse
 import json
 import sys
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,8 +43,7 @@ def load(path: Path, part: str) -> tuple[list[ClipOutcome], list[AnswerOutcome]]
         raise CompareError(f"{path}: written before the bench kept its clips (no outcomes); rerun it with --reuse to pair it")
     per_item = Counter(c["item"] for c in r["outcomes"]["clips"])
     key = {c["clip_id"]: c["item"] if per_item[c["item"]] == 1 else f"{c['item']}#{c['clip_id']}" for c in r["outcomes"]["clips"]}
-    fields = ClipOutcome.__dataclass_fields__
-    clips = [ClipOutcome(**{**{k: v for k, v in c.items() if k in fields}, "clip_id": key[c["clip_id"]]}) for c in r["outcomes"]["clips"]]
+    clips = [replace(ClipOutcome.from_row(c), clip_id=key[c["clip_id"]]) for c in r["outcomes"]["clips"]]
     answers = [AnswerOutcome(**{**a, "clip_id": key[a["clip_id"]]}) for a in r["outcomes"]["answers"] if a["clip_id"] in key]
     return clips, answers
 

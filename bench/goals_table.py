@@ -94,7 +94,7 @@ def _ece(r: dict) -> str:
     kept = r.get("outcomes", {}).get("clips")
     if not kept:  # results written before the bench kept its clips
         return text
-    clips = [ClipOutcome(**{k: c[k] for k in ClipOutcome.__dataclass_fields__}) for c in kept]
+    clips = [ClipOutcome.from_row(c) for c in kept]
     null = ece_if_calibrated([c.confidence for c in clips], [c.correct for c in clips], r["ece"].get("bins", 10))
     return text if null is None else f"{text}; if calibrated {null['mean']:.2f}, p {null['p']:.2f}"
 

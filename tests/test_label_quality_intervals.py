@@ -191,3 +191,16 @@ def test_each_annotators_stated_probability_gets_the_same_calibrated_null():
     md = markdown({"manifest": "m.csv"}, {"blind": {**full, "by_corpus": {}}})
     v = full["annotators"]["x"]
     assert f"| 0.80 ({v['stated_ece']:.2f}; if calibrated {v['stated_ece_if_calibrated']['mean']:.2f}, p " in md
+
+
+def test_the_calibrated_null_is_the_same_drawn_in_small_batches(monkeypatch):
+    """Its memory is bounded by drawing the outcomes in batches; the draws come from one seeded stream,
+    so the batches change nothing."""
+    from pipeline.export import label_quality
+
+    rng = np.random.default_rng(5)
+    conf = rng.uniform(0.2, 0.9, 50)
+    right = (rng.random(50) < conf).tolist()
+    whole = ece_if_calibrated(conf.tolist(), right)
+    monkeypatch.setattr(label_quality, "NULL_BATCH_VALUES", 50 * 7)  # seven draws a batch
+    assert ece_if_calibrated(conf.tolist(), right) == whole

@@ -32,6 +32,11 @@ class ClipOutcome:
     def correct(self) -> bool:
         return self.predicted == self.gold
 
+    @classmethod
+    def from_row(cls, row: dict) -> "ClipOutcome":
+        """One clip of a bench result's `outcomes` (which also names its item)."""
+        return cls(**{k: row[k] for k in cls.__dataclass_fields__})
+
 
 @dataclass(frozen=True)
 class AnswerOutcome:
@@ -128,24 +133,22 @@ def expected_calibration_error(confidence: list[float], correct: list[bool], bin
     if not confidence:
         return None
     c = np.clip(np.asarray(confidence, dtype=float), 0.0, 1.0)
-    y = np.asarray(correct, dtype=float)
-    idx = np.minimum((c * bins).astype(int), bins - 1)
-    total = 0.0
-    for b in range(bins):
-        m = idx == b
-        if m.any():
-            total += m.sum() / len(c) * abs(y[m].mean() - c[m].mean())
-    return float(total)
+    return float(_ece_of_draws(c, np.asarray(correct, dtype=float)[None], bins)[0])
 
 
 def _ece_of_draws(confidence: np.ndarray, draws: np.ndarray, bins: int) -> np.ndarray:
-    """`expected_calibration_error` of each row of `draws` (0/1 outcomes) against one fixed confidence."""
+    """The ECE of each row of `draws` (0/1 outcomes, the last axis the items) against one fixed
+    confidence in [0, 1]: `expected_calibration_error` for one row, the calibration null for many."""
     idx = np.minimum((confidence * bins).astype(int), bins - 1)
     total = np.zeros(draws.shape[:-1])
     for b in np.unique(idx):
         m = idx == b
         total += m.sum() / len(confidence) * np.abs(draws[..., m].mean(axis=-1) - confidence[m].mean())
     return total
+
+
+# outcomes drawn at once by the calibration null: its memory stays bounded on a run of any size
+NULL_BATCH_VALUES = 4_000_000
 
 
 def ece_if_calibrated(confidence: list[float], correct: list[bool], bins: int = 10, draws: int = 2000,
@@ -166,7 +169,7 @@ def ece_if_calibrated(confidence: list[float], correct: list[bool], bins: int = 
     rng = np.random.default_rng(seed)
     result = monte_carlo_test(np.asarray(correct, dtype=float), lambda size: (rng.random(size) < c).astype(float),
                               lambda y, axis: _ece_of_draws(c, np.moveaxis(y, axis, -1), bins),
-                              vectorized=True, n_resamples=draws, alternative="greater")
+                              vectorized=True, n_resamples=draws, batch=max(1, NULL_BATCH_VALUES // len(c)), alternative="greater")
     null = result.null_distribution
     return {"mean": float(null.mean()), "upper": float(np.percentile(null, 95)), "p": float(result.pvalue)}
 
