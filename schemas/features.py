@@ -153,6 +153,10 @@ class FaceObservation(BaseModel):
 class ClipFeatures(BaseModel):
     clip_id: str
     language: str | None = None
+    # whisper's probability for the language it detected in the clip's source (None: declared in
+    # asr.language, or not detected); low on a word or two of a language it knows poorly, whose words
+    # are then its guess
+    language_probability: float | None = None
     words: list[Word] = []
     speakers: list[SpeakerTurn] = []
     prosody: Prosody | None = None

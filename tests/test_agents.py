@@ -93,6 +93,28 @@ def test_lexical_agent_labels_transcripts(smiling_man, text, label):
         assert resolve(e.feature_ref, _words(text)) is not None
 
 
+def test_lexical_agent_abstains_on_words_whisper_may_have_guessed(smiling_man):
+    """A Polish "oddaj" came out of whisper base as "I want to die." in English detected at 0.42: the
+    lexicons would read fear into a word the speaker never said. Below even odds on the language the
+    agent abstains, saying why; the same words heard surely are read, and a declared language (no
+    probability) is trusted."""
+    from agents.llm_text import serialise
+
+    clip = smiling_man[0].clip
+    agent = panel()["lexical"]
+
+    def heard(p):
+        return AnnotatorInput(clip=clip, features=_words("I want to die.").model_copy(update={"language": "en", "language_probability": p}))
+
+    [guessed] = agent.annotate([heard(0.42)], "r")
+    assert guessed.status == "abstained" and "unsure" in guessed.error and "0.42" in guessed.error
+    for p in (0.97, None):
+        [read] = agent.annotate([heard(p)], "r")
+        assert read.status != "abstained" and read.label in ("fear", "sadness"), read.error
+    # a text LLM is told the same, instead of being handed the guess as what was said
+    assert "unsure of the language: en at 0.42" in serialise(heard(0.42)) and "unsure" not in serialise(heard(0.97))
+
+
 def test_lexical_agent_abstains_on_words_without_emotion(smiling_man):
     """Issue 20: a neutral sentence says nothing about how it was said, so it casts no vote for neutral."""
     clip = smiling_man[0].clip

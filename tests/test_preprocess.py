@@ -64,10 +64,14 @@ def test_detecting_the_language_costs_no_second_encoder_pass(speech_dir, config,
     real = WhisperModel.encode
     monkeypatch.setattr(WhisperModel, "encode", lambda self, f: passes.append(1) or real(self, f))
     asr.model._last = None
-    detected = asr.transcribe(audio, offset=0.0)
-    assert detected[0] == "en" and len(passes) == 1
+    detected = asr.transcribe_encoded(audio, offset=0.0)
+    assert detected.language == "en" and len(passes) == 1
     # the same words as when the language is given
-    assert [w.text for w in detected[1]] == [w.text for w in asr.transcribe(audio, offset=0.0, language="en")[1]]
+    given = asr.transcribe_encoded(audio, offset=0.0, language="en")
+    assert [w.text for w in detected.words] == [w.text for w in given.words]
+    # a detected language keeps whisper's probability for it (ten seconds of clear English: sure of
+    # it); a given one has none, as nothing was detected
+    assert 0.9 < detected.language_probability <= 1.0 and given.language_probability is None
 
 
 @pytest.mark.slow  # loads whisper
@@ -145,6 +149,7 @@ def test_video_clips_get_tracked_faces_speech_and_prosody(feat_data, speech_dir,
     f = features[0]
     clip = sampled.clips[0]
     assert wer(TRUTH["beckett.wav"], " ".join(w.text for w in f.words)) <= 0.10
+    assert f.language == "en" and 0.9 < f.language_probability <= 1.0  # detected, and whisper's certainty kept
     # one voice: the offline diarizer finds one speaker, and says nothing is a fallback
     assert {w.speaker for w in f.words} == {"SPEAKER_00"} and f.speakers
     assert f.provenance.model_id and "offline:segmentation-3.0" in f.provenance.model_id
@@ -291,6 +296,8 @@ def test_clips_of_a_source_share_asr_windows_without_losing_words(speech_dir, co
         assert set(out) == set(range(len(clips)))
         for i, (language, words, _) in ((i, (x.language, x.words, x.encoding)) for i, x in out.items()):
             assert language == "en"
+            # every clip carries the source's detection, which only the first window made
+            assert out[i].language_probability == out[0].language_probability and 0.5 < out[i].language_probability <= 1.0
             # each word sits in the clip it was given to, on the source timeline
             assert all(clips[i].start - 0.3 <= (w.start + w.end) / 2 <= clips[i].end + 0.3 for w in words)
         hyps[window_s] = " ".join(w.text for i in sorted(out) for w in out[i].words)
@@ -365,6 +372,7 @@ def test_a_run_on_short_files_in_a_known_language_packs_them(speech_dir, tmp_pat
     run = RunDir(tmp_path / "run")
     features = run.read("features")
     assert len(features) == len(phrases) and all(f.words and f.language == "en" for f in features)
+    assert all(f.language_probability is None for f in features)  # declared, not detected
     assert 0 < len(calls) < len(phrases)  # the five files shared windows
     # each clip keeps whisper's mean encoder state over its own piece of the shared window
     encodings = [f.speech_encoding for f in features]

@@ -8,7 +8,9 @@ Whisper hears 30 s at a time whatever it is given: a 3 s clip costs a full 30 s 
 the speech clips of a source are packed into windows of up to `asr.window_s` seconds of the source
 (as WhisperX packs VAD segments), each window is transcribed once, and its words go back to the
 clips they fall in. The language is detected once per source (on its first window), or taken from
-`asr.language`.
+`asr.language`. A detected language keeps whisper's probability for it: on a word or two of a
+language whisper knows poorly it guesses, often English, and transcribes what it guessed ("I want
+to die." for a Polish "stop"), so readers of the words can tell a heard transcript from a guessed one.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 from importlib import metadata
+from typing import NamedTuple
 
 import numpy as np
 
@@ -29,6 +32,15 @@ from schemas.config import ASRConfig
 ENCODER_FPS = 50  # whisper's encoder: 1500 states per 30 s window
 
 
+class Heard(NamedTuple):
+    """What one ASR call gives."""
+
+    language: str | None
+    words: list[Word]
+    states: np.ndarray | None = None  # the encoder's states over the first 30 s, where the backend exposes them
+    language_probability: float | None = None  # whisper's, where it detected the language in this call
+
+
 class Transcriber:
     name: str
     version: str
@@ -38,12 +50,12 @@ class Transcriber:
         `language` (None: the configured language, else detected)."""
         raise NotImplementedError
 
-    def transcribe_encoded(self, audio: np.ndarray, offset: float, language: str | None = None
-                           ) -> tuple[str | None, list[Word], np.ndarray | None]:
+    def transcribe_encoded(self, audio: np.ndarray, offset: float, language: str | None = None) -> Heard:
         """`transcribe`, plus the encoder's states over the first 30 s of `audio` ((frames, dim),
         ENCODER_FPS a second) where the backend exposes them: the ASR model's own acoustic reading
-        of the speech, which the learned voice model reads (agents/learned_voice.py)."""
-        return (*self.transcribe(audio, offset, language), None)
+        of the speech, which the learned voice model reads (agents/learned_voice.py); and the
+        probability of the language where this call detected it."""
+        return Heard(*self.transcribe(audio, offset, language))
 
 
 def mean_states(states: np.ndarray | None, start_s: float, end_s: float) -> list[float] | None:
@@ -119,27 +131,30 @@ class FasterWhisperASR(Transcriber):
                                             cpu_threads=ctranslate2_threads(config.cpu_threads))
         self._lock = threading.Lock()
 
-    def _detect_language(self, audio: np.ndarray) -> str | None:
-        """The language of the first window, encoded exactly as transcription will encode it (the
-        same frames: generate_segments leaves out the extractor's last frame), so that pass is reused."""
+    def _detect_language(self, audio: np.ndarray) -> tuple[str, float | None]:
+        """The language of the first window and its probability, encoded exactly as transcription
+        will encode it (the same frames: generate_segments leaves out the extractor's last frame), so
+        that pass is reused. An English-only model detects nothing (None)."""
         from faster_whisper.audio import pad_or_trim
 
         if not self.model.model.is_multilingual:
-            return "en"
+            return "en", None
         features = self.model.feature_extractor(audio)
         first = pad_or_trim(features[:, :min(self.model.feature_extractor.nb_max_frames, features.shape[-1] - 1)])
-        token, _prob = self.model.model.detect_language(self.model.encode(first))[0][0]
-        return token[2:-2]
+        token, prob = self.model.model.detect_language(self.model.encode(first))[0][0]
+        return token[2:-2], round(float(prob), 4)
 
     def transcribe(self, audio, offset, language=None):
         return self.transcribe_encoded(audio, offset, language)[:2]
 
     def transcribe_encoded(self, audio, offset, language=None):
         if audio.size < 1600:
-            return None, [], None
+            return Heard(None, [])
         with self._lock:
             self.model.first = None
-            language = language or self.config.language or self._detect_language(audio)
+            language, probability = language or self.config.language, None
+            if not language:
+                language, probability = self._detect_language(audio)
             segments, info = self.model.transcribe(
                 audio, language=language, beam_size=self.config.beam_size, word_timestamps=True,
                 vad_filter=False, condition_on_previous_text=False, temperature=list(self.config.temperatures),
@@ -150,7 +165,7 @@ class FasterWhisperASR(Transcriber):
             ]
             states = _to_numpy(self.model.first) if self.model.first is not None else None
             self.model.first = None
-        return info.language, words, states
+        return Heard(info.language, words, states, probability)
 
 
 class WhisperXASR(Transcriber):
@@ -241,6 +256,7 @@ class Said:
     language: str | None
     words: list[Word]
     encoding: list[float] | None = None
+    language_probability: float | None = None  # whisper's for the source's detected language (None: declared)
 
 
 def transcribe_clips(asr: Transcriber, clips: list[Clip], audio: np.ndarray, sr: int, config: ASRConfig,
@@ -248,16 +264,18 @@ def transcribe_clips(asr: Transcriber, clips: list[Clip], audio: np.ndarray, sr:
     """Language, words and encoder mean of every speech clip of a source (by clip index), one ASR
     call per window. `prepare` maps a window's audio before ASR (denoising)."""
     out: dict[int, Said] = {}
-    language = config.language
+    language, probability = config.language, None
     for w in pack_windows(clips, config.window_s):
         a, b = int(w.start * sr), min(audio.size, int(w.end * sr))
         chunk = audio[a:b] if b > a else np.zeros(0, np.float32)
-        detected, words, states = asr.transcribe_encoded(prepare(chunk) if prepare else chunk, w.start, language)
-        language = language or detected  # detected once per source, on its first window
+        heard = asr.transcribe_encoded(prepare(chunk) if prepare else chunk, w.start, language)
+        if not language and heard.language:  # detected once per source, on its first window
+            language, probability = heard.language, heard.language_probability
         for i in w.clips:
             c = clips[i]
-            out[i] = Said(detected, words_in(words, c.start, c.end) if len(w.clips) > 1 else words,
-                          mean_states(states, c.start - w.start, c.end - w.start))
+            out[i] = Said(heard.language, words_in(heard.words, c.start, c.end) if len(w.clips) > 1 else heard.words,
+                          mean_states(heard.states, c.start - w.start, c.end - w.start),
+                          probability if heard.language == language else heard.language_probability)
     return out
 
 

@@ -93,7 +93,7 @@ def transcribe_packed(asr: Transcriber, pieces: list[Piece], config: ASRConfig, 
             offsets.append(t)
             parts.append(p.audio.astype(np.float32, copy=False))
             t += p.audio.size / sr
-        language, words, states = asr.transcribe_encoded(np.concatenate(parts), 0.0, config.language)
+        language, words, states, _ = asr.transcribe_encoded(np.concatenate(parts), 0.0, config.language)  # declared: none detected
         owner = [piece_of(w, offsets) for w in words]
         for k, (p, off) in enumerate(zip(window, offsets)):
             dur = p.audio.size / sr

@@ -176,6 +176,7 @@ class Transcript:
     notes: list[str] = field(default_factory=list)
     spoken: bool = False  # the clip has speech that was transcribed, so it needs speakers
     encoding: list[float] | None = None  # mean whisper encoder state over the clip
+    language_probability: float | None = None
 
 
 def _clip_audio(clip: Clip, audio: np.ndarray, sr: int) -> np.ndarray:
@@ -190,7 +191,7 @@ def _transcript(clip: Clip, audio: np.ndarray, sr: int, said: Said | None) -> Tr
         return Transcript(notes=["no speech detected in clip: no transcript or speakers"])
     said = said or Said(None, [])
     return Transcript(said.language, said.words, [] if said.words else ["ASR returned no words for the speech in this clip"],
-                      spoken=True, encoding=said.encoding)
+                      spoken=True, encoding=said.encoding, language_probability=said.language_probability)
 
 
 def _diarize(diarizer, audio, sr, clips, transcripts) -> tuple[list[SpeakerTurn], Exception | None]:
@@ -235,7 +236,8 @@ def _clip_features(i, clip, audio, sr, sampler, transcript, source_turns, config
     elif not clip.has_video:
         notes.append("no video: no faces")
     main, reason = main_track(faces)
-    return ClipFeatures(clip_id=clip.clip_id, language=transcript.language, words=words, speakers=turns, prosody=prosody, faces=faces,
+    return ClipFeatures(clip_id=clip.clip_id, language=transcript.language, language_probability=transcript.language_probability,
+                        words=words, speakers=turns, prosody=prosody, faces=faces,
                         main_track_id=main, main_track_reason=reason, notes=notes, speech_encoding=transcript.encoding, provenance=prov)
 
 
