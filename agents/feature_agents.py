@@ -185,10 +185,6 @@ class FACSRulesAgent(PerClipAnnotator):
                           steps=steps, evidence=evidence)
 
 
-# below even odds that the speech is in the language whisper wrote it in, its words are as likely a
-# guess in the wrong language as what was said: whisper base hears a Polish "oddaj" as "or the die."
-# (detected English at 0.30-0.53 on such words), while English sentences of two seconds read 0.93-0.99
-MIN_LANGUAGE_PROBABILITY = 0.5
 NRC_TO_BASIC = {"joy": "happiness", "sadness": "sadness", "anger": "anger", "fear": "fear", "surprise": "surprise", "disgust": "disgust"}
 
 
@@ -210,12 +206,12 @@ class LexicalAgent(PerClipAnnotator):
         words = item.features.words if item.features else []
         if not words:
             return self.abstain(item, run_id, "no transcript")
-        lang, sure = item.features.language, item.features.language_probability
+        lang = item.features.language
         if lang and not lang.lower().startswith("en"):
             # both lexicons are English: a German or Polish word matches nothing, or the wrong entry
             return self.abstain(item, run_id, f"the NRC lexicon and VADER are English; the transcript is in {lang!r}")
-        if sure is not None and sure < MIN_LANGUAGE_PROBABILITY:
-            return self.abstain(item, run_id, f"whisper was unsure the speech is English ({lang!r} at {sure:.2f}): "
+        if item.features.words_may_be_guessed:
+            return self.abstain(item, run_id, f"whisper was unsure the speech is English ({lang!r} at {item.features.language_probability:.2f}): "
                                               "its words may be a guess in the wrong language, not what was said")
         text = " ".join(w.text for w in words)
         counts: dict[str, float] = {}

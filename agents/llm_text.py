@@ -13,7 +13,7 @@ from importlib import metadata
 
 from agents.answer import to_annotation, with_repair
 from agents.base import Annotator, register
-from agents.feature_agents import AU_NAMES, MIN_LANGUAGE_PROBABILITY, main_face
+from agents.feature_agents import AU_NAMES, main_face
 from pipeline.preprocess.weights import package_path
 from schemas import Annotation, AnnotatorInput
 
@@ -49,7 +49,7 @@ def serialise(item: AnnotatorInput) -> str:
     parts = [f"<Clip>{item.clip.duration:.1f} s, modalities: {'video ' if item.clip.has_video else ''}{'audio' if item.clip.has_audio else ''}</Clip>"]
     if f and f.words:
         said = _TAG.sub(" ", " ".join(w.text for w in f.words))
-        if f.language_probability is not None and f.language_probability < MIN_LANGUAGE_PROBABILITY:
+        if f.words_may_be_guessed:
             # what the lexical agent abstains on, the model is told rather than left to trust
             said += f" (the recogniser was unsure of the language: {f.language} at {f.language_probability:.2f}; these words may be a guess)"
         parts.append(f"<Text>{said}</Text>")

@@ -150,6 +150,12 @@ class FaceObservation(BaseModel):
     expression: list[LabelProb] = []
 
 
+# below even odds that the speech is in the language whisper wrote it in, its words are as likely a
+# guess in the wrong language as what was said: whisper base hears a Polish "oddaj" as "or the die."
+# (detected English at 0.30-0.53 on such words), while English sentences of two seconds read 0.93-0.99
+MIN_LANGUAGE_PROBABILITY = 0.5
+
+
 class ClipFeatures(BaseModel):
     clip_id: str
     language: str | None = None
@@ -168,6 +174,11 @@ class ClipFeatures(BaseModel):
     # its span (faster-whisper; None for other backends and clips without transcribed speech)
     speech_encoding: list[float] | None = None
     provenance: Provenance
+
+    @property
+    def words_may_be_guessed(self) -> bool:
+        """Whisper detected the language at below even odds (MIN_LANGUAGE_PROBABILITY)."""
+        return bool(self.words) and self.language_probability is not None and self.language_probability < MIN_LANGUAGE_PROBABILITY
 
 
 class SourcePreprocessing(BaseModel):

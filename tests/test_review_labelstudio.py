@@ -487,3 +487,8 @@ def test_a_task_sends_only_what_it_has():
     (pred,) = sent["predictions"]
     assert pred["result"][0]["value"]["choices"] == ["happiness", "surprise"] and sent["data"]["fps"] == 29.97
     assert set(sent["data"]["transcript"][0]) == {"author", "text", "start", "end"}
+    assert all(line["author"] != "ASR" for line in sent["data"]["transcript"])
+    # words whisper wrote in a language it was unsure of: the reviewer reads that under them
+    guessed = features("m1").model_copy(update={"language": "en", "language_probability": 0.42})
+    lines = build_task(clip("m1"), c, "/data/x.mp4", 29.97, features=guessed).payload()["data"]["transcript"]
+    assert lines[:-1] == sent["data"]["transcript"] and lines[-1]["author"] == "ASR" and "unsure of the language: en at 0.42" in lines[-1]["text"]

@@ -63,6 +63,10 @@ def _transcript(feat: ClipFeatures | None) -> list[TranscriptLine]:
                 lines[-1].end = w.end
         else:
             lines.append(TranscriptLine(author=who, text=w.text, start=w.start, end=w.end))
+    if feat is not None and feat.words_may_be_guessed:
+        # the reviewer hears the clip: told that the words may be whisper's guess, they trust their ears
+        lines.append(TranscriptLine(author="ASR", text=f"(unsure of the language: {feat.language} at {feat.language_probability:.2f}; "
+                                                       "these words may be a guess, not what was said)"))
     # <Paragraphs> needs at least one line
     return lines or [TranscriptLine(author="-", text="(no speech transcribed)")]
 
