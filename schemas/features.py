@@ -160,8 +160,8 @@ class ClipFeatures(BaseModel):
     clip_id: str
     language: str | None = None
     # whisper's probability for the language it detected in the clip's source (None: declared in
-    # asr.language, or not detected); low on a word or two of a language it knows poorly, whose words
-    # are then its guess
+    # asr.language, or a backend that does not say, as whisperx); low on a word or two of a language
+    # it knows poorly, whose words are then its guess
     language_probability: float | None = None
     words: list[Word] = []
     speakers: list[SpeakerTurn] = []
