@@ -94,10 +94,10 @@ def test_lexical_agent_labels_transcripts(smiling_man, text, label):
 
 
 def test_lexical_agent_abstains_on_words_whisper_may_have_guessed(smiling_man):
-    """A Polish "oddaj" came out of whisper base as "I want to die." in English detected at 0.42: the
-    lexicons would read fear into a word the speaker never said. Below even odds on the language the
-    agent abstains, saying why; the same words heard surely are read, and a declared language (no
-    probability) is trusted."""
+    """whisper base writes Polish single words as English hallucinations ("I want to die.") at low
+    language probability: the lexicons would read fear into words the speaker never said. Below even
+    odds on the language the agent abstains, saying why; the same words heard surely are read, and a
+    declared language (no probability) is trusted."""
     from agents.llm_text import serialise
 
     clip = smiling_man[0].clip

@@ -9,8 +9,8 @@ the speech clips of a source are packed into windows of up to `asr.window_s` sec
 (as WhisperX packs VAD segments), each window is transcribed once, and its words go back to the
 clips they fall in. The language is detected once per source (on its first window), or taken from
 `asr.language`. A detected language keeps whisper's probability for it: on a word or two of a
-language whisper knows poorly it guesses, often English, and transcribes what it guessed ("I want
-to die." for a Polish "stop"), so readers of the words can tell a heard transcript from a guessed one.
+language whisper knows poorly it guesses, often English, and transcribes what it guessed ("Thank you
+very much." for a Polish word), so readers of the words can tell a heard transcript from a guessed one.
 """
 
 from __future__ import annotations
