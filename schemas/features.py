@@ -152,8 +152,8 @@ class FaceObservation(BaseModel):
 
 # below even odds that the speech is in the language whisper wrote it in, its words are as likely a
 # guess in the wrong language as what was said: whisper base writes Polish single words as English
-# ("Thank you very much.", "I'll see you in the next video.") at 0.13-0.48, while English sentences of
-# two seconds read 0.93-0.99 (docs/label-quality.md, "Words whisper may have guessed")
+# hallucinations ("Thank you very much.") well below it, and two seconds of English near certainty
+# (docs/label-quality.md, "Words whisper may have guessed")
 MIN_LANGUAGE_PROBABILITY = 0.5
 
 
