@@ -3,8 +3,11 @@ in-process, so a model loaded for one job serves the next (a Prefect process wor
 process, and loads the weights again, for every job).
 
 A slot polls the work pool, claims a scheduled run of the GPU deployment by moving it to Pending (the
-server accepts that move from one claimant only), and runs it with Prefect's flow engine in its own
-process. Its supervisor (`emoforge worker`) restarts a slot whose process died and marks the flow run
+server accepts that move from one claimant only, while the run is Pending or Running), and runs it
+with Prefect's flow engine in its own process. The server also accepts Pending from a Completed run
+whose result is not persisted (ours are not): a slot holding a stale list of due runs could claim one
+another slot had already finished, and answer it twice. A claimed run that has run before is given
+back its state and skipped. Its supervisor (`emoforge worker`) restarts a slot whose process died and marks the flow run
 it was running Crashed, so stage 3 submits it again (`runtime.gpu.crash_retries`), as it does for a
 crashed process worker."""
 
@@ -28,10 +31,8 @@ POLL_S = float(os.environ.get("PREFECT_WORKER_QUERY_SECONDS", "5"))
 def serve_slot(pool: str, name: str, state_file: Path) -> None:
     """Take the pool's GPU flow runs one at a time, forever; `state_file` names the run in progress."""
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.responses import SetStateStatus
     from prefect.exceptions import Abort
     from prefect.flow_engine import run_flow
-    from prefect.states import Pending
 
     with get_client(sync_client=True) as client:
         deployment = retry_while_busy(client.read_deployment_by_name)(f"{FLOW_NAME}/{pool}")
@@ -41,8 +42,7 @@ def serve_slot(pool: str, name: str, state_file: Path) -> None:
             due = client.get_scheduled_flow_runs_for_work_pool(pool, scheduled_before=datetime.now(UTC))
             runs = sorted((r.flow_run for r in due if r.flow_run.deployment_id == deployment.id),
                           key=lambda r: r.expected_start_time or r.created)
-            claimed = next((r for r in runs if client.set_flow_run_state(r.id, Pending(), force=False).status == SetStateStatus.ACCEPT), None)
-            claimed = client.read_flow_run(claimed.id) if claimed else None
+            claimed = claim_first(client, runs)
         if claimed is None:
             time.sleep(POLL_S)
             continue
@@ -55,6 +55,25 @@ def serve_slot(pool: str, name: str, state_file: Path) -> None:
             log.warning("slot %s: flow run %s failed: %s: %s", name, claimed.name, type(exc).__name__, exc)
         finally:
             state_file.unlink(missing_ok=True)
+
+
+def claim_first(client, runs: list) -> object | None:
+    """The first of `runs` this slot moved to Pending and that had never run (read back, as the engine
+    needs it), or None. `runs` may be stale: one another slot finished since is put back as it was."""
+    from prefect.client.schemas.responses import SetStateStatus
+    from prefect.states import Pending
+
+    for run in runs:
+        if client.set_flow_run_state(run.id, Pending(), force=False).status != SetStateStatus.ACCEPT:
+            continue
+        claimed = client.read_flow_run(run.id)
+        if claimed.run_count == 0:
+            return claimed
+        before = [s for s in client.read_flow_run_states(run.id) if not s.is_pending()]
+        last = max(before, key=lambda s: s.timestamp)
+        client.set_flow_run_state(run.id, last.fresh_copy(), force=True)
+        log.info("flow run %s had run already (%s); left as it was", claimed.name, last.name)
+    return None
 
 
 class Slot:

@@ -112,6 +112,36 @@ def test_pool_without_worker_is_a_reject_naming_the_pool_and_the_run_finishes(fe
     assert len(reasons) == 1 and "emoforge worker --pool no-such-pool" in reasons[0]
 
 
+def test_a_slot_with_a_stale_list_does_not_claim_a_run_another_slot_finished(tmp_path):
+    """Two slots poll the same pool: one may still hold a run in its list of due runs after the other
+    has claimed, run and completed it. The server accepts Pending from Completed (the result is not
+    persisted), so that claim would answer the job twice (seen on CI: a source annotated by both GPU
+    slots). The stale claim leaves the run Completed and claims the next due run instead."""
+    from prefect.states import Completed, Pending, Running
+
+    from flows.gpu_slot import claim_first
+
+    pool = f"test-stale-{uuid.uuid4().hex[:6]}"
+    register_deployment(pool)  # no worker polls this pool: the test is both slots
+    with get_client(sync_client=True) as client:
+        deployment = client.read_deployment_by_name(f"{FLOW_NAME}/{pool}")
+        done, waiting = (client.create_flow_run_from_deployment(deployment.id, parameters={"job_file": str(tmp_path / f"{k}.job.json")})
+                         for k in ("done", "waiting"))
+        stale = [done, waiting]  # what the slow slot read while both were Scheduled
+        # the quick slot claims the first, runs it and finishes
+        assert claim_first(client, [done]).id == done.id
+        client.set_flow_run_state(done.id, Running(), force=False)
+        client.set_flow_run_state(done.id, Completed(), force=False)
+        # the slow slot's stale list: the finished run is given back as it was, the next one is claimed
+        assert claim_first(client, stale).id == waiting.id
+        after = client.read_flow_run(done.id)
+        assert after.state.is_completed() and after.run_count == 1
+        assert client.read_flow_run(waiting.id).state.is_pending()
+        # and a run another slot holds (Pending) is refused as before
+        assert claim_first(client, [waiting]) is None
+        assert client.set_flow_run_state(waiting.id, Pending(), force=False).status.value != "ACCEPT"
+
+
 def slot_workers(parent: int) -> dict[str, str]:
     """CUDA_VISIBLE_DEVICES of each worker process under `parent` (resident slots or Prefect workers), by name."""
     out = {}
