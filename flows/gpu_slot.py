@@ -7,9 +7,9 @@ server accepts that move from one claimant only, while the run is Pending or Run
 with Prefect's flow engine in its own process. The server also accepts Pending from a Completed run
 whose result is not persisted (ours are not): a slot holding a stale list of due runs could claim one
 another slot had already finished, and answer it twice. A claimed run that has run before is given
-back its state and skipped. Its supervisor (`emoforge worker`) restarts a slot whose process died and marks the flow run
-it was running Crashed, so stage 3 submits it again (`runtime.gpu.crash_retries`), as it does for a
-crashed process worker."""
+back its state and skipped. Its supervisor (`emoforge worker`) restarts a slot whose process died
+and marks the flow run it was running Crashed, so stage 3 submits it again
+(`runtime.gpu.crash_retries`), as it does for a crashed process worker."""
 
 from __future__ import annotations
 
@@ -71,7 +71,8 @@ def claim_first(client, runs: list) -> object | None:
             return claimed
         before = [s for s in client.read_flow_run_states(run.id) if not s.is_pending()]
         last = max(before, key=lambda s: s.timestamp)
-        client.set_flow_run_state(run.id, last.fresh_copy(), force=True)
+        # a busy server is asked again: left Pending, the run would look claimed by nobody for ever
+        retry_while_busy(client.set_flow_run_state)(run.id, last.fresh_copy(), force=True)
         log.info("flow run %s had run already (%s); left as it was", claimed.name, last.name)
     return None
 

@@ -117,6 +117,7 @@ def test_a_slot_with_a_stale_list_does_not_claim_a_run_another_slot_finished(tmp
     has claimed, run and completed it. The server accepts Pending from Completed (the result is not
     persisted), so that claim would answer the job twice (seen on CI: a source annotated by both GPU
     slots). The stale claim leaves the run Completed and claims the next due run instead."""
+    from prefect.client.schemas.responses import SetStateStatus
     from prefect.states import Completed, Pending, Running
 
     from flows.gpu_slot import claim_first
@@ -139,7 +140,7 @@ def test_a_slot_with_a_stale_list_does_not_claim_a_run_another_slot_finished(tmp
         assert client.read_flow_run(waiting.id).state.is_pending()
         # and a run another slot holds (Pending) is refused as before
         assert claim_first(client, [waiting]) is None
-        assert client.set_flow_run_state(waiting.id, Pending(), force=False).status.value != "ACCEPT"
+        assert client.set_flow_run_state(waiting.id, Pending(), force=False).status != SetStateStatus.ACCEPT
 
 
 def slot_workers(parent: int) -> dict[str, str]:
